@@ -1,0 +1,54 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11+:
+#   make demo   -> the offline end-to-end demo (outputs under data/ or $GENZOO_DATA_DIR)
+#   make test   -> the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: demo test ui bench system-deps venv deps test-deps clean
+
+# Debian libraries for headless rendering (EGL + Mesa) and, for the browser test, chromium.
+# Installed only when missing; needs root or sudo on a fresh machine.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@missing=""; for p in libegl1 libgl1-mesa-dri libgles2 $(EXTRA_DEBS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, from its pin: an unpinned resolve pulls several GB of CUDA wheels.
+$(VENV)/.deps: pyproject.toml | $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.deps
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+deps: system-deps $(VENV)/.deps
+
+test-deps: EXTRA_DEBS = chromium
+test-deps: system-deps $(VENV)/.test-deps
+
+demo: deps
+	$(VENV)/bin/genzoo demo
+
+test: test-deps
+	$(PY) -m pytest
+
+ui: deps
+	$(VENV)/bin/genzoo ui
+
+bench: deps
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .dagster_home

@@ -1,0 +1,1 @@
+"""Domain core: pure Python/numpy/torch. Nothing below this package imports dagster."""

@@ -1,0 +1,1 @@
+"""imagegen stage of the pipeline."""

@@ -1,0 +1,1 @@
+"""regressor stage of the pipeline."""

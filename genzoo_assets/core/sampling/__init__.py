@@ -1,0 +1,1 @@
+"""sampling stage of the pipeline."""

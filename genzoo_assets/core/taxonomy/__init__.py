@@ -1,0 +1,1 @@
+"""taxonomy stage of the pipeline."""
