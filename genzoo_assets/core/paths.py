@@ -15,9 +15,9 @@ class DataDirError(RuntimeError):
     """The data directory cannot be used (missing permission, not a directory, ...)."""
 
 
-def data_dir(create: bool = True) -> Path:
-    """The output root: ``$GENZOO_DATA_DIR`` if set, else ``./data``."""
-    root = Path(os.environ.get(DATA_DIR_ENV) or "data").expanduser().resolve()
+def data_dir(create: bool = True, override: str | os.PathLike | None = None) -> Path:
+    """The output root: ``override`` if given, else ``$GENZOO_DATA_DIR`` if set, else ``./data``."""
+    root = Path(override or os.environ.get(DATA_DIR_ENV) or "data").expanduser().resolve()
     if create:
         try:
             root.mkdir(parents=True, exist_ok=True)

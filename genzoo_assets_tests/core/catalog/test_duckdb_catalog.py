@@ -1,0 +1,204 @@
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from genzoo_assets.core.catalog.duckdb_catalog import (
+    CatalogQueryError, catalog_views, query, refresh_catalog,
+)
+from genzoo_assets.core.catalog.parquet import write_table_atomic
+from genzoo_assets.core.catalog.provenance import provenance, provenance_json
+from genzoo_assets.core.taxonomy.table import add_species, build_species_table
+
+SPECIES = ("panthera-leo", "dog-akita")
+SHARDS = ("000", "001")
+N = 4
+
+
+def _base(species, shard):
+    idx = list(range(int(shard) * N, (int(shard) + 1) * N))
+    return {"sample_id": [f"{species}.{shard}.{i:05d}" for i in idx], "species": species,
+            "shard": shard, "index": idx}
+
+
+def _shape(species, shard, offset=0.0):
+    return pd.DataFrame({**_base(species, shard), "seed": np.arange(N) + 7,
+                         "betas": [np.full(4, offset + i) for i in range(N)], "shape_backend": "prior",
+                         "provenance": provenance_json(provenance("shape_params", "prior"))})
+
+
+def _pose(species, shard):
+    return pd.DataFrame({**_base(species, shard), "yaw_deg": np.linspace(-90, 90, N),
+                         "keypoints_vis": [np.ones(3, bool)] * N, "pose_backend": "bank",
+                         "provenance": provenance_json(provenance("pose_params", "bank"))})
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = tmp_path / "data"
+    crafted = {"is_dog": True, "common_name": "x'; DROP TABLE samples; --"}
+    table = add_species(build_species_table(dataset_size=1000), crafted)
+    write_table_atomic(table, root / "species" / "species.parquet")
+    for sp in SPECIES:
+        for sh in SHARDS:
+            write_table_atomic(_shape(sp, sh), root / "shape_params" / sp / f"{sh}.parquet")
+    write_table_atomic(_pose("panthera-leo", "000"), root / "pose_params" / "panthera-leo" / "000.parquet")
+    return root
+
+
+def test_views_over_partitions(data):
+    # A half-written file (atomic_path's temporary name) must stay invisible.
+    (data / "pose_params" / "panthera-leo" / ".001.parquet.x1y2.tmp").write_bytes(b"PAR1 partial")
+    path = refresh_catalog(data)
+    assert path == data / "catalog.duckdb"
+    assert set(catalog_views(data)) == {"species", "shape_params", "pose_params", "samples"}
+    assert not [p for p in data.iterdir() if p.name.startswith(".")]
+    counts = query("SELECT species, count(*) AS n FROM shape_params GROUP BY 1 ORDER BY 1", data)
+    assert counts.to_dict("list") == {"species": ["dog-akita", "panthera-leo"], "n": [2 * N, 2 * N]}
+    samples = query("SELECT * FROM samples ORDER BY sample_id", data)
+    assert len(samples) == 4 * N and samples.columns.is_unique
+    leo = samples[samples["species"] == "panthera-leo"]
+    assert leo["yaw_deg"].notna().sum() == N and set(leo["common_name"]) == {"Lion"}
+    assert set(samples.loc[samples["species"] == "dog-akita", "sci_name"]) == {"Canis lupus familiaris"}
+    prov = query("SELECT provenance->>'$.shape_params.backend' AS s, provenance->>'$.pose_params.backend' AS p "
+                 "FROM samples WHERE yaw_deg IS NOT NULL LIMIT 1", data)
+    assert prov.iloc[0].tolist() == ["prior", "bank"]
+    fam = query('SELECT sp.family, count(*) AS n FROM shape_params s JOIN species sp ON sp.key = s.species '
+                'GROUP BY 1 ORDER BY 1', data)
+    assert fam.to_dict("list") == {"family": ["Canidae", "Felidae"], "n": [2 * N, 2 * N]}
+
+
+def test_rewriting_a_partition_never_duplicates(data):
+    refresh_catalog(data)
+    write_table_atomic(_shape("panthera-leo", "001", offset=100.0),
+                       data / "shape_params" / "panthera-leo" / "001.parquet")
+    refresh_catalog(data)  # the catalog is a snapshot: rewritten partitions show after a refresh
+    again = query("SELECT count(*) AS n, count(DISTINCT sample_id) AS u, max(betas[1]) AS b FROM shape_params", data)
+    assert again.iloc[0].tolist() == [4 * N, 4 * N, 100.0 + N - 1]
+    write_table_atomic(_shape("dog-akita", "002"), data / "shape_params" / "dog-akita" / "002.parquet")
+    refresh_catalog(data)
+    assert query("SELECT count(*) AS n FROM samples", data)["n"][0] == 5 * N
+
+
+def test_query_is_read_only(data):
+    refresh_catalog(data)
+    for sql in ("DROP VIEW samples", "CREATE TABLE t AS SELECT 1", "COPY species TO 'out.csv'",
+                "ATTACH 'other.duckdb' AS o", "SELECT 1; DROP VIEW species"):
+        with pytest.raises(CatalogQueryError, match="read-only|one statement"):
+            query(sql, data)
+    assert len(query("SELECT * FROM species WHERE common_name LIKE 'x''%'", data)) == 1
+    assert "samples" in set(query("SHOW TABLES", data)["name"])
+    with pytest.raises(CatalogQueryError, match="no_such_view"):
+        query("SELECT * FROM no_such_view", data)
+
+
+def test_missing_catalog_built_and_moved_dir_refreshed(data, tmp_path):
+    assert query("SELECT count(*) AS n FROM shape_params", data)["n"][0] == 4 * N
+    moved = tmp_path / "moved"
+    shutil.move(data, moved)
+    assert query("SELECT count(*) AS n FROM samples", moved)["n"][0] == 4 * N
+
+
+def test_refresh_while_reader_holds_catalog(data):
+    path = refresh_catalog(data)
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+        refresh_catalog(data)
+        assert reader.execute("SELECT count(*) FROM pose_params").fetchone()[0] == N  # its own snapshot
+    finally:
+        reader.close()
+    assert query("SELECT count(yaw_deg) AS n FROM samples", data)["n"][0] == 2 * N
+
+
+def test_empty_data_dir(tmp_path):
+    refresh_catalog(tmp_path)
+    assert catalog_views(tmp_path) == []
+
+
+def test_metrics_view_and_explicit_write_mode(data):
+    write_table_atomic(pd.DataFrame({"sample_id": ["a", "b"], "pck_010": [0.5, 0.7]}),
+                       data / "benchmark" / "animal3d" / "predictions.parquet")
+    refresh_catalog(data)
+    assert query("SELECT avg(pck_010) AS m FROM metrics", data)["m"][0] == pytest.approx(0.6)
+    query("CREATE VIEW lions AS SELECT * FROM shape_params WHERE species = 'panthera-leo'", data, read_only=False)
+    assert query("SELECT count(*) AS n FROM lions", data)["n"][0] == 2 * N
+    refresh_catalog(data)  # a refresh rebuilds the file: ad-hoc objects do not survive
+    with pytest.raises(CatalogQueryError, match="lions"):
+        query("SELECT * FROM lions", data)
+
+
+def _info(data):
+    return query("SELECT files_reused, files_read FROM _catalog_info", data).iloc[0].tolist()
+
+
+def test_rewritten_partition_with_other_rows_replaces_them(data):
+    refresh_catalog(data)
+    path = data / "shape_params" / "panthera-leo" / "001.parquet"
+    fewer = _shape("panthera-leo", "001", offset=50.0).iloc[:2].assign(sample_id=["leo.new.0", "leo.new.1"])
+    write_table_atomic(fewer, path)
+    refresh_catalog(data)
+    assert _info(data) == [5, 1]  # species + four unchanged partition files reused, one re-read
+    leo = query("SELECT sample_id FROM samples WHERE species = 'panthera-leo' ORDER BY 1", data)["sample_id"]
+    assert leo.tolist() == ["leo.new.0", "leo.new.1"] + [f"panthera-leo.000.{i:05d}" for i in range(N)]
+    dup = query("SELECT count(*) - count(DISTINCT sample_id) AS d FROM shape_params", data)["d"][0]
+    assert dup == 0
+
+
+def test_incremental_refresh_adds_new_and_drops_deleted_partitions(data):
+    refresh_catalog(data)
+    write_table_atomic(_pose("dog-akita", "001"), data / "pose_params" / "dog-akita" / "001.parquet")
+    (data / "shape_params" / "dog-akita" / "000.parquet").unlink()
+    refresh_catalog(data)
+    assert _info(data) == [5, 1]
+    rows = query("SELECT species, shard, count(*) AS n, count(yaw_deg) AS y FROM samples GROUP BY ALL ORDER BY ALL",
+                 data)
+    assert rows.values.tolist() == [["dog-akita", "001", N, N], ["panthera-leo", "000", N, N],
+                                    ["panthera-leo", "001", N, 0]]
+    refresh_catalog(data)  # nothing changed: every row comes from the previous snapshot
+    assert _info(data) == [6, 0]
+    assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == 2 * N
+
+
+def test_temporary_files_never_ingested(data):
+    refresh_catalog(data)
+    # A complete, valid Parquet file still under atomic_path's temporary name must stay invisible.
+    write_table_atomic(_shape("dog-akita", "000", offset=9.0), data / "tmp-src.parquet")
+    (data / "tmp-src.parquet").rename(data / "shape_params" / "dog-akita" / ".003.parquet.ab12.tmp")
+    (data / "shape_params" / "dog-akita" / ".004.parquet").write_bytes(b"PAR1 partial")
+    refresh_catalog(data)
+    assert _info(data) == [6, 0]
+    assert query("SELECT count(*) AS n, max(betas[1]) AS b FROM shape_params", data).iloc[0].tolist() == [4 * N, N - 1]
+
+
+def test_failed_refresh_keeps_the_previous_snapshot(data):
+    refresh_catalog(data)
+    (data / "pose_params" / "dog-akita").mkdir()
+    (data / "pose_params" / "dog-akita" / "000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(CatalogQueryError, match="000.parquet"):
+        refresh_catalog(data)
+    assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == N
+    assert sorted(p.name for p in data.iterdir()) == ["catalog.duckdb", "pose_params", "shape_params", "species"]
+
+
+def test_reader_in_another_process_does_not_block_refresh(data):
+    path = refresh_catalog(data)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(c.execute('SELECT count(*) FROM pose_params').fetchone()[0], flush=True); sys.stdin.readline(); "
+         "print(c.execute('SELECT count(*) FROM pose_params').fetchone()[0], flush=True)", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == str(N)
+        write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+        refresh_catalog(data)
+        assert _info(data) == [6, 1]  # the held old file was still read for the unchanged partitions
+        assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == 2 * N
+        out, _ = reader.communicate("\n", timeout=30)
+        assert out.strip() == str(N)  # the reader keeps its own snapshot
+    finally:
+        reader.kill()
