@@ -1,0 +1,45 @@
+"""Pose samplers: one interface, backends chosen by name from config.
+
+A draw is ``(global_orient_canonical, body_pose, posture)``: the posture's own orientation as a
+rotation of the canonical frame (sitting pitches the trunk up, lying on the side rolls it; None =
+upright), the 34 joint rotations (34, 3, 3) in MODEL coordinates, and a posture name. The
+viewpoint is not part of the pose: the camera sampler composes it on top.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+POSE_BACKENDS = ("procedural", "bank")
+
+
+@runtime_checkable
+class PoseSampler(Protocol):
+    name: str
+    model_files: dict[str, str]
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]:
+        ...
+
+
+def canonical_to_model(rotations: np.ndarray, canonical_rotation: np.ndarray) -> np.ndarray:
+    """Rotations written in the canonical frame → model coordinates: ``Cᵀ · R · C``."""
+    c = np.asarray(canonical_rotation, dtype=np.float64)
+    return np.einsum("ji,...jk,kl->...il", c, rotations, c)
+
+
+def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
+    """Build the pose backend ``name`` ("procedural" default, "bank" for GenZoo-style npz banks)."""
+    if name == "procedural":
+        from genzoo_assets.core.sampling.pose_procedural import ProceduralPoseSampler
+
+        return ProceduralPoseSampler(body_model, **options)
+    if name == "bank":
+        from genzoo_assets.core.sampling.pose_bank import BankPoseSampler
+
+        if "path" not in options:
+            raise ValueError("bank pose sampler needs path= (an .npz pose bank such as GenZoo's dog_poses.npz)")
+        return BankPoseSampler(options.pop("path"), body_model, **options)
+    raise ValueError(f"unknown pose sampler {name!r}; choose one of {POSE_BACKENDS}")
