@@ -1,0 +1,143 @@
+"""GenZoo's captioner: a vision-language model asked how the animal in the raw render is oriented.
+
+The paper used Molmo-7B. Any transformers image-text-to-text model in a local folder works
+(LLaVA, Qwen2-VL, Molmo2, ...): it is loaded offline with ``AutoProcessor`` +
+``AutoModelForImageTextToText`` and asked the fixed question of ``data/instructions.yaml`` with
+greedy decoding, a batch at a time. The original Molmo-7B (``allenai/Molmo-7B-D-0924``) ships its
+own modelling code: pass ``trust_remote_code=True`` to allow running that code (it is off by
+default because it executes Python from the model folder); Molmo's processor exposes
+``process()`` and its model ``generate_from_batch()``, which this class then uses one image at a
+time, as in Molmo's model card.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
+from genzoo_assets.core.text.model_dir import check_model_dir, folder_sha256, resolve_device, resolve_dtype
+from genzoo_assets.core.text.vocabulary import data_sha256, load_data
+
+_ANSWER_PREFIX = re.compile(r"^\s*(answer|assistant|a)\s*:\s*", re.I)
+_QUOTES = "\"'`“”‘’"
+
+
+def one_sentence(text: str) -> str:
+    """The first sentence of a model answer, whitespace collapsed, capitalised, ending in a full stop."""
+    text = _ANSWER_PREFIX.sub("", " ".join(str(text).split())).strip().strip(_QUOTES).strip()
+    match = re.match(r"(.+?[.!?])(?=\s|$)", text)
+    sentence = (match.group(1) if match else text).strip().strip(_QUOTES).strip()
+    if not sentence:
+        return ""
+    if sentence[-1] not in ".!?":
+        sentence += "."
+    return sentence[0].upper() + sentence[1:]
+
+
+def _pil(image: np.ndarray, index: int):
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise ValueError(f"caption input {index}: image must be an HxWx3 uint8 array, got {arr.dtype} {arr.shape}")
+    return Image.fromarray(arr[..., :3])
+
+
+class VLMCaptioner:
+    """Captions from a local vision-language model; empty answers fall back to the geometric caption."""
+
+    needs_images = True
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 48,
+        trust_remote_code: bool = False,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+        folder = check_model_dir(model_dir, "VLM captioner", needs_processor=True)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = max(1, int(batch_size))
+        self.max_new_tokens = int(max_new_tokens)
+        kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+        self.processor = AutoProcessor.from_pretrained(folder, **kwargs)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=self.dtype, **kwargs)
+        except ValueError:
+            if not trust_remote_code:
+                raise
+            # Molmo-7B's remote code registers itself as a causal LM only.
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs)
+        self.model = model.to(self.device).eval()
+        self._molmo = hasattr(self.processor, "process") and hasattr(self.model, "generate_from_batch")
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.padding_side = "left"  # batched generation continues after the prompt
+        self.name = f"vlm:{folder.name}"
+        self.model_files = {"vlm": folder_sha256(folder), "instructions": data_sha256("instructions.yaml")}
+        self._fallback = GeometricCaptioner()
+
+    def question(self, species_name: str | None) -> str:
+        return load_data("instructions.yaml")["vlm_question"].format(animal=species_name or "animal")
+
+    def caption_batch(self, items: list[CaptionInput]) -> list[str]:
+        return [text for text, _ in self.caption_batch_with_backend(items)]
+
+    def caption_batch_with_backend(self, items: list[CaptionInput]) -> list[tuple[str, str]]:
+        for i, item in enumerate(items):
+            if item.image is None:
+                raise ValueError(f"caption input {i} ({item.species_name or 'unknown species'}): the VLM captioner needs the raw render image")
+        answers: list[str] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            answers.extend(self._generate_molmo(chunk, start) if self._molmo else self._generate(chunk, start))
+        out = []
+        fallbacks = self._fallback.caption_batch(items)
+        for answer, fallback in zip(answers, fallbacks):
+            sentence = one_sentence(answer)
+            out.append((sentence, self.name) if sentence else (fallback, f"geometric(fallback:{self.name})"))
+        return out
+
+    def _prompt_text(self, question: str) -> str:
+        if getattr(self.processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return f"{getattr(self.processor, 'image_token', '<image>')}\n{question}"
+
+    def _generate(self, chunk: list[CaptionInput], offset: int) -> list[str]:
+        import torch
+
+        images = [_pil(item.image, offset + i) for i, item in enumerate(chunk)]
+        texts = [self._prompt_text(self.question(item.species_name)) for item in chunk]
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def _generate_molmo(self, chunk: list[CaptionInput], offset: int) -> list[str]:
+        import torch
+        from transformers import GenerationConfig
+
+        answers = []
+        config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, stop_strings="<|endoftext|>")
+        for i, item in enumerate(chunk):
+            raw = self.processor.process(images=[_pil(item.image, offset + i)], text=self.question(item.species_name))
+            inputs = {k: v.to(self.device).unsqueeze(0) for k, v in raw.items()}
+            if "images" in inputs:
+                inputs["images"] = inputs["images"].to(self.dtype)
+            with torch.inference_mode():
+                out = self.model.generate_from_batch(inputs, config, tokenizer=self.processor.tokenizer)
+            answers.append(self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+        return answers

@@ -1,0 +1,72 @@
+import pandas as pd
+import pytest
+
+from genzoo_assets.core.text import ModelDirectoryError, PromptInput, TokenBudget, make_prompter, prompt_partition
+from genzoo_assets.core.text.llm import LLMPrompter, chat_messages, clean_prompt
+
+from .tiny import save_tiny_qwen2, word_tokenizer
+
+CAPTION = "The animal is facing left, seen at eye level, standing."
+
+
+@pytest.fixture(scope="module")
+def qwen_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-qwen2")
+    return save_tiny_qwen2(root / "qwen"), save_tiny_qwen2(root / "qwen-eos", only_eos=True)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _items(seeds):
+    return [PromptInput("Snow leopard", False, None, CAPTION, s) for s in seeds]
+
+
+def test_tiny_qwen2_end_to_end(qwen_dirs):
+    prompter = make_prompter("llm", model_dir=qwen_dirs[0], device="cpu", batch_size=1, max_new_tokens=24)
+    assert isinstance(prompter, LLMPrompter) and len(prompter.model_files["llm"]) == 64
+    first = prompter.fitted_batch(_items([1, 2, 3]))
+    assert [f.text for f in first] == prompter.prompt_batch(_items([1, 2, 3]))  # seeded sampling
+    assert len({f.text for f in first}) == 3
+    for f in first:
+        assert f.backend.startswith(prompter.name) and f.num_tokens <= 77
+        # random weights never name the species: the core clause is put in front
+        assert "a Snow leopard facing left, seen at eye level, standing" in f.text
+        assert "\n" not in f.text and '"' not in f.text
+
+
+def test_empty_answers_fall_back_to_the_template(qwen_dirs):
+    prompter = LLMPrompter(qwen_dirs[1], device="cpu", max_new_tokens=8)
+    out = prompter.fitted_batch(_items([5]))[0]
+    assert out.backend == f"template(fallback:{prompter.name})"
+    assert "Snow leopard facing left" in out.text
+
+
+def test_llm_partition_with_a_tokenizer_budget(qwen_dirs):
+    tok = word_tokenizer(with_vocab=False)
+    budget = TokenBudget(tok, max_tokens=40)
+    rows = pd.DataFrame({"sample_id": [f"snow-leopard.000.{i:05d}" for i in range(3)], "caption": [CAPTION] * 3})
+    prompter = LLMPrompter(qwen_dirs[0], device="cpu", batch_size=2, max_new_tokens=24)
+    out = prompt_partition(rows, {"common_name": "Snow leopard"}, prompter, budget)
+    assert (out["num_tokens"] <= 40).all()
+    assert [len(tok(t)["input_ids"]) for t in out["prompt"]] == out["num_tokens"].tolist()
+    assert out["prompt"].str.contains("Snow leopard facing left").all()
+
+
+def test_chat_messages_and_cleaning():
+    slots = dict(subject="a Lion", orientation="facing left", scene="on dry grassland", lighting="soft light",
+                 time_of_day="at dusk", weather="clear sky", camera_height="shot at eye level", lens="85mm lens", opening="A photo of")
+    system, user = chat_messages(slots)
+    assert system["role"] == "system" and "a Lion" in user["content"] and "facing left" in user["content"]
+    assert clean_prompt('Prompt: "A lion\n\nat dusk."') == "A lion at dusk."
+
+
+def test_missing_model_dir_and_missing_chat_template(tmp_path):
+    with pytest.raises(ModelDirectoryError, match="LLM prompter: model folder .* does not exist"):
+        make_prompter("llm", model_dir=tmp_path / "qwen2.5-7b")
+    folder = save_tiny_qwen2(tmp_path / "no-template")
+    (folder / "chat_template.jinja").unlink()
+    with pytest.raises(ValueError, match="no chat template"):
+        LLMPrompter(folder, device="cpu")
