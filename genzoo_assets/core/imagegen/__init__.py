@@ -1,1 +1,34 @@
-"""imagegen stage of the pipeline."""
+"""imagegen stage: generators (render-composite default, FLUX/SD3 + ControlNets), alignment score,
+and the per-partition function the Dagster asset calls."""
+
+from .alignment import DEFAULT_THRESHOLD, alignment_score
+from .base import GenerationRequest, ImageGenerator
+from .flux import FAMILIES, DiffusersControlNetGenerator, FluxControlNetGenerator, SD3ControlNetGenerator
+from .model_dirs import ModelDirectoryError
+from .partition import OUTPUT_COLUMNS, generate_partition
+from .render_composite import RenderCompositeGenerator
+
+GENERATORS = ("render_composite", "flux_controlnet", "sd3_controlnet")
+
+
+from .sheet import write_image_sheet  # noqa: E402
+
+
+def make_generator(name: str, **kwargs) -> ImageGenerator:
+    """A generator by backend name; ControlNet backends take ``base_model``, ``canny_controlnet``,
+    ``depth_controlnet`` and the ``from_pretrained`` options."""
+    if name in ("render", "render_composite"):  # "render": the issue's and the UI's short name
+        return RenderCompositeGenerator(**kwargs)
+    if name == "flux_controlnet":
+        return FluxControlNetGenerator.from_pretrained(**kwargs)
+    if name == "sd3_controlnet":
+        return SD3ControlNetGenerator.from_pretrained(**kwargs)
+    raise ValueError(f"unknown image generator {name!r}; known: {GENERATORS}")
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "FAMILIES", "GENERATORS", "OUTPUT_COLUMNS", "DiffusersControlNetGenerator",
+    "FluxControlNetGenerator", "GenerationRequest", "ImageGenerator", "ModelDirectoryError",
+    "RenderCompositeGenerator", "SD3ControlNetGenerator", "alignment_score", "generate_partition", "make_generator",
+    "write_image_sheet",
+]

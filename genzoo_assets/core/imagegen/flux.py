@@ -1,0 +1,190 @@
+"""GenZoo's image backend: a diffusers ControlNet pipeline conditioned on Canny + depth.
+
+FLUX.1-dev with the XLabs canny and depth ControlNets, scales [0.2, 0.65], 28 steps, guidance
+3.5, 1024², bf16 — the paper's settings. Other diffusers ControlNet pipelines plug in through
+``FAMILIES`` (SD3 is registered). The ControlNets are loaded one by one and wrapped in the
+family's multi-ControlNet class, because saving/loading a pipeline whose controlnet is a
+multi-ControlNet fails. Every folder is checked before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.imagegen.base import GenerationRequest
+from genzoo_assets.core.imagegen.model_dirs import check_model, check_pipeline, resolve_location
+
+
+@dataclass(frozen=True)
+class ControlNetFamily:
+    """The diffusers classes of one model family, by name (imported only when used)."""
+
+    pipeline: str
+    multi_controlnet: str
+    controlnet: str
+    base_prefix: str  # model_index.json ``_class_name`` prefix of the base model
+    max_sequence_length: int
+    size_multiple: int  # generated height/width must be a multiple of this
+
+
+FAMILIES: dict[str, ControlNetFamily] = {
+    "flux": ControlNetFamily("FluxControlNetPipeline", "FluxMultiControlNetModel", "FluxControlNetModel", "Flux", 512, 16),
+    "sd3": ControlNetFamily(
+        "StableDiffusion3ControlNetPipeline", "SD3MultiControlNetModel", "SD3ControlNetModel", "StableDiffusion3", 256, 16
+    ),
+}
+
+
+def _default_device_dtype(device, dtype):
+    import torch
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    return device, dtype
+
+
+def _location_hash(path: Path, revision: str | None, repo: str) -> str:
+    return f"hf:{repo}@{revision}" if revision else f"sha256:{file_sha256(path)}"
+
+
+class DiffusersControlNetGenerator:
+    """Canny + depth ControlNet generation with one ``torch.Generator`` per sample.
+
+    The pipeline is built once per object (lazily, on the first ``generate``), and each pipeline
+    call renders up to ``batch_size`` samples (lists of prompts, control images and generators).
+    """
+
+    def __init__(
+        self,
+        family: str,
+        base_model: str | os.PathLike,
+        canny_controlnet: str | os.PathLike,
+        depth_controlnet: str | os.PathLike,
+        *,
+        device=None,
+        dtype=None,
+        local_files_only: bool = True,
+        batch_size: int = 4,
+        steps: int = 28,
+        guidance: float = 3.5,
+        cond_scales: tuple[float, float] = (0.2, 0.65),
+        resolution: int | None = 1024,
+        max_sequence_length: int | None = None,
+    ):
+        if family not in FAMILIES:
+            raise ValueError(f"unknown ControlNet family {family!r}; known: {sorted(FAMILIES)}")
+        if batch_size < 1 or steps < 1:
+            raise ValueError(f"batch_size and steps must be >= 1, got {batch_size}, {steps}")
+        self.family = FAMILIES[family]
+        self.name = f"{family}_controlnet"
+        self.batch_size = int(batch_size)
+        self.steps, self.guidance = int(steps), float(guidance)
+        self.cond_scales = [float(s) for s in cond_scales]
+        self.resolution = resolution
+        self.max_sequence_length = int(max_sequence_length or self.family.max_sequence_length)
+        if resolution is not None and resolution % self.family.size_multiple:
+            raise ValueError(f"resolution {resolution} must be a multiple of {self.family.size_multiple}")
+        self.device, self.dtype = _default_device_dtype(device, dtype)
+        self._locations = {}
+        for role, loc in (("base", base_model), ("canny_controlnet", canny_controlnet), ("depth_controlnet", depth_controlnet)):
+            folder, revision = resolve_location(loc, role, local_files_only)
+            if role == "base":
+                check_pipeline(folder, role, self.family.base_prefix)
+            else:
+                check_model(folder, role, (self.family.controlnet,))
+            self._locations[role] = (folder, revision, str(loc))
+        self._pipe = None
+
+    @classmethod
+    def from_pretrained(cls, base_model, canny_controlnet, depth_controlnet, **kwargs):
+        return cls(kwargs.pop("family", "flux"), base_model, canny_controlnet, depth_controlnet, **kwargs)
+
+    @functools.cached_property
+    def model_hashes(self) -> dict[str, str]:
+        return {role: _location_hash(f, rev, repo) for role, (f, rev, repo) in self._locations.items()}
+
+    @property
+    def params(self) -> dict:
+        return {
+            "steps": self.steps, "guidance": self.guidance, "cond_scales": list(self.cond_scales),
+            "resolution": self.resolution, "dtype": str(self.dtype).removeprefix("torch."),
+            "max_sequence_length": self.max_sequence_length, "batch_size": self.batch_size,
+        }
+
+    @property
+    def pipeline(self):
+        if self._pipe is None:
+            import diffusers
+
+            load = dict(torch_dtype=self.dtype, local_files_only=True)
+            nets = [
+                getattr(diffusers, self.family.controlnet).from_pretrained(self._locations[r][0], **load)
+                for r in ("canny_controlnet", "depth_controlnet")
+            ]
+            multi = getattr(diffusers, self.family.multi_controlnet)(nets)
+            pipe = getattr(diffusers, self.family.pipeline).from_pretrained(self._locations["base"][0], controlnet=multi, **load)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipe = pipe.to(self.device)
+        return self._pipe
+
+    def _size(self, batch: list[GenerationRequest]) -> tuple[int, int]:
+        if self.resolution is not None:
+            return self.resolution, self.resolution
+        sizes = {r.size for r in batch}
+        if len(sizes) != 1:
+            raise ValueError(f"requests in one call have different control sizes {sorted(sizes)}; set resolution")
+        h, w = sizes.pop()
+        m = self.family.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"control size {h}x{w} of {batch[0].sample_id} is not a multiple of {m}")
+        return h, w
+
+    def generate(self, batch: list[GenerationRequest]) -> list[Image.Image]:
+        import torch
+
+        if not batch:
+            return []
+        height, width = self._size(batch)
+        pipe = self.pipeline
+        out: list[Image.Image] = []
+        for start in range(0, len(batch), self.batch_size):
+            chunk = batch[start:start + self.batch_size]
+            canny = [Image.fromarray(np.asarray(r.canny, np.uint8)).convert("RGB") for r in chunk]
+            depth = [Image.fromarray(np.asarray(r.depth, np.uint8)).convert("RGB") for r in chunk]
+            gens = [torch.Generator(device="cpu").manual_seed(int(r.seed)) for r in chunk]
+            with torch.inference_mode():
+                images = pipe(
+                    prompt=[r.prompt for r in chunk], control_image=[canny, depth],
+                    controlnet_conditioning_scale=list(self.cond_scales), num_inference_steps=self.steps,
+                    guidance_scale=self.guidance, height=height, width=width, generator=gens,
+                    max_sequence_length=self.max_sequence_length, output_type="pil",
+                ).images
+            out.extend(im.convert("RGB") for im in images)
+        return out
+
+
+class FluxControlNetGenerator(DiffusersControlNetGenerator):
+    """FLUX.1 + canny/depth ControlNets (GenZoo's backend)."""
+
+    @classmethod
+    def from_pretrained(cls, base_model, canny_controlnet, depth_controlnet, **kwargs):
+        return cls("flux", base_model, canny_controlnet, depth_controlnet, **kwargs)
+
+
+class SD3ControlNetGenerator(DiffusersControlNetGenerator):
+    """Stable Diffusion 3 + canny/depth ControlNets, through the same registry."""
+
+    @classmethod
+    def from_pretrained(cls, base_model, canny_controlnet, depth_controlnet, **kwargs):
+        kwargs.setdefault("guidance", 7.0)
+        return cls("sd3", base_model, canny_controlnet, depth_controlnet, **kwargs)
