@@ -1,0 +1,128 @@
+"""Read exported shards back as training examples: decode, crop, normalise, augment.
+
+Each example is a dict of tensors: ``img`` (3, H, W) ImageNet-normalised crop, ``keypoints_2d``
+(26, 3) x, y in crop coordinates (see ``crop.py``: ``(p - centre)/crop_height``, y in
+[-0.5, 0.5]) and visibility, ``poses`` (35, 3, 3) symmetric-orthogonalised as GenZoo does,
+``betas``, ``cam_crop`` (3,) the ground-truth camera as a weak camera in crop coordinates
+(exact for v1, first-order at the root depth for v2), ``keypoints_3d``, ``box`` (cx, cy,
+crop_height in image pixels) and the strings ``sample_id`` and ``species``.
+
+Augmentation (training only): scale and translation jitter of the crop window and colour jitter
+(brightness, contrast, saturation). Horizontal flip is deliberately not done: mirroring an
+image needs the mirrored shape too, and SMAL's PCA shape space (betas) has no mirror operation,
+so a flipped example would carry wrong shape ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import webdataset as wds
+
+from genzoo_assets.core.body.rotations import symmetric_orthogonalization
+from genzoo_assets.core.regressor.crop import (
+    BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, to_crop_coords,
+    weak_camera_to_crop,
+)
+from genzoo_assets.core.regressor.export import SPLITS, read_manifest
+from genzoo_assets.core.seeds import derive_seed
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Ranges of the training-time jitter (0 disables one)."""
+
+    scale: float = 0.15  # crop height × U(1 - scale, 1 + scale)
+    translate: float = 0.05  # centre shift × crop height, U(-t, t) per axis
+    colour: float = 0.2  # brightness/contrast/saturation factors U(1 - c, 1 + c)
+
+
+def shard_urls(out_dir, split: str) -> list[str]:
+    """The shard files of ``split`` listed by the export's manifest."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    names = read_manifest(out_dir)["shards"].get(split, [])
+    urls = [str(Path(out_dir) / n) for n in names]
+    missing = [u for u in urls if not Path(u).is_file()]
+    if missing:
+        raise FileNotFoundError(f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing")
+    return urls
+
+
+def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augment: Augmentation | None = None,
+               shuffle: int = 0, seed: int = 0, padding: float = BBOX_PADDING) -> wds.WebDataset:
+    """A ``torch`` IterableDataset over one split's examples (see the module docstring)."""
+    urls = shard_urls(out_dir, split)
+    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle, seed=seed)
+    counter = {"n": 0}
+
+    def process(sample):
+        counter["n"] += 1
+        rng = np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"])) if augment else None
+        return make_example(sample["jpg"], dict(sample["npz"]), input_hw, augment, rng, padding)
+
+    return dataset.decode("rgb8").map(process)
+
+
+def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentation | None = None,
+                 rng: np.random.Generator | None = None, padding: float = BBOX_PADDING) -> dict:
+    """One training example from a decoded RGB image (H, W, 3 uint8) and its npz dict."""
+    sid = str(npz["sample_id"])
+    if image.ndim != 3 or image.shape[0] != image.shape[1]:
+        raise ValueError(f"sample {sid}: expected a square RGB image, got shape {image.shape}")
+    width = image.shape[1]
+    k = width / float(npz["image_size"])  # the export records the image's width; a resized copy still maps
+    kp = np.asarray(npz["keypoints_2d"], dtype=np.float64).copy()
+    kp[:, :2] *= k
+    box = crop_box(np.asarray(npz["bbox"], dtype=np.float64) * k, input_hw, padding)
+    if augment is not None:
+        rng = rng or np.random.default_rng()
+        box = box * np.array([1.0, 1.0, rng.uniform(1 - augment.scale, 1 + augment.scale)])
+        box[:2] += rng.uniform(-augment.translate, augment.translate, 2) * box[2]
+    crop = crop_image(image, box, input_hw)
+    if augment is not None and augment.colour > 0:
+        crop = colour_jitter(crop, rng, augment.colour)
+    poses = symmetric_orthogonalization(torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9))
+    if "scales" in npz:
+        cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]),
+                                  npz.get("transls", np.zeros(3)), width, box)
+    else:
+        cam = perspective_camera_to_crop(npz["transls"], float(npz["fovs"]), width, box)
+    kp_crop = np.concatenate([to_crop_coords(kp[:, :2], box), kp[:, 2:3]], 1)
+    return {
+        "img": torch.from_numpy(normalize_image(crop)),
+        "keypoints_2d": torch.from_numpy(kp_crop.astype(np.float32)),
+        "poses": poses,
+        "betas": torch.as_tensor(np.asarray(npz["betas"], dtype=np.float32)),
+        "cam_crop": torch.from_numpy(cam.astype(np.float32)),
+        "keypoints_3d": torch.as_tensor(np.asarray(npz["keypoints_3d"], dtype=np.float32)),
+        "box": torch.from_numpy(box.astype(np.float32)),
+        "sample_id": sid,
+        "species": str(npz["species"]),
+    }
+
+
+def colour_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Brightness, contrast and saturation scaled by U(1 - strength, 1 + strength)."""
+    b, c, s = rng.uniform(1 - strength, 1 + strength, 3)
+    x = rgb.astype(np.float32) * b
+    x = (x - x.mean()) * c + x.mean()
+    grey = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
+    x = (x - grey) * s + grey
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def materialize(dataset, limit: int | None = None) -> list[dict]:
+    """Read an iterable split into memory (small splits: validation, tests)."""
+    out = []
+    for i, example in enumerate(dataset):
+        if limit is not None and i >= limit:
+            break
+        out.append(example)
+    return out

@@ -1,0 +1,60 @@
+"""Regressor construction: config round trip, both backbones, offline pretrained loading, checkpoint loading."""
+
+import json
+
+import pytest
+import torch
+
+from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor, load_regressor
+
+
+def test_config_json_round_trip_and_output_shapes():
+    cfg = RegressorConfig.tiny(num_betas=7)
+    again = RegressorConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+    out = build_regressor(cfg)(torch.randn(2, 3, 64, 48))
+    assert out.raw9d.shape == (2, 35, 9) and out.rotmat.shape == (2, 35, 3, 3)
+    assert out.betas.shape == (2, 7) and out.cam.shape == (2, 3)
+    eye = torch.eye(3).expand(2, 35, 3, 3)
+    assert torch.allclose(out.rotmat @ out.rotmat.transpose(-1, -2), eye, atol=1e-5)
+    with pytest.raises(ValueError, match="images must be"):
+        build_regressor(cfg)(torch.randn(2, 3, 64, 64))
+
+
+def test_resnet_backbone():
+    out = build_regressor(RegressorConfig.tiny(num_betas=5, backbone="resnet"))(torch.randn(1, 3, 64, 48))
+    assert out.cam.shape == (1, 3) and torch.isfinite(out.raw9d).all()
+
+
+def test_pretrained_vitpose_loaded_offline_from_a_local_folder(tmp_path):
+    from transformers import VitPoseBackbone, VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+
+    small = dict(image_size=[64, 48], patch_size=[8, 8], hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 out_indices=[-1])
+    VitPoseBackbone(VitPoseBackboneConfig(**small)).save_pretrained(tmp_path / "backbone")
+    full = VitPoseForPoseEstimation(VitPoseConfig(backbone_config=VitPoseBackboneConfig(**small)))
+    full.save_pretrained(tmp_path / "full")
+    for folder, reference in (("backbone", None), ("full", full.backbone)):
+        cfg = RegressorConfig.tiny(num_betas=3)
+        cfg.pretrained_backbone = str(tmp_path / folder)
+        model = build_regressor(cfg)
+        assert model.context_proj.in_features == 32
+        if reference is not None:
+            for k, v in reference.state_dict().items():
+                assert torch.equal(model.backbone.state_dict()[k], v)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        cfg.pretrained_backbone = str(tmp_path / "nowhere")
+        build_regressor(cfg)
+
+
+def test_load_regressor_restores_weights(tmp_path):
+    from dataclasses import asdict
+
+    cfg = RegressorConfig.tiny(num_betas=4)
+    model = build_regressor(cfg).eval()
+    torch.save({"config": asdict(cfg), "model": model.state_dict()}, tmp_path / "checkpoint.pt")
+    x = torch.randn(2, 3, 64, 48)
+    loaded = load_regressor(tmp_path / "checkpoint.pt")
+    assert torch.equal(loaded(x).raw9d, model(x).raw9d)
+    with pytest.raises(FileNotFoundError):
+        load_regressor(tmp_path / "none.pt")

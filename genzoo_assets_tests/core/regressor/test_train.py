@@ -1,0 +1,69 @@
+"""Training on tiny synthetic data: the validation loss falls, early stopping stops, resume continues."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genzoo_assets.core.regressor.crop import from_crop_coords
+from genzoo_assets.core.regressor.data import Augmentation, load_split, materialize
+from genzoo_assets.core.regressor.model import RegressorConfig, load_regressor
+from genzoo_assets.core.regressor.predict import predict_split
+from genzoo_assets.core.regressor.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def splits(catalog):
+    hw = (64, 48)
+    train_data = materialize(load_split(catalog["out_dir"], "train", input_hw=hw, augment=Augmentation(colour=0.1)))
+    val_data = materialize(load_split(catalog["out_dir"], "val", input_hw=hw))
+    return train_data, val_data
+
+
+def config(body_model, **kw):
+    base = dict(regressor=RegressorConfig.tiny(num_betas=body_model.num_betas), lr=2e-3, batch_size=8,
+                max_steps=30, val_every=10, checkpoint_every=10, patience=100)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_validation_loss_falls_and_files_are_written(splits, body_model, tmp_path):
+    calls = []
+    result = train(config(body_model, max_steps=20), *splits, body_model, tmp_path,
+                   progress=lambda step, total, metrics: calls.append((step, total, metrics["loss_keypoints_2d"])))
+    val = result.history[result.history["split"] == "val"]
+    assert list(val["step"]) == [0, 10, 20]
+    assert val["loss_keypoints_2d"].iloc[-1] < 0.7 * val["loss_keypoints_2d"].iloc[0]
+    assert result.best_val_loss == pytest.approx(val["loss_keypoints_2d"].min())
+    assert [c[0] for c in calls] == [0, 10, 20] and calls[0][1] == 20
+    assert result.steps == 20 and not result.stopped_early
+    for name in ("checkpoint.pt", "config.json", "last.pt", "history.parquet", "loss_curve.png"):
+        assert (tmp_path / name).is_file(), name
+    assert len(pd.read_parquet(tmp_path / "history.parquet")) == len(result.history)
+
+    model = load_regressor(result.checkpoint_path)
+    preds = predict_split(model, splits[1], body_model, batch_size=4)
+    assert len(preds) == len(splits[1])
+    assert {"sample_id", "rotmat", "betas", "cam", "keypoints_2d_crop", "keypoints_2d_px"} <= set(preds.columns)
+    row, ex = preds.iloc[0], splits[1][0]
+    px = from_crop_coords(np.reshape(row["keypoints_2d_crop"], (26, 2)), ex["box"].numpy())
+    np.testing.assert_allclose(np.reshape(row["keypoints_2d_px"], (26, 2)), px, atol=1e-6)
+
+
+def test_early_stopping_stops_when_validation_stalls(splits, body_model, tmp_path):
+    result = train(config(body_model, lr=0.0, val_every=1, patience=2), *splits, body_model, tmp_path)
+    assert result.stopped_early
+    assert result.steps == 2
+
+
+def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path):
+    first = train(config(body_model, max_steps=3, val_every=3, checkpoint_every=3), *splits, body_model, tmp_path)
+    assert first.steps == 3
+    steps = []
+    second = train(config(body_model, max_steps=5, val_every=1, checkpoint_every=1), *splits, body_model, tmp_path,
+                   progress=lambda step, total, metrics: steps.append(step))
+    assert steps == [4, 5] and second.steps == 5
+    trained = second.history[second.history["split"] == "train"]["step"].tolist()
+    assert trained == [1, 2, 3, 4, 5]
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert last["step"] == 5
+    assert all(int(s["step"]) == 5 for s in last["optimizer"]["state"].values())
