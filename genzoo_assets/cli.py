@@ -1,2 +1,146 @@
-def main():
-    pass
+"""The `genzoo` command: the demo, the web UI, the body model, the species table and the catalog.
+
+Errors a user can fix (a bad file, an unknown species, an unwritable data dir) print one line
+naming the input and exit with status 2; set ``GENZOO_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EPILOG = """examples:
+  genzoo demo                               offline end-to-end demo into ./data (or $GENZOO_DATA_DIR)
+  genzoo ui                                 Dagster web UI on http://127.0.0.1:3000
+  genzoo body info procedural --json        describe the embedded body model
+  genzoo species add "Snow leopard"         add a species (scientific or common name)
+  genzoo species import-mdd MDD_v2.0.csv    use a Mammal Diversity Database release as the frame
+  genzoo catalog sql "SELECT species, count(*) FROM samples GROUP BY 1"
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="genzoo",
+        description="Generative Zoo as a Dagster code location: synthetic 3D animal pose/shape data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data-dir", help="output root (default: $GENZOO_DATA_DIR or ./data)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="materialise every stage offline on a few species (CPU, < 15 min)")
+    demo.add_argument("--species", type=int, default=None, help="number of non-dog species (default: the demo set)")
+    demo.add_argument("--samples-per-shard", type=int, default=None, help="samples per species (one shard each)")
+    demo.add_argument("--resolution", type=int, default=None, help="render and image size in pixels")
+    demo.add_argument("--train-steps", type=int, default=None, help="regressor training steps")
+
+    ui = sub.add_parser("ui", help="start the Dagster web UI (dg dev) with a project-local DAGSTER_HOME")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+
+    body = sub.add_parser("body", help="inspect a body model").add_subparsers(dest="body_command", required=True)
+    info = body.add_parser("info", help="vertices, faces, joints, betas and source of a model file")
+    info.add_argument("model", help='a SMAL/SMAL+ .pkl or .npz file, or "procedural"')
+    info.add_argument("--json", action="store_true", help="print a JSON object")
+
+    species = sub.add_parser("species", help="the species table").add_subparsers(dest="species_command", required=True)
+    ls = species.add_parser("list", help="list the species table")
+    ls.add_argument("--json", action="store_true")
+    add = species.add_parser("add", help="add a species by scientific or common name")
+    add.add_argument("name")
+    add.add_argument("--json", action="store_true")
+    mdd = species.add_parser("import-mdd", help="replace the non-dog species with a filtered MDD release")
+    mdd.add_argument("path", help="Mammal Diversity Database CSV (v1.x or v2.0 columns)")
+    mdd.add_argument("--json", action="store_true")
+
+    cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_command", required=True)
+    sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    cat.add_parser("refresh", help="rebuild the catalog's views over the Parquet files")
+    return p
+
+
+def _print_frame(df, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(df.to_json(orient="records", default_handler=str))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            print(df.to_string(index=False) if len(df) else "(no rows)")
+
+
+def _body_info(args) -> int:
+    from genzoo_assets.core.body.info import body_info
+
+    info = body_info(args.model)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key in ("source", "num_vertices", "num_faces", "num_joints", "num_betas"):
+            print(f"{key:>13}: {info[key]}")
+        print(f"{'joint_names':>13}: {', '.join(info['joint_names'])}")
+    return 0
+
+
+def _species(args) -> int:
+    from genzoo_assets import species_cli
+
+    return species_cli.run(args)
+
+
+def _catalog(args) -> int:
+    from genzoo_assets.core.catalog import duckdb_catalog
+    from genzoo_assets.core.paths import data_dir
+
+    root = data_dir(override=args.data_dir)
+    if args.catalog_command == "refresh":
+        print(duckdb_catalog.refresh_catalog(root))
+        return 0
+    _print_frame(duckdb_catalog.query(args.query, data_dir=root), args.format)
+    return 0
+
+
+def _demo(args) -> int:
+    from genzoo_assets.demo import run_demo
+
+    return run_demo(
+        data_dir=args.data_dir,
+        num_species=args.species,
+        samples_per_shard=args.samples_per_shard,
+        resolution=args.resolution,
+        train_steps=args.train_steps,
+    )
+
+
+def _ui(args) -> int:
+    from genzoo_assets.ui import run_ui
+
+    return run_ui(host=args.host, port=args.port, data_dir=args.data_dir)
+
+
+HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "demo": _demo, "ui": _ui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.data_dir:
+        os.environ["GENZOO_DATA_DIR"] = os.path.abspath(args.data_dir)
+    try:
+        return HANDLERS[args.command](args)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+        if os.environ.get("GENZOO_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"genzoo: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster layer: one thin module per stage; each asset reads files, calls one core function, writes."""

@@ -1,0 +1,72 @@
+"""Incremental regeneration: new species get their partitions, a schedule fills what is missing.
+
+Both request only species × shard partitions whose final per-sample asset (`images`) has never
+been materialised, up to each species' planned shard count. The catalog and the shard export then
+follow by declarative automation (eager conditions on those assets).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genzoo_assets.core.paths import data_dir
+from genzoo_assets.core.taxonomy import frame
+from genzoo_assets.defs.partitions import NUM_SHARDS, SHARD_KEYS, SPECIES_PARTITIONS_NAME, sample_partition_key
+
+PER_SAMPLE_ASSETS = ["shape_params", "pose_params", "control_renders", "captions", "prompts", "images"]
+MAX_RUNS_PER_TICK = 64
+
+generate_samples = dg.define_asset_job(
+    "generate_samples",
+    selection=dg.AssetSelection.assets(*PER_SAMPLE_ASSETS),
+    description="All per-sample stages for one species × shard partition.",
+)
+
+
+def missing_partitions(instance: dg.DagsterInstance, table, species_keys=None) -> list[dg.MultiPartitionKey]:
+    """Planned species × shard keys whose `images` partition has never been materialised."""
+    done = {str(k) for k in instance.get_materialized_partitions(dg.AssetKey("images"))}
+    keys = []
+    for row in table.itertuples(index=False):
+        if species_keys is not None and row.key not in species_keys:
+            continue
+        for shard in SHARD_KEYS[: min(int(row.planned_shards), NUM_SHARDS)]:
+            key = sample_partition_key(row.key, shard)
+            if str(key) not in done:
+                keys.append(key)
+    return keys
+
+
+def _run_requests(keys) -> list[dg.RunRequest]:
+    return [dg.RunRequest(partition_key=k) for k in keys[:MAX_RUNS_PER_TICK]]
+
+
+@dg.sensor(job=generate_samples, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def new_species_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Species added to the table (or with `genzoo species add`) → register and generate them."""
+    root = data_dir()
+    if not frame.species_table_path(root).exists():
+        return dg.SkipReason("no species table yet: materialise the `species` asset")
+    table = frame.read_species_table(root)
+    registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
+    new = [k for k in table["key"] if k not in registered]
+    seen = set(filter(None, (context.cursor or "").split(",")))
+    fresh = (set(new) | (set(table["key"]) - seen)) if context.cursor is not None else set(new)
+    keys = missing_partitions(context.instance, table, species_keys=fresh) if fresh else []
+    return dg.SensorResult(
+        run_requests=_run_requests(keys),
+        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(SPECIES_PARTITIONS_NAME, new)] if new else [],
+        cursor=",".join(sorted(table["key"])),
+    )
+
+
+@dg.schedule(job=generate_samples, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.STOPPED)
+def incremental_regeneration(context: dg.ScheduleEvaluationContext):
+    """Nightly: every registered species' missing partitions (reads the instance's species keys;
+    Dagster's partitioned-schedule helper rejects dynamic partitions)."""
+    root = data_dir()
+    if not frame.species_table_path(root).exists():
+        return dg.SkipReason("no species table yet: materialise the `species` asset")
+    registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
+    keys = missing_partitions(context.instance, frame.read_species_table(root), species_keys=registered)
+    return _run_requests(keys) or dg.SkipReason("every planned partition is materialised")

@@ -1,0 +1,37 @@
+"""The DuckDB catalog: views over every Parquet partition, refreshed by one step at a time."""
+
+import dagster as dg
+
+from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.defs.images import images
+from genzoo_assets.defs.render import control_renders
+from genzoo_assets.defs.resources import GenZooSettings
+from genzoo_assets.defs.sampling import pose_params, shape_params
+from genzoo_assets.defs.species import species
+from genzoo_assets.defs.text import captions, prompts
+
+# Eager, but not blocked by the (many) species × shard partitions nobody has asked for yet.
+EAGER_ALLOW_MISSING = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).with_label("eager_allow_missing")
+)
+
+
+@dg.asset(
+    deps=[species, shape_params, pose_params, control_renders, captions, prompts, images],
+    group_name="catalog",
+    kinds={"duckdb"},
+    pool="duckdb",
+    automation_condition=EAGER_ALLOW_MISSING,
+)
+def catalog(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.MaterializeResult:
+    """`catalog.duckdb` (views `species`, `samples`, one per stage, `metrics`); query it with
+    `genzoo catalog sql`. Rebuilt into a temporary file and renamed, so readers never block it."""
+    root = settings.root()
+    path = duckdb_catalog.refresh_catalog(root)
+    counts = duckdb_catalog.query(
+        "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root
+    )
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)),
+                  "samples": int(counts["samples"].iloc[0]), "species": int(counts["species"].iloc[0])}
+    )

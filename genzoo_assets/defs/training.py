@@ -1,0 +1,111 @@
+"""WebDataset export of the catalog's samples and the GenZoo regressor trained on it."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
+from genzoo_assets.core.regressor import export as wds_export
+from genzoo_assets.core.regressor.data import Augmentation, load_split, materialize
+from genzoo_assets.core.regressor.model import RegressorConfig
+from genzoo_assets.core.regressor.train import TrainConfig, train
+from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
+from genzoo_assets.defs.io import image_markdown
+from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings
+
+SHARD_INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
+SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
+
+
+class ExportConfig(dg.Config):
+    heldout_families: list[str] = ["Felidae"]  # GenZoo-Felidae: every cat held out of training
+    val_fraction: float = 0.1
+    exclude_flagged: bool = True
+    camera_version: str = "v2"  # v2: transls + fovs; v1: scales, txs, tys
+    maxcount: int = 1000
+
+
+@dg.asset(deps=[catalog], group_name="training", kinds={"parquet"}, automation_condition=EAGER_ALLOW_MISSING)
+def dataset_shards(context: dg.AssetExecutionContext, config: ExportConfig, settings: GenZooSettings):
+    """`shards/<split>-NNNNNN.tar` in GenZoo's (HMR2's) WebDataset layout, split by species."""
+    root = settings.root()
+    samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=root)
+    if samples.empty:
+        raise ValueError("the catalog has no samples with images: materialise `images` partitions and `catalog` first")
+    out = wds_export.export_shards(
+        samples, root, root / "shards", heldout_families=tuple(config.heldout_families),
+        val_fraction=config.val_fraction, exclude_flagged=config.exclude_flagged,
+        maxcount=config.maxcount, camera_version=config.camera_version,
+    )
+    index = pd.DataFrame(
+        [{"split": Path(shard).name.split("-")[0], "shard": Path(shard).name, "sample_id": sid}
+         for shard, ids in out["shards"] for sid in ids]
+    )
+    write_table_atomic(index, root / "shards" / SHARD_INDEX)
+    return dg.MaterializeResult(metadata={
+        **{f"samples_{k}": int(v) for k, v in out["counts"].items()},
+        "excluded_flagged": int(samples["flagged"].fillna(False).sum()) if config.exclude_flagged else 0,
+        "num_shards": len(out["shards"]),
+        "manifest": dg.MetadataValue.path(str(out["manifest"])),
+    })
+
+
+class RegressorTrainConfig(dg.Config):
+    size: str = "auto"  # huge (ViT-H, GenZoo's) | tiny (CPU) | auto: huge on CUDA, tiny otherwise
+    backbone: str = "vitpose"  # vitpose | resnet
+    pretrained_backbone: str = ""  # local ViTPose directory (transformers format)
+    batch_size: int = 128
+    lr: float = 0.0  # 0: 1e-5 (GenZoo) for ViT-H, 2e-3 for the tiny CPU model
+    max_steps: int = 100_000
+    val_every: int = 1000
+    patience: int = 10
+    resume: bool = True
+
+
+def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
+    huge = cfg.size == "huge" or (cfg.size == "auto" and device == "cuda")
+    if huge:
+        reg = RegressorConfig(backbone=cfg.backbone, num_betas=num_betas, pretrained_backbone=cfg.pretrained_backbone or None)
+    else:
+        reg = RegressorConfig.tiny(num_betas, backbone=cfg.backbone)
+    lr = cfg.lr or (1e-5 if huge else 2e-3)
+    return TrainConfig(regressor=reg, lr=lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
+                       val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience)
+
+
+@dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, pool="gpu", op_tags=GPU_OP_TAGS,
+          retry_policy=GPU_RETRY)
+def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings):
+    """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
+    root = settings.root()
+    shards, out_dir = root / "shards", root / "regressor"
+    body = settings.body()
+    tcfg = _train_config(config, body.num_betas, settings.torch_device())
+    hw = tcfg.regressor.image_size
+    train_data = load_split(shards, "train", input_hw=hw, augment=Augmentation(), shuffle=256)
+    val_data = materialize(load_split(shards, "val", input_hw=hw))
+
+    def progress(step: int, total: int, metrics: dict) -> None:
+        context.log.info(f"step {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+    result = train(tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume)
+    lineage = _record_lineage(root, out_dir, tcfg, context.run_id)
+    return dg.MaterializeResult(metadata={
+        "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
+        "steps": int(result.steps), "stopped_early": bool(result.stopped_early),
+        "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
+        "training_samples": lineage, "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
+    })
+
+
+def _record_lineage(root: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
+    """Which shards and catalog rows trained this checkpoint (`regressor/lineage.parquet`)."""
+    lineage = read_table(root / "shards" / SHARD_INDEX).assign(
+        run_id=run_id, checkpoint=str(out_dir / "checkpoint.pt"),
+        train_config=json.dumps(tcfg.to_dict(), default=str),
+    )
+    write_table_atomic(lineage, out_dir / "lineage.parquet")
+    return int((lineage["split"] == "train").sum())

@@ -1,0 +1,43 @@
+"""The project-local Dagster instance used by the CLI, the demo and the web UI.
+
+``DAGSTER_HOME`` defaults to ``./.dagster_home`` so runs from `genzoo demo` show up in `genzoo ui`.
+The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1)
+and the ``gpu`` pool is raised to the number of local GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GPU_POOL = "gpu"
+DUCKDB_POOL = "duckdb"
+
+
+def dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = home / "dagster.yaml"
+    template = REPO_ROOT / "dagster.yaml"
+    if not config.exists() and template.exists():
+        shutil.copyfile(template, config)
+    return home
+
+
+def configure_pools(instance: dg.DagsterInstance) -> None:
+    from genzoo_assets.defs.resources import gpu_count
+
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, max(1, gpu_count()))
+    instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
+
+
+def project_instance() -> dg.DagsterInstance:
+    dagster_home()
+    instance = dg.DagsterInstance.get()
+    configure_pools(instance)
+    return instance

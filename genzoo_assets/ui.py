@@ -1,0 +1,49 @@
+"""`genzoo ui`: the Dagster web UI (``dg dev``) on loopback with the project-local DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from genzoo_assets.instance import REPO_ROOT, project_instance
+
+
+def dg_executable() -> str:
+    local = Path(sys.executable).with_name("dg")
+    found = str(local) if local.exists() else shutil.which("dg")
+    if not found:
+        raise RuntimeError("the `dg` command (dagster-dg-cli) is not installed in this environment")
+    return found
+
+
+def ui_command(host: str, port: int) -> list[str]:
+    return [dg_executable(), "dev", "--host", host, "--port", str(port)]
+
+
+def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None) -> int:
+    instance = project_instance()  # creates DAGSTER_HOME and sets the gpu pool before the UI starts
+    env = dict(os.environ, DAGSTER_HOME=str(Path(instance.root_directory)))
+    if data_dir:
+        env["GENZOO_DATA_DIR"] = str(Path(data_dir).resolve())
+    print(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']}; Ctrl-C stops it)", flush=True)
+    proc = subprocess.Popen(ui_command(host, port), cwd=REPO_ROOT, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20.0) -> int:
+    """SIGTERM the whole group, then SIGKILL: `dg dev` children ignore SIGTERM for ~15 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+    except ProcessLookupError:
+        return proc.wait()
