@@ -11,7 +11,7 @@ import pandas as pd
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 
 
-class MissingUpstreamError(RuntimeError):
+class MissingUpstreamError(FileNotFoundError):
     """An upstream partition has not been materialised yet."""
 
 

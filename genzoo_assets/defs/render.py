@@ -6,7 +6,7 @@ from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.defs.io import image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings
+from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
 from genzoo_assets.defs.sampling import pose_params
 
 
@@ -23,6 +23,7 @@ class RenderConfig(dg.Config):
     op_tags=GPU_OP_TAGS,
     retry_policy=GPU_RETRY,
 )
+@fail_fast_on_input_errors
 def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, settings: GenZooSettings):
     """pyrender offscreen (EGL), one renderer per partition; files written atomically."""
     species_key, shard = species_and_shard(context)

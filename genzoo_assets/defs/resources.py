@@ -76,6 +76,22 @@ GPU_OP_TAGS = {
 }
 GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
+# Errors about inputs or configuration: retrying cannot help, so they fail the step at once.
+INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def fail_fast_on_input_errors(fn):
+    """Let GPU_RETRY retry only transient faults (CUDA out of memory, a lost EGL context, ...)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except INPUT_ERRORS as exc:
+            raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+
+    return wrapper
+
 
 @dg.definitions
 def resources() -> dg.Definitions:

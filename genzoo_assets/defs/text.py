@@ -7,7 +7,7 @@ from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import frame_markdown, read_merged, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings
+from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
 
 
 class CaptionConfig(dg.Config):
@@ -23,16 +23,18 @@ class PromptConfig(dg.Config):
 
 
 def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
+    """Options for model-backed backends; the offline defaults take none."""
+    if config.backend in ("geometric", "template"):
+        return {}
     opts = {k: v for k, v in config.model_dump().items() if k not in ("backend", "max_tokens") and v not in ("", None)}
-    if config.backend not in ("geometric", "template"):
-        opts["device"] = settings.torch_device()
-    return opts
+    return {**opts, "device": settings.torch_device()}
 
 
 _GPU = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
 
 @dg.asset(partitions_def=sample_partitions, deps=[control_renders], group_name="text", kinds={"parquet"}, **_GPU)
+@fail_fast_on_input_errors
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
     """How the animal is oriented in the control render, in words."""
     species_key, shard = species_and_shard(context)
@@ -48,6 +50,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
 
 
 @dg.asset(partitions_def=sample_partitions, deps=[captions], group_name="text", kinds={"parquet"}, **_GPU)
+@fail_fast_on_input_errors
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
     """The text prompt per sample: species or breed, orientation, scene, lighting, lens."""
     species_key, shard = species_and_shard(context)
