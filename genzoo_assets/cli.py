@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    cat.add_parser("refresh", help="rebuild the catalog's views over the Parquet files")
+    cat.add_parser("refresh", help="bring the catalog up to date with the Parquet files (incremental)")
     return p
 
 

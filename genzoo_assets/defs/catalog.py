@@ -1,4 +1,4 @@
-"""The DuckDB catalog: views over every Parquet partition, refreshed by one step at a time."""
+"""The DuckDB catalog: a snapshot of every Parquet partition, refreshed incrementally one step at a time."""
 
 import dagster as dg
 
@@ -24,7 +24,7 @@ EAGER_ALLOW_MISSING = (
     automation_condition=EAGER_ALLOW_MISSING,
 )
 def catalog(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.MaterializeResult:
-    """`catalog.duckdb` (views `species`, `samples`, one per stage, `metrics`); query it with
+    """`catalog.duckdb` (`species`, `samples`, one table per stage, `metrics`); query it with
     `genzoo catalog sql`. Rebuilt into a temporary file and renamed, so readers never block it."""
     root = settings.root()
     path = duckdb_catalog.refresh_catalog(root)

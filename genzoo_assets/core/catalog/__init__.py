@@ -1,4 +1,4 @@
-"""Catalog: Parquet tables written atomically, a DuckDB file of views over them, provenance."""
+"""Catalog: Parquet tables written atomically, a DuckDB snapshot of them (refreshed incrementally), provenance."""
 
 from genzoo_assets.core.catalog.duckdb_catalog import (
     CatalogQueryError, catalog_path, catalog_views, close_catalogs, query, refresh_catalog,

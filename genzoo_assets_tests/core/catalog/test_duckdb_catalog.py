@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.duckdb_catalog import (
     CatalogQueryError, catalog_views, query, refresh_catalog,
 )
@@ -196,9 +197,38 @@ def test_reader_in_another_process_does_not_block_refresh(data):
         assert reader.stdout.readline().strip() == str(N)
         write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
         refresh_catalog(data)
-        assert _info(data) == [6, 1]  # the held old file was still read for the unchanged partitions
+        assert _info(data) == [6, 1]  # the old file, held open, was copied for the unchanged partitions
         assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == 2 * N
         out, _ = reader.communicate("\n", timeout=30)
         assert out.strip() == str(N)  # the reader keeps its own snapshot
     finally:
         reader.kill()
+
+
+def test_new_column_and_piled_up_replacements_rebuild_in_full(data, monkeypatch):
+    refresh_catalog(data)
+    flagged = _pose("dog-akita", "000").assign(flagged=True)
+    write_table_atomic(flagged, data / "pose_params" / "dog-akita" / "000.parquet")
+    refresh_catalog(data)
+    assert _info(data) == [0, 7]  # the new column cannot be inserted into the old table: rebuilt
+    assert query("SELECT count(flagged) AS n FROM samples", data)["n"][0] == N
+    monkeypatch.setattr(duckdb_catalog, "COMPACT_MIN_FILES", 0)
+    write_table_atomic(_shape("dog-akita", "001", offset=5.0), data / "shape_params" / "dog-akita" / "001.parquet")
+    refresh_catalog(data)
+    assert _info(data) == [6, 1]  # one replaced file is within 25 % of seven
+    write_table_atomic(_shape("dog-akita", "000", offset=5.0), data / "shape_params" / "dog-akita" / "000.parquet")
+    refresh_catalog(data)
+    assert _info(data) == [0, 7]  # two replaced files since the last full build: rewritten compactly
+    rows = query("SELECT count(*) AS n, max(betas[1]) AS b FROM shape_params", data)
+    assert rows.iloc[0].tolist() == [4 * N, 5 + N - 1]
+
+
+def test_successive_refreshes_with_a_stale_cached_handle_never_duplicate(data):
+    refresh_catalog(data)
+    assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == N  # caches a handle on this file
+    for shard in ("000", "001"):  # no query in between: the cached handle stays on the first file
+        write_table_atomic(_pose("dog-akita", shard), data / "pose_params" / "dog-akita" / f"{shard}.parquet")
+        refresh_catalog(data)
+    rows = query("SELECT count(*) AS n, count(DISTINCT sample_id) AS u FROM pose_params", data)
+    assert rows.iloc[0].tolist() == [3 * N, 3 * N]
+    assert _info(data) == [7, 1]
