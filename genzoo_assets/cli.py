@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("GENZOO_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"genzoo: error: {message}", file=sys.stderr)
+        print(f"genzoo: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
 
 

@@ -18,6 +18,8 @@ class DataDirError(RuntimeError):
 def data_dir(create: bool = True, override: str | os.PathLike | None = None) -> Path:
     """The output root: ``override`` if given, else ``$GENZOO_DATA_DIR`` if set, else ``./data``."""
     root = Path(override or os.environ.get(DATA_DIR_ENV) or "data").expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise DataDirError(f"data directory {root} is a file, not a folder (set {DATA_DIR_ENV} to a folder)")
     if create:
         try:
             root.mkdir(parents=True, exist_ok=True)

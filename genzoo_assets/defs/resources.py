@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from genzoo_assets.core.paths import data_dir as default_data_dir
+from genzoo_assets.core.paths import DataDirError, data_dir as default_data_dir
 
 
 def _env(name: str, default: str) -> str:
@@ -77,7 +77,7 @@ GPU_OP_TAGS = {
 GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 # Errors about inputs or configuration: retrying cannot help, so they fail the step at once.
-INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
+INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, DataDirError)
 
 
 def fail_fast_on_input_errors(fn):

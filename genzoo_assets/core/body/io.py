@@ -46,7 +46,8 @@ def _read(path: Path) -> dict:
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
                 KeyError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
             kind = "truncated or corrupt pickle" if data[:1] == b"\x80" else "not a pickle or .npz file"
-            raise BodyModelError(f"{path}: {kind} ({type(exc).__name__}: {exc})") from exc
+            detail = " ".join(str(exc).split())  # pickle's messages span lines; errors are one line
+            raise BodyModelError(f"{path}: {kind} ({type(exc).__name__}: {detail})") from exc
     if not isinstance(raw, dict):
         raise BodyModelError(f"{path}: holds a {type(raw).__name__}, expected a dict of model arrays")
     out = {}

@@ -1,7 +1,8 @@
 """The SMAL-family body model: shape blend shapes + pose correctives + LBS (``smplx.lbs.lbs``).
 
 smplx's ``SMPL`` class assumes SMPL's 6890 vertices for its extra joints, so the model calls
-``smplx.lbs.lbs`` directly with its own buffers (the layout smplx uses: posedirs ``(P, V*3)``).
+``smplx.lbs.lbs`` directly with its own buffers (the layout smplx uses: posedirs ``(P, V*3)``);
+models without pose correctives take the cache-friendly rigid path in :mod:`.skinning`.
 """
 
 from __future__ import annotations
@@ -12,27 +13,11 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse
 import torch
-from smplx.lbs import batch_rigid_transform, blend_shapes, lbs
+from smplx.lbs import blend_shapes, lbs
 
 from .rotations import axis_angle_to_matrix
 from .skeleton import KEYPOINT_NAMES, NUM_JOINTS, NUM_KEYPOINTS, SMAL_JOINT_NAMES
-
-
-def rigid_lbs(betas, rot_mats, v_template, shapedirs, joint_template, joint_shapedirs, parents, weights):
-    """``smplx.lbs.lbs`` for a model without pose correctives (all-zero posedirs): smplx's blend
-    shapes and kinematics, but it skips the (B, 306) x (306, 3V) product, takes the rest joints from
-    the regressed template and blend shapes (J_regressor is linear: no (J, V) product per sample) and
-    skins with one GEMM over the (B*12, J) transforms instead of a (B, V, 4, 4) matrix per vertex."""
-    v_shaped = v_template + blend_shapes(betas, shapedirs)
-    joints = joint_template + blend_shapes(betas, joint_shapedirs)
-    posed_joints, rel = batch_rigid_transform(rot_mats, joints, parents, dtype=v_template.dtype)
-    b, nj = rel.shape[:2]
-    per_joint = rel[:, :, :3, :].reshape(b, nj, 12).transpose(1, 2).reshape(b * 12, nj)
-    t = (per_joint @ weights.T).reshape(b, 3, 4, -1)  # (B, 3, 4, V): blended 3x4 transform per vertex
-    x = v_shaped.transpose(1, 2)
-    verts = torch.addcmul(t[:, :, 3], t[:, :, 0], x[:, None, 0])
-    verts = verts.addcmul_(t[:, :, 1], x[:, None, 1]).addcmul_(t[:, :, 2], x[:, None, 2])
-    return verts.transpose(1, 2), posed_joints
+from .skinning import rigid_lbs, sparse_skinning
 
 
 class BodyModelError(ValueError):
@@ -169,6 +154,9 @@ class BodyModel(torch.nn.Module):
         self.register_buffer("lbs_weights", t(a["weights"]))
         self.register_buffer("joint_template", t(a["J_regressor"] @ a["v_template"]))
         self.register_buffer("joint_shapedirs", t(np.einsum("jv,vcb->jcb", a["J_regressor"], a["shapedirs"])))
+        skin_index, skin_weight = sparse_skinning(self.lbs_weights)
+        self.register_buffer("skin_index", skin_index, persistent=False)  # derived: kept out of state_dict
+        self.register_buffer("skin_weight", skin_weight, persistent=False)
         self.register_buffer("keypoint_index", torch.as_tensor(kp_index))
         self.register_buffer("keypoint_weight", t(kp_weight))
         self.register_buffer("parents_t", torch.as_tensor(self.parents, dtype=torch.long))
@@ -230,8 +218,10 @@ class BodyModel(torch.nn.Module):
                                 self.parents_t, self.lbs_weights, pose2rot=False)
         else:
             verts, joints = rigid_lbs(b, full, self.v_template, self.shapedirs, self.joint_template,
-                                      self.joint_shapedirs, self.parents_t, self.lbs_weights)
-        kps = (verts[:, self.keypoint_index] * self.keypoint_weight[..., None]).sum(2)
+                                      self.joint_shapedirs, self.parents_t, self.skin_index, self.skin_weight)
+        # Gathered as (26, width, 3, B): rows stay contiguous when vertices are a view of (V, 3, B).
+        by_vertex = verts.permute(1, 2, 0)[self.keypoint_index]
+        kps = (by_vertex * self.keypoint_weight[..., None, None]).sum(1).permute(2, 0, 1)
         if transl is not None:
             tr = torch.as_tensor(transl, dtype=self.dtype, device=self.device).reshape(-1, 1, 3)
             verts, joints, kps = verts + tr, joints + tr, kps + tr

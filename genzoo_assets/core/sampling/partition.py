@@ -38,8 +38,14 @@ def _floats(a: np.ndarray) -> list[float]:
 
 def sample_shapes_partition(species_row: dict, shard: str, indices: range, sampler, base_seed: int = 0,
                             run_id: str | None = None) -> pd.DataFrame:
-    """``shape_params`` rows for ``indices`` of one species × shard."""
+    """``shape_params`` rows for ``indices`` of one species × shard.
+
+    No indices (samples_per_shard <= 0) is refused: an empty table would replace the shard's rows.
+    """
     species = _species_slug(species_row)
+    if len(indices) == 0:
+        raise ValueError(f"shard {shard} of {species} has no sample indices ({indices}): "
+                         f"samples_per_shard must be at least 1")
     rows = []
     for index in indices:
         sid = sample_id(species, shard, int(index))

@@ -1,0 +1,315 @@
+"""Bad inputs across the `genzoo` command, Dagster run config and files.
+
+Every case must fail with a clear error that names the offending input (path, field or name);
+the command must exit with status 2 and print one line without a traceback; and nothing already
+in the data directory may change (each case compares a snapshot of every file's hash).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import dagster as dg
+import numpy as np
+import pytest
+
+from genzoo_assets import cli
+from genzoo_assets.core.body import procedural_body_model
+from genzoo_assets.core.body.io import model_arrays
+from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.evaluate.animal3d import load_animal3d
+from genzoo_assets.core.imagegen import make_generator
+from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
+from genzoo_assets.core.sampling.clip_text import ClipTextEncoder, load_animal_attributes
+from genzoo_assets.core.taxonomy import frame
+from genzoo_assets.core.text.backends import make_captioner, make_prompter
+from genzoo_assets.defs.partitions import sample_partition_key
+from genzoo_assets.defs.resources import GenZooSettings
+from genzoo_assets.defs.sampling import pose_params, shape_params
+from genzoo_assets.defs.species import species
+from genzoo_assets.defs.text import captions
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[2]
+UNCLEAR = {"AttributeError", "IndexError", "ZeroDivisionError", "UnboundLocalError", "NameError", "AssertionError"}
+MDD_V2 = "sciName,mainCommonName,superorder,order,family,extinct,domestic\n"
+
+
+@dataclasses.dataclass
+class World:
+    root: Path
+    data: Path  # a populated data directory: species table, one sampled partition, the catalog
+    ambiguous: Path  # a data directory whose imported frame has two species with one common name
+    bad: Path  # the bad files
+    instance: dg.DagsterInstance
+    settings: GenZooSettings
+
+    def f(self, name: str) -> str:
+        return str(self.bad / name)
+
+
+def _write_bad_files(bad: Path) -> None:
+    bad.mkdir()
+    arrays = model_arrays(procedural_body_model())
+    (bad / "truncated.pkl").write_bytes(pickle.dumps({k: v for k, v in arrays.items()}, protocol=2)[:200])
+    ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    (bad / "image.pkl").write_bytes(png.tobytes())
+    np.savez(bad / "wrong_shapes.npz", **{**arrays, "shapedirs": np.zeros((5, 3))})
+    nan = {**arrays, "v_template": arrays["v_template"].copy()}
+    nan["v_template"][0, 0] = np.nan
+    np.savez(bad / "nan_template.npz", **nan)
+    (bad / "empty.pkl").write_bytes(b"")
+    (bad / "missing_columns.csv").write_text("sciName,order\nPanthera_leo,CARNIVORA\n")
+    (bad / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    (bad / "empty.csv").write_bytes(b"")
+    (bad / "header_only.csv").write_text(MDD_V2)
+    (bad / "bad_flag.csv").write_text(MDD_V2 + "Panthera_leo,Lion,Laurasiatheria,CARNIVORA,FELIDAE,maybe,0\n")
+    (bad / "ambiguous.csv").write_text(MDD_V2 + "Vulpes ghosta,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n"
+                                                "Vulpes spectra,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n")
+    np.savez(bad / "nan_bank.npz", poses=np.full((4, 34, 3), np.nan))
+    np.savez(bad / "wrong_shape_bank.npz", poses=np.zeros((4, 7)))
+    np.savez(bad / "attributes.npz", animals=np.array(["Canis lupus"]), mean=np.zeros((1, 4)), cov=np.eye(4)[None])
+    (bad / "invalid.json").write_text('{"data": [ {"img_path": ')
+    (bad / "missing_fields.json").write_text(json.dumps({"data": [{"img_path": "a.png", "mask_path": "a_mask.png"}]}))
+    (bad / "not_a_dir").write_text("a regular file where a folder should be")
+    for name in ("llm_incomplete", "clip_empty"):
+        (bad / name).mkdir()
+    (bad / "llm_incomplete" / "config.json").write_text("{}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    root = tmp_path_factory.mktemp("bad_inputs")
+    _write_bad_files(root / "bad")
+    settings = GenZooSettings(data_dir=str(root / "data"), samples_per_shard=2, resolution=64)
+    ambiguous = root / "ambiguous"
+    frame.import_mdd(ambiguous, root / "bad" / "ambiguous.csv", samples_per_shard=2)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+        assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
+                              partition_key=sample_partition_key("panthera-leo", "000")).success
+        instance.add_dynamic_partitions("species", ["zzz-not-an-animal", "panthera_leo-", "panthera..leo"])
+        duckdb_catalog.refresh_catalog(settings.root())
+        yield World(root, settings.root(), ambiguous, root / "bad", instance, settings)
+
+
+def _snapshot(*dirs: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for d in dirs if d.exists() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+# --- the `genzoo` command -------------------------------------------------------------------------
+
+CLI_CASES = {
+    # id: (argv, with {bad}/{data}/{ambiguous} filled in; words the one-line message must contain)
+    "body-missing-file": (["body", "info", "{bad}/no_such_model.pkl"], ["{bad}/no_such_model.pkl", "not found"]),
+    "body-truncated-pickle": (["body", "info", "{bad}/truncated.pkl"], ["{bad}/truncated.pkl", "truncated"]),
+    "body-png-renamed-pkl": (["body", "info", "{bad}/image.pkl"], ["{bad}/image.pkl", "not a pickle"]),
+    "body-npz-wrong-shapes": (["body", "info", "{bad}/wrong_shapes.npz"], ["{bad}/wrong_shapes.npz", "shapedirs"]),
+    "body-nan-template": (["body", "info", "{bad}/nan_template.npz"], ["{bad}/nan_template.npz", "v_template"]),
+    "body-empty-file": (["body", "info", "{bad}/empty.pkl"], ["{bad}/empty.pkl", "empty"]),
+    "body-directory": (["body", "info", "{bad}"], ["{bad}", "directory"]),
+    "species-unknown": (["species", "add", "Zzyzx notananimal"], ["Zzyzx notananimal", "unknown species"]),
+    "species-ambiguous": (["--data-dir", "{ambiguous}", "species", "add", "ghost fox"], ["ghost fox", "ambiguous"]),
+    "species-sql-name": (["species", "add", "x'); DROP TABLE species; --"], ["DROP TABLE species", "unknown species"]),
+    "species-empty-name": (["species", "add", "  "], ["'  '", "empty"]),
+    "mdd-missing-columns": (["species", "import-mdd", "{bad}/missing_columns.csv"],
+                            ["{bad}/missing_columns.csv", "mainCommonName"]),
+    "mdd-binary": (["species", "import-mdd", "{bad}/binary.csv"], ["{bad}/binary.csv", "binary"]),
+    "mdd-empty": (["species", "import-mdd", "{bad}/empty.csv"], ["{bad}/empty.csv", "empty"]),
+    "mdd-header-only": (["species", "import-mdd", "{bad}/header_only.csv"],
+                        ["{bad}/header_only.csv", "no species rows"]),
+    "mdd-bad-flag": (["species", "import-mdd", "{bad}/bad_flag.csv"], ["{bad}/bad_flag.csv", "extinct", "maybe"]),
+    "mdd-missing-file": (["species", "import-mdd", "{bad}/MDD_v9.csv"], ["{bad}/MDD_v9.csv", "does not exist"]),
+    "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
+    "sql-insert": (["catalog", "sql", "INSERT INTO _catalog_info VALUES (1)"],
+                   ["INSERT INTO _catalog_info", "read-only"]),
+    "sql-copy": (["catalog", "sql", "COPY samples TO '{bad}/leak.csv'"], ["COPY samples", "read-only"]),
+    "sql-attach": (["catalog", "sql", "ATTACH '{bad}/evil.duckdb' AS evil"], ["ATTACH", "read-only"]),
+    "sql-create-view": (["catalog", "sql", "CREATE VIEW v AS SELECT 1"], ["CREATE VIEW v", "read-only"]),
+    "sql-two-statements": (["catalog", "sql", "SELECT 1; DROP TABLE samples"], ["DROP TABLE samples", "one statement"]),
+    "sql-syntax-error": (["catalog", "sql", "SELEC species FROM samples"], ["SELEC species", "syntax"]),
+    "sql-unknown-table": (["catalog", "sql", "SELECT * FROM no_such_table"], ["no_such_table"]),
+    "sql-species-injection": (["catalog", "sql", "SELECT * FROM samples WHERE species = 'x'; DELETE FROM samples"],
+                              ["DELETE FROM samples", "one statement"]),
+    "data-dir-is-file": (["--data-dir", "{bad}/not_a_dir", "catalog", "refresh"], ["{bad}/not_a_dir"]),
+    "data-dir-under-file": (["--data-dir", "{bad}/not_a_dir/data", "species", "list"],
+                            ["{bad}/not_a_dir/data", "Not a directory"]),
+    # Tests run as root, where chmod 0o500 does not stop writes: /proc is unwritable even for root.
+    "data-dir-unwritable": (["--data-dir", "/proc/genzoo-data", "catalog", "refresh"], ["/proc/genzoo-data"]),
+}
+SUBPROCESS_CASES = {"body-missing-file", "sql-drop"}  # also run as a real command: exit status 2, one line
+
+
+def _fill(value, world: World):
+    """Put the module's folders into a case's strings (in nested config dicts too)."""
+    if isinstance(value, dict):
+        return {k: _fill(v, world) for k, v in value.items()}
+    if isinstance(value, str):
+        return value.format(bad=world.bad, data=world.data, ambiguous=world.ambiguous)
+    return value
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_bad_input(case, world, capsys, monkeypatch):
+    argv, words = CLI_CASES[case]
+    argv, words = [_fill(a, world) for a in argv], [_fill(w, world) for w in words]
+    monkeypatch.setenv("GENZOO_DATA_DIR", str(world.data))
+    monkeypatch.delenv("GENZOO_DEBUG", raising=False)
+    before = _snapshot(world.data, world.ambiguous, world.bad)
+    assert cli.main(argv) == 2
+    assert _snapshot(world.data, world.ambiguous, world.bad) == before
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("genzoo: error: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word.casefold() in lines[0].casefold(), (word, lines[0])
+    if case in SUBPROCESS_CASES:
+        env = {**os.environ, "GENZOO_DATA_DIR": str(world.data), "PYTHONPATH": str(REPO)}
+        env.pop("GENZOO_DEBUG", None)
+        run = subprocess.run([sys.executable, "-m", "genzoo_assets.cli", *argv], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and run.stdout == ""
+        assert run.stderr.strip() == lines[0]
+        assert _snapshot(world.data, world.ambiguous, world.bad) == before
+
+
+# --- Dagster run config and resources ------------------------------------------------------------
+
+def _key(species_key="panthera-leo"):
+    return sample_partition_key(species_key, "000")
+
+
+def _ops(asset: str, **config) -> dict:
+    return {"ops": {asset: {"config": config}}}
+
+
+CONFIG_CASES = {
+    # id: (assets, run config, settings overrides, partition species, words the failure must contain)
+    "shape-unknown-backend": ([shape_params], _ops("shape_params", backend="stylegan"), {}, "panthera-leo",
+                              ["'stylegan'", "shape sampler"]),
+    "shape-missing-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/smal_data.pkl"), {},
+                                "panthera-leo", ["{bad}/smal_data.pkl"]),
+    "shape-missing-flow-checkpoint": ([shape_params], _ops("shape_params", backend="clip_flow", flow_checkpoint=
+                                                           "{bad}/awol.pt", attributes="{bad}/attributes.npz"),
+                                      {}, "panthera-leo", ["{bad}/awol.pt"]),
+    "pose-unknown-backend": ([pose_params], _ops("pose_params", backend="mocap"), {}, "panthera-leo", ["'mocap'"]),
+    "pose-bad-camera-model": ([pose_params], _ops("pose_params", camera_model="fisheye"), {}, "panthera-leo",
+                              ["'fisheye'", "camera model"]),
+    "pose-bank-missing": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/dog_poses.npz"), {},
+                          "panthera-leo", ["{bad}/dog_poses.npz", "does not exist"]),
+    "pose-bank-nan": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/nan_bank.npz"), {},
+                      "panthera-leo", ["{bad}/nan_bank.npz", "NaN"]),
+    "pose-bank-wrong-shape": ([pose_params],
+                              _ops("pose_params", backend="bank", pose_bank="{bad}/wrong_shape_bank.npz"),
+                              {}, "panthera-leo", ["{bad}/wrong_shape_bank.npz", "shape"]),
+    "pose-bank-is-png": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/image.pkl"), {},
+                         "panthera-leo", ["{bad}/image.pkl"]),
+    "settings-negative-resolution": ([pose_params], {}, {"resolution": -64}, "panthera-leo", ["-64"]),
+    "settings-zero-samples-per-shard": ([shape_params], {}, {"samples_per_shard": 0}, "panthera-leo",
+                                       ["samples_per_shard", "0"]),
+    "settings-missing-body-model": ([shape_params], {}, {"body_model": "{bad}/smal_plus.pkl"}, "panthera-leo",
+                                    ["{bad}/smal_plus.pkl", "not found"]),
+    "settings-truncated-body-model": ([shape_params], {}, {"body_model": "{bad}/truncated.pkl"}, "panthera-leo",
+                                      ["{bad}/truncated.pkl"]),
+    "settings-data-dir-is-file": ([shape_params], {}, {"data_dir": "{bad}/not_a_dir"}, "panthera-leo",
+                                  ["{bad}/not_a_dir"]),
+    "partition-unknown-species": ([shape_params], {}, {}, "zzz-not-an-animal", ["'zzz-not-an-animal'"]),
+    "partition-key-bad-end": ([shape_params], {}, {}, "panthera_leo-", ["'panthera_leo-'", "start and end"]),
+    "partition-key-dots": ([shape_params], {}, {}, "panthera..leo", ["'panthera..leo'", "forbidden"]),
+    "captions-missing-upstream": ([captions], {}, {}, "panthera-leo", ["'control_renders'", "materialise it first"]),
+}
+
+
+def _error_text(result) -> tuple[str, list[str]]:
+    """Every message in the step failures' cause chains, and the exception classes involved."""
+    texts, classes = [], []
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.event_specific_data.error
+            while err is not None:
+                texts.append(err.message)
+                classes.append(err.cls_name)
+                err = err.cause
+    return "\n".join(texts), classes
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_config_bad_input(case, world):
+    assets, run_config, overrides, species_key, words = CONFIG_CASES[case]
+    run_config, overrides = _fill(run_config, world), _fill(overrides, world)
+    fields = ("data_dir", "body_model", "samples_per_shard", "resolution")
+    settings = GenZooSettings(**{**{f: getattr(world.settings, f) for f in fields}, **overrides})
+    before = _snapshot(world.data, world.bad)
+    result = dg.materialize(assets, instance=world.instance, resources={"settings": settings},
+                            partition_key=_key(species_key), run_config=run_config, raise_on_error=False)
+    assert not result.success
+    assert _snapshot(world.data, world.bad) == before
+    text, classes = _error_text(result)
+    for word in (_fill(w, world) for w in words):
+        assert word.casefold() in text.casefold(), (word, text)
+    assert not UNCLEAR.intersection(classes), (classes, text)
+
+
+# --- files and model folders given to core loaders ----------------------------------------------
+
+def _vitpose(world):
+    cfg = dataclasses.replace(RegressorConfig.tiny(20), pretrained_backbone=world.f("vitpose-base"))
+    return build_regressor(cfg)
+
+
+def _animal3d_missing_fields(world):
+    body = types.SimpleNamespace(num_betas=41, source="smal")
+    return load_animal3d(world.f("missing_fields.json"), body)
+
+
+FILE_CASES = {
+    # id: (call, words the message must contain)
+    "flux-missing-weights": (lambda w: make_generator("flux_controlnet", base_model=w.f("FLUX.1-dev"),
+                                                      canny_controlnet=w.f("canny"), depth_controlnet=w.f("depth")),
+                             ["{bad}/FLUX.1-dev", "does not exist"]),
+    "vlm-missing-weights": (lambda w: make_captioner("vlm", model_dir=w.f("Molmo-7B-D")), ["{bad}/Molmo-7B-D"]),
+    "llm-incomplete-folder": (lambda w: make_prompter("llm", model_dir=w.f("llm_incomplete")),
+                              ["{bad}/llm_incomplete", "weights", "tokenizer"]),
+    "clip-missing-folder": (lambda w: ClipTextEncoder(w.f("clip-vit-b-32")), ["{bad}/clip-vit-b-32"]),
+    "clip-empty-folder": (lambda w: ClipTextEncoder(w.f("clip_empty")), ["{bad}/clip_empty"]),
+    "vitpose-missing-folder": (_vitpose, ["{bad}/vitpose-base"]),
+    "attributes-without-species": (lambda w: load_animal_attributes(w.f("attributes.npz")).gaussian("Panthera leo"),
+                                   ["'Panthera leo'", "{bad}/attributes.npz"]),
+    "attributes-is-text": (lambda w: load_animal_attributes(w.f("missing_columns.csv")), ["{bad}/missing_columns.csv"]),
+    "animal3d-invalid-json": (lambda w: load_animal3d(w.f("invalid.json"), types.SimpleNamespace(num_betas=41)),
+                              ["{bad}/invalid.json", "not valid JSON"]),
+    "animal3d-missing-fields": (_animal3d_missing_fields, ["{bad}/missing_fields.json", "supercategory"]),
+    "species-row-sql-key": (lambda w: frame.species_row(w.data, "x'; DROP TABLE samples; --"),
+                            ["DROP TABLE samples", "forbidden"]),
+    "catalog-query-write": (lambda w: duckdb_catalog.query("UPDATE shape_params SET seed = 0", data_dir=w.data),
+                            ["UPDATE shape_params", "read-only"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_file_bad_input(case, world):
+    call, words = FILE_CASES[case]
+    before = _snapshot(world.data, world.bad)
+    with pytest.raises((ValueError, OSError, RuntimeError)) as info:  # what the CLI and the steps report cleanly
+        call(world)
+    assert _snapshot(world.data, world.bad) == before
+    message = str(info.value)
+    for word in (_fill(w, world) for w in words):
+        assert word.casefold() in message.casefold(), (word, message)
+
+
+def test_at_least_thirty_distinct_bad_inputs():
+    assert len(CLI_CASES) + len(CONFIG_CASES) + len(FILE_CASES) >= 30

@@ -1,0 +1,195 @@
+"""Failure safety: a SIGKILLed partition leaves nothing half-visible, concurrent partitions never
+hit a DuckDB lock, reruns are idempotent, and GPU steps retry transient faults only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import dagster as dg
+import numpy as np
+import pytest
+
+from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.taxonomy import frame
+from genzoo_assets.defs import render as render_defs
+from genzoo_assets.defs.partitions import sample_partition_key
+from genzoo_assets.defs.render import control_renders
+from genzoo_assets.defs.resources import GPU_RETRY, GenZooSettings
+from genzoo_assets.defs.sampling import pose_params, shape_params
+from genzoo_assets.defs.species import species
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[2]
+LOCK_MESSAGES = ("Could not set lock", "Conflicting lock")
+CONCURRENT_SPECIES = ["panthera-leo", "panthera-tigris", "acinonyx-jubatus", "canis-lupus", "ursus-arctos",
+                      "equus-quagga", "dog-labrador-retriever", "dog-beagle"]
+
+
+def _env(dagster_home: Path) -> dict:
+    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYOPENGL_PLATFORM": "egl", "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(REPO)}
+
+
+def _count(sql: str, root: Path) -> int:
+    return int(duckdb_catalog.query(sql, data_dir=root).iloc[0, 0])
+
+
+def _partition_rows(table: str, root: Path, species_key: str, shard: str) -> int:
+    if table not in duckdb_catalog.catalog_views(root):
+        return 0
+    return _count(f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root)
+
+
+def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_path):
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    home.mkdir()
+    key, shard, samples = "panthera-leo", "000", 16
+    renders = data / "renders" / key / shard
+    cmd = [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
+           str(samples), "128", "species", "shape_params", "pose_params", "control_renders"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (renders.is_dir() and any(p.suffix == ".png" for p in renders.iterdir())):
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the render step never started"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # in the middle of control_renders: some PNGs written, no Parquet
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (data / "control_renders" / key / f"{shard}.parquet").exists()
+
+    # Every file visible under a non-hidden name is complete; half-written ones are dot-files.
+    visible = [p for p in renders.iterdir() if not p.name.startswith(".")]
+    assert any(p.suffix == ".png" for p in visible)
+    for path in visible:
+        if path.suffix == ".png":
+            assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None, path
+        elif path.suffix == ".npy":
+            assert np.isfinite(np.load(path)).all(), path
+
+    duckdb_catalog.refresh_catalog(data)
+    assert _partition_rows("control_renders", data, key, shard) == 0  # no partial rows of the killed stage
+    assert _partition_rows("pose_params", data, key, shard) == samples  # completed stages are intact
+    assert "control_renders" not in duckdb_catalog.catalog_views(data)
+
+    settings = GenZooSettings(data_dir=str(data), samples_per_shard=samples, resolution=128)
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        result = dg.materialize([shape_params, pose_params, control_renders], instance=instance,
+                                resources={"settings": settings}, partition_key=sample_partition_key(key, shard))
+        assert result.success
+        runs = instance.get_runs()
+        assert len(runs) == 3  # species, the killed run, the rerun
+    finally:
+        instance.dispose()
+    duckdb_catalog.refresh_catalog(data)
+    for table in ("shape_params", "pose_params", "control_renders"):
+        assert _partition_rows(table, data, key, shard) == samples, table
+    assert _count("SELECT count(*) - count(DISTINCT sample_id) FROM samples", data) == 0
+    assert _count("SELECT count(*) FROM samples WHERE rgb_path IS NULL", data) == 0
+    for rel in duckdb_catalog.query("SELECT rgb_path, canny_path FROM control_renders", data_dir=data).stack():
+        assert cv2.imread(str(data / rel), cv2.IMREAD_UNCHANGED) is not None, rel
+
+
+def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
+    data = tmp_path / "data"
+    frame.refresh_species_table(data, samples_per_shard=2)
+    cmd = [sys.executable, "-m", "genzoo_assets_tests.robustness.concurrent_runner", str(data), *CONCURRENT_SPECIES]
+    out = subprocess.run(cmd, cwd=REPO, env=_env(tmp_path / "unused"), capture_output=True, text=True, timeout=300)
+    logs = out.stdout + out.stderr
+    assert out.returncode == 0, logs[-3000:]
+    reports = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["species"] for r in reports) == sorted(CONCURRENT_SPECIES)
+    lock_errors = [m for m in LOCK_MESSAGES if m in logs]
+    assert lock_errors == [], logs[-3000:]
+    assert [r["errors"] for r in reports if not r["success"] or r["errors"]] == []
+    duckdb_catalog.refresh_catalog(data)
+    counts = duckdb_catalog.query("SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data)
+    assert dict(zip(counts["species"], counts["n"])) == {k: 2 for k in CONCURRENT_SPECIES}
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory):
+    """One species × shard with shape and pose params (4 samples), materialised through Dagster."""
+    root = tmp_path_factory.mktemp("sampled")
+    settings = GenZooSettings(data_dir=str(root / "data"), samples_per_shard=4, resolution=64)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+        key = sample_partition_key("panthera-leo", "000")
+        assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
+                              partition_key=key).success
+        yield instance, settings, key
+
+
+def _ground_truth(root: Path):
+    return duckdb_catalog.query(
+        "SELECT sample_id, betas, global_orient, body_pose, transl, keypoints_3d, yaw_deg FROM samples "
+        "ORDER BY sample_id", data_dir=root)
+
+
+def test_rerunning_a_partition_is_idempotent(sampled):
+    instance, settings, key = sampled
+    root = settings.root()
+    duckdb_catalog.refresh_catalog(root)
+    before = _ground_truth(root)
+    assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
+                          partition_key=key).success
+    duckdb_catalog.refresh_catalog(root)
+    after = _ground_truth(root)
+    assert len(after) == len(before) == settings.samples_per_shard
+    assert after["sample_id"].tolist() == before["sample_id"].tolist()
+    for col in ("betas", "global_orient", "body_pose", "transl", "keypoints_3d"):
+        np.testing.assert_array_equal(np.stack(after[col]), np.stack(before[col]), err_msg=col)
+    np.testing.assert_array_equal(after["yaw_deg"], before["yaw_deg"])
+    assert _count("SELECT count(*) - count(DISTINCT sample_id) FROM pose_params", root) == 0
+
+
+def _retries(result) -> int:
+    return sum(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+
+
+def _fast_retries(monkeypatch):
+    """Same retry count as GPU_RETRY, without its 10 s back-off (the policy itself is asserted)."""
+    assert control_renders.op.retry_policy == GPU_RETRY and GPU_RETRY.max_retries >= 1
+    monkeypatch.setattr(control_renders.op, "_retry_policy", dg.RetryPolicy(max_retries=GPU_RETRY.max_retries))
+
+
+def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
+    instance, settings, key = sampled
+    _fast_retries(monkeypatch)
+    real, calls = render_defs.render_partition, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render_defs, "render_partition", flaky)
+    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key)
+    assert result.success
+    assert len(calls) == 2 and _retries(result) == 1
+    assert (settings.root() / "control_renders" / "panthera-leo" / "000.parquet").exists()
+
+
+def test_input_error_fails_at_once_without_retries(sampled, monkeypatch):
+    instance, settings, key = sampled
+    _fast_retries(monkeypatch)
+    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key,
+                            run_config={"ops": {"control_renders": {"config": {"resolution": -64}}}},
+                            raise_on_error=False)
+    assert not result.success
+    assert _retries(result) == 0
+    failure = [e for e in result.all_events if e.is_step_failure][0]
+    assert "-64" in str(failure.event_specific_data.error)
