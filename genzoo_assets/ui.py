@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from genzoo_assets.instance import REPO_ROOT, project_instance
@@ -27,7 +28,8 @@ def ui_command(host: str, port: int) -> list[str]:
 def start_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None, **popen) -> subprocess.Popen:
     """Start ``dg dev`` in its own process group (so `stop_process_group` reaches every child)."""
     instance = project_instance()  # creates DAGSTER_HOME and sets the gpu pool before the UI starts
-    env = dict(os.environ, DAGSTER_HOME=str(Path(instance.root_directory)))
+    venv = Path(sys.executable).parent.parent  # dg dev runs the project in this environment
+    env = dict(os.environ, DAGSTER_HOME=str(Path(instance.root_directory)), VIRTUAL_ENV=str(venv))
     if data_dir:
         env["GENZOO_DATA_DIR"] = str(Path(data_dir).resolve())
     return subprocess.Popen(ui_command(host, port), cwd=REPO_ROOT, env=env, start_new_session=True, **popen)
@@ -43,13 +45,27 @@ def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = Non
         return stop_process_group(proc)
 
 
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 20.0) -> int:
-    """SIGTERM the whole group, then SIGKILL: `dg dev` children ignore SIGTERM for ~15 s."""
+def _group_alive(pgid: int) -> bool:
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        return proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait()
+        os.killpg(pgid, 0)
+        return True
     except ProcessLookupError:
-        return proc.wait()
+        return False
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20.0) -> int:
+    """SIGTERM the whole group, then SIGKILL whatever is left of it after ``grace_s``.
+
+    `dg dev`'s children ignore SIGTERM for ~15 s and may outlive `dg dev` itself, so the group,
+    not the leader, decides when we are done.
+    """
+    pgid = proc.pid
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        proc.poll()  # reap the leader so it does not keep the group alive as a zombie
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+    return proc.wait()

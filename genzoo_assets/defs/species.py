@@ -13,7 +13,7 @@ def species(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.M
     """Bundled Laurasiatheria species (or an imported MDD release) + 247 dog breeds + species added
     with `genzoo species add`, with each species' share of the dataset; registers the partitions."""
     root = settings.root()
-    table = frame.refresh_species_table(
+    table = frame.build_table(
         root,
         dog_fraction=settings.dog_fraction,
         dataset_size=settings.dataset_size,
@@ -21,8 +21,9 @@ def species(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.M
     )
     existing = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
     new_keys = [k for k in table["key"] if k not in existing]
-    if new_keys:
+    if new_keys:  # register before writing the table, so the sensor never sees unregistered species
         context.instance.add_dynamic_partitions(SPECIES_PARTITIONS_NAME, new_keys)
+    frame.write_species_table(root, table)
     by_order = table.groupby("order").size().sort_values(ascending=False).rename("species").reset_index()
     return dg.MaterializeResult(
         metadata={

@@ -63,10 +63,14 @@ def build_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_pe
     return table
 
 
+def write_species_table(root: Path, table: pd.DataFrame) -> Path:
+    return write_table_atomic(table, species_table_path(root))
+
+
 def refresh_species_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64) -> pd.DataFrame:
     """Rebuild ``species.parquet`` from the frame, the dog breeds and the added species."""
     table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
-    write_table_atomic(table, species_table_path(root))
+    write_species_table(root, table)
     return table
 
 
