@@ -27,4 +27,10 @@ def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
     assert (n, species) == (24, 4)
     assert con.execute("SELECT count(*) FROM samples WHERE image_path IS NULL").fetchone()[0] == 0
     assert (data / "regressor" / "checkpoint.pt").exists() and (data / "regressor" / "loss_curve.png").exists()
+    lineage = con.execute(
+        "SELECT count(*), count(DISTINCT checkpoint) FROM training_lineage l JOIN samples s USING (sample_id)"
+    ).fetchone()
+    assert lineage[0] > 0 and lineage[1] == 1  # every exported catalog row, traced to one checkpoint
+    methods = {m for (m,) in con.execute("SELECT DISTINCT method FROM metrics").fetchall()}
+    assert methods == {"genzoo", "mean_pose", "untrained"}
     assert (home / "dagster.yaml").exists()  # runs went to the project-local instance the UI reads

@@ -6,6 +6,7 @@ import dagster as dg
 import torch
 
 from genzoo_assets.core.body import load_body_model
+from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.evaluate import (
     benchmark_set_from_animal3d, load_animal3d, mean_pose_baseline, run_benchmark,
 )
@@ -58,6 +59,7 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settin
     )
     out_dir = root / "benchmark" / context.partition_key
     paths = write_report(result, out_dir, select_gallery(result, test_set, body))
+    duckdb_catalog.refresh_catalog(root)  # per-sample results join `samples` in the `metrics` view
     overall = result.summary[result.summary["group"] == "overall"]
     context.log.info("\n" + overall[SUMMARY_COLUMNS].to_string(index=False))
     return dg.MaterializeResult(metadata={

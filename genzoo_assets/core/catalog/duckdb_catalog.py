@@ -25,7 +25,7 @@ deleted rows stay in the file until it is rewritten). Incrementally added rows g
 
 Each table is stored as ``_snap_<table>`` with its source file in a ``_file`` column, its rows in
 file-path order (clustered by species, so a species filter skips whole row groups); the public
-names (``species``, the per-sample tables, ``metrics``) are views that hide ``_file``. ``samples``
+names (``species``, the per-sample tables, ``metrics``, ``training_lineage``) are views that hide ``_file``. ``samples``
 is a view joining the snapshots on ``sample_id``: materialising it too more than doubled the
 refresh time and the file size, while the join on native tables costs ~10-20 ms for one species
 and 0.2-0.4 s for all 1M samples.
@@ -101,6 +101,7 @@ def _sources(root: Path) -> dict[str, dict[str, tuple[int, int, int]]]:
     patterns = {"species": "species/species.parquet"}
     patterns.update({t: f"{t}/*/*.parquet" for t in SAMPLE_TABLES})
     patterns["metrics"] = "benchmark/*/predictions.parquet"
+    patterns["training_lineage"] = "regressor/lineage.parquet"  # checkpoint, config, split, shard, sample_id
     out = {}
     for name, pattern in patterns.items():
         files = {}
