@@ -37,8 +37,10 @@ def missing_partitions(instance: dg.DagsterInstance, table, species_keys=None) -
     return keys
 
 
-def _run_requests(keys) -> list[dg.RunRequest]:
-    return [dg.RunRequest(partition_key=k) for k in keys[:MAX_RUNS_PER_TICK]]
+def _run_requests(keys, keyed: bool = False) -> list[dg.RunRequest]:
+    """At most MAX_RUNS_PER_TICK requests; `keyed` gives each a run key so the sensor daemon skips
+    a partition it already requested when a capped-off species is evaluated again."""
+    return [dg.RunRequest(partition_key=k, run_key=str(k) if keyed else None) for k in keys[:MAX_RUNS_PER_TICK]]
 
 
 @dg.sensor(job=generate_samples, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -53,10 +55,11 @@ def new_species_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     seen = set(filter(None, (context.cursor or "").split(",")))
     fresh = (set(new) | (set(table["key"]) - seen)) if context.cursor is not None else set(new)
     keys = missing_partitions(context.instance, table, species_keys=fresh) if fresh else []
+    capped_off = {k.keys_by_dimension["species"] for k in keys[MAX_RUNS_PER_TICK:]}  # not seen yet: next tick
     return dg.SensorResult(
-        run_requests=_run_requests(keys),
+        run_requests=_run_requests(keys, keyed=True),
         dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(SPECIES_PARTITIONS_NAME, new)] if new else [],
-        cursor=",".join(sorted(table["key"])),
+        cursor=",".join(sorted(set(table["key"]) - capped_off)),
     )
 
 

@@ -20,7 +20,7 @@ class ImageConfig(dg.Config):
     steps: int = 28
     guidance: float = 3.5
     batch_size: int = 4
-    max_sequence_length: int = 512  # T5 prompt tokens; FLUX.1-dev's default
+    max_sequence_length: int = 0  # T5 prompt tokens; 0: the family's default (FLUX.1-dev 512, SD3 256)
     flag_threshold: float = imagegen.DEFAULT_THRESHOLD
 
 
@@ -30,7 +30,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
     return {"base_model": config.base_model, "canny_controlnet": config.canny_controlnet,
             "depth_controlnet": config.depth_controlnet, "steps": config.steps, "guidance": config.guidance,
             "batch_size": config.batch_size, "device": settings.torch_device(), "resolution": settings.resolution,
-            "max_sequence_length": config.max_sequence_length}
+            **({"max_sequence_length": config.max_sequence_length} if config.max_sequence_length else {})}
 
 
 @dg.asset(

@@ -126,7 +126,7 @@ class DiffusersControlNetGenerator:
         if self._pipe is None:
             import diffusers
 
-            load = dict(torch_dtype=self.dtype, local_files_only=True)
+            load = dict(dtype=self.dtype, local_files_only=True)
             nets = [
                 getattr(diffusers, self.family.controlnet).from_pretrained(self._locations[r][0], **load)
                 for r in ("canny_controlnet", "depth_controlnet")
