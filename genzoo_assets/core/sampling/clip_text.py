@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genzoo_assets.core.npzio import read_npz
 from genzoo_assets.core.seeds import derive_seed
 
 
@@ -140,13 +141,7 @@ class AnimalAttributes:
 def load_animal_attributes(path: str | os.PathLike) -> AnimalAttributes:
     """Read and validate ``animal_attributes.npz`` (``animals`` (N,), ``mean`` (N,D), ``cov`` (N,D,D))."""
     path = Path(path)
-    if not path.is_file():
-        raise AttributesError(f"animal attributes file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise AttributesError(f"animal attributes file {path} cannot be read as .npz: {exc}") from exc
+    arrays = read_npz(path, "animal attributes file", AttributesError)
     missing = [k for k in ("animals", "mean", "cov") if k not in arrays]
     if missing:
         raise AttributesError(f"animal attributes file {path} lacks key(s) {missing} (has {sorted(arrays)})")

@@ -19,6 +19,7 @@ import torch
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix, rot6d_to_matrix
 from genzoo_assets.core.body.skeleton import NUM_BODY_JOINTS
 from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.npzio import read_npz
 from genzoo_assets.core.sampling.poses import canonical_to_model
 
 POSE_KEYS = ("pose_6d", "poses", "pose_rotmat")
@@ -45,13 +46,7 @@ def _body_joints(path: Path, key: str, a: np.ndarray, per_joint: int) -> np.ndar
 def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """(body_pose (N, 34, 3, 3) float64 in the bank's model coordinates, postures (N,) or None)."""
     path = Path(path)
-    if not path.is_file():
-        raise PoseBankError(f"pose bank {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise PoseBankError(f"pose bank {path} cannot be read as .npz: {exc}") from exc
+    arrays = read_npz(path, "pose bank", PoseBankError)
     unknown = sorted(set(arrays) - set(POSE_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         raise PoseBankError(f"pose bank {path} has unknown key(s) {unknown}; "
