@@ -9,7 +9,7 @@ import pandas as pd
 from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.regressor import export as wds_export
-from genzoo_assets.core.regressor.data import Augmentation, load_split, materialize
+from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
@@ -86,7 +86,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
-    train_data = load_split(shards, "train", input_hw=hw, augment=Augmentation(), shuffle=256)
+    train_data = _train_split(shards, hw, settings.resolution)
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
     def progress(step: int, total: int, metrics: dict) -> None:
@@ -101,6 +101,17 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
         "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
         "training_samples": lineage, "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
     })
+
+
+CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2 GiB
+
+
+def _train_split(shards: Path, hw, resolution: int):
+    """Small splits are decoded once (CachedSplit); large ones stream from the tar shards."""
+    count = int(wds_export.read_manifest(shards)["counts"].get("train", 0))
+    if count * resolution * resolution * 3 <= CACHE_BYTES:
+        return CachedSplit(shards, "train", input_hw=hw, augment=Augmentation())
+    return load_split(shards, "train", input_hw=hw, augment=Augmentation(), shuffle=1024)
 
 
 def _record_lineage(root: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:

@@ -70,6 +70,32 @@ def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augmen
     return dataset.decode("rgb8").map(process)
 
 
+class CachedSplit(torch.utils.data.Dataset):
+    """A split decoded once into memory; crops and augmentation are still drawn per access.
+
+    For small splits (the demo's, a validation set) this removes JPEG and npz decoding from every
+    epoch, which dominates a tiny model's step on CPU. Each access draws its augmentation from
+    (seed, sample, access count), so epochs differ and reruns repeat.
+    """
+
+    def __init__(self, out_dir, split: str, input_hw=INPUT_HW, augment: Augmentation | None = None,
+                 seed: int = 0, padding: float = BBOX_PADDING):
+        urls = shard_urls(out_dir, split)
+        raw = wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("rgb8")
+        self.items = [(sample["jpg"], dict(sample["npz"]), sample["__key__"]) for sample in raw]
+        self.input_hw, self.augment, self.seed, self.padding = tuple(input_hw), augment, seed, padding
+        self.accesses = [0] * len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        image, npz, key = self.items[i]
+        self.accesses[i] += 1
+        rng = np.random.default_rng(derive_seed(self.seed, key, self.accesses[i])) if self.augment else None
+        return make_example(image, npz, self.input_hw, self.augment, rng, self.padding)
+
+
 def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentation | None = None,
                  rng: np.random.Generator | None = None, padding: float = BBOX_PADDING) -> dict:
     """One training example from a decoded RGB image (H, W, 3 uint8) and its npz dict."""
