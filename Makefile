@@ -39,12 +39,15 @@ test-deps: EXTRA_DEBS = chromium
 test-deps: system-deps $(VENV)/.test-deps
 
 demo: deps
+	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo demo
 
 test: test-deps
+	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m pytest
 
 ui: deps
+	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo ui
 
 bench: deps

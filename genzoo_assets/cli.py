@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("GENZOO_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"genzoo: error: {' '.join(str(message).split())}", file=sys.stderr)
+        one_line = " ".join(line.strip() for line in str(message).splitlines())  # keeps the input as typed
+        print(f"genzoo: error: {one_line}", file=sys.stderr)
         return 2
 
 

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,17 +38,18 @@ def test_gpu_stages_are_in_the_gpu_pool_and_request_a_gpu_on_kubernetes(all_defs
         assert spec.key.to_user_string() == key
 
 
-def test_dagster_definitions_validate_cli():
+def test_dagster_definitions_validate_cli(tmp_path):
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path))  # any existing instance dir; a fresh clone has none yet
     out = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-m", "genzoo_assets.definitions"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_dg_check_defs_cli():
+def test_dg_check_defs_cli(tmp_path):
     out = subprocess.run(
         [str(Path(sys.executable).with_name("dg")), "check", "defs"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, DAGSTER_HOME=str(tmp_path)),
     )
     assert out.returncode == 0, out.stdout + out.stderr
