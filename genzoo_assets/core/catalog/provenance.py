@@ -40,25 +40,62 @@ def code_version() -> str:
     return f"git:{sha}" if sha else f"genzoo-assets:{package_versions().get('genzoo-assets', 'unknown')}"
 
 
+def _files(p: Path) -> list[Path]:
+    return sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+
+
+def _fingerprint(p: Path) -> str:
+    """Names, sizes and mtimes of everything hashed: changes whenever the content may have."""
+    entries = [(str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns)
+               for f in _files(p)]
+    return hashlib.sha1(json.dumps([str(p), entries]).encode()).hexdigest()
+
+
+def hash_cache_path() -> Path:
+    """Where hashes of model files persist across processes (``$GENZOO_HASH_CACHE``)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genzoo-assets" / "sha256.json"
+    return Path(os.environ.get("GENZOO_HASH_CACHE") or default)
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or damaged cache: hash again
+        return {}
+
+
 @functools.lru_cache(maxsize=256)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, fingerprint: str) -> str:
+    cache_file = hash_cache_path()
+    cached = _load_cache(cache_file).get(fingerprint)
+    if cached:
+        return cached
     digest = hashlib.sha256()
     p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
+    for f in _files(p):
         if p.is_dir():
             digest.update(str(f.relative_to(p)).encode())
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
-    return digest.hexdigest()
+    value = digest.hexdigest()
+    try:
+        from genzoo_assets.core.paths import write_bytes_atomic
+
+        write_bytes_atomic(cache_file, json.dumps({**_load_cache(cache_file), fingerprint: value}).encode())
+    except OSError:  # a read-only home only costs the next process a re-hash
+        pass
+    return value
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of every file under a directory (names included), cached by mtime."""
-    p = Path(path)
-    st = p.stat()
-    return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    """sha256 of a file, or of every file under a directory (names included).
+
+    Model folders are tens of GB and every Dagster step is a new process, so hashes persist in
+    :func:`hash_cache_path`, keyed by the files' names, sizes and mtimes.
+    """
+    p = Path(path).resolve()
+    return _sha256(str(p), _fingerprint(p))
 
 
 def provenance(
