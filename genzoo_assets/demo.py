@@ -7,8 +7,9 @@ more samples beat more pixels), and a tiny regressor trained for 2,000 steps.
 
 The demo's regressor uses the ResNet backbone option: on this data a 2-layer ViTPose learns the
 camera but not posture within CPU minutes (held-out PA-MPJPE 90.5–95 against 88.3 for the mean
-pose, in side-by-side runs), while the tiny ResNet reaches 86–88. Real runs use ViT-H ViTPose
-(`size: huge`).
+pose, in side-by-side runs), while the tiny ResNet reaches 86–88. Half of its training crops are
+grey: the held-out felids' coats look like no training species', and grey crops raised held-out
+PCK@0.10 from 12.2 to 17.0 in a side-by-side run. Real runs use ViT-H ViTPose (`size: huge`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution
     t = time.monotonic()
     steps = train_steps or 2000
     train_cfg = {"size": "tiny", "backbone": "resnet", "batch_size": 32, "lr": 5e-4, "max_steps": steps,
-                 "val_every": min(100, steps), "patience": 8, "resume": False}
+                 "val_every": min(100, steps), "patience": 8, "grayscale": 0.5, "resume": False}
     meta = _metadata(_run([regressor], instance, settings, run_config={"ops": {"regressor": {"config": train_cfg}}}),
                      "regressor")
     _say(f"[5/6] regressor: {meta['steps']} steps in {time.monotonic() - t:.0f} s, best validation keypoint loss "

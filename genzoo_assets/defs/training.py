@@ -62,6 +62,7 @@ class RegressorTrainConfig(dg.Config):
     max_steps: int = 100_000
     val_every: int = 1000
     patience: int = 10
+    grayscale: float = 0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
     resume: bool = True
 
 
@@ -86,7 +87,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
-    train_data = _train_split(shards, hw, settings.resolution)
+    train_data = _train_split(shards, hw, settings.resolution, Augmentation(grayscale=config.grayscale))
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
     def progress(step: int, total: int, metrics: dict) -> None:
@@ -106,12 +107,12 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
 CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2 GiB
 
 
-def _train_split(shards: Path, hw, resolution: int):
+def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
     """Small splits are decoded once (CachedSplit); large ones stream from the tar shards."""
     count = int(wds_export.read_manifest(shards)["counts"].get("train", 0))
     if count * resolution * resolution * 3 <= CACHE_BYTES:
-        return CachedSplit(shards, "train", input_hw=hw, augment=Augmentation())
-    return load_split(shards, "train", input_hw=hw, augment=Augmentation(), shuffle=1024)
+        return CachedSplit(shards, "train", input_hw=hw, augment=augment)
+    return load_split(shards, "train", input_hw=hw, augment=augment, shuffle=1024)
 
 
 def _record_lineage(root: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:

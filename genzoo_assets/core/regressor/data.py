@@ -39,6 +39,7 @@ class Augmentation:
     scale: float = 0.15  # crop height × U(1 - scale, 1 + scale)
     translate: float = 0.05  # centre shift × crop height, U(-t, t) per axis
     colour: float = 0.2  # brightness/contrast/saturation factors U(1 - c, 1 + c)
+    grayscale: float = 0.0  # probability of dropping colour, so shape cues outweigh coat colour
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
@@ -114,6 +115,8 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
     crop = crop_image(image, box, input_hw)
     if augment is not None and augment.colour > 0:
         crop = colour_jitter(crop, rng, augment.colour)
+    if augment is not None and augment.grayscale > 0 and rng.random() < augment.grayscale:
+        crop = np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     poses = symmetric_orthogonalization(torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9))
     if "scales" in npz:
         cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]),

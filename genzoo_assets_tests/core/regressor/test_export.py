@@ -10,7 +10,7 @@ import torch
 import webdataset as wds
 
 from genzoo_assets.core.regressor.crop import crop_image, to_crop_coords
-from genzoo_assets.core.regressor.data import load_split, materialize
+from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
 from genzoo_assets.core.regressor.losses import weak_perspective_project
 from genzoo_assets_tests.core.regressor.synthetic import pose_matrices
@@ -103,3 +103,20 @@ def test_v2_perspective_export_and_reader(catalog, tmp_path):
     np.testing.assert_allclose(npz["transls"], [0.0, 0.0, 5.0])
     ex = materialize(load_split(tmp_path, "train", input_hw=(64, 48)), limit=1)[0]
     assert torch.isfinite(ex["cam_crop"]).all() and float(ex["cam_crop"][0]) > 0
+
+
+def test_cached_split_matches_the_streamed_reader_and_augments_per_access(catalog):
+    streamed = materialize(load_split(catalog["out_dir"], "train", input_hw=(64, 48)))
+    cached = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48))
+    assert len(cached) == len(streamed)
+    for a, b in zip(streamed, [cached[i] for i in range(len(cached))]):
+        assert a["sample_id"] == b["sample_id"]
+        assert torch.equal(a["img"], b["img"]) and torch.equal(a["keypoints_2d"], b["keypoints_2d"])
+    grey = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48),
+                       augment=Augmentation(scale=0, translate=0, colour=0, grayscale=1.0))
+    first, second = grey[0], grey[0]
+    assert torch.allclose(first["img"], second["img"])  # no geometric jitter: the same crop
+    unnormalised = first["img"] * torch.tensor([0.229, 0.224, 0.225])[:, None, None]  # ImageNet std only
+    assert torch.allclose(unnormalised[0] + 0.485, unnormalised[1] + 0.456, atol=1e-5)  # R == G: no colour
+    jittered = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48), augment=Augmentation())
+    assert not torch.equal(jittered[0]["img"], jittered[0]["img"])  # each access draws new jitter
