@@ -50,8 +50,14 @@ ui: deps
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo ui
 
+# Each script prints its own side-by-side ratio; FLUX runs on tiny random weights here
+# (for GPU figures: .venv/bin/python bench/flux_gpu.py --base ... --canny ... --depth ...).
 bench: deps
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/body.py
+	$(PY) bench/render.py
+	$(PY) bench/catalog.py
+	$(PY) bench/orchestration.py
+	$(PY) bench/flux_gpu.py --tiny
 
 clean:
 	rm -rf $(VENV) .dagster_home
