@@ -6,7 +6,7 @@ from genzoo_assets.core import imagegen
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 from genzoo_assets.defs.text import prompts
 
 UPSTREAM = ["prompts", "captions", "control_renders", "pose_params", "shape_params"]
@@ -38,9 +38,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
     deps=[prompts],
     group_name="images",
     kinds={"pytorch", "parquet"},
-    pool="gpu",
-    op_tags=GPU_OP_TAGS,
-    retry_policy=GPU_RETRY,
+    **GPU_STEP,
     check_specs=[dg.AssetCheckSpec("alignment_above_threshold", asset="images")],
 )
 @fail_fast_on_input_errors

@@ -6,7 +6,7 @@ from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.defs.io import image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 from genzoo_assets.defs.sampling import pose_params
 
 
@@ -19,9 +19,7 @@ class RenderConfig(dg.Config):
     deps=[pose_params],
     group_name="controls",
     kinds={"pytorch", "parquet"},
-    pool="gpu",
-    op_tags=GPU_OP_TAGS,
-    retry_policy=GPU_RETRY,
+    **GPU_STEP,
 )
 @fail_fast_on_input_errors
 def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, settings: GenZooSettings):

@@ -75,6 +75,8 @@ GPU_OP_TAGS = {
     }
 }
 GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+# Every GPU asset: the `gpu` pool locally, a GPU pod on Kubernetes, retries for transient faults.
+GPU_STEP = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
 # Errors about inputs or configuration: retrying cannot help, so they fail the step at once.
 INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, DataDirError)

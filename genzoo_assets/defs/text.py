@@ -7,7 +7,7 @@ from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import frame_markdown, read_merged, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 
 
 class CaptionConfig(dg.Config):
@@ -30,10 +30,7 @@ def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
     return {**opts, "device": settings.torch_device()}
 
 
-_GPU = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
-
-
-@dg.asset(partitions_def=sample_partitions, deps=[control_renders], group_name="text", kinds={"parquet"}, **_GPU)
+@dg.asset(partitions_def=sample_partitions, deps=[control_renders], group_name="text", kinds={"parquet"}, **GPU_STEP)
 @fail_fast_on_input_errors
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
     """How the animal is oriented in the control render, in words."""
@@ -49,7 +46,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
     )
 
 
-@dg.asset(partitions_def=sample_partitions, deps=[captions], group_name="text", kinds={"parquet"}, **_GPU)
+@dg.asset(partitions_def=sample_partitions, deps=[captions], group_name="text", kinds={"parquet"}, **GPU_STEP)
 @fail_fast_on_input_errors
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
     """The text prompt per sample: species or breed, orientation, scene, lighting, lens."""

@@ -14,7 +14,7 @@ from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.io import image_markdown
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GPU_RETRY, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 
 SHARD_INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
 SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
@@ -77,8 +77,7 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
                        val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience)
 
 
-@dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, pool="gpu", op_tags=GPU_OP_TAGS,
-          retry_policy=GPU_RETRY)
+@dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, **GPU_STEP)
 @fail_fast_on_input_errors
 def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings):
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
