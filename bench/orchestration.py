@@ -93,7 +93,7 @@ def run_plain(settings: GenZooSettings, species_key: str, shard: str, run_id: st
     write_partition(root, "prompts", species_key, shard, prompt_df)
 
     rows = read_merged(root, ["prompts", "captions", "control_renders", "pose_params", "shape_params"], species_key, shard)
-    info = {species_key: {k: row[k] for k in ("common_name", "sci_name", "genus", "family", "order")}
+    info = {species_key: {k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")}
             | ({"breed": row["common_name"]} if row["is_dog"] else {})}
     df = imagegen.generate_partition(rows, imagegen.make_generator("render"), root, threshold=imagegen.DEFAULT_THRESHOLD,
                                      batch_size=4, body_model=body, species_info=info, base_seed=settings.base_seed,

@@ -23,7 +23,7 @@ import trimesh
 from genzoo_assets.core.body import procedural_body_model
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.render.renderer import ControlRenderer
-from genzoo_assets.core.sampling.camera import Camera, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
 
 SUBDIVISIONS = 2
 

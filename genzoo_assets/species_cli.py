@@ -31,7 +31,7 @@ def run(args) -> int:
     root = data_dir()
     if args.species_command == "list":
         table = frame.read_species_table(root) if frame.species_table_path(root).exists() else frame.build_table(root, **_sizes())
-        cols = ["key", "sci_name", "common_name", "order", "family", "is_dog", "planned_samples"]
+        cols = ["key", "scientific_name", "common_name", "order", "family", "is_dog", "planned_samples"]
         if args.json:
             print(table[cols].to_json(orient="records"))
         else:
@@ -42,11 +42,11 @@ def run(args) -> int:
         row, newly = frame.add_species_by_name(root, args.name, **_sizes())
         _register(row["key"])
         if args.json:
-            print(json.dumps({"added": newly, **{k: row[k] for k in ("key", "sci_name", "common_name", "order", "family")},
+            print(json.dumps({"added": newly, **{k: row[k] for k in ("key", "scientific_name", "common_name", "order", "family")},
                               "planned_samples": int(row["planned_samples"])}))
         else:
             verb = "added" if newly else "already in the table:"
-            print(f"{verb} {row['common_name'] or row['sci_name']} ({row['sci_name']}), key {row['key']}, "
+            print(f"{verb} {row['common_name'] or row['scientific_name']} ({row['scientific_name']}), key {row['key']}, "
                   f"{int(row['planned_samples'])} planned samples")
         return 0
     table, counts = frame.import_mdd(root, args.path, **_sizes())

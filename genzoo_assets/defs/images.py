@@ -49,7 +49,7 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     rows = read_merged(root, UPSTREAM, species_key, shard)
     generator = imagegen.make_generator(config.backend, **_generator_options(config, settings))
     row = frame.species_row(root, species_key)
-    species_info = {species_key: {k: row[k] for k in ("common_name", "sci_name", "genus", "family", "order")}
+    species_info = {species_key: {k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")}
                     | ({"breed": row["common_name"]} if row["is_dog"] else {})}
 
     def progress(done: int, total: int) -> None:
@@ -65,7 +65,7 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     flagged = int(df["flagged"].sum())
     return dg.MaterializeResult(
         metadata={
-            "num_samples": len(df), "generator": config.backend, "flagged": flagged,
+            "num_samples": len(df), "backend": config.backend, "flagged": flagged,
             "mean_alignment": float(df["alignment_score"].mean()),
             "path": dg.MetadataValue.path(str(path)),
             "contact_sheet": image_markdown(sheet, "generated images"),

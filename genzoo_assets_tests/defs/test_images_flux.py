@@ -65,7 +65,7 @@ def test_flux_controlnet_backend_through_the_images_asset(chain, tiny_flux):
     df = pd.read_parquet(root / "images" / SPECIES / "000.parquet")
 
     assert len(df) == 2 and df["sample_id"].is_unique
-    assert set(df["generator"]) == {"flux_controlnet"}
+    assert set(df["image_backend"]) == {"flux_controlnet"}
     for raw in df["model_hashes"]:
         hashes = json.loads(raw)
         assert set(hashes) == {"base", "canny_controlnet", "depth_controlnet"}
@@ -88,7 +88,7 @@ def test_flux_controlnet_backend_through_the_images_asset(chain, tiny_flux):
     assert [c.check_name for c in checks] == ["alignment_above_threshold"]
     assert checks[0].metadata["flagged"].value == int(df["flagged"].sum())
     meta = result.asset_materializations_for_node("images")[0].metadata
-    assert meta["generator"].value == "flux_controlnet" and meta["num_samples"].value == 2
+    assert meta["backend"].value == "flux_controlnet" and meta["num_samples"].value == 2
 
 
 def test_incomplete_base_model_fails_fast_before_any_image(chain, tiny_flux, tmp_path):

@@ -38,9 +38,3 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "neck", "tail_end", "left_ear", "right_ear", "left_mouth", "right_mouth", "nose", "tail_mid",
 )
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)
-
-# Left/right swap for horizontal-flip augmentation.
-KEYPOINT_FLIP: tuple[int, ...] = tuple(
-    KEYPOINT_NAMES.index(n.replace("left", "RIGHT").replace("right", "left").replace("RIGHT", "right"))
-    for n in KEYPOINT_NAMES
-)

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from genzoo_assets.core.sampling.camera import Camera
+from genzoo_assets.core.sampling.camera_model import Camera
 
 
 @dataclass

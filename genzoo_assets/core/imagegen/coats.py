@@ -17,9 +17,6 @@ from importlib import resources
 
 import numpy as np
 
-PATTERNS = ("solid", "countershading", "spots", "stripes", "patches")
-
-
 @dataclass(frozen=True)
 class Coat:
     pattern: str

@@ -28,7 +28,7 @@ REQUIRED_COLUMNS = ("sample_id", "species", "shard", "index", "prompt", "rgb_pat
 POSE_COLUMNS = ("betas", "global_orient", "body_pose", "transl", "camera_model")
 SPECIES_INFO_COLUMNS = ("common_name", "scientific_name", "genus", "family", "order", "breed")
 OUTPUT_COLUMNS = (
-    "sample_id", "species", "shard", "index", "image_path", "generator", "model_hashes", "image_seed",
+    "sample_id", "species", "shard", "index", "image_path", "image_backend", "model_hashes", "image_seed",
     "steps", "guidance", "cond_scales", "alignment_score", "edge_f1", "mask_iou", "flagged", "provenance",
 )
 JPEG_QUALITY = 95
@@ -155,7 +155,7 @@ def generate_partition(
                 pending.append((_write_hidden(data_dir / rel, _jpeg(image)), data_dir / rel))
                 out_rows.append({
                     "sample_id": row["sample_id"], "species": row["species"], "shard": row["shard"],
-                    "index": int(row["index"]), "image_path": rel, "generator": generator.name,
+                    "index": int(row["index"]), "image_path": rel, "image_backend": generator.name,
                     "model_hashes": json.dumps(hashes, sort_keys=True), "image_seed": int(req.seed),
                     "steps": int(params.get("steps", 0)), "guidance": float(params.get("guidance", 0.0)),
                     "cond_scales": [float(s) for s in params.get("cond_scales", [])],

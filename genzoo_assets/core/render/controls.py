@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genzoo_assets.core.sampling.camera import Camera, project
+from genzoo_assets.core.sampling.camera_model import Camera, project
 
 # A point counts as visible when it lies at most this fraction of the body's size behind the
 # rendered surface: keypoints (vertex-group means) and joints sit inside the body, not on it.
@@ -12,7 +12,7 @@ VISIBILITY_REL_TOL = 0.1
 
 
 def project_points(points: np.ndarray, camera: Camera) -> np.ndarray:
-    """Pixel coordinates (N, 2) of camera-frame points (N, 3), via ``sampling.camera.project``."""
+    """Pixel coordinates (N, 2) of camera-frame points (N, 3), via ``sampling.camera_model.project``."""
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points must be (N, 3) in the camera frame, got shape {points.shape}")

@@ -21,7 +21,7 @@ from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.paths import atomic_path, write_bytes_atomic
 from genzoo_assets.core.render.controls import bbox_from_mask, body_size, mask_area, project_points, visibility
 from genzoo_assets.core.render.renderer import ControlMaps, ControlRenderer
-from genzoo_assets.core.sampling.camera import Camera
+from genzoo_assets.core.sampling.camera_model import Camera
 
 REQUIRED_COLUMNS = (
     "sample_id", "species", "shard", "index", "betas", "global_orient", "body_pose", "transl",

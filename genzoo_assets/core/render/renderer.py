@@ -6,7 +6,7 @@ cameras look down −z with y up (OpenGL), so the camera *pose* is the 180° tur
 
 - ``perspective`` → ``IntrinsicsCamera(f, f, R/2, R/2)``: pyrender's projection maps a point to
   window pixel ``u = f·X/Z + cx``, ``v = f·Y/Z + cy`` (rows from the top after pyrender's flip), the
-  exact formula of ``sampling.camera.project`` with pixel centres at integer + 0.5.
+  exact formula of ``sampling.camera_model.project`` with pixel centres at integer + 0.5.
 - ``weak`` → ``OrthographicCamera(xmag = ymag = 1/s)`` placed at ``(−tx/s, −ty/s, z0)``: NDC is then
   ``s·X + tx`` (x) and ``−(s·Y + ty)`` (y up), i.e. ``project``'s ``u = (s·X + tx + 1)·R/2``.
 
@@ -33,7 +33,7 @@ import pyrender  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from genzoo_assets.core.render.subdivision import LoopSubdivision, topology_key  # noqa: E402
-from genzoo_assets.core.sampling.camera import Camera  # noqa: E402
+from genzoo_assets.core.sampling.camera_model import Camera  # noqa: E402
 
 # OpenCV camera frame → OpenGL camera frame (and back: it is its own inverse).
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -217,7 +217,7 @@ class ControlRenderer:
     def render(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> ControlMaps:
         """Control maps of a camera-frame mesh (the base topology; it is subdivided here)."""
         if not isinstance(camera, Camera):
-            raise TypeError(f"camera must be a sampling.camera.Camera, got {type(camera).__name__}")
+            raise TypeError(f"camera must be a sampling.camera_model.Camera, got {type(camera).__name__}")
         vertices, faces = _check_inputs(vertices, faces)
         topo = self.topology(faces, len(vertices))
         return self._draw(topo.subdivision(vertices), topo, camera)

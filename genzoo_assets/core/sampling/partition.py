@@ -13,8 +13,8 @@ import torch
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.catalog.provenance import provenance, provenance_json
-from genzoo_assets.core.sampling.camera import view_angles
-from genzoo_assets.core.sampling.cameras import sample_camera
+from genzoo_assets.core.sampling.camera_model import view_angles
+from genzoo_assets.core.sampling.camera_sampler import sample_camera
 from genzoo_assets.core.seeds import derive_seed, rng_for, sample_id
 
 SHAPE_COLUMNS = ["sample_id", "species", "shard", "index", "seed", "betas", "shape_backend", "provenance"]

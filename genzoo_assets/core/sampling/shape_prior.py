@@ -21,9 +21,6 @@ import numpy as np
 from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.sampling.shapes import species_label, taxon_keys
 
-SMAL_CLUSTER_NAMES = ("felidae", "canidae", "equidae", "bovidae", "hippopotamidae")
-
-
 class SmalDataError(RuntimeError):
     """SMAL's shape-cluster data file is missing or malformed."""
 

@@ -14,7 +14,7 @@ from importlib import resources
 
 import pandas as pd
 
-SPECIES_COLUMNS = ("sci_name", "common_name", "order", "family")
+SPECIES_COLUMNS = ("scientific_name", "common_name", "order", "family")
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -28,9 +28,9 @@ def _species() -> pd.DataFrame:
 
 
 def bundled_species() -> pd.DataFrame:
-    """The default species list: ``sci_name, common_name, order, family, genus, source``."""
+    """The default species list: ``scientific_name, common_name, order, family, genus, source``."""
     df = _species().loc[:, list(SPECIES_COLUMNS)].copy()
-    df["genus"] = df["sci_name"].str.split(" ").str[0]
+    df["genus"] = df["scientific_name"].str.split(" ").str[0]
     df["source"] = "bundled"
     return df
 

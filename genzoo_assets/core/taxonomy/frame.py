@@ -27,7 +27,7 @@ from genzoo_assets.core.taxonomy.table import (
     DOG_PREFIX, UnknownSpeciesError, add_species, build_species_table, resolve_species, validate_partition_key,
 )
 
-ADDED_COLUMNS = ("sci_name", "common_name", "order", "family", "is_dog", "source")
+ADDED_COLUMNS = ("scientific_name", "common_name", "order", "family", "is_dog", "source")
 
 
 def species_dir(root: Path) -> Path:
@@ -115,7 +115,7 @@ def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_
     found = resolve_species(name, name_sources(root))
     table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
     is_dog = bool(found.get("is_dog", False)) or str(found.get("key", "")).startswith(DOG_PREFIX)
-    row = {"sci_name": found["sci_name"], "common_name": found.get("common_name", ""), "order": found.get("order", ""),
+    row = {"scientific_name": found["scientific_name"], "common_name": found.get("common_name", ""), "order": found.get("order", ""),
            "family": found.get("family", ""), "is_dog": is_dog, "source": "user"}
     updated = add_species(table, row, samples_per_shard=samples_per_shard)
     newly = len(updated) > len(table)
@@ -123,7 +123,7 @@ def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_
         added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
         write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
     write_table_atomic(updated, species_table_path(root))
-    match = updated[(updated["sci_name"] == row["sci_name"]) & (updated["is_dog"] == is_dog)]
+    match = updated[(updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)]
     if is_dog:
         match = updated[updated["common_name"].str.casefold() == str(row["common_name"]).casefold()]
     return match.iloc[0].to_dict(), newly

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ("sci_name", "common_name", "order", "family", "genus", "superorder", "infraorder",
+COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "superorder", "infraorder",
            "extinct", "domestic")
 
 V1_REQUIRED = ("sciName", "mainCommonName", "majorSubtype", "order", "family", "extinct", "domestic")
@@ -98,7 +98,7 @@ def _clean(series: pd.Series) -> pd.Series:
 def load_mdd(path: str | os.PathLike) -> pd.DataFrame:
     """Read an MDD release (v1.x or v2.x columns) into columns :data:`COLUMNS` plus ``source``.
 
-    ``sci_name`` is "Genus species"; order, family, superorder and infraorder are title-cased
+    ``scientific_name`` is "Genus species"; order, family, superorder and infraorder are title-cased
     (empty when the release has none); ``extinct`` and ``domestic`` are bools.
     """
     path = Path(path)
@@ -112,7 +112,7 @@ def load_mdd(path: str | os.PathLike) -> pd.DataFrame:
         raise MDDFormatError(f"MDD file {path}: empty sciName on data row {i + 1}")
     genus = _clean(raw["genus"]) if "genus" in raw else sci.str.split(" ").str[0]
     out = pd.DataFrame({
-        "sci_name": sci,
+        "scientific_name": sci,
         "common_name": _clean(raw["mainCommonName"]),
         "order": _title(raw["order"]),
         "family": _title(raw["family"]),

@@ -23,10 +23,10 @@ import pandas as pd
 
 from genzoo_assets.core.taxonomy.bundled import bundled_species, dog_breeds
 
-TABLE_COLUMNS = ("key", "sci_name", "common_name", "order", "family", "genus", "is_dog", "source",
+TABLE_COLUMNS = ("key", "scientific_name", "common_name", "order", "family", "genus", "is_dog", "source",
                  "share", "planned_samples", "planned_shards")
-DOG_SCI_NAME = "Canis lupus familiaris"
-DOG_SCI_SYNONYMS = ("canis lupus familiaris", "canis familiaris")
+DOG_SCIENTIFIC_NAME = "Canis lupus familiaris"
+DOG_SCIENTIFIC_SYNONYMS = ("canis lupus familiaris", "canis familiaris")
 DOG_PREFIX = "dog-"
 MAX_KEY_LENGTH = 80
 
@@ -73,7 +73,7 @@ def validate_partition_key(key: str) -> str:
     raise InvalidSpeciesError(f"partition key {key!r} is invalid: {'; '.join(problems)}")
 
 
-def normalize_sci_name(name: str) -> str:
+def normalize_scientific_name(name: str) -> str:
     """``"panthera_LEO "`` -> ``"Panthera leo"``; raises unless it looks like a binomial/trinomial."""
     words = str(name).replace("_", " ").split()
     norm = " ".join([words[0].capitalize(), *(w.lower() for w in words[1:])]) if words else ""
@@ -85,37 +85,37 @@ def normalize_sci_name(name: str) -> str:
 
 
 def _is_dog_species(sci: pd.Series) -> pd.Series:
-    return sci.str.lower().str.replace("_", " ").isin(DOG_SCI_SYNONYMS)
+    return sci.str.lower().str.replace("_", " ").isin(DOG_SCIENTIFIC_SYNONYMS)
 
 
 def _dog_rows() -> pd.DataFrame:
     breeds = list(dog_breeds())
     return pd.DataFrame({
         "key": [DOG_PREFIX + slugify(b) for b in breeds],
-        "sci_name": DOG_SCI_NAME, "common_name": breeds, "order": "Carnivora",
+        "scientific_name": DOG_SCIENTIFIC_NAME, "common_name": breeds, "order": "Carnivora",
         "family": "Canidae", "genus": "Canis", "is_dog": True, "source": "dog_breeds",
     })
 
 
 def _species_rows(species_df: pd.DataFrame, default_source: str) -> pd.DataFrame:
-    missing = [c for c in ("sci_name",) if c not in species_df]
+    missing = [c for c in ("scientific_name",) if c not in species_df]
     if missing:
         raise InvalidSpeciesError(f"species table lacks columns {missing} (has {list(species_df.columns)})")
     df = species_df.copy()
-    df["sci_name"] = [normalize_sci_name(s) for s in df["sci_name"]]
-    df = df[~_is_dog_species(df["sci_name"])].drop_duplicates("sci_name", keep="first")
+    df["scientific_name"] = [normalize_scientific_name(s) for s in df["scientific_name"]]
+    df = df[~_is_dog_species(df["scientific_name"])].drop_duplicates("scientific_name", keep="first")
     for col in ("common_name", "order", "family"):
         df[col] = df[col].fillna("").astype(str) if col in df else ""
-    df["genus"] = df["sci_name"].str.split(" ").str[0]
+    df["genus"] = df["scientific_name"].str.split(" ").str[0]
     df["source"] = df["source"].fillna(default_source) if "source" in df else default_source
-    df["key"] = [slugify(s) for s in df["sci_name"]]
+    df["key"] = [slugify(s) for s in df["scientific_name"]]
     df["is_dog"] = False
-    return df.loc[:, ["key", "sci_name", "common_name", "order", "family", "genus", "is_dog", "source"]]
+    return df.loc[:, ["key", "scientific_name", "common_name", "order", "family", "genus", "is_dog", "source"]]
 
 
 def _dedupe_keys(df: pd.DataFrame) -> pd.DataFrame:
-    """Suffix ``-2``, ``-3``... onto repeated keys, in (key, sci_name, common_name) order."""
-    df = df.sort_values(["key", "sci_name", "common_name"], kind="stable").reset_index(drop=True)
+    """Suffix ``-2``, ``-3``... onto repeated keys, in (key, scientific_name, common_name) order."""
+    df = df.sort_values(["key", "scientific_name", "common_name"], kind="stable").reset_index(drop=True)
     seen: set[str] = set(df["key"])
     counts: dict[str, int] = {}
     keys = []
@@ -169,7 +169,7 @@ def build_species_table(
     """The species table (columns :data:`TABLE_COLUMNS`): bundled dog breeds + ``species_df``.
 
     ``species_df`` (default :func:`bundled_species`, or e.g. ``filter_mdd(load_mdd(path))``) needs
-    ``sci_name`` and may carry ``common_name, order, family, source``; rows for the domestic dog
+    ``scientific_name`` and may carry ``common_name, order, family, source``; rows for the domestic dog
     are dropped because dogs enter as breeds. ``share`` is each row's intended fraction of the
     dataset; ``planned_shards`` = ceil(planned_samples / samples_per_shard).
     """
@@ -200,18 +200,18 @@ def resolve_species(name: str, sources_df: pd.DataFrame) -> pd.Series:
         raise UnknownSpeciesError(f"species name {name!r} is empty")
     query = _norm(name)
     slug = _slug_or_empty(name)
-    columns = [c for c in ("key", "sci_name", "common_name") if c in sources_df]
+    columns = [c for c in ("key", "scientific_name", "common_name") if c in sources_df]
     for col in columns:
         values = sources_df[col].map(_norm)
         match = values == query
         if col == "key" and slug:
             match |= values == slug
         hits = sources_df[match]
-        if len(hits) and hits["sci_name"].nunique() == 1:
+        if len(hits) and hits["scientific_name"].nunique() == 1:
             return hits.iloc[0]
         if len(hits):
             raise UnknownSpeciesError(
-                f"species name {name!r} is ambiguous: {col} matches {sorted(hits['sci_name'])[:8]}; "
+                f"species name {name!r} is ambiguous: {col} matches {sorted(hits['scientific_name'])[:8]}; "
                 f"use a scientific name or key"
             )
     vocab = sorted({str(v) for c in columns for v in sources_df[c] if str(v)})
@@ -239,20 +239,20 @@ def add_species(table: pd.DataFrame, row: Mapping | pd.Series, samples_per_shard
     is_dog = bool(row.get("is_dog", False))
     if is_dog:
         breed = str(row.get("common_name", "")).strip()
-        new = {"key": DOG_PREFIX + slugify(breed), "sci_name": DOG_SCI_NAME, "common_name": breed,
+        new = {"key": DOG_PREFIX + slugify(breed), "scientific_name": DOG_SCIENTIFIC_NAME, "common_name": breed,
                "order": "Carnivora", "family": "Canidae", "genus": "Canis", "is_dog": True,
                "source": row.get("source") or "user"}
         if new["key"] in set(table["key"]):
             return table.copy()
     else:
-        if "sci_name" not in row:
-            raise InvalidSpeciesError(f"species row {row!r} has no 'sci_name'")
-        sci = normalize_sci_name(row["sci_name"])
+        if "scientific_name" not in row:
+            raise InvalidSpeciesError(f"species row {row!r} has no 'scientific_name'")
+        sci = normalize_scientific_name(row["scientific_name"])
         if _is_dog_species(pd.Series([sci])).iloc[0]:
-            raise InvalidSpeciesError(f"{row['sci_name']!r} is the domestic dog: add it as a breed (is_dog=True)")
-        if sci in set(table["sci_name"]):
+            raise InvalidSpeciesError(f"{row['scientific_name']!r} is the domestic dog: add it as a breed (is_dog=True)")
+        if sci in set(table["scientific_name"]):
             return table.copy()
-        new = {"key": slugify(sci), "sci_name": sci, "genus": sci.split(" ")[0], "is_dog": False,
+        new = {"key": slugify(sci), "scientific_name": sci, "genus": sci.split(" ")[0], "is_dog": False,
                "source": row.get("source") or "user",
                **{c: str(row.get(c) or "") for c in ("common_name", "order", "family")}}
     if "key" in row and row["key"] and not is_dog:

@@ -4,7 +4,7 @@ Heavy backends (:mod:`.vlm`, :mod:`.llm`) import transformers only when construc
 """
 
 from genzoo_assets.core.text.backends import CAPTIONERS, PROMPTERS, make_captioner, make_prompter
-from genzoo_assets.core.text.budget import CLIP_MAX_TOKENS, T5_MAX_TOKENS, Clause, TokenBudget, estimate_tokens
+from genzoo_assets.core.text.budget import CLIP_MAX_TOKENS, Clause, TokenBudget, estimate_tokens
 from genzoo_assets.core.text.captioners import CaptionInput, Captioner, GeometricCaptioner, describe_view
 from genzoo_assets.core.text.model_dir import ModelDirectoryError
 from genzoo_assets.core.text.partition import CAPTION_COLUMNS, PROMPT_COLUMNS, caption_partition, prompt_partition
@@ -13,6 +13,6 @@ from genzoo_assets.core.text.prompters import FittedPrompt, PromptInput, Prompte
 __all__ = [
     "CAPTIONERS", "CAPTION_COLUMNS", "CLIP_MAX_TOKENS", "CaptionInput", "Captioner", "Clause", "FittedPrompt",
     "GeometricCaptioner", "ModelDirectoryError", "PROMPTERS", "PROMPT_COLUMNS", "PromptInput", "Prompter",
-    "T5_MAX_TOKENS", "TemplatePrompter", "TokenBudget", "caption_partition", "describe_view", "estimate_tokens",
+    "TemplatePrompter", "TokenBudget", "caption_partition", "describe_view", "estimate_tokens",
     "make_captioner", "make_prompter", "prompt_partition",
 ]

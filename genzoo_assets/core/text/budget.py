@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 
 CLIP_MAX_TOKENS = 77
-T5_MAX_TOKENS = 512
 
 _PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
 

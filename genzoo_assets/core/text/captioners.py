@@ -3,7 +3,7 @@
 GenZoo asked a VLM (Molmo-7B) about each raw render; :class:`GeometricCaptioner` states the same
 thing exactly from the ground-truth rotation, so the default pipeline needs no weights and never
 mislabels a view. Yaw/pitch follow docs/ARCHITECTURE.md (yaw 0 = facing the camera, +90 = facing
-image right, 180 = away; pitch > 0 = seen from above), read by ``sampling.camera.view_angles``.
+image right, 180 = away; pitch > 0 = seen from above), read by ``sampling.camera_model.view_angles``.
 
 Thresholds (degrees, yaw bins are symmetric for left/right):
 
@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from genzoo_assets.core.sampling.camera import view_angles
+from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.text.vocabulary import load_data
 
 YAW_FRONT_DEG = 22.5

@@ -64,7 +64,7 @@ def test_views_over_partitions(data):
     assert len(samples) == 4 * N and samples.columns.is_unique
     leo = samples[samples["species"] == "panthera-leo"]
     assert leo["yaw_deg"].notna().sum() == N and set(leo["common_name"]) == {"Lion"}
-    assert set(samples.loc[samples["species"] == "dog-akita", "sci_name"]) == {"Canis lupus familiaris"}
+    assert set(samples.loc[samples["species"] == "dog-akita", "scientific_name"]) == {"Canis lupus familiaris"}
     prov = query("SELECT provenance->>'$.shape_params.backend' AS s, provenance->>'$.pose_params.backend' AS p "
                  "FROM samples WHERE yaw_deg IS NOT NULL LIMIT 1", data)
     assert prov.iloc[0].tolist() == ["prior", "bank"]

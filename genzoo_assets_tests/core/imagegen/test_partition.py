@@ -12,7 +12,7 @@ from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
 from genzoo_assets.core.imagegen.partition import OUTPUT_COLUMNS, generate_partition
 from genzoo_assets.core.imagegen.render_composite import RenderCompositeGenerator
 from genzoo_assets.core.render.renderer import ControlRenderer
-from genzoo_assets.core.sampling.camera import Camera, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
 
 SIZE = 96
 
@@ -69,7 +69,7 @@ def test_render_composite_partition_writes_scored_images(tmp_path, body_model):
         with Image.open(tmp_path / r["image_path"]) as im:
             assert im.size == (SIZE, SIZE) and im.format == "JPEG"
         assert not r["flagged"] and r["alignment_score"] >= 0.5
-        assert r["generator"] == "render_composite" and "coat_palettes" in json.loads(r["model_hashes"])
+        assert r["image_backend"] == "render_composite" and "coat_palettes" in json.loads(r["model_hashes"])
         assert json.loads(r["provenance"])["stage"] == "images"
     first = [(tmp_path / p).read_bytes() for p in df["image_path"]]
     again = generate_partition(rows, gen, tmp_path, body_model=body_model)
@@ -111,7 +111,7 @@ def test_flux_partition_on_tiny_models_and_a_failing_pipeline(tmp_path, body_mod
     df = generate_partition(rows, gen, tmp_path, batch_size=3)
     assert len(_files(tmp_path)) == 3
     r = df.iloc[0]
-    assert r["generator"] == "flux_controlnet" and r["steps"] == 2 and list(r["cond_scales"]) == [0.2, 0.65]
+    assert r["image_backend"] == "flux_controlnet" and r["steps"] == 2 and list(r["cond_scales"]) == [0.2, 0.65]
     assert set(json.loads(r["model_hashes"])) == {"base", "canny_controlnet", "depth_controlnet"}
     assert df["flagged"].dtype == bool and df["alignment_score"].between(0, 1).all()
 

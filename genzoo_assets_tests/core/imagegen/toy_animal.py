@@ -11,7 +11,7 @@ import trimesh
 
 from genzoo_assets.core.imagegen.base import GenerationRequest
 from genzoo_assets.core.render.renderer import ControlRenderer
-from genzoo_assets.core.sampling.camera import Camera, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
 
 # (centre, radii) in the canonical frame: x forward, y up, z right; metres.
 PARTS = (

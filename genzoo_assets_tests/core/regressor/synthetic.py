@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from genzoo_assets.core.sampling.camera import view_rotation
+from genzoo_assets.core.sampling.camera_model import view_rotation
 
 RES = 64
 SPECIES = {"sp_a": "Canidae", "sp_b": "Canidae", "sp_c": "Bovidae", "sp_d": "Equidae", "sp_e": "Felidae"}

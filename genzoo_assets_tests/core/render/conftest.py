@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
-from genzoo_assets.core.sampling.camera import view_rotation
+from genzoo_assets.core.sampling.camera_model import view_rotation
 from genzoo_assets.core.seeds import sample_id
 
 SAMPLED_RES = 1024

@@ -7,7 +7,7 @@ import pytest
 from genzoo_assets.core.render.contact_sheet import contact_sheet, write_contact_sheet
 from genzoo_assets.core.render.partition import OUTPUT_COLUMNS, camera_from_row, render_partition
 from genzoo_assets.core.render.renderer import ControlRenderer
-from genzoo_assets.core.sampling.camera import project
+from genzoo_assets.core.sampling.camera_model import project
 
 from .conftest import SAMPLED_RES, make_pose_df
 

@@ -5,7 +5,7 @@ import trimesh
 
 from genzoo_assets.core.render.controls import bbox_from_mask, mask_area
 from genzoo_assets.core.render.renderer import ControlRenderer
-from genzoo_assets.core.sampling.camera import Camera, project
+from genzoo_assets.core.sampling.camera_model import Camera, project
 
 RES = 256
 SPHERE = trimesh.creation.icosphere(2, radius=0.15)

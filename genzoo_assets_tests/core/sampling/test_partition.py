@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
-from genzoo_assets.core.sampling.camera import Camera, project, view_angles
+from genzoo_assets.core.sampling.camera_model import Camera, project, view_angles
 from genzoo_assets.core.sampling.partition import (
     POSE_COLUMNS, SHAPE_COLUMNS, sample_poses_partition, sample_shapes_partition,
 )

@@ -15,13 +15,13 @@ def test_dog_breeds_are_247_unique_names():
 
 def test_bundled_species_cover_laurasiatheria_quadrupeds():
     df = bundled_species()
-    assert len(df) >= 120 and df["sci_name"].is_unique
-    assert all(SCI.match(s) for s in df["sci_name"])
+    assert len(df) >= 120 and df["scientific_name"].is_unique
+    assert all(SCI.match(s) for s in df["scientific_name"])
     assert set(df["order"]) == {"Carnivora", "Artiodactyla", "Perissodactyla", "Pholidota"}
     families = set(df["family"])
     assert {"Felidae", "Canidae", "Ursidae", "Mustelidae", "Hyaenidae", "Viverridae", "Procyonidae",
             "Bovidae", "Cervidae", "Giraffidae", "Suidae", "Hippopotamidae", "Camelidae",
             "Equidae", "Rhinocerotidae", "Tapiridae", "Manidae"} <= families
     assert not families & {"Delphinidae", "Balaenidae", "Phocidae", "Otariidae"}
-    assert (df["genus"] == df["sci_name"].str.split(" ").str[0]).all()
-    assert "Canis familiaris" not in set(df["sci_name"])
+    assert (df["genus"] == df["scientific_name"].str.split(" ").str[0]).all()
+    assert "Canis familiaris" not in set(df["scientific_name"])

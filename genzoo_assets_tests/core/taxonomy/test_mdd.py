@@ -36,30 +36,30 @@ def _write(tmp_path, name, header, rows):
 
 def test_v1_columns_normalised(tmp_path):
     df = load_mdd(_write(tmp_path, "v1.csv", V1_HEADER, V1_ROWS))
-    lion = df.set_index("sci_name").loc["Panthera leo"]
+    lion = df.set_index("scientific_name").loc["Panthera leo"]
     assert (lion.common_name, lion.order, lion.family, lion.genus, lion.superorder) == (
         "Lion", "Carnivora", "Felidae", "Panthera", "Laurasiatheria")
     assert df["extinct"].dtype == bool and df["extinct"].sum() == 1
-    assert df.set_index("sci_name").loc["Equus caballus", "domestic"]
-    assert df.set_index("sci_name").loc["Tursiops truncatus", "infraorder"] == "Cetacea"
+    assert df.set_index("scientific_name").loc["Equus caballus", "domestic"]
+    assert df.set_index("scientific_name").loc["Tursiops truncatus", "infraorder"] == "Cetacea"
 
 
 def test_v2_columns_normalised(tmp_path):
     df = load_mdd(_write(tmp_path, "v2.csv", V2_HEADER, V2_ROWS))
-    assert list(df["sci_name"]) == ["Panthera leo", "Balaena mysticetus", "Bos taurus"]
+    assert list(df["scientific_name"]) == ["Panthera leo", "Balaena mysticetus", "Bos taurus"]
     assert set(df["superorder"]) == {"Laurasiatheria"}
-    assert df.set_index("sci_name").loc["Bos taurus", "domestic"]
+    assert df.set_index("scientific_name").loc["Bos taurus", "domestic"]
     assert not df["extinct"].any()
 
 
 def test_filter_defaults(tmp_path):
     kept = filter_mdd(load_mdd(_write(tmp_path, "v1.csv", V1_HEADER, V1_ROWS)))
-    assert sorted(kept["sci_name"]) == ["Equus caballus", "Panthera leo"]
+    assert sorted(kept["scientific_name"]) == ["Equus caballus", "Panthera leo"]
     with_extinct = filter_mdd(load_mdd(tmp_path / "v1.csv"), include_extinct=True, drop_taxa=())
-    assert "Hippotragus leucophaeus" in set(with_extinct["sci_name"])
-    assert "Sorex araneus" not in set(with_extinct["sci_name"])
+    assert "Hippotragus leucophaeus" in set(with_extinct["scientific_name"])
+    assert "Sorex araneus" not in set(with_extinct["scientific_name"])
     v2 = filter_mdd(load_mdd(_write(tmp_path, "v2.csv", V2_HEADER, V2_ROWS)))
-    assert sorted(v2["sci_name"]) == ["Bos taurus", "Panthera leo"]  # whale dropped by family
+    assert sorted(v2["scientific_name"]) == ["Bos taurus", "Panthera leo"]  # whale dropped by family
 
 
 def test_missing_columns_named(tmp_path):

@@ -42,7 +42,7 @@ def test_table_keys_and_dogs(table):
     assert all(validate_partition_key(k) == k for k in table["key"])
     dogs = table[table["is_dog"]]
     assert len(dogs) == 247 and dogs["key"].str.startswith("dog-").all()
-    assert set(dogs["sci_name"]) == {"Canis lupus familiaris"}
+    assert set(dogs["scientific_name"]) == {"Canis lupus familiaris"}
     assert set(dogs["family"]) == {"Canidae"} and set(dogs["order"]) == {"Carnivora"}
     assert "dog-labrador-retriever" in set(dogs["key"])
 
@@ -61,12 +61,12 @@ def test_plan_sums_exactly(size, fraction, per_shard):
 
 
 def test_key_collisions_resolved_deterministically():
-    df = pd.DataFrame({"sci_name": ["Panthera leo", "Panthera_leo", "Canis familiaris", "Felis catus"],
+    df = pd.DataFrame({"scientific_name": ["Panthera leo", "Panthera_leo", "Canis familiaris", "Felis catus"],
                        "common_name": ["Lion", "Lion again", "Dog", "Cat"]})
     t = build_species_table(df, dataset_size=100)
     others = t[~t["is_dog"]]
     assert sorted(others["key"]) == ["felis-catus", "panthera-leo"]
-    extra = pd.DataFrame([{"key": "dog-akita", "sci_name": "Canis lupus familiaris", "common_name": "Akita",
+    extra = pd.DataFrame([{"key": "dog-akita", "scientific_name": "Canis lupus familiaris", "common_name": "Akita",
                            "order": "Carnivora", "family": "Canidae", "genus": "Canis", "is_dog": True,
                            "source": "x"}])
     rows = pd.concat([t.iloc[:, :8], extra], ignore_index=True)
@@ -88,13 +88,13 @@ def test_unknown_species_suggests(table):
 
 
 def test_add_species_idempotent(table):
-    row = {"sci_name": "Nandinia binotata", "common_name": "African Palm Civet", "order": "Carnivora",
+    row = {"scientific_name": "Nandinia binotata", "common_name": "African Palm Civet", "order": "Carnivora",
            "family": "Nandiniidae"}
     t2 = add_species(table, row)
     assert len(t2) == len(table) + 1 and t2["planned_samples"].sum() == 1_000_000
     assert t2.loc[t2["is_dog"], "planned_samples"].sum() == 500_000
     assert "nandinia-binotata" in set(t2["key"])
-    assert add_species(t2, {"sci_name": "nandinia_binotata"}).equals(t2)
+    assert add_species(t2, {"scientific_name": "nandinia_binotata"}).equals(t2)
     assert len(table) == 429  # input untouched
 
 
@@ -102,9 +102,9 @@ def test_sql_crafted_names_cannot_inject(table):
     with pytest.raises(UnknownSpeciesError):
         resolve_species(INJECTION, table)
     with pytest.raises(InvalidSpeciesError, match="scientific name"):
-        add_species(table, {"sci_name": INJECTION})
+        add_species(table, {"scientific_name": INJECTION})
     with pytest.raises(InvalidSpeciesError, match="partition key"):
-        add_species(table, {"sci_name": "Panthera nova", "key": "x'; DROP TABLE samples; --"})
+        add_species(table, {"scientific_name": "Panthera nova", "key": "x'; DROP TABLE samples; --"})
     t = add_species(table, {"is_dog": True, "common_name": INJECTION})
     new = t[t["source"] == "user"].iloc[0]
     assert new["key"] == "dog-lion-drop-table-samples"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genzoo_assets.core.sampling.camera import view_rotation
+from genzoo_assets.core.sampling.camera_model import view_rotation
 from genzoo_assets.core.text.captioners import (
     CaptionInput, Captioner, GeometricCaptioner, describe_view, pitch_phrase, posture_phrase, yaw_phrase,
 )

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
-from genzoo_assets.core.sampling.camera import view_rotation
+from genzoo_assets.core.sampling.camera_model import view_rotation
 from genzoo_assets.core.text import CaptionInput, ModelDirectoryError, caption_partition, make_captioner
 from genzoo_assets.core.text.vlm import VLMCaptioner, one_sentence
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genzoo_assets.core.sampling.camera import project, view_angles
-from genzoo_assets.core.sampling.cameras import sample_camera, sample_view
+from genzoo_assets.core.sampling.camera_model import project, view_angles
+from genzoo_assets.core.sampling.camera_sampler import sample_camera, sample_view
 
 
 @pytest.mark.parametrize("model", ["perspective", "weak"])

@@ -1,4 +1,4 @@
-"""Camera sampling for GenZoo's two conventions (``camera.py`` defines them and projection).
+"""Camera sampling for GenZoo's two conventions (``camera_model.py`` defines them and projection).
 
 Viewpoint: yaw ~ U[-180°, 180°) (every side of the animal equally often), pitch ~ N(10°, 10°)
 clipped to [-10°, 60°] (mostly from slightly above, as photographers and GenZoo's renders see
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genzoo_assets.core.sampling.camera import Camera, project, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, project, view_rotation
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genzoo_assets.core.sampling.camera import Camera, project, view_angles, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, project, view_angles, view_rotation
 
 
 @pytest.mark.parametrize("yaw,pitch", [(0, 0), (90, 0), (-45, 20), (170, -10), (30, 60)])
