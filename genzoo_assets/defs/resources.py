@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from genzoo_assets.core.device import resolve_device
 from genzoo_assets.core.paths import DataDirError, data_dir as default_data_dir
 
 
@@ -22,9 +23,9 @@ def _env(name: str, default: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _load_body_model(spec: str):
-    from genzoo_assets.core.body import load_body_model, procedural_body_model
+    from genzoo_assets.core.body import resolve_body_model
 
-    return procedural_body_model() if spec == "procedural" else load_body_model(spec)
+    return resolve_body_model(spec)
 
 
 class GenZooSettings(dg.ConfigurableResource):
@@ -47,15 +48,7 @@ class GenZooSettings(dg.ConfigurableResource):
         return _load_body_model(self.body_model)
 
     def torch_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
+        return resolve_device(self.device)
 
     def shard_indices(self, shard: str) -> range:
         s = int(shard)

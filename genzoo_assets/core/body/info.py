@@ -1,4 +1,4 @@
-"""One-line facts about a body model, for ``genzoo body info``."""
+"""Which body model a setting names, and one-line facts about it (``genzoo body info``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from .procedural import procedural_body_model
 
 
 def resolve_body_model(spec: str) -> BodyModel:
-    """``"procedural"`` -> the embedded model; anything else is a model file path."""
+    """``"procedural"`` (any case, spaces ignored) -> the embedded model; anything else is a model file path.
+
+    The one place a body-model setting (``GenZooSettings.body_model``, the CLI) becomes a model.
+    """
     return procedural_body_model() if str(spec).strip().lower() == "procedural" else load_body_model(spec)
 
 

@@ -4,7 +4,7 @@ and the per-partition function the Dagster asset calls."""
 from .alignment import DEFAULT_THRESHOLD, alignment_score
 from .base import GenerationRequest, ImageGenerator
 from .flux import FAMILIES, DiffusersControlNetGenerator, FluxControlNetGenerator, SD3ControlNetGenerator
-from .model_dirs import ModelDirectoryError
+from genzoo_assets.core.model_dirs import ModelDirectoryError
 from .partition import OUTPUT_COLUMNS, generate_partition
 from .render_composite import RenderCompositeGenerator
 

@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.imagegen.base import GenerationRequest
-from genzoo_assets.core.imagegen.model_dirs import check_model, check_pipeline, resolve_location
+from genzoo_assets.core.model_dirs import check_model, check_pipeline, resolve_location
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,6 @@ FAMILIES: dict[str, ControlNetFamily] = {
         "StableDiffusion3ControlNetPipeline", "SD3MultiControlNetModel", "SD3ControlNetModel", "StableDiffusion3", 256, 16
     ),
 }
-
-
-def _default_device_dtype(device, dtype):
-    import torch
-
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return device, dtype
 
 
 def _location_hash(path: Path, revision: str | None, repo: str) -> str:
@@ -94,7 +84,8 @@ class DiffusersControlNetGenerator:
         self.max_sequence_length = int(max_sequence_length or self.family.max_sequence_length)
         if resolution is not None and resolution % self.family.size_multiple:
             raise ValueError(f"resolution {resolution} must be a multiple of {self.family.size_multiple}")
-        self.device, self.dtype = _default_device_dtype(device, dtype)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self._locations = {}
         for role, loc in (("base", base_model), ("canny_controlnet", canny_controlnet), ("depth_controlnet", depth_controlnet)):
             folder, revision = resolve_location(loc, role, local_files_only)

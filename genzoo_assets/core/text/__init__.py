@@ -6,7 +6,7 @@ Heavy backends (:mod:`.vlm`, :mod:`.llm`) import transformers only when construc
 from genzoo_assets.core.text.backends import CAPTIONERS, PROMPTERS, make_captioner, make_prompter
 from genzoo_assets.core.text.budget import CLIP_MAX_TOKENS, Clause, TokenBudget, estimate_tokens
 from genzoo_assets.core.text.captioners import CaptionInput, Captioner, GeometricCaptioner, describe_view
-from genzoo_assets.core.text.model_dir import ModelDirectoryError
+from genzoo_assets.core.model_dirs import ModelDirectoryError
 from genzoo_assets.core.text.partition import CAPTION_COLUMNS, PROMPT_COLUMNS, caption_partition, prompt_partition
 from genzoo_assets.core.text.prompters import FittedPrompt, PromptInput, Prompter, TemplatePrompter
 

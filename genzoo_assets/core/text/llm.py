@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 
+from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.device import resolve_device, resolve_dtype
+from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.budget import Clause, TokenBudget
-from genzoo_assets.core.text.model_dir import check_model_dir, folder_sha256, resolve_device, resolve_dtype
 from genzoo_assets.core.text.prompters import (
     FittedPrompt, PromptInput, draw_setting, fit_template, setting_slots,
 )
@@ -82,7 +84,7 @@ class LLMPrompter:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = check_model_dir(model_dir, "LLM prompter")
+        folder = check_transformers_dir(model_dir, "LLM prompter")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
@@ -100,7 +102,7 @@ class LLMPrompter:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs).to(self.device).eval()
         self.name = f"llm:{folder.name}"
         self.model_files = {
-            "llm": folder_sha256(folder),
+            "llm": file_sha256(folder),
             "instructions": data_sha256("instructions.yaml"),
             "photo_vocabulary": data_sha256("photo_vocabulary.yaml"),
         }

@@ -17,8 +17,10 @@ import re
 
 import numpy as np
 
+from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.device import resolve_device, resolve_dtype
+from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
-from genzoo_assets.core.text.model_dir import check_model_dir, folder_sha256, resolve_device, resolve_dtype
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
 
 _ANSWER_PREFIX = re.compile(r"^\s*(answer|assistant|a)\s*:\s*", re.I)
@@ -63,7 +65,7 @@ class VLMCaptioner:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
-        folder = check_model_dir(model_dir, "VLM captioner", needs_processor=True)
+        folder = check_transformers_dir(model_dir, "VLM captioner", needs_processor=True)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
@@ -83,7 +85,7 @@ class VLMCaptioner:
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # batched generation continues after the prompt
         self.name = f"vlm:{folder.name}"
-        self.model_files = {"vlm": folder_sha256(folder), "instructions": data_sha256("instructions.yaml")}
+        self.model_files = {"vlm": file_sha256(folder), "instructions": data_sha256("instructions.yaml")}
         self._fallback = GeometricCaptioner()
 
     def question(self, species_name: str | None) -> str:

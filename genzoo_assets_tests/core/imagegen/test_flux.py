@@ -6,7 +6,7 @@ import pytest
 
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
-from genzoo_assets.core.imagegen.model_dirs import ModelDirectoryError
+from genzoo_assets.core.model_dirs import ModelDirectoryError
 
 
 def _request(seed: int, size: int = 64, sample_id: str = "s") -> GenerationRequest:

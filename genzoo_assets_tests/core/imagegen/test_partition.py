@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-from genzoo_assets.core.body import procedural_body_model
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
 from genzoo_assets.core.imagegen.partition import OUTPUT_COLUMNS, generate_partition
@@ -15,11 +14,6 @@ from genzoo_assets.core.render.renderer import ControlRenderer
 from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
 
 SIZE = 96
-
-
-@pytest.fixture(scope="module")
-def body_model():
-    return procedural_body_model()
 
 
 def _write_partition(data_dir, bm, n=3, species="zebra"):

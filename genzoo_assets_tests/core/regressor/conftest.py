@@ -6,13 +6,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def body_model():
-    from genzoo_assets.core.body import procedural_body_model
-
-    return procedural_body_model()
-
-
-@pytest.fixture(scope="session")
 def catalog(body_model, tmp_path_factory):
     """32 synthetic samples (5 species, one Felidae) and their export (v1 weak camera)."""
     from genzoo_assets.core.regressor.export import export_shards

@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
@@ -12,13 +11,6 @@ from genzoo_assets.core.seeds import sample_id
 SAMPLED_RES = 1024
 # (camera model, yaw, pitch): front-ish, side, three-quarter from behind, high side view.
 VIEWS = [("perspective", 30.0, 10.0), ("weak", 90.0, 5.0), ("perspective", -140.0, 20.0), ("weak", -70.0, 35.0)]
-
-
-@pytest.fixture(scope="session")
-def body_model():
-    from genzoo_assets.core.body import procedural_body_model
-
-    return procedural_body_model()
 
 
 def make_pose_df(bm, species: str = "procedural_dog", shard: str = "000") -> pd.DataFrame:

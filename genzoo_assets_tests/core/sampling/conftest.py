@@ -3,13 +3,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def body_model():
-    from genzoo_assets.core.body import procedural_body_model
-
-    return procedural_body_model()
-
-
-@pytest.fixture(scope="session")
 def standing_vertices(body_model):
     """A few posed meshes (canonical frame) of the procedural model, one per posture."""
     import torch

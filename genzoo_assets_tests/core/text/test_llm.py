@@ -64,7 +64,7 @@ def test_chat_messages_and_cleaning():
 
 
 def test_missing_model_dir_and_missing_chat_template(tmp_path):
-    with pytest.raises(ModelDirectoryError, match="LLM prompter: model folder .* does not exist"):
+    with pytest.raises(ModelDirectoryError, match="LLM prompter model folder .* does not exist"):
         make_prompter("llm", model_dir=tmp_path / "qwen2.5-7b")
     folder = save_tiny_qwen2(tmp_path / "no-template")
     (folder / "chat_template.jinja").unlink()

@@ -78,7 +78,7 @@ def test_missing_and_incomplete_model_dirs(tmp_path, llava_dir):
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "config.json").write_text((llava_dir / "config.json").read_text())
-    with pytest.raises(ModelDirectoryError, match=r"missing: weights .*; a tokenizer .*; an image processor config"):
+    with pytest.raises(ModelDirectoryError, match=r"missing: weights: no weight file .*; a tokenizer .*; an image processor config"):
         VLMCaptioner(partial)
     with pytest.raises(ModelDirectoryError, match="VLM captioner: no model folder"):
         make_captioner("vlm", device="cpu")  # what an empty model_dir config becomes

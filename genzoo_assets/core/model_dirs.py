@@ -1,8 +1,9 @@
-"""Find and check diffusers model folders before anything heavy is loaded.
+"""Find and check model folders (transformers and diffusers) before anything heavy is loaded.
 
-A FLUX run loads tens of GB; a typo'd path or a half-copied folder should fail in a second with
+A FLUX or 7B run loads tens of GB; a typo'd path or a half-copied folder should fail in a second with
 a message naming the folder and the missing file, not after minutes inside ``from_pretrained``.
-Locations are local folders or Hugging Face repo ids already in the local cache (offline).
+Locations are local folders or Hugging Face repo ids already in the local cache (offline). Every
+stage that loads a model folder (VLM captioner, LLM prompter, FLUX/SD3 + ControlNets) checks it here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 from pathlib import Path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 # Components of model_index.json that are allowed to be absent (null) in a pipeline.
 OPTIONAL_COMPONENTS = {"image_encoder", "feature_extractor", "controlnet", "safety_checker"}
 
@@ -21,8 +23,14 @@ class ModelDirectoryError(FileNotFoundError):
     """A model location is missing, incomplete or holds the wrong kind of model."""
 
 
-def resolve_location(location: str | os.PathLike, role: str, local_files_only: bool = True) -> tuple[Path, str | None]:
-    """(folder, HF revision or None) of a local folder or a cached ``owner/name`` repo id."""
+def resolve_location(location: str | os.PathLike | None, role: str,
+                     local_files_only: bool = True) -> tuple[Path, str | None]:
+    """(folder, HF revision or None) of a local folder or a cached ``owner/name`` repo id.
+
+    ``role`` names the backend in messages ("VLM captioner", "base", "canny_controlnet").
+    """
+    if location is None or str(location) == "":
+        raise ModelDirectoryError(f"{role}: no model folder given (pass model_dir=...)")
     path = Path(location).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -53,15 +61,37 @@ def _read_json(path: Path, role: str) -> dict:
         raise ModelDirectoryError(f"{role}: {path} is not valid JSON ({exc})") from exc
 
 
+def missing_weights(folder: Path, role: str) -> list[str]:
+    """What is missing of the weights: every shard a ``*.index.json`` names, or any weight file at all."""
+    missing = []
+    for index in sorted(folder.glob("*.index.json")):
+        shards = set(_read_json(index, role).get("weight_map", {}).values())
+        missing.extend(f"weight shard {s} (named in {index.name})" for s in sorted(shards) if not (folder / s).is_file())
+    if not any(f.suffix in WEIGHT_SUFFIXES and f.is_file() for f in folder.iterdir()):
+        missing.append(f"weights: no weight file (*{', *'.join(WEIGHT_SUFFIXES)})")
+    return missing
+
+
 def check_weights(folder: Path, role: str) -> None:
     """At least one weight file, and every shard a ``*.index.json`` names."""
-    for index in folder.glob("*.index.json"):
-        shards = set(_read_json(index, role).get("weight_map", {}).values())
-        missing = sorted(s for s in shards if not (folder / s).is_file())
-        if missing:
-            raise ModelDirectoryError(f"{role} model folder {folder} lacks weight shards {missing} listed in {index.name}")
-    if not any(f.suffix in WEIGHT_SUFFIXES and f.is_file() for f in folder.iterdir()):
-        raise ModelDirectoryError(f"{role} model folder {folder} has config.json but no weight file ({', '.join(WEIGHT_SUFFIXES)})")
+    missing = missing_weights(folder, role)
+    if missing:
+        raise ModelDirectoryError(f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}")
+
+
+def check_transformers_dir(location: str | os.PathLike | None, role: str, needs_processor: bool = False) -> Path:
+    """A transformers model folder, after checking config, weights, tokenizer (and image processor)."""
+    folder, _ = resolve_location(location, role)
+    names = {p.name for p in folder.iterdir()}
+    missing = [] if "config.json" in names else ["config.json"]
+    missing += missing_weights(folder, role)
+    if not names.intersection(TOKENIZER_FILES):
+        missing.append(f"a tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    if needs_processor and not names.intersection(PROCESSOR_FILES):
+        missing.append(f"an image processor config ({' or '.join(PROCESSOR_FILES)})")
+    if missing:
+        raise ModelDirectoryError(f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}")
+    return folder
 
 
 def check_model(folder: Path, role: str, expected_classes: tuple[str, ...]) -> dict:
