@@ -28,6 +28,7 @@ from genzoo_assets.defs.images import images
 from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GenZooSettings
+from genzoo_assets.defs.results import results
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions, prompts
@@ -97,6 +98,7 @@ def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution
          f"{meta['best_val_keypoint_loss']:.4f} at step {meta['best_step']}")
 
     _run([benchmark], instance, settings, partition_key="heldout")
+    _run([results], instance, settings)
     report = root / "benchmark" / "heldout"
     summary = summarize(pd.read_parquet(report / "predictions.parquet"))
     overall = summary[summary["group"] == "overall"][SUMMARY_COLUMNS]

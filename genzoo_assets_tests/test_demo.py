@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-import duckdb
+from genzoo_assets.core.catalog.duckdb_catalog import query
 
 
 def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
@@ -22,15 +22,14 @@ def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
     report = data / "benchmark" / "heldout"
     assert (report / "report.html").stat().st_size > 0 and (report / "pck_curve.png").exists()
     assert len(list((data / "previews" / "control_renders").glob("*.png"))) == 4
-    con = duckdb.connect(str(data / "catalog.duckdb"), read_only=True)
-    n, species = con.execute("SELECT count(*), count(DISTINCT species) FROM samples").fetchone()
+    n, species = query("SELECT count(*), count(DISTINCT species) FROM samples", data).iloc[0].tolist()
     assert (n, species) == (24, 4)
-    assert con.execute("SELECT count(*) FROM samples WHERE image_path IS NULL").fetchone()[0] == 0
+    assert query("SELECT count(*) FROM samples WHERE image_path IS NULL", data).iloc[0, 0] == 0
     assert (data / "regressor" / "checkpoint.pt").exists() and (data / "regressor" / "loss_curve.png").exists()
-    lineage = con.execute(
-        "SELECT count(*), count(DISTINCT checkpoint) FROM training_lineage l JOIN samples s USING (sample_id)"
-    ).fetchone()
+    lineage = query(  # training_lineage and metrics come from results.duckdb, attached beside the catalog
+        "SELECT count(*), count(DISTINCT checkpoint) FROM training_lineage l JOIN samples s USING (sample_id)", data
+    ).iloc[0].tolist()
     assert lineage[0] > 0 and lineage[1] == 1  # every exported catalog row, traced to one checkpoint
-    methods = {m for (m,) in con.execute("SELECT DISTINCT method FROM metrics").fetchall()}
+    methods = set(query("SELECT DISTINCT method FROM metrics", data)["method"])
     assert methods == {"genzoo", "mean_pose", "untrained"}
     assert (home / "dagster.yaml").exists()  # runs went to the project-local instance the UI reads

@@ -6,7 +6,6 @@ import dagster as dg
 import torch
 
 from genzoo_assets.core.body import load_body_model
-from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.evaluate import (
     benchmark_set_from_animal3d, load_animal3d, mean_pose_baseline, run_benchmark,
 )
@@ -18,7 +17,7 @@ from genzoo_assets.core.regressor.model import build_regressor, load_regressor
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
 from genzoo_assets.defs.resources import GPU_OP_TAGS, GenZooSettings
-from genzoo_assets.defs.training import regressor
+from genzoo_assets.defs.training import dataset_shards, regressor
 
 SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
 
@@ -42,7 +41,7 @@ def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings):
     return benchmark_set_from_animal3d(a3d), body
 
 
-@dg.asset(partitions_def=test_set_partitions, deps=[regressor], group_name="evaluation", kinds={"pytorch"},
+@dg.asset(partitions_def=test_set_partitions, deps=[regressor, dataset_shards], group_name="evaluation", kinds={"pytorch"},
           pool="gpu", op_tags=GPU_OP_TAGS)
 def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settings: GenZooSettings):
     """PCK@{0.10,0.15,0.5}, S-/PA-MPJPE, S-/PA-V2V against the mean-pose and untrained baselines."""
@@ -59,7 +58,6 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settin
     )
     out_dir = root / "benchmark" / context.partition_key
     paths = write_report(result, out_dir, select_gallery(result, test_set, body))
-    duckdb_catalog.refresh_catalog(root)  # per-sample results join `samples` in the `metrics` view
     overall = result.summary[result.summary["group"] == "overall"]
     context.log.info("\n" + overall[SUMMARY_COLUMNS].to_string(index=False))
     return dg.MaterializeResult(metadata={

@@ -94,7 +94,6 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
 
     result = train(tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume)
     lineage = _record_lineage(root, out_dir, tcfg, context.run_id)
-    duckdb_catalog.refresh_catalog(root)  # the catalog's `training_lineage` now names this checkpoint
     return dg.MaterializeResult(metadata={
         "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
         "steps": int(result.steps), "stopped_early": bool(result.stopped_early),

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_ASSETS = {
     "species", "shape_params", "pose_params", "control_renders", "captions", "prompts", "images",
-    "catalog", "dataset_shards", "regressor", "benchmark",
+    "catalog", "dataset_shards", "regressor", "benchmark", "results",
 }
 GPU_ASSETS = {"control_renders", "captions", "prompts", "images", "regressor"}
 
@@ -24,6 +24,11 @@ def test_definitions_load_and_list_the_asset_graph(all_defs):
     assert parents["pose_params"] == {"shape_params"}
     assert "prompts" in parents["images"]
     assert "images" in parents["catalog"]
+    # Forward only: nothing downstream of the catalog feeds it; results.duckdb has its own asset.
+    assert parents["catalog"] == {"species", "shape_params", "pose_params", "control_renders", "captions", "prompts", "images"}
+    assert parents["results"] == {"regressor", "benchmark"}
+    assert parents["benchmark"] == {"regressor", "dataset_shards"}
+    assert {all_defs.resolve_assets_def(k).op.pool for k in ("catalog", "results")} == {"duckdb"}
 
 
 def test_gpu_stages_are_in_the_gpu_pool_and_request_a_gpu_on_kubernetes(all_defs):

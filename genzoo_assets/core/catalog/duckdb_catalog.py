@@ -25,10 +25,15 @@ deleted rows stay in the file until it is rewritten). Incrementally added rows g
 
 Each table is stored as ``_snap_<table>`` with its source file in a ``_file`` column, its rows in
 file-path order (clustered by species, so a species filter skips whole row groups); the public
-names (``species``, the per-sample tables, ``metrics``, ``training_lineage``) are views that hide ``_file``. ``samples``
+names (``species`` and the per-sample tables) are views that hide ``_file``. ``samples``
 is a view joining the snapshots on ``sample_id``: materialising it too more than doubled the
 refresh time and the file size, while the join on native tables costs ~10-20 ms for one species
 and 0.2-0.4 s for all 1M samples.
+
+Forward only: the catalog reads the files of the assets upstream of it and nothing else. What
+comes after it (the regressor's lineage, the benchmark's per-sample metrics) is in
+``results.duckdb`` (:mod:`results`, its own asset), which queries attach read-only beside the
+catalog, so ``metrics`` and ``training_lineage`` resolve by name in the same statement.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import pandas as pd
 from genzoo_assets.core import paths
 
 CATALOG_NAME = "catalog.duckdb"
+RESULTS_NAME = "results.duckdb"  # written by ``results.refresh_results``; attached by queries
 FORMAT = 2  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
 SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
@@ -100,8 +106,6 @@ def _sources(root: Path) -> dict[str, dict[str, tuple[int, int, int]]]:
     """
     patterns = {"species": "species/species.parquet"}
     patterns.update({t: f"{t}/*/*.parquet" for t in SAMPLE_TABLES})
-    patterns["metrics"] = "benchmark/*/predictions.parquet"
-    patterns["training_lineage"] = "regressor/lineage.parquet"  # checkpoint, config, split, shard, sample_id
     out = {}
     for name, pattern in patterns.items():
         files = {}
@@ -305,27 +309,39 @@ def catalog_views(data_dir: str | os.PathLike | None = None) -> list[str]:
 # One read-only database handle per catalog file in this process: opening the file costs more than
 # a typical query on it, and DuckDB's buffer cache survives between queries. A refresh renames a
 # new catalog into place, so a handle is keyed by the file's inode and dropped once stale.
-_HANDLES: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
+_HANDLES: dict[str, tuple[tuple[int, int | None], duckdb.DuckDBPyConnection]] = {}
 _HANDLES_LOCK = threading.Lock()
 _ALIAS = "catalog"
+_RESULTS_ALIAS = "results"
 
 
-def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory database with ``path`` attached read-only. ``duckdb.connect(path)`` would
-    reuse this process's open instance for that path, i.e. the file a refresh renamed over."""
+def _attach_read_only(path: Path, results: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory database with ``path`` (and ``results.duckdb`` when given) attached read-only.
+    ``duckdb.connect(path)`` would reuse this process's open instance for that path, i.e. the file
+    a refresh renamed over."""
     db = duckdb.connect()
     try:
         db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
+        if results is not None:
+            db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
     except duckdb.Error:
         db.close()
         raise
     return db
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 def _database(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     key = str(path)
+    results = path.parent / RESULTS_NAME
     with _HANDLES_LOCK:
-        ino = path.stat().st_ino
+        ino = (path.stat().st_ino, _inode(results))
         cached = _HANDLES.get(key)
         if cached and (cached[0] != ino or not read_only):
             del _HANDLES[key]  # cursors still running keep the old database alive until they finish
@@ -335,9 +351,11 @@ def _database(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if not read_only:
             return duckdb.connect(key, read_only=False)
         if cached is None:
-            _HANDLES[key] = cached = (ino, _attach_read_only(path))
+            _HANDLES[key] = cached = (ino, _attach_read_only(path, results if ino[1] is not None else None))
         cursor = cached[1].cursor()
     cursor.execute(f"USE {_ALIAS}")
+    if cached[0][1] is not None:  # unqualified names: the catalog first, then the results
+        cursor.execute(f"SET search_path = '{_ALIAS}.main,{_RESULTS_ALIAS}.main'")
     return cursor
 
 
