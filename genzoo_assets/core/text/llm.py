@@ -17,6 +17,7 @@ import os
 import re
 
 from genzoo_assets.core.seeds import derive_seed
+from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.budget import Clause, TokenBudget
 from genzoo_assets.core.text.model_dir import check_model_dir, folder_sha256, resolve_device, resolve_dtype
 from genzoo_assets.core.text.prompters import (
@@ -122,7 +123,7 @@ class LLMPrompter:
             text = clean_prompt(answer)
             if not text:
                 fitted = fit_template(item, setting, budget)
-                out.append(FittedPrompt(*fitted, f"template(fallback:{self.name})"))
+                out.append(FittedPrompt(*fitted, fallback_name("template", self.name)))
                 continue
             clauses, added_core = answer_clauses(text, slot)
             backend = self.name
@@ -133,7 +134,7 @@ class LLMPrompter:
                 try:
                     fitted = budget.fit(clauses, what=what, sep=" ")
                 except ValueError:  # even the core clause with its long opening is
-                    fitted, backend = fit_template(item, setting, budget), f"template(fallback:{self.name})"
+                    fitted, backend = fit_template(item, setting, budget), fallback_name("template", self.name)
             out.append(FittedPrompt(*fitted, backend + ("+orientation" if added_core and backend == self.name else "")))
         return out
 

@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
 from genzoo_assets.core.text.model_dir import check_model_dir, folder_sha256, resolve_device, resolve_dtype
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
@@ -104,7 +105,7 @@ class VLMCaptioner:
         fallbacks = self._fallback.caption_batch(items)
         for answer, fallback in zip(answers, fallbacks):
             sentence = one_sentence(answer)
-            out.append((sentence, self.name) if sentence else (fallback, f"geometric(fallback:{self.name})"))
+            out.append((sentence, self.name) if sentence else (fallback, fallback_name("geometric", self.name)))
         return out
 
     def _prompt_text(self, question: str) -> str:
