@@ -56,7 +56,7 @@ def keypoint_reprojection(rows: pd.DataFrame, body_model, tol_px: float = REPROJ
     import torch
 
     from genzoo_assets.core.render.partition import camera_from_row
-    from genzoo_assets.core.sampling.camera import project
+    from genzoo_assets.core.sampling.camera_model import project
 
     nj, nk = body_model.num_joints, len(body_model.keypoint_names)
 
