@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11+:
 #   make demo   -> the offline end-to-end demo (outputs under data/ or $GENZOO_DATA_DIR)
-#   make test   -> the test suite
+#   make test   -> the test suite (what CI runs)
+#   make test-fast -> everyday subset: the suite without tests marked slow (< 90 s)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PIP := $(PY) -m pip
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: demo test ui bench system-deps venv deps test-deps clean
+.PHONY: demo test test-fast ui bench system-deps venv deps test-deps clean
 
 # Debian libraries for headless rendering (EGL + Mesa) and, for the browser test, chromium.
 # Installed only when missing; needs root or sudo on a fresh machine.
@@ -45,6 +46,11 @@ demo: deps
 test: test-deps
 	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m pytest
+
+# Skips @pytest.mark.slow (the demo, the browser, subprocess robustness, tiny FLUX, training).
+test-fast: test-deps
+	mkdir -p $(DAGSTER_HOME)
+	$(PY) -m pytest -m "not slow"
 
 ui: deps
 	mkdir -p $(DAGSTER_HOME)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts `genzoo` processes (10-60 s)
+
 
 def genzoo(*args, data_dir, home, check=True):
     env = dict(os.environ, GENZOO_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home), PYOPENGL_PLATFORM="egl")

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 from genzoo_assets.core.catalog.duckdb_catalog import query
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole demo in a subprocess (~4 min)
 
 
 def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from genzoo_assets.core import imagegen
+from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs.io import image_markdown, read_merged, write_partition
+from genzoo_assets.defs.io import backend_metadata, check_result, image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 from genzoo_assets.defs.text import prompts
@@ -33,17 +34,24 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
             **({"max_sequence_length": config.max_sequence_length} if config.max_sequence_length else {})}
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[dg.AssetSpec("images", deps=[prompts], group_name="images", kinds={"pytorch", "parquet"},
+                        description="One image per sample, aligned with its controls; misaligned ones are kept "
+                                    "and flagged.")],
     partitions_def=sample_partitions,
-    deps=[prompts],
-    group_name="images",
-    kinds={"pytorch", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("images_at_control_resolution", asset="images",
+                          description="every stored image has the size of its control render, the pixel frame "
+                                      "of its keypoints and bbox"),
+        dg.AssetCheckSpec("alignment_above_threshold", asset="images",
+                          description="generated images match their Canny edges and mask (FLUX/SD3 only: the "
+                                      "offline render backend is aligned by construction, so it is not run)"),
+    ],
+    can_subset=True,
     **GPU_STEP,
-    check_specs=[dg.AssetCheckSpec("alignment_above_threshold", asset="images")],
 )
 @fail_fast_on_input_errors
 def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: GenZooSettings):
-    """One image per sample, aligned with its controls; misaligned ones are kept and flagged."""
     species_key, shard = species_and_shard(context)
     root = settings.root()
     rows = read_merged(root, UPSTREAM, species_key, shard)
@@ -62,20 +70,23 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     path = write_partition(root, "images", species_key, shard, df)
     sheet = imagegen.write_image_sheet(df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root,
                                        f"{species_key}__{shard}")
+    resolution = dict(zip(rows["sample_id"], rows["render_resolution"]))
+    checks = [check_result("images_at_control_resolution", image_resolution(df, resolution, root))]
     flagged = int(df["flagged"].sum())
-    return dg.MaterializeResult(
+    if generator.name in imagegen.GENERATIVE:
+        checks.append(dg.AssetCheckResult(
+            check_name="alignment_above_threshold", passed=flagged == 0, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"flagged": flagged, "threshold": config.flag_threshold,
+                      "flagged_ids": dg.MetadataValue.json(df.loc[df["flagged"], "sample_id"].tolist()[:50])},
+        ))
+    yield dg.MaterializeResult(
+        asset_key="images",
         metadata={
-            "num_samples": len(df), "backend": config.backend, "flagged": flagged,
+            "num_samples": len(df), **backend_metadata(df["image_backend"]), "flagged": flagged,
             "mean_alignment": float(df["alignment_score"].mean()),
             "path": dg.MetadataValue.path(str(path)),
             "contact_sheet": image_markdown(sheet, "generated images"),
+            "contact_sheet_path": dg.MetadataValue.path(str(sheet)),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="alignment_above_threshold", passed=flagged == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"flagged": flagged, "threshold": config.flag_threshold,
-                          "flagged_ids": dg.MetadataValue.json(df.loc[df["flagged"], "sample_id"].tolist()[:50])},
-            )
-        ],
+        check_results=checks,
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from PIL import Image
 
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
+from genzoo_assets.core.checks import CheckOutcome, backend_counts, require_same_sample_ids
 
 
 class MissingUpstreamError(FileNotFoundError):
@@ -30,12 +33,18 @@ def read_partition(root: Path, asset: str, species: str, shard: str) -> pd.DataF
 
 
 def read_merged(root: Path, assets: list[str], species: str, shard: str) -> pd.DataFrame:
-    """Upstream partitions joined on sample_id, keeping the first table's copy of shared columns."""
-    merged = read_partition(root, assets[0], species, shard)
+    """Upstream partitions joined on sample_id, keeping the first table's copy of shared columns.
+
+    The tables must hold the same sample ids (``SampleIdMismatchError`` names the table that lacks
+    some, and which): a join would silently drop them.
+    """
+    tables = {asset: read_partition(root, asset, species, shard) for asset in assets}
+    require_same_sample_ids({a: t["sample_id"] for a, t in tables.items()}, f"species={species} shard={shard}")
+    merged = tables[assets[0]]
     for asset in assets[1:]:
-        other = read_partition(root, asset, species, shard)
+        other = tables[asset]
         keep = [c for c in other.columns if c == "sample_id" or c not in merged.columns]
-        merged = merged.merge(other[keep], on="sample_id", how="inner", validate="one_to_one")
+        merged = merged.merge(other[keep], on="sample_id", how="left", validate="one_to_one")
     return merged
 
 
@@ -45,10 +54,32 @@ def write_partition(root: Path, asset: str, species: str, shard: str, df: pd.Dat
     return path
 
 
-def image_markdown(png_path: Path, alt: str = "preview") -> dg.MetadataValue:
-    """An inline image for the asset's metadata panel in the web UI."""
-    data = base64.b64encode(Path(png_path).read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+def check_result(name: str, outcome: CheckOutcome, **kwargs) -> dg.AssetCheckResult:
+    """A core check's outcome as this asset's check result (lists and dicts shown as JSON)."""
+    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in outcome.metadata.items()}
+    return dg.AssetCheckResult(check_name=name, passed=bool(outcome.passed), metadata=metadata, **kwargs)
+
+
+def backend_metadata(backends) -> dict:
+    """``backend``: the backends that actually made the samples (most frequent first), and
+    ``backends``: samples per backend, so a per-sample fallback shows instead of the one asked for."""
+    counts = backend_counts(backends)
+    return {"backend": ", ".join(counts), "backends": dg.MetadataValue.json(counts)}
+
+
+THUMBNAIL_PX = 256  # longest side of an inline preview: one per partition lands in the event log
+
+
+def image_markdown(path: Path, alt: str = "preview") -> dg.MetadataValue:
+    """A small inline JPEG thumbnail (≤ ``THUMBNAIL_PX``) of an image for the web UI's metadata
+    panel, followed by the full-size file's path."""
+    with Image.open(path) as im:
+        thumb = im.convert("RGB")
+        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=85)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/jpeg;base64,{data})\n\nfull size: `{path}`")
 
 
 def frame_markdown(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:

@@ -2,9 +2,10 @@
 
 import dagster as dg
 
+from genzoo_assets.core.checks import REPROJECTION_TOL_PX, keypoint_reprojection
 from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
-from genzoo_assets.defs.io import image_markdown, read_merged, write_partition
+from genzoo_assets.defs.io import check_result, image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
 from genzoo_assets.defs.sampling import pose_params
@@ -20,6 +21,10 @@ class RenderConfig(dg.Config):
     group_name="controls",
     kinds={"pytorch", "parquet"},
     **GPU_STEP,
+    check_specs=[dg.AssetCheckSpec(
+        "keypoints_reproject", asset="control_renders",
+        description=f"stored 2D keypoints re-project from the stored betas, pose, translation and camera "
+                    f"within {REPROJECTION_TOL_PX} px (the body model re-run, then the one projection function)")],
 )
 @fail_fast_on_input_errors
 def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, settings: GenZooSettings):
@@ -36,6 +41,8 @@ def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, set
     df = render_partition(rows, settings.body(), root, resolution=resolution, progress=progress)
     path = write_partition(root, "control_renders", species_key, shard, df)
     sheet = write_contact_sheet(df, root)
+    stored = read_merged(root, ["control_renders", "pose_params", "shape_params"], species_key, shard)
+    reprojection = keypoint_reprojection(stored, settings.body())
     return dg.MaterializeResult(
         metadata={
             "num_samples": len(df),
@@ -44,5 +51,6 @@ def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, set
             "path": dg.MetadataValue.path(str(path)),
             "contact_sheet": image_markdown(sheet, "control renders"),
             "contact_sheet_path": dg.MetadataValue.path(str(sheet)),
-        }
+        },
+        check_results=[check_result("keypoints_reproject", reprojection)],
     )

@@ -8,6 +8,7 @@ run config: ``GENZOO_DATA_DIR``, ``GENZOO_BODY_MODEL`` (``procedural`` or a SMAL
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from pathlib import Path
 
@@ -77,6 +78,17 @@ INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirector
 
 def fail_fast_on_input_errors(fn):
     """Let GPU_RETRY retry only transient faults (CUDA out of memory, a lost EGL context, ...)."""
+
+    if inspect.isgeneratorfunction(fn):  # multi_asset bodies that yield their results
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except INPUT_ERRORS as exc:
+                raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+
+        return generator
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

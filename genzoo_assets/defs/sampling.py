@@ -1,20 +1,16 @@
 """Per-sample ground truth: SMAL shape (betas) and pose + camera, one Parquet file per partition."""
 
 import dagster as dg
-import numpy as np
-import torch
 
-from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.checks import betas_within_bound
 from genzoo_assets.core.sampling.partition import sample_poses_partition, sample_shapes_partition
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs.io import read_partition, write_partition
+from genzoo_assets.defs.io import backend_metadata, check_result, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import GenZooSettings
 from genzoo_assets.defs.species import species
-
-BETA_BOUND = 10.0
 
 
 class ShapeConfig(dg.Config):
@@ -31,15 +27,6 @@ class PoseConfig(dg.Config):
     camera_model: str = "perspective"  # perspective (GenZoo v2) | weak (GenZoo v1)
 
 
-def rotation_error(df) -> float:
-    """Largest deviation of the stored rotations from SO(3) (NaN counts as failure)."""
-    aa = np.concatenate([np.stack(df["global_orient"].to_numpy()), np.stack(df["body_pose"].to_numpy())], axis=1)
-    mats = axis_angle_to_matrix(torch.from_numpy(aa.reshape(-1, 3)).double()).numpy()
-    gram = np.einsum("nij,nkj->nik", mats, mats) - np.eye(3)
-    err = max(float(np.abs(gram).max(initial=0.0)), float(np.abs(np.linalg.det(mats) - 1).max(initial=0.0)))
-    return err if np.isfinite(err) else float("inf")
-
-
 def _options(config: dg.Config, backend_field: str = "backend") -> dict:
     return {k: v for k, v in config.model_dump().items() if k != backend_field and v not in ("", None)}
 
@@ -49,8 +36,8 @@ def _options(config: dg.Config, backend_field: str = "backend") -> dict:
     deps=[species],
     group_name="sampling",
     kinds={"pytorch", "parquet"},
-    check_specs=[dg.AssetCheckSpec("betas_finite_and_bounded", asset="shape_params"),
-                 dg.AssetCheckSpec("sample_count_matches_plan", asset="shape_params")],
+    check_specs=[dg.AssetCheckSpec("betas_within_sampler_bound", asset="shape_params",
+                                   description="stored betas are finite and inside the shape sampler's bound")],
 )
 def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, settings: GenZooSettings):
     """Betas per sample from the species' shape distribution (seeded by sample id)."""
@@ -62,17 +49,12 @@ def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, setting
         row, shard, settings.shard_indices(shard), sampler, base_seed=settings.base_seed, run_id=context.run_id
     )
     path = write_partition(root, "shape_params", species_key, shard, df)
-    betas = np.stack(df["betas"].to_numpy())
-    bounded = bool(np.isfinite(betas).all() and np.abs(betas).max() <= BETA_BOUND)
+    stored = read_partition(root, "shape_params", species_key, shard)
+    outcome = betas_within_bound(stored["sample_id"], stored["betas"], sampler.beta_limit)
     return dg.MaterializeResult(
-        metadata={"num_samples": len(df), "backend": config.backend, "path": dg.MetadataValue.path(str(path)),
-                  "beta_abs_max": float(np.abs(betas).max())},
-        check_results=[
-            dg.AssetCheckResult(check_name="betas_finite_and_bounded", passed=bounded,
-                                metadata={"abs_max": float(np.abs(betas).max()), "bound": BETA_BOUND}),
-            dg.AssetCheckResult(check_name="sample_count_matches_plan", passed=len(df) == settings.samples_per_shard,
-                                metadata={"rows": len(df), "planned": settings.samples_per_shard}),
-        ],
+        metadata={"num_samples": len(df), **backend_metadata(df["shape_backend"]),
+                  "path": dg.MetadataValue.path(str(path)), "beta_abs_max": outcome.metadata["abs_max"]},
+        check_results=[check_result("betas_within_sampler_bound", outcome)],
     )
 
 
@@ -81,7 +63,6 @@ def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, setting
     deps=[shape_params],
     group_name="sampling",
     kinds={"pytorch", "parquet"},
-    check_specs=[dg.AssetCheckSpec("rotations_orthonormal", asset="pose_params")],
 )
 def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings: GenZooSettings):
     """Pose (posture, head and tail), viewpoint and camera per sample, and the posed 3D keypoints."""
@@ -96,11 +77,8 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
         base_seed=settings.base_seed, run_id=context.run_id,
     )
     path = write_partition(root, "pose_params", species_key, shard, df)
-    err = rotation_error(df)
     return dg.MaterializeResult(
-        metadata={"num_samples": len(df), "backend": config.backend, "camera_model": config.camera_model,
+        metadata={"num_samples": len(df), **backend_metadata(df["pose_backend"]), "camera_model": config.camera_model,
                   "postures": dg.MetadataValue.json(df["posture"].value_counts().to_dict()),
                   "path": dg.MetadataValue.path(str(path))},
-        check_results=[dg.AssetCheckResult(check_name="rotations_orthonormal", passed=err < 1e-4,
-                                           metadata={"max_error": err})],
     )

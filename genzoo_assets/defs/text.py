@@ -2,9 +2,12 @@
 
 import dagster as dg
 
-from genzoo_assets.core.text import partition as text
+from genzoo_assets.core.checks import fallback_rate
+from genzoo_assets.core.text import is_fallback, partition as text
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs.io import frame_markdown, read_merged, read_partition, write_partition
+from genzoo_assets.defs.io import (
+    backend_metadata, check_result, frame_markdown, read_merged, read_partition, write_partition,
+)
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
@@ -14,42 +17,73 @@ class CaptionConfig(dg.Config):
     backend: str = "geometric"  # geometric (exact, offline default) | vlm (the paper: Molmo-7B)
     model_dir: str = ""  # vlm: local transformers image-text-to-text model directory
     trust_remote_code: bool = False  # vlm: Molmo ships its own modelling code
+    max_fallback_rate: float = 0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
 
 
 class PromptConfig(dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
     model_dir: str = ""  # llm: local transformers chat model directory
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
+    max_fallback_rate: float = 0.1  # llm: share of prompts the template fallback may write (the check's ceiling)
+
+
+MODEL_BACKENDS = ("vlm", "llm")  # the backends that fall back per sample
+
+
+def _fallback_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "fallback_rate_below_ceiling", asset=asset,
+        description="share of samples a model backend (vlm, llm) left to its fallback stays under "
+                    "max_fallback_rate; not run for the offline backends, which have no fallback")
+
+
+def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: dict):
+    """The materialisation, with the fallback check only for the model backends."""
+    fell_back = df[backend_column].map(is_fallback)
+    checks = []
+    if config.backend in MODEL_BACKENDS:
+        checks.append(check_result("fallback_rate_below_ceiling",
+                                   fallback_rate(df["sample_id"], fell_back, config.max_fallback_rate)))
+    yield dg.MaterializeResult(
+        asset_key=asset, check_results=checks,
+        metadata={**metadata, **backend_metadata(df[backend_column]), "fallbacks": int(fell_back.sum())},
+    )
 
 
 def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
     """Options for model-backed backends; the offline defaults take none."""
     if config.backend in ("geometric", "template"):
         return {}
-    opts = {k: v for k, v in config.model_dump().items() if k not in ("backend", "max_tokens") and v not in ("", None)}
+    skip = ("backend", "max_tokens", "max_fallback_rate")
+    opts = {k: v for k, v in config.model_dump().items() if k not in skip and v not in ("", None)}
     return {**opts, "device": settings.torch_device()}
 
 
-@dg.asset(partitions_def=sample_partitions, deps=[control_renders], group_name="text", kinds={"parquet"}, **GPU_STEP)
+@dg.multi_asset(
+    specs=[dg.AssetSpec("captions", deps=[control_renders], group_name="text", kinds={"parquet"},
+                        description="How the animal is oriented in the control render, in words.")],
+    partitions_def=sample_partitions, check_specs=[_fallback_spec("captions")], can_subset=True, **GPU_STEP,
+)
 @fail_fast_on_input_errors
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
-    """How the animal is oriented in the control render, in words."""
     species_key, shard = species_and_shard(context)
     root = settings.root()
     rows = read_merged(root, ["pose_params", "control_renders"], species_key, shard)
     captioner = text.make_captioner(config.backend, **_model_options(config, settings))
     df = text.caption_partition(rows, captioner, settings.body().canonical_rotation, data_dir=root)
     path = write_partition(root, "captions", species_key, shard, df)
-    return dg.MaterializeResult(
-        metadata={"num_samples": len(df), "backend": config.backend, "path": dg.MetadataValue.path(str(path)),
-                  "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8)}
-    )
+    yield from _results("captions", df, "caption_backend", config, {
+        "num_samples": len(df), "path": dg.MetadataValue.path(str(path)),
+        "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8)})
 
 
-@dg.asset(partitions_def=sample_partitions, deps=[captions], group_name="text", kinds={"parquet"}, **GPU_STEP)
+@dg.multi_asset(
+    specs=[dg.AssetSpec("prompts", deps=[captions], group_name="text", kinds={"parquet"},
+                        description="The text prompt per sample: species or breed, orientation, scene, lighting, lens.")],
+    partitions_def=sample_partitions, check_specs=[_fallback_spec("prompts")], can_subset=True, **GPU_STEP,
+)
 @fail_fast_on_input_errors
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
-    """The text prompt per sample: species or breed, orientation, scene, lighting, lens."""
     species_key, shard = species_and_shard(context)
     root = settings.root()
     rows = read_partition(root, "captions", species_key, shard)
@@ -57,8 +91,6 @@ def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: G
     df = text.prompt_partition(rows, frame.species_row(root, species_key), prompter,
                                text.TokenBudget(max_tokens=config.max_tokens))
     path = write_partition(root, "prompts", species_key, shard, df)
-    return dg.MaterializeResult(
-        metadata={"num_samples": len(df), "backend": config.backend, "max_tokens": int(df["num_tokens"].max()),
-                  "path": dg.MetadataValue.path(str(path)),
-                  "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6)}
-    )
+    yield from _results("prompts", df, "prompt_backend", config, {
+        "num_samples": len(df), "max_tokens": int(df["num_tokens"].max()), "path": dg.MetadataValue.path(str(path)),
+        "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6)})

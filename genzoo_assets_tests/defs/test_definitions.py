@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster_k8s.job import get_user_defined_k8s_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,7 @@ def test_gpu_stages_are_in_the_gpu_pool_and_request_a_gpu_on_kubernetes(all_defs
         assert spec.key.to_user_string() == key
 
 
+@pytest.mark.slow  # a `dagster` process loads the code location
 def test_dagster_definitions_validate_cli(tmp_path):
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path))  # any existing instance dir; a fresh clone has none yet
     out = subprocess.run(
@@ -52,6 +54,7 @@ def test_dagster_definitions_validate_cli(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.slow  # a `dg` process loads the code location
 def test_dg_check_defs_cli(tmp_path):
     out = subprocess.run(
         [str(Path(sys.executable).with_name("dg")), "check", "defs"],

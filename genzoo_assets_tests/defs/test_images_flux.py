@@ -21,6 +21,8 @@ from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions, prompts
 from genzoo_assets_tests.fixtures.tiny_flux import build_tiny_flux
 
+pytestmark = pytest.mark.slow  # tiny FLUX through Dagster
+
 SPECIES = "panthera-leo"
 RESOLUTION = 64
 UPSTREAM = [shape_params, pose_params, control_renders, captions, prompts]
@@ -84,9 +86,10 @@ def test_flux_controlnet_backend_through_the_images_asset(chain, tiny_flux):
         with Image.open(root / rel) as im:
             assert im.size == (RESOLUTION, RESOLUTION) and im.mode == "RGB"
 
-    checks = result.get_asset_check_evaluations()
-    assert [c.check_name for c in checks] == ["alignment_above_threshold"]
-    assert checks[0].metadata["flagged"].value == int(df["flagged"].sum())
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"images_at_control_resolution", "alignment_above_threshold"}
+    assert checks["images_at_control_resolution"].passed
+    assert checks["alignment_above_threshold"].metadata["flagged"].value == int(df["flagged"].sum())
     meta = result.asset_materializations_for_node("images")[0].metadata
     assert meta["backend"].value == "flux_controlnet" and meta["num_samples"].value == 2
 

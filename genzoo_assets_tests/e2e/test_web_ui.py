@@ -3,8 +3,12 @@
 import shutil
 from pathlib import Path
 
+import pytest
+
 from genzoo_assets_tests.e2e.conftest import GRACE_S, SAMPLES_PER_SHARD, SCREENSHOT_DIR
 from genzoo_assets_tests.e2e.webui import CHROMIUM_ARGS, runs, wait_for_run
+
+pytestmark = pytest.mark.slow  # a browser against `dg dev`
 
 SPECIES = "dog-labrador-retriever"
 SHARD = "000"

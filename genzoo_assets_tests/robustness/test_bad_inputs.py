@@ -38,6 +38,8 @@ from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions
 
+pytestmark = pytest.mark.slow  # dozens of runs and CLI processes (~70 s in all)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[2]

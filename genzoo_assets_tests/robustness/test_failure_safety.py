@@ -25,6 +25,8 @@ from genzoo_assets.defs.resources import GPU_RETRY, GenZooSettings
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 
+pytestmark = pytest.mark.slow  # subprocess partitions, SIGKILL and retries (10-70 s)
+
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

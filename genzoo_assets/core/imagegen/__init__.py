@@ -9,6 +9,9 @@ from .partition import OUTPUT_COLUMNS, generate_partition
 from .render_composite import RenderCompositeGenerator
 
 GENERATORS = ("render_composite", "flux_controlnet", "sd3_controlnet")
+# Backends whose images can disagree with their controls. render_composite alpha-blends over the
+# control mask and shades from the control normals, so its alignment holds by construction.
+GENERATIVE = ("flux_controlnet", "sd3_controlnet")
 
 
 from .sheet import write_image_sheet  # noqa: E402
@@ -27,7 +30,7 @@ def make_generator(name: str, **kwargs) -> ImageGenerator:
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "FAMILIES", "GENERATORS", "OUTPUT_COLUMNS", "DiffusersControlNetGenerator",
+    "DEFAULT_THRESHOLD", "FAMILIES", "GENERATIVE", "GENERATORS", "OUTPUT_COLUMNS", "DiffusersControlNetGenerator",
     "FluxControlNetGenerator", "GenerationRequest", "ImageGenerator", "ModelDirectoryError",
     "RenderCompositeGenerator", "SD3ControlNetGenerator", "alignment_score", "generate_partition", "make_generator",
     "write_image_sheet",

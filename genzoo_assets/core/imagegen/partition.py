@@ -122,6 +122,9 @@ def generate_partition(
 ) -> pd.DataFrame:
     """Generate, score and write one image per row; returns the ``images`` table (``OUTPUT_COLUMNS``).
 
+    Each image is stored at its controls' size (the control render resolution), resized when the
+    generator made another size (FLUX at ``GENZOO_RESOLUTION``): the labels stay in that frame.
+
     ``rows`` are the merged per-sample rows (prompts ⋈ control_renders, plus pose_params and
     shape_params when ``body_model`` is given, so render backends get the posed mesh).
     ``species_info`` maps a species slug to taxon fields (family, order, breed, ...).
@@ -148,9 +151,9 @@ def generate_partition(
             if len(images) != len(reqs):
                 raise RuntimeError(f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests")
             for (_, row), req, image in zip(chunk.iterrows(), reqs, images):
-                h, w = req.size
-                scored = image if image.size == (w, h) else image.resize((w, h), Image.BICUBIC)
-                score = alignment_score(scored, req.canny, req.mask)
+                h, w = req.size  # the control resolution: the frame of the keypoints and bbox
+                image = image if image.size == (w, h) else image.resize((w, h), Image.Resampling.LANCZOS)
+                score = alignment_score(image, req.canny, req.mask)
                 rel = f"images/{row['species']}/{row['shard']}/{row['sample_id']}.jpg"
                 pending.append((_write_hidden(data_dir / rel, _jpeg(image)), data_dir / rel))
                 out_rows.append({

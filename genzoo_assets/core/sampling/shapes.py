@@ -18,6 +18,7 @@ SHAPE_BACKENDS = ("prior", "clip_flow")
 class ShapeSampler(Protocol):
     name: str
     model_files: dict[str, str]
+    beta_limit: float  # every sample has |beta| <= beta_limit (clipped or redrawn): the stored-data check's bound
 
     def sample(self, species_row: dict, rng: np.random.Generator) -> np.ndarray:
         """Betas (num_betas,) float64 for one animal of the row's species."""

@@ -3,7 +3,7 @@
 Heavy backends (:mod:`.vlm`, :mod:`.llm`) import transformers only when constructed.
 """
 
-from genzoo_assets.core.text.backends import CAPTIONERS, PROMPTERS, make_captioner, make_prompter
+from genzoo_assets.core.text.backends import CAPTIONERS, PROMPTERS, is_fallback, make_captioner, make_prompter
 from genzoo_assets.core.text.budget import CLIP_MAX_TOKENS, Clause, TokenBudget, estimate_tokens
 from genzoo_assets.core.text.captioners import CaptionInput, Captioner, GeometricCaptioner, describe_view
 from genzoo_assets.core.model_dirs import ModelDirectoryError
@@ -14,5 +14,5 @@ __all__ = [
     "CAPTIONERS", "CAPTION_COLUMNS", "CLIP_MAX_TOKENS", "CaptionInput", "Captioner", "Clause", "FittedPrompt",
     "GeometricCaptioner", "ModelDirectoryError", "PROMPTERS", "PROMPT_COLUMNS", "PromptInput", "Prompter",
     "TemplatePrompter", "TokenBudget", "caption_partition", "describe_view", "estimate_tokens",
-    "make_captioner", "make_prompter", "prompt_partition",
+    "is_fallback", "make_captioner", "make_prompter", "prompt_partition",
 ]

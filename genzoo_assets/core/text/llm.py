@@ -20,6 +20,7 @@ from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.seeds import derive_seed
+from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.budget import Clause, TokenBudget
 from genzoo_assets.core.text.prompters import (
     FittedPrompt, PromptInput, draw_setting, fit_template, setting_slots,
@@ -124,7 +125,7 @@ class LLMPrompter:
             text = clean_prompt(answer)
             if not text:
                 fitted = fit_template(item, setting, budget)
-                out.append(FittedPrompt(*fitted, f"template(fallback:{self.name})"))
+                out.append(FittedPrompt(*fitted, fallback_name("template", self.name)))
                 continue
             clauses, added_core = answer_clauses(text, slot)
             backend = self.name
@@ -135,7 +136,7 @@ class LLMPrompter:
                 try:
                     fitted = budget.fit(clauses, what=what, sep=" ")
                 except ValueError:  # even the core clause with its long opening is
-                    fitted, backend = fit_template(item, setting, budget), f"template(fallback:{self.name})"
+                    fitted, backend = fit_template(item, setting, budget), fallback_name("template", self.name)
             out.append(FittedPrompt(*fitted, backend + ("+orientation" if added_core and backend == self.name else "")))
         return out
 

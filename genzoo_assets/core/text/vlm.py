@@ -20,6 +20,7 @@ import numpy as np
 from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
+from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
 
@@ -106,7 +107,7 @@ class VLMCaptioner:
         fallbacks = self._fallback.caption_batch(items)
         for answer, fallback in zip(answers, fallbacks):
             sentence = one_sentence(answer)
-            out.append((sentence, self.name) if sentence else (fallback, f"geometric(fallback:{self.name})"))
+            out.append((sentence, self.name) if sentence else (fallback, fallback_name("geometric", self.name)))
         return out
 
     def _prompt_text(self, question: str) -> str:

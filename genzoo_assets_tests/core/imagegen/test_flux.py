@@ -8,6 +8,8 @@ from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
 from genzoo_assets.core.model_dirs import ModelDirectoryError
 
+pytestmark = pytest.mark.slow  # tiny FLUX pipelines (~25 s)
+
 
 def _request(seed: int, size: int = 64, sample_id: str = "s") -> GenerationRequest:
     yy, xx = np.mgrid[:size, :size]

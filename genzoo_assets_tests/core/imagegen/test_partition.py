@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
 from genzoo_assets.core.imagegen.partition import OUTPUT_COLUMNS, generate_partition
@@ -75,6 +76,25 @@ def test_render_composite_partition_writes_scored_images(tmp_path, body_model):
     gen.close()
 
 
+class _AtAnotherSize:
+    """A real generator whose images come back at another size, as FLUX's do at GENZOO_RESOLUTION."""
+
+    def __init__(self, inner, size):
+        self.inner, self.size = inner, size
+        self.name, self.model_hashes, self.params = inner.name, inner.model_hashes, inner.params
+
+    def generate(self, batch):
+        return [im.resize((self.size, self.size)) for im in self.inner.generate(batch)]
+
+
+def test_images_are_stored_at_the_control_resolution(tmp_path, body_model):
+    rows = _write_partition(tmp_path, body_model, n=2)
+    df = generate_partition(rows, _AtAnotherSize(RenderCompositeGenerator(subdivisions=1), 2 * SIZE), tmp_path)
+    outcome = image_resolution(df, dict.fromkeys(df["sample_id"], SIZE), tmp_path)
+    assert outcome.passed, outcome.metadata  # keypoints and bbox are in control pixels: so is the image
+    assert not df["flagged"].any()
+
+
 class _FailsMidBatch:
     """Delegates to a real generator, then raises half-way through its second batch."""
 
@@ -97,6 +117,7 @@ def test_failure_mid_partition_leaves_no_image_files(tmp_path, body_model):
     assert _files(tmp_path) == []
 
 
+@pytest.mark.slow  # tiny FLUX
 def test_flux_partition_on_tiny_models_and_a_failing_pipeline(tmp_path, body_model, tiny_flux_dirs):
     rows = _write_partition(tmp_path, body_model, n=3)
     gen = FluxControlNetGenerator.from_pretrained(

@@ -11,6 +11,8 @@ from genzoo_assets.core.regressor.model import RegressorConfig, load_regressor
 from genzoo_assets.core.regressor.predict import predict_split
 from genzoo_assets.core.regressor.train import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # training loops
+
 
 @pytest.fixture(scope="module")
 def splits(catalog):
