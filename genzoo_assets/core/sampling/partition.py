@@ -108,6 +108,7 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
             "pose_params", pose_sampler.name, model_files=backend_files, run_id=run_id, sample_id=sid,
             seeds={s: derive_seed(base_seed, sid, s) for s in ("pose", "camera")}, base_seed=base_seed,
             camera=cam.camera.to_dict(), view={"yaw_deg": cam.view.yaw_deg, "pitch_deg": cam.view.pitch_deg},
+            keypoint_set=body_model.keypoint_set,
         )
         row = shape_df.iloc[i]
         rows.append({
