@@ -83,7 +83,7 @@ def _body_info(args) -> int:
     if args.json:
         print(json.dumps(info))
     else:
-        for key in ("source", "num_vertices", "num_faces", "num_joints", "num_betas"):
+        for key in ("source", "num_vertices", "num_faces", "num_joints", "num_betas", "keypoint_set"):
             print(f"{key:>13}: {info[key]}")
         print(f"{'joint_names':>13}: {', '.join(info['joint_names'])}")
     return 0

@@ -19,34 +19,43 @@ from genzoo_assets.defs.partitions import test_set_partitions
 from genzoo_assets.defs.resources import GPU_OP_TAGS, GenZooSettings
 from genzoo_assets.defs.training import dataset_shards, regressor
 
-SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
+SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "auc", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
 
 
 class BenchmarkConfig(dg.Config):
     animal3d_json: str = os.environ.get("GENZOO_ANIMAL3D_JSON", "")  # Animal3D's test.json
     animal3d_images: str = ""  # folder its img_path/mask_path are relative to (default: the JSON's)
-    smal_model: str = os.environ.get("GENZOO_SMAL_MODEL", "")  # SMAL file for Animal3D's 41 betas
+    # SMAL's 41-beta model file: Animal3D's ground truth, separate from the regressor's body model.
+    animal3d_smal_model: str = os.environ.get("GENZOO_ANIMAL3D_SMAL_MODEL", "")
+    animal3d_keypoints_3d: str = "smal"  # smal: the SMAL mesh's keypoints | json: the release's keypoint_3d (AniMer)
+    v2v: bool = True  # vertex metrics; false scores keypoints only (needed when the meshes' topologies differ)
     batch_size: int = 64
 
 
 def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings):
+    """(test set, its ground-truth body model)."""
     root = settings.root()
     if name == "heldout":
         return heldout_benchmark_set(root / "shards"), settings.body()
     if not config.animal3d_json:
         raise ValueError("test set 'animal3d' needs its release: set animal3d_json (or GENZOO_ANIMAL3D_JSON) "
-                         "to Animal3D's test.json and smal_model to the SMAL model file")
-    body = load_body_model(config.smal_model) if config.smal_model else settings.body()
-    a3d = load_animal3d(config.animal3d_json, body, image_root=config.animal3d_images or None)
-    return benchmark_set_from_animal3d(a3d), body
+                         "to Animal3D's test.json")
+    if not config.animal3d_smal_model:
+        raise ValueError("test set 'animal3d' needs SMAL's 41-beta model for its ground truth: set "
+                         "animal3d_smal_model (or GENZOO_ANIMAL3D_SMAL_MODEL) to the SMAL model file")
+    smal = load_body_model(config.animal3d_smal_model)
+    a3d = load_animal3d(config.animal3d_json, smal, image_root=config.animal3d_images or None,
+                        keypoints_3d=config.animal3d_keypoints_3d)
+    return benchmark_set_from_animal3d(a3d), smal
 
 
 @dg.asset(partitions_def=test_set_partitions, deps=[regressor, dataset_shards], group_name="evaluation", kinds={"pytorch"},
           pool="gpu", op_tags=GPU_OP_TAGS)
 def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settings: GenZooSettings):
-    """PCK@{0.10,0.15,0.5}, S-/PA-MPJPE, S-/PA-V2V against the mean-pose and untrained baselines."""
+    """PCK@{0.10,0.15,0.5}, AUC, S-/PA-MPJPE, S-/PA-V2V against the mean-pose and untrained baselines."""
     root = settings.root()
-    test_set, body = _test_set(context.partition_key, config, settings)
+    test_set, gt_body = _test_set(context.partition_key, config, settings)
+    body = settings.body()  # the regressor's: its betas and poses live in this model
     model = load_regressor(root / "regressor" / "checkpoint.pt")
     torch.manual_seed(settings.base_seed)
     untrained = build_regressor(model.config)
@@ -55,6 +64,7 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settin
     result = run_benchmark(
         test_set, regressor_predict_fn(model, hw), body, method_name="genzoo", batch_size=config.batch_size,
         baselines={"mean_pose": mean_pose_baseline(poses, betas, body), "untrained": regressor_predict_fn(untrained, hw)},
+        gt_body_model=gt_body, v2v=config.v2v,
     )
     out_dir = root / "benchmark" / context.partition_key
     paths = write_report(result, out_dir, select_gallery(result, test_set, body))
@@ -66,5 +76,7 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settin
         "by_family": frame_markdown(result.summary[result.summary["group"] == "family"]),
         "report": dg.MetadataValue.path(str(paths["html"])),
         "pck_curve": image_markdown(paths["pck_curve"], "PCK vs threshold"),
+        "keypoint_sets": dg.MetadataValue.json(result.keypoint_sets),
+        "images_without_visible_keypoints": int(overall["n_no_visible"].max()),
         **{f"{m}_pa_mpjpe": float(v) for m, v in zip(overall["method"], overall["pa_mpjpe"])},
     })

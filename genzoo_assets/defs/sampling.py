@@ -24,7 +24,11 @@ class ShapeConfig(dg.Config):
 class PoseConfig(dg.Config):
     backend: str = "procedural"  # procedural (offline default) | bank (GenZoo's dog_poses.npz etc.)
     pose_bank: str = ""
+    # Global orientation: bank (default for the bank backend, GenZoo's: the bank's orient_6d) |
+    # view (our yaw/pitch viewpoint sampler; the procedural backend's only choice). Empty: the backend's default.
+    orientation: str = ""
     camera_model: str = "perspective"  # perspective (GenZoo v2) | weak (GenZoo v1)
+    camera_margin: float = 0.0  # image fraction kept free on each side (GenZoo's framing: none)
 
 
 def _options(config: dg.Config, backend_field: str = "backend") -> dict:
@@ -71,14 +75,17 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
     shapes = read_partition(root, "shape_params", species_key, shard)
     body = settings.body()
     options = {"path": config.pose_bank} if config.pose_bank else {}
+    if config.orientation:
+        options["orientation"] = config.orientation
     pose_sampler = make_pose_sampler(config.backend, body, **options)
     df = sample_poses_partition(
         shapes, body, pose_sampler, camera_model=config.camera_model, resolution=settings.resolution,
-        base_seed=settings.base_seed, run_id=context.run_id,
+        base_seed=settings.base_seed, run_id=context.run_id, margin=config.camera_margin,
     )
     path = write_partition(root, "pose_params", species_key, shard, df)
     return dg.MaterializeResult(
         metadata={"num_samples": len(df), **backend_metadata(df["pose_backend"]), "camera_model": config.camera_model,
+                  "orientation": pose_sampler.orientation,
                   "postures": dg.MetadataValue.json(df["posture"].value_counts().to_dict()),
                   "path": dg.MetadataValue.path(str(path))},
     )

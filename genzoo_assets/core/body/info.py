@@ -16,7 +16,8 @@ def resolve_body_model(spec: str) -> BodyModel:
 
 
 def body_info(spec: str) -> dict:
-    """num_vertices, num_faces, num_joints, num_betas, joint_names, source (plus sha256, keypoint_names)."""
+    """num_vertices, num_faces, num_joints, num_betas, joint_names, source (plus sha256, keypoint_names,
+    keypoint_set)."""
     m = resolve_body_model(spec)
     return {
         "num_vertices": m.num_vertices,
@@ -25,6 +26,7 @@ def body_info(spec: str) -> dict:
         "num_betas": m.num_betas,
         "joint_names": list(m.joint_names),
         "keypoint_names": list(m.keypoint_names),
+        "keypoint_set": m.keypoint_set,
         "source": m.source,
         "sha256": m.sha256,
     }

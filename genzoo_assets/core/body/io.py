@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import atomic_path
+from .animer_keypoints import KEYPOINT_SET_ANIMER, KEYPOINT_SET_DERIVED, animer_keypoint_groups, is_smal_topology
 from .model import BodyModel, BodyModelError, validate_arrays
 from .smal_geometry import derive_canonical_rotation, derive_keypoint_groups
 from .unpickle import UnpickleRefused, safe_load, to_array
@@ -75,8 +76,12 @@ def load_body_model(path, canonical_rotation=None, dtype=None) -> BodyModel:
 
     ``canonical_rotation`` (3x3) overrides the model->canonical rotation; by default it is read from
     the file's ``canonical_rotation`` key, else derived from the template's joints (see
-    :func:`smal_geometry.derive_canonical_rotation`). Files without ``keypoint_groups`` (every
-    released SMAL file) get groups derived from the template geometry and skinning weights.
+    :func:`smal_geometry.derive_canonical_rotation`).
+
+    Keypoints: a file's own ``keypoint_groups`` (with its ``keypoint_set`` label; ``"file"`` when it
+    has none) win; otherwise SMAL topology (every released SMAL / SMAL+ file) gets AniMer's vertex
+    lists (``keypoint_set == "animer"``) and any other mesh groups derived from its geometry and
+    skinning weights (``"derived"``).
     """
     path = Path(path)
     a = _read(path)
@@ -100,12 +105,17 @@ def load_body_model(path, canonical_rotation=None, dtype=None) -> BodyModel:
         canonical_rotation = derive_canonical_rotation(arrays["J_regressor"] @ arrays["v_template"])
     if "keypoint_groups" in a:
         groups = _groups(path, a["keypoint_groups"])
+        keypoint_set = str(a["keypoint_set"]) if "keypoint_set" in a else "file"
+    elif is_smal_topology(arrays["v_template"].shape[0], parents):
+        groups, keypoint_set = animer_keypoint_groups(), KEYPOINT_SET_ANIMER
     else:
         groups = derive_keypoint_groups(arrays["v_template"], arrays["weights"], arrays["J_regressor"],
                                         np.asarray(canonical_rotation, dtype=np.float64))
+        keypoint_set = KEYPOINT_SET_DERIVED
     model = BodyModel(arrays["v_template"], arrays["shapedirs"], a["posedirs"], arrays["J_regressor"],
                       arrays["weights"], parents, arrays["faces"], keypoint_groups=groups, joint_names=names,
-                      canonical_rotation=canonical_rotation, source=str(path), sha256=a["_sha256"])
+                      canonical_rotation=canonical_rotation, source=str(path), sha256=a["_sha256"],
+                      keypoint_set=keypoint_set)
     return model.to(dtype) if dtype is not None else model
 
 
@@ -123,7 +133,7 @@ def model_arrays(model: BodyModel) -> dict[str, np.ndarray]:
         "posedirs": np_(model.posedirs).T.reshape(nv, 3, -1), "J_regressor": np_(model.J_regressor),
         "weights": np_(model.lbs_weights), "kintree_table": np.stack([model.parents, np.arange(model.num_joints)]),
         "f": model.faces, "joint_names": np.array(model.joint_names), "keypoint_groups": padded,
-        "canonical_rotation": model.canonical_rotation,
+        "canonical_rotation": model.canonical_rotation, "keypoint_set": np.array(model.keypoint_set),
     }
 
 

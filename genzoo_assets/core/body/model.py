@@ -110,7 +110,12 @@ def keypoint_gather(source: str, groups: Sequence[Sequence[int]], num_vertices: 
 
 
 class BodyModel(torch.nn.Module):
-    """Batched SMAL-family model. Device and dtype follow the module (``.to(...)``)."""
+    """Batched SMAL-family model. Device and dtype follow the module (``.to(...)``).
+
+    ``keypoint_set`` names where ``keypoint_groups`` come from (``"animer"``: AniMer's vertex lists
+    on SMAL topology, see :mod:`.animer_keypoints`; ``"derived"``: from the model's own geometry);
+    provenance records it with every keypoint annotation.
+    """
 
     def __init__(
         self,
@@ -127,6 +132,7 @@ class BodyModel(torch.nn.Module):
         source: str = "<arrays>",
         sha256: str | None = None,
         dtype: torch.dtype = torch.float32,
+        keypoint_set: str = "derived",
     ):
         super().__init__()
         a = validate_arrays(source, v_template, shapedirs, posedirs, J_regressor, weights, parents, faces)
@@ -142,6 +148,7 @@ class BodyModel(torch.nn.Module):
         self.joint_names: tuple[str, ...] = names
         self.keypoint_names: tuple[str, ...] = KEYPOINT_NAMES
         self.keypoint_groups: list[list[int]] = [[int(i) for i in np.asarray(g).ravel()] for g in keypoint_groups]
+        self.keypoint_set = str(keypoint_set)
         self.canonical_rotation: np.ndarray = c
         self.parents: np.ndarray = a["parents"]
         self.faces: np.ndarray = a["faces"]

@@ -159,5 +159,5 @@ def procedural_body_model(num_betas: int = 20) -> BodyModel:
     return BodyModel(
         a["v_template"], a["shapedirs"], a["posedirs"], a["J_regressor"], a["weights"], a["kintree_table"][0],
         a["f"], keypoint_groups=a["keypoint_groups"], joint_names=SMAL_JOINT_NAMES, canonical_rotation=np.eye(3),
-        source=f"procedural(num_betas={num_betas})", sha256=None,
+        source=f"procedural(num_betas={num_betas})", sha256=None, keypoint_set="derived",
     )

@@ -1,7 +1,8 @@
 """Names of the SMAL skeleton and of the Animal3D keypoints.
 
 The joint order is SMAL's (shared by SMAL and SMAL+). Parents of a loaded model always come from
-its own ``kintree_table``; ``SMAL_PARENTS`` is the tree the procedural model is built with.
+its own ``kintree_table``; ``SMAL_PARENTS`` (SMAL's ``kintree_table[0]``, root -1) is the tree the
+procedural model is built with and the one that tells SMAL topology apart (``animer_keypoints``).
 """
 
 SMAL_JOINT_NAMES: tuple[str, ...] = (

@@ -1,8 +1,14 @@
 """Loader for the Animal3D release (JSON + images + masks), with ground truth from SMAL parameters.
 
-The release's ``keypoint_3d`` are known to be unreliable, so GT vertices, joints and the 26
-keypoints are recomputed from each item's SMAL ``pose``/``shape``/``trans`` through the body
-model (one batched forward per chunk). ``keypoint_3d`` is therefore not read.
+GT vertices, joints and the 26 keypoints are computed from each item's SMAL ``pose`` / ``shape`` +
+``shape_extra`` / ``trans`` through SMAL's own 41-beta model, which the user supplies separately
+from the regressor's body model: Animal3D's betas are coordinates in SMAL's shape space, and
+zero-padding them into another model's (SMAL+'s 145) would give a different animal. A model with
+any other number of betas is refused.
+
+The release's ``keypoint_3d`` are known to be unreliable, so by default (``keypoints_3d="smal"``)
+the 3D keypoints are those of the SMAL mesh; ``keypoints_3d="json"`` takes the release's instead,
+as AniMer's evaluator does (``eval_3d`` scores PA-MPJPE against ``batch['keypoints_3d']``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 import torch
 
 SMAL_NUM_BETAS = 41  # Animal3D's ``shape`` (20) + ``shape_extra`` (21)
+KEYPOINTS_3D_SOURCES = ("smal", "json")
 NUM_POSE = 105  # 35 joints × axis-angle; row 0 is the global orientation
 NUM_KEYPOINTS = 26
 REQUIRED_FIELDS = ("img_path", "mask_path", "supercategory", "keypoint_2d", "bbox", "pose", "shape", "shape_extra", "trans")
@@ -39,7 +46,8 @@ class Animal3DSet:
     trans: np.ndarray  # (N, 3)
     vertices: np.ndarray  # (N, V, 3) float32, from the SMAL parameters
     joints: np.ndarray  # (N, 35, 3) float32
-    keypoints_3d: np.ndarray  # (N, 26, 3) float32
+    keypoints_3d: np.ndarray  # (N, 26, 3) float32: the SMAL mesh's, or the JSON's (keypoints_3d_source)
+    keypoints_3d_source: str = "smal"  # "smal" | "json"
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -96,21 +104,27 @@ def smal_forward(body_model, betas: np.ndarray, pose: np.ndarray, trans: np.ndar
     return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
-def load_animal3d(json_path: str | Path, body_model, image_root: str | Path | None = None, check_files: bool = True) -> Animal3DSet:
-    """Load an Animal3D split (e.g. ``test.json``) and derive GT geometry with ``body_model``.
+def load_animal3d(json_path: str | Path, smal_model, image_root: str | Path | None = None, check_files: bool = True,
+                  keypoints_3d: str = "smal") -> Animal3DSet:
+    """Load an Animal3D split (e.g. ``test.json``) and derive GT geometry with ``smal_model``.
 
-    ``img_path``/``mask_path`` are resolved against ``image_root`` (default: the JSON's folder).
-    The body model needs at least SMAL's 41 betas (extra betas are set to zero).
+    ``smal_model`` must be SMAL's 41-beta model (see the module docstring). ``img_path`` /
+    ``mask_path`` are resolved against ``image_root`` (default: the JSON's folder).
+    ``keypoints_3d``: ``"smal"`` (the SMAL mesh's keypoints) or ``"json"`` (the release's
+    ``keypoint_3d``, every item must have it).
     """
     path = Path(json_path)
-    if int(body_model.num_betas) < SMAL_NUM_BETAS:
+    if keypoints_3d not in KEYPOINTS_3D_SOURCES:
+        raise Animal3DError(f"keypoints_3d must be one of {KEYPOINTS_3D_SOURCES}, got {keypoints_3d!r}")
+    if int(smal_model.num_betas) != SMAL_NUM_BETAS:
         raise Animal3DError(
-            f"body model {getattr(body_model, 'source', body_model)!r} has {body_model.num_betas} betas; "
-            f"Animal3D ({path}) needs at least {SMAL_NUM_BETAS}"
+            f"Animal3D ({path}) ground truth needs SMAL's {SMAL_NUM_BETAS}-beta model; "
+            f"{getattr(smal_model, 'source', smal_model)!r} has {smal_model.num_betas} betas "
+            "(another shape space, e.g. SMAL+'s 145, would turn Animal3D's betas into a different animal)"
         )
     data = read_animal3d_json(path)
     root = Path(image_root) if image_root is not None else path.parent
-    cols: dict[str, list] = {k: [] for k in ("img", "mask", "cat", "kp2d", "bbox", "betas", "pose", "trans")}
+    cols: dict[str, list] = {k: [] for k in ("img", "mask", "cat", "kp2d", "kp3d", "bbox", "betas", "pose", "trans")}
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise Animal3DError(f"{path}: data[{i}] is not an object")
@@ -124,6 +138,10 @@ def load_animal3d(json_path: str | Path, body_model, image_root: str | Path | No
             cols[key].append(file)
         cols["cat"].append(str(item["supercategory"]))
         cols["kp2d"].append(_numbers(path, i, item, "keypoint_2d", (NUM_KEYPOINTS, 3)))
+        if keypoints_3d == "json":
+            if "keypoint_3d" not in item:
+                raise Animal3DError(f"{path}: data[{i}] has no 'keypoint_3d' (keypoints_3d='json' needs it on every item)")
+            cols["kp3d"].append(_numbers(path, i, item, "keypoint_3d", (NUM_KEYPOINTS, 3)))
         bbox = _numbers(path, i, item, "bbox", (4,))
         if bbox[2] <= 0 or bbox[3] <= 0:
             raise Animal3DError(f"{path}: data[{i}].bbox {bbox.tolist()} has a non-positive width or height")
@@ -137,7 +155,9 @@ def load_animal3d(json_path: str | Path, body_model, image_root: str | Path | No
         cols["pose"].append(_numbers(path, i, item, "pose", (NUM_POSE,)).reshape(35, 3))
         cols["trans"].append(_numbers(path, i, item, "trans", (3,)))
     betas, pose, trans = (np.stack(cols[k]) for k in ("betas", "pose", "trans"))
-    vertices, joints, keypoints = smal_forward(body_model, betas, pose, trans)
+    vertices, joints, keypoints = smal_forward(smal_model, betas, pose, trans)
+    if keypoints_3d == "json":
+        keypoints = np.stack(cols["kp3d"]).astype(np.float32)
     return Animal3DSet(
         json_path=path,
         image_paths=cols["img"],
@@ -151,4 +171,5 @@ def load_animal3d(json_path: str | Path, body_model, image_root: str | Path | No
         vertices=vertices,
         joints=joints,
         keypoints_3d=keypoints,
+        keypoints_3d_source=keypoints_3d,
     )

@@ -6,17 +6,25 @@ perspective camera in crop coordinates (``x_c = s·X + tx``; crop coordinates ar
 ``(p − crop_center) / crop_height``, the regressor's convention, see ``benchmark_set``).
 The regressor's ``RegressorOutput`` qualifies as is; torch tensors or numpy arrays both work.
 
+Two body models: ``body_model`` turns predictions into meshes (the regressor's); ``gt_body_model``
+(default: the same) turns the set's GT betas/rotations into the GT meshes — for Animal3D, SMAL's
+41-beta model. The GT betas must fit the GT model exactly (no zero-padding).
+
 Per sample and method:
 - S-/PA-MPJPE on the 26 Animal3D keypoints (vertex-group means), not the 35 skeleton joints:
   AniMer scores Animal3D on keypoints, and keypoints are defined on the surface for every model.
-- S-/PA-V2V on all mesh vertices.
-- PCK hits: predicted keypoints projected with the predicted camera into the crop, mapped to
-  image pixels; ``pck@0.10`` / ``pck@0.15`` normalise the pixel error by ``sqrt(mask_area)``
-  (AniMer); ``pck@0.5`` is the seed's crop-unit PCK: pixel error / crop height < 0.5, i.e. the
-  distance in crop coordinates (HMR2's keypoint units, the crop's height spans [−0.5, 0.5]).
-  Per-sample values are hit fractions over its visible keypoints (NaN when none is visible).
-Ground truth comes from the GT betas/rotmats through the same body model (translation is
-irrelevant: every 3D metric aligns it away).
+  The GT keypoints are the GT model's, or the set's ``gt_keypoints_3d`` (Animal3D's JSON) when
+  given. Across topologies (a procedural-model regressor on SMAL ground truth) the keypoints still
+  correspond by name, so MPJPE is computed; the report names both keypoint sets.
+- S-/PA-V2V on all mesh vertices — only when both models share one topology (vertex count and
+  faces); otherwise :func:`run_benchmark` refuses, unless ``v2v=False`` (the V2V columns are NaN).
+- PCK as AniMer's ``Evaluator.compute_pck``: predicted keypoints projected with the predicted
+  camera into the crop, mapped to image pixels; per image the fraction of its visible keypoints
+  whose pixel error / sqrt(mask_area) is below τ (``pck@0.10``, ``pck@0.15``); ``pck@0.5`` is the
+  seed's crop-unit PCK (pixel error / crop height < 0.5, HMR2's keypoint units). ``auc``: AniMer's
+  AUC, the per-image PCK (sqrt(mask area)) integrated over 100 thresholds in [0, 1]. All NaN for an
+  image with no visible keypoint; :func:`summarize` averages over the others and counts them.
+Translation is irrelevant: every 3D metric aligns it away.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ from genzoo_assets.core.evaluate import metrics
 from genzoo_assets.core.evaluate.animal3d import smal_forward
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet
 
-PCK_COLUMNS = ("pck@0.10", "pck@0.15", "pck@0.5")
+PCK_COLUMNS = ("pck@0.10", "pck@0.15", "pck@0.5", "auc")  # per-image, averaged over images (AniMer)
 ERROR_COLUMNS = ("pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v")
+V2V_COLUMNS = ("pa_v2v", "s_v2v")
 METRIC_COLUMNS = ERROR_COLUMNS + PCK_COLUMNS
 REPORT_SCALE = 1000.0  # 3D errors in the summary are ×1000 ("mm-like" for metre-scale models)
 
@@ -78,54 +87,82 @@ def project_weak(points: np.ndarray, cam: np.ndarray) -> np.ndarray:
 class BenchmarkResult:
     test_set: str
     per_sample: pd.DataFrame  # one row per (sample, method); 3D errors in model units
-    summary: pd.DataFrame  # methods × groups; 3D errors ×1000, PCK in percent
+    summary: pd.DataFrame  # methods × groups; 3D errors ×1000, PCK and AUC in percent
     keypoint_errors: dict[str, np.ndarray] = field(default_factory=dict)  # (B, 26) px / sqrt(mask area), NaN invisible
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    keypoint_sets: dict[str, str] = field(default_factory=dict)  # {"prediction": ..., "ground_truth": ...}
 
 
-def _score(batch: BenchmarkSet, pred: Prediction, gt: tuple[np.ndarray, np.ndarray], body_model):
+def same_topology(a, b) -> bool:
+    """Same vertex count and the same faces: vertex i means the same surface point on both."""
+    fa, fb = np.asarray(a.faces), np.asarray(b.faces)
+    return int(a.num_vertices) == int(b.num_vertices) and fa.shape == fb.shape and bool(np.array_equal(fa, fb))
+
+
+def _check_models(test_set: BenchmarkSet, body_model, gt_body_model, v2v: bool) -> None:
+    nb = test_set.gt_betas.shape[1]
+    if nb != int(gt_body_model.num_betas):
+        raise ValueError(
+            f"test set {test_set.name!r} has {nb}-beta ground truth but the GT body model "
+            f"{gt_body_model.source!r} has {gt_body_model.num_betas} betas: give the model those betas belong to "
+            "(Animal3D: SMAL's 41-beta model)")
+    if v2v and not same_topology(body_model, gt_body_model):
+        raise ValueError(
+            f"V2V compares vertex i with vertex i, but the prediction's body model {body_model.source!r} "
+            f"({body_model.num_vertices} vertices, {body_model.num_faces} faces) and the GT model "
+            f"{gt_body_model.source!r} ({gt_body_model.num_vertices} vertices, {gt_body_model.num_faces} faces) "
+            "have different topologies; score keypoints only with v2v=False")
+
+
+def _score(batch: BenchmarkSet, pred: Prediction, gt: tuple[np.ndarray, np.ndarray], body_model, v2v: bool):
     verts, _, kps = smal_forward(body_model, pred.betas, pred.rotmat)
     gt_verts, gt_kps = gt
     kp_px = batch.crop_to_pixels(project_weak(kps.astype(np.float64), pred.cam))
     err_mask = metrics.normalized_errors(kp_px, batch.keypoints_2d, batch.visibility, np.sqrt(batch.mask_area))
     err_crop = metrics.normalized_errors(kp_px, batch.keypoints_2d, batch.visibility, batch.crop_size)
-    n_vis = batch.visibility.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = lambda err, tau: np.where(n_vis > 0, (err < tau).sum(axis=1) / n_vis, np.nan)  # noqa: E731
+    at_mask = metrics.image_pck(err_mask, (0.10, 0.15))
+    nan = np.full(len(batch), np.nan)
     cols = {
         "pa_mpjpe": metrics.pa_mpjpe(kps, gt_kps),
         "s_mpjpe": metrics.s_mpjpe(kps, gt_kps),
-        "pa_v2v": metrics.pa_v2v(verts, gt_verts),
-        "s_v2v": metrics.s_v2v(verts, gt_verts),
-        "pck@0.10": frac(err_mask, 0.10),
-        "pck@0.15": frac(err_mask, 0.15),
-        "pck@0.5": frac(err_crop, 0.5),
-        "n_visible": n_vis,
+        "pa_v2v": metrics.pa_v2v(verts, gt_verts) if v2v else nan,
+        "s_v2v": metrics.s_v2v(verts, gt_verts) if v2v else nan,
+        "pck@0.10": at_mask[0],
+        "pck@0.15": at_mask[1],
+        "pck@0.5": metrics.image_pck(err_crop, (0.5,))[0],
+        "auc": metrics.image_auc(err_mask),
+        "n_visible": batch.visibility.sum(axis=1),
     }
     return cols, err_mask
 
 
 def run_benchmark(test_set: BenchmarkSet, predict_fn: Callable | None, body_model,
                   baselines: dict[str, Callable] | None = None, method_name: str = "model",
-                  batch_size: int = 64) -> BenchmarkResult:
+                  batch_size: int = 64, gt_body_model=None, v2v: bool = True) -> BenchmarkResult:
     """Score ``predict_fn`` (as ``method_name``) and each baseline on every sample of ``test_set``.
 
-    ``predict_fn`` may be None to score baselines only. Returns per-sample rows (columns
-    ``sample_id, species, family, test_set, method, pa_mpjpe, s_mpjpe, pa_v2v, s_v2v, pck@0.10,
-    pck@0.15, pck@0.5, n_visible``) and the summary of :func:`summarize`.
+    ``predict_fn`` may be None to score baselines only. ``gt_body_model`` (default ``body_model``)
+    makes the GT geometry; ``v2v=False`` skips the vertex metrics (needed when the two models'
+    topologies differ). Returns per-sample rows (columns ``sample_id, species, family, test_set,
+    method, pa_mpjpe, s_mpjpe, pa_v2v, s_v2v, pck@0.10, pck@0.15, pck@0.5, auc, n_visible``) and the
+    summary of :func:`summarize`.
     """
     methods = ({method_name: predict_fn} if predict_fn is not None else {}) | dict(baselines or {})
     if not methods:
         raise ValueError("run_benchmark needs a predict_fn or at least one baseline")
+    gt_model = body_model if gt_body_model is None else gt_body_model
+    _check_models(test_set, body_model, gt_model, v2v)
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     errs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     preds: dict[str, list[Prediction]] = {m: [] for m in methods}
     for start in range(0, len(test_set), batch_size):
         batch = test_set.subset(slice(start, start + batch_size))
-        gt_verts, _, gt_kps = smal_forward(body_model, batch.gt_betas, batch.gt_rotmat)
+        gt_verts, _, gt_kps = smal_forward(gt_model, batch.gt_betas, batch.gt_rotmat)
+        if batch.gt_keypoints_3d is not None:
+            gt_kps = batch.gt_keypoints_3d
         for method, fn in methods.items():
             pred = as_prediction(fn(batch), len(batch), method)
-            cols, err = _score(batch, pred, (gt_verts, gt_kps), body_model)
+            cols, err = _score(batch, pred, (gt_verts, gt_kps), body_model, v2v)
             meta = {"sample_id": batch.sample_ids, "species": batch.species, "family": batch.family,
                     "test_set": [test_set.name] * len(batch), "method": [method] * len(batch)}
             rows[method].append(pd.DataFrame(meta | cols))
@@ -140,29 +177,31 @@ def run_benchmark(test_set: BenchmarkSet, predict_fn: Callable | None, body_mode
         keypoint_errors={m: np.concatenate(errs[m]) for m in methods},
         predictions={m: Prediction(*(np.concatenate([getattr(p, k) for p in preds[m]]) for k in ("rotmat", "betas", "cam")))
                      for m in methods},
+        keypoint_sets={"prediction": body_model.keypoint_set,
+                       "ground_truth": "json" if test_set.gt_keypoints_3d is not None else gt_model.keypoint_set},
     )
 
 
 def summarize(per_sample: pd.DataFrame) -> pd.DataFrame:
     """Means per method overall, per family and per species.
 
-    Columns ``method, group (overall|family|species), value, n`` + metrics: 3D errors are the
-    mean per-sample error ×1000; PCK is pooled over all visible keypoints of the group, in percent
-    (so it equals :func:`metrics.pck` on the group's keypoints).
+    Columns ``method, group (overall|family|species), value, n, n_no_visible`` + metrics: 3D errors
+    are the mean per-sample error ×1000; PCK and AUC are the mean over the group's images that have
+    a visible keypoint, in percent (so PCK equals :func:`metrics.pck` on the group's images, as
+    AniMer's evaluator averages them); ``n_no_visible`` counts the images left out.
     """
     parts = []
     df = per_sample.assign(overall="all")
     methods = list(dict.fromkeys(per_sample["method"]))  # run order, so the model leads
     for group, method in ((g, m) for g in ("overall", "family", "species") for m in methods):
         for value, g in df[df["method"] == method].groupby(group, sort=True):
-            row = {"method": method, "group": group, "value": value, "n": len(g)}
+            scored = g["n_visible"].to_numpy() > 0
+            row = {"method": method, "group": group, "value": value, "n": len(g), "n_no_visible": int((~scored).sum())}
             row |= {c: float(g[c].mean()) * REPORT_SCALE for c in ERROR_COLUMNS}
-            vis = g["n_visible"].to_numpy()
             for c in PCK_COLUMNS:
-                hits = np.nansum(g[c].to_numpy() * vis)
-                row[c] = 100.0 * hits / vis.sum() if vis.sum() else np.nan
+                row[c] = 100.0 * float(g[c].to_numpy()[scored].mean()) if scored.any() else np.nan
             parts.append(row)
-    return pd.DataFrame(parts, columns=["method", "group", "value", "n", *METRIC_COLUMNS])
+    return pd.DataFrame(parts, columns=["method", "group", "value", "n", "n_no_visible", *METRIC_COLUMNS])
 
 
 def mean_rotation(rotmats: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ class BenchmarkSet:
     family: list[str]
     crop_center: np.ndarray  # (B, 2) image pixels
     crop_size: np.ndarray  # (B,) crop height, pixels
+    gt_keypoints_3d: np.ndarray | None = None  # (B, 26, 3): given 3D keypoints (Animal3D's JSON) instead of the GT model's
 
     def __post_init__(self):
         n = len(self.sample_ids)
@@ -49,13 +50,15 @@ class BenchmarkSet:
         self.gt_rotmat = np.asarray(self.gt_rotmat, dtype=np.float64).reshape(n, -1, 3, 3)
         self.crop_center = np.asarray(self.crop_center, dtype=np.float64).reshape(n, 2)
         self.crop_size = np.asarray(self.crop_size, dtype=np.float64).reshape(-1)
+        if self.gt_keypoints_3d is not None:
+            self.gt_keypoints_3d = np.asarray(self.gt_keypoints_3d, dtype=np.float64)
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "name" and len(value) != n:
+            if f.name != "name" and value is not None and len(value) != n:
                 raise ValueError(f"test set {self.name!r}: {f.name} has {len(value)} rows, sample_ids has {n}")
-        expect = {"keypoints_2d": (26, 2), "visibility": (26,), "gt_rotmat": (35, 3, 3)}
+        expect = {"keypoints_2d": (26, 2), "visibility": (26,), "gt_rotmat": (35, 3, 3), "gt_keypoints_3d": (26, 3)}
         for key, shape in expect.items():
-            if getattr(self, key).shape[1:] != shape:
+            if getattr(self, key) is not None and getattr(self, key).shape[1:] != shape:
                 raise ValueError(f"test set {self.name!r}: {key} must be (B, {shape}), got {getattr(self, key).shape}")
         for key in ("mask_area", "crop_size"):
             bad = ~(np.isfinite(getattr(self, key)) & (getattr(self, key) > 0))
@@ -76,7 +79,7 @@ class BenchmarkSet:
     def subset(self, index) -> "BenchmarkSet":
         """Rows ``index`` (slice, ints or bool mask) as a new set; what ``predict_fn`` receives."""
         idx = np.arange(len(self))[index]
-        pick = lambda v: [v[i] for i in idx] if isinstance(v, list) else v[idx]  # noqa: E731
+        pick = lambda v: [v[i] for i in idx] if isinstance(v, list) else (None if v is None else v[idx])  # noqa: E731
         return replace(self, **{f.name: pick(getattr(self, f.name)) for f in fields(self) if f.name != "name"})
 
     @property
@@ -114,6 +117,8 @@ def benchmark_set_from_animal3d(a3d: Animal3DSet, name: str = "animal3d", paddin
     the bboxes exactly as the regressor's reader makes them (``core.regressor.crop.crop_box``).
 
     Species and family are both the item's ``supercategory`` (Animal3D's finest shared label).
+    When the set was loaded with the JSON's ``keypoint_3d`` (``keypoints_3d_source == "json"``),
+    they become ``gt_keypoints_3d``, the MPJPE ground truth.
     """
     if mask_area is None:
         mask_area = np.array([mask_area_from_file(p) for p in a3d.mask_paths], dtype=np.float64)
@@ -137,6 +142,7 @@ def benchmark_set_from_animal3d(a3d: Animal3DSet, name: str = "animal3d", paddin
         family=list(a3d.supercategory),
         crop_center=box[:, :2],
         crop_size=box[:, 2],
+        gt_keypoints_3d=a3d.keypoints_3d if a3d.keypoints_3d_source == "json" else None,
     )
 
 

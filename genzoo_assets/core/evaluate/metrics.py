@@ -3,8 +3,11 @@
 All functions take numpy arrays, are vectorised over the batch and return errors in the input's
 units (reports multiply 3D errors by 1000 for the usual "mm-like" numbers).
 
-- PCK: a keypoint is correct when ``‖p̂ − p‖ / n < τ``; ``n`` is a per-sample normaliser
-  (``sqrt(mask area)`` for Animal3D, or a crop / bbox size).
+- PCK (AniMer's ``Evaluator.compute_pck``): a keypoint is correct when ``‖p̂ − p‖ / n < τ``; ``n``
+  is a per-image normaliser (``sqrt(mask area)`` for Animal3D, or a crop / bbox size). Each image
+  scores the confidence-weighted fraction of its visible keypoints that are correct; PCK is the
+  mean over images (images without a visible keypoint are left out). AUC: that PCK integrated over
+  100 thresholds in [0, 1] (``compute_auc``).
 - S-MPJPE / S-V2V: centre both point sets, ``X̂c = X̂ − mean(X̂)``, ``Xc = X − mean(X)``; scale
   ``s = ⟨Xc, X̂c⟩ / ‖X̂c‖²`` (least squares); error ``mean_i ‖s·X̂c_i + mean(X) − X_i‖``.
 - PA-MPJPE / PA-V2V: similarity Procrustes (rotation, isotropic scale, translation) of the
@@ -155,17 +158,74 @@ def pck_hits(pred_2d, gt_2d, visible, normalizer, thresholds=PCK_THRESHOLDS) -> 
         return err[None] < taus[:, None, None]
 
 
-def pck(pred_2d, gt_2d, visible, normalizer, thresholds=PCK_THRESHOLDS) -> np.ndarray:
-    """Percentage of correct keypoints, one value per threshold (in ``thresholds``' order).
+def image_pck(errors, thresholds=PCK_THRESHOLDS, weights=None) -> np.ndarray:
+    """Per-image PCK (T, B) from normalised keypoint errors (B, K) (NaN = not visible).
 
-    ``PCK@τ = #{visible (b, k) : ‖p̂_bk − p_bk‖ / n_b < τ} / #{visible (b, k)}``, pooled over all
-    visible keypoints of the batch (so a sample with more visible keypoints weighs more).
-
-    pred_2d, gt_2d: (B, K, 2) pixels (a third column on gt is ignored); visible: (B, K) bool;
-    normalizer: (B,) per sample, e.g. ``sqrt(mask_area)`` or the bbox size, in the same pixels.
+    ``Σ_k hit_k·c_k / Σ_k c_k`` with ``c`` the keypoint confidences (``weights``; default 1 where the
+    error is finite), as AniMer's ``Evaluator.compute_pck`` weighs by the visibility column. An image
+    with ``Σ c = 0`` (no visible keypoint) is NaN: excluded, never a division by zero.
     """
-    hits = pck_hits(pred_2d, gt_2d, visible, normalizer, thresholds)
-    n_vis = int(np.asarray(visible).astype(bool).sum())
-    if n_vis == 0:
-        raise ValueError("PCK is undefined: no keypoint is visible in the whole batch")
-    return hits.reshape(hits.shape[0], -1).sum(axis=1) / n_vis
+    err = np.asarray(errors, dtype=np.float64)
+    if err.ndim != 2:
+        raise ValueError(f"errors must have shape (B, K), got {err.shape}")
+    conf = np.isfinite(err).astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
+    if conf.shape != err.shape:
+        raise ValueError(f"weights must have shape {err.shape}, got {conf.shape}")
+    if not (np.isfinite(conf).all() and (conf >= 0).all()):
+        raise ValueError("keypoint confidences must be finite and non-negative")
+    if (~np.isfinite(err) & (conf > 0)).any():
+        b, k = (int(x) for x in np.argwhere(~np.isfinite(err) & (conf > 0))[0])
+        raise ValueError(f"keypoint {k} of image {b} has a positive confidence but no finite error")
+    taus = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        hits = (err[None] < taus[:, None, None]).astype(np.float64)
+    total = conf.sum(axis=1)
+    num = (hits * conf[None]).sum(axis=2)
+    return np.divide(num, total[None], out=np.full(num.shape, np.nan), where=total[None] > 0)
+
+
+def _mean_over_images(per_image: np.ndarray) -> np.ndarray:
+    scored = np.isfinite(per_image[0])
+    if not scored.any():
+        raise ValueError("PCK is undefined: no image has a visible keypoint")
+    return per_image[:, scored].mean(axis=1)
+
+
+def pck(pred_2d, gt_2d, visible, normalizer, thresholds=PCK_THRESHOLDS) -> np.ndarray:
+    """Percentage of correct keypoints as AniMer's ``Evaluator.compute_pck``, one value per threshold.
+
+    Per image ``b``: ``PCK_b@τ = Σ_k c_bk·[‖p̂_bk − p_bk‖ / n_b < τ] / Σ_k c_bk``; then the mean over
+    images. ``c`` is ``visible`` (bool, or AniMer's confidence column as non-negative weights).
+    Images with no visible keypoint are excluded (:func:`images_without_keypoints` counts them).
+
+    pred_2d, gt_2d: (B, K, 2) pixels (a third column is ignored); visible: (B, K);
+    normalizer: (B,) per image, e.g. ``sqrt(mask_area)`` (AniMer) or the crop size, same pixels.
+    """
+    conf = np.asarray(visible, dtype=np.float64)
+    err = normalized_errors(pred_2d, gt_2d, conf > 0, normalizer)
+    return _mean_over_images(image_pck(err, thresholds, conf))
+
+
+AUC_THRESHOLDS = np.linspace(0.0, 1.0, 100)  # AniMer's compute_auc: np.linspace(0, 1, steps=100)
+
+
+def image_auc(errors, thresholds=AUC_THRESHOLDS, weights=None) -> np.ndarray:
+    """Per-image AUC (B,): :func:`image_pck` integrated over ``thresholds`` (trapezoid rule) and
+    divided by their span; NaN for an image with no visible keypoint."""
+    taus = np.asarray(thresholds, dtype=np.float64)
+    curve = image_pck(errors, taus, weights)
+    return np.trapezoid(curve, taus, axis=0) / np.trapezoid(np.ones_like(taus), taus)
+
+
+def pck_auc(pred_2d, gt_2d, visible, normalizer, thresholds=AUC_THRESHOLDS) -> float:
+    """AniMer's AUC (``Evaluator.compute_auc``): :func:`pck` integrated over ``thresholds`` (100 in
+    [0, 1]) by the trapezoid rule, divided by their span. The integral is linear, so this is also
+    the mean of the per-image :func:`image_auc` over the images with a visible keypoint."""
+    conf = np.asarray(visible, dtype=np.float64)
+    err = normalized_errors(pred_2d, gt_2d, conf > 0, normalizer)
+    return float(_mean_over_images(image_auc(err, thresholds, conf)[None])[0])
+
+
+def images_without_keypoints(visible) -> int:
+    """How many images have no visible keypoint (excluded from :func:`pck` and :func:`pck_auc`)."""
+    return int((np.asarray(visible, dtype=np.float64).sum(axis=1) <= 0).sum())

@@ -14,19 +14,23 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from genzoo_assets.core.evaluate import metrics
 from genzoo_assets.core.evaluate.benchmark import ERROR_COLUMNS, METRIC_COLUMNS, BenchmarkResult
 from genzoo_assets.core.evaluate.gallery import GalleryItem, draw_overlay
 from genzoo_assets.core.paths import atomic_path
 
-CURVE_THRESHOLDS = np.round(np.linspace(0.01, 0.5, 50), 4)
+CURVE_THRESHOLDS = metrics.AUC_THRESHOLDS  # the curve AniMer's AUC integrates
 PALETTE = ("#2f6fdf", "#e4572e", "#17a398", "#f3a712", "#8e5ad6", "#6c757d")
 HEADERS = {"pa_mpjpe": "PA-MPJPE ↓", "s_mpjpe": "S-MPJPE ↓", "pa_v2v": "PA-V2V ↓", "s_v2v": "S-V2V ↓",
-           "pck@0.10": "PCK@0.10 ↑", "pck@0.15": "PCK@0.15 ↑", "pck@0.5": "PCK@0.5 ↑"}
+           "pck@0.10": "PCK@0.10 ↑", "pck@0.15": "PCK@0.15 ↑", "pck@0.5": "PCK@0.5 ↑", "auc": "AUC ↑"}
 NOTES = (
     "3D errors: mean per-sample error ×1000 after alignment (S-: centring + least-squares scale; "
     "PA-: similarity Procrustes without reflections); MPJPE over the 26 Animal3D keypoints, V2V over "
-    "all mesh vertices. PCK in percent, pooled over visible keypoints: @0.10/@0.15 normalised by "
-    "sqrt(mask area), @0.5 by the crop height (HMR2 crop units)."
+    "all mesh vertices (— when the prediction's and the ground truth's meshes differ in topology). "
+    "PCK in percent, as AniMer's evaluator: per image the fraction of its visible keypoints within "
+    "τ, averaged over images (images without a visible keypoint are left out and counted); "
+    "@0.10/@0.15 normalised by sqrt(mask area), @0.5 by the crop height (HMR2 crop units). AUC: AniMer's, "
+    "that PCK (sqrt(mask area)) integrated over 100 thresholds in [0, 1], in percent."
 )
 
 GALLERY_NOTE = ("Predicted mesh (blue) projected with the predicted camera into the input crop; "
@@ -34,9 +38,11 @@ GALLERY_NOTE = ("Predicted mesh (blue) projected with the predicted camera into 
 
 
 def pck_curve(errors: np.ndarray, thresholds=CURVE_THRESHOLDS) -> np.ndarray:
-    """Pooled PCK (fraction) at each threshold from normalised keypoint errors (NaN = invisible)."""
-    e = errors[np.isfinite(errors)]
-    return (e[None] < np.asarray(thresholds)[:, None]).mean(axis=1) if e.size else np.full(len(thresholds), np.nan)
+    """PCK (fraction, mean over images with a visible keypoint) at each threshold, from
+    normalised keypoint errors (B, K) (NaN = invisible)."""
+    per_image = metrics.image_pck(errors, thresholds)
+    scored = np.isfinite(per_image[0])
+    return per_image[:, scored].mean(axis=1) if scored.any() else np.full(len(thresholds), np.nan)
 
 
 def _save_png(fig, path: Path) -> None:
@@ -53,13 +59,15 @@ def _style(ax, title: str) -> None:
 def plot_pck_curve(result: BenchmarkResult, path: Path) -> None:
     fig = Figure(figsize=(6.0, 3.8))
     ax = fig.subplots()
+    auc = _overall(result)["auc"]
     for i, (method, err) in enumerate(result.keypoint_errors.items()):
-        ax.plot(CURVE_THRESHOLDS, 100 * pck_curve(err), color=PALETTE[i % len(PALETTE)], linewidth=2, label=method)
+        ax.plot(CURVE_THRESHOLDS, 100 * pck_curve(err), color=PALETTE[i % len(PALETTE)], linewidth=2,
+                label=f"{method} (AUC {_fmt(auc[method])})")
     for tau in (0.10, 0.15):
         ax.axvline(tau, color="0.6", linestyle=":", linewidth=1)
     ax.set_xlabel("threshold τ  (pixel error / sqrt(mask area))")
     ax.set_ylabel("PCK (%)")
-    ax.set_xlim(0, 0.5)
+    ax.set_xlim(0, 1.0)
     ax.set_ylim(0, 100)
     ax.legend(frameon=False)
     _style(ax, f"PCK vs threshold — {result.test_set}")
@@ -88,18 +96,33 @@ def plot_family_bars(result: BenchmarkResult, path: Path, metric: str = "pa_mpjp
 
 def _overall(result: BenchmarkResult) -> pd.DataFrame:
     s = result.summary[result.summary["group"] == "overall"].set_index("method")
-    return s[["n", *METRIC_COLUMNS]]
+    return s[["n", "n_no_visible", *METRIC_COLUMNS]]
 
 
 def _best(table: pd.DataFrame) -> dict[str, float]:
     return {c: (table[c].min() if c in ERROR_COLUMNS else table[c].max()) for c in METRIC_COLUMNS}
 
 
+def _fmt(v: float) -> str:
+    return "—" if not np.isfinite(v) else f"{v:.1f}"
+
+
+def _is_best(v: float, best: float) -> bool:
+    return bool(np.isfinite(v) and np.isclose(v, best))
+
+
+def _provenance_note(result: BenchmarkResult) -> str:
+    ks = result.keypoint_sets
+    sets = (f"Keypoint sets: prediction {ks['prediction']}, ground truth {ks['ground_truth']}. " if ks else "")
+    excluded = int(result.summary[result.summary["group"] == "overall"]["n_no_visible"].max())
+    return sets + f"Images without a visible keypoint (left out of PCK/AUC): {excluded}."
+
+
 def _markdown(result: BenchmarkResult, figs: dict[str, str], gallery: list[tuple[str, str, str]]) -> str:
     t = _overall(result)
     best = _best(t)
-    cell = lambda c, v: f"**{v:.1f}**" if np.isclose(v, best[c]) else f"{v:.1f}"  # noqa: E731
-    lines = [f"# Benchmark — {result.test_set}", "", NOTES, "",
+    cell = lambda c, v: f"**{v:.1f}**" if _is_best(v, best[c]) else _fmt(v)  # noqa: E731
+    lines = [f"# Benchmark — {result.test_set}", "", NOTES, "", _provenance_note(result), "",
              "| method | n | " + " | ".join(HEADERS[c] for c in METRIC_COLUMNS) + " |",
              "|---|---:|" + "---:|" * len(METRIC_COLUMNS)]
     for m, row in t.iterrows():
@@ -110,7 +133,7 @@ def _markdown(result: BenchmarkResult, figs: dict[str, str], gallery: list[tuple
     lines += ["## Per family / species", "", "| method | group | value | n | " + " | ".join(HEADERS[c] for c in METRIC_COLUMNS) + " |",
               "|---|---|---|---:|" + "---:|" * len(METRIC_COLUMNS)]
     for _, r in fam.iterrows():
-        lines.append(f"| {r['method']} | {r['group']} | {r['value']} | {r['n']} | " + " | ".join(f"{r[c]:.1f}" for c in METRIC_COLUMNS) + " |")
+        lines.append(f"| {r['method']} | {r['group']} | {r['value']} | {r['n']} | " + " | ".join(_fmt(r[c]) for c in METRIC_COLUMNS) + " |")
     for label in ("best", "worst"):
         shots = [(f, t) for f, lab, t in gallery if lab == label]
         if shots:
@@ -135,8 +158,8 @@ def _table_html(df: pd.DataFrame, lead: list[str], best: dict[str, float] | None
     for _, r in df.iterrows():
         cells = "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in lead)
         for c in METRIC_COLUMNS:
-            cls = ' class="best"' if best is not None and np.isclose(r[c], best[c]) else ""
-            cells += f"<td{cls}>{r[c]:.1f}</td>"
+            cls = ' class="best"' if best is not None and _is_best(r[c], best[c]) else ""
+            cells += f"<td{cls}>{_fmt(r[c])}</td>"
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -145,7 +168,8 @@ def _html(result: BenchmarkResult, figs: dict[str, str], gallery: list[tuple[str
     t = _overall(result).reset_index()
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Benchmark — {html.escape(result.test_set)}</title>",
              f"<style>{CSS}</style></head><body><h1>Benchmark — {html.escape(result.test_set)}</h1>",
-             f"<p class='note'>{html.escape(NOTES)}</p>", _table_html(t, ["method", "n"], _best(t)),
+             f"<p class='note'>{html.escape(NOTES)}</p>", f"<p class='note'>{html.escape(_provenance_note(result))}</p>",
+             _table_html(t, ["method", "n"], _best(t)),
              "<h2>Curves</h2><div class='figs'>",
              f"<img src='{figs['pck_curve']}' alt='PCK vs threshold'><img src='{figs['family_bars']}' alt='PA-MPJPE per family'></div>"]
     for label in ("best", "worst"):

@@ -135,6 +135,7 @@ def render_partition(
         "control_renders", "pyrender",
         model_files={"body_model": getattr(body_model, "sha256", None) or str(getattr(body_model, "source", ""))},
         run_id=run_id, render_resolution=int(resolution), subdivisions=renderer.subdivisions,
+        keypoint_set=body_model.keypoint_set,
     ))
     rows, total = [], len(pose_df)
     try:

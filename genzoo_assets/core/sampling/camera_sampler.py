@@ -11,10 +11,13 @@ Framing, from the posed vertices ``p`` in camera orientation (``view @ p_canonic
   optical axis until its projection fills a fraction U(0.6, 1) of the image minus margins, then
   shifted sideways/vertically at random as far as the margins allow — the whole silhouette
   always lies inside the image.
-- ``weak`` (v1, GenZoo's ``deduce_randomized_weak_perspective_params``): the scale fits the
-  vertex box to the image (minus margins) × U(0.9, 1); tx uniform over the positions that keep the
-  box inside; ty uniform in the lower half of its range (animals stand in the lower part of a
-  photo). Depth is set only so an orthographic render can z-buffer.
+- ``weak`` (v1, GenZoo's ``deduce_randomized_weak_perspective_params``, draw for draw): the scale
+  fits the vertex box to the image (minus margins) × U(0.9, 1); tx uniform over the positions that
+  keep the box inside; ty uniform in the lower half of its range (animals stand in the lower part
+  of a photo). Depth is set only so an orthographic render can z-buffer.
+
+Margins (``margin``, a fraction of the image per side): none by default, as GenZoo's framing (its
+box may touch the border at scale factor 1). A margin keeps the silhouette off the border.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def sample_camera(
     *,
     fov_deg: float | None = None,
     fov_range=(30.0, 60.0),
-    margin: float = 0.04,
+    margin: float = 0.0,
     fill_range=(0.6, 1.0),
     scale_range=(0.9, 1.0),
     view: ViewSample | None = None,

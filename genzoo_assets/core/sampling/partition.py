@@ -14,7 +14,7 @@ import torch
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.sampling.camera_model import view_angles
-from genzoo_assets.core.sampling.camera_sampler import sample_camera
+from genzoo_assets.core.sampling.camera_sampler import ViewSample, sample_camera
 from genzoo_assets.core.seeds import derive_seed, rng_for, sample_id
 
 SHAPE_COLUMNS = ["sample_id", "species", "shard", "index", "seed", "betas", "shape_backend", "provenance"]
@@ -76,6 +76,10 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     camera-frame keypoints/joints are that output rotated by the view and translated. The stored
     ``transl`` is for the body model's convention (rotation about the root joint J0), so
     ``body_model(betas, global_orient, body_pose, transl)`` reproduces ``keypoints_3d``.
+
+    A sampler whose ``orientation`` is ``"bank"`` gives the global orientation ``R`` itself (GenZoo's
+    ``orient_6d``): the view is then ``R @ Cᵀ`` (canonical → camera), its yaw/pitch read off ``R``,
+    and the camera sampler only frames the body.
     """
     if shape_df.empty:
         return pd.DataFrame(columns=POSE_COLUMNS)
@@ -84,7 +88,11 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     ids = shape_df["sample_id"].tolist()
     betas = np.stack([np.asarray(b, dtype=np.float64) for b in shape_df["betas"]])
     draws = [pose_sampler.sample(rng_for(sid, "pose", base_seed)) for sid in ids]
-    posture_rot = np.stack([np.eye(3) if d[0] is None else np.asarray(d[0], dtype=np.float64) for d in draws])
+    given = pose_sampler.orientation == "bank"
+    views = [ViewSample(*view_angles(d[0], c), np.asarray(d[0], dtype=np.float64) @ c.T) if given else None
+             for d in draws]
+    posture_rot = np.stack([np.eye(3) if given or d[0] is None else np.asarray(d[0], dtype=np.float64)
+                            for d in draws])
     body_pose = np.stack([np.asarray(d[1], dtype=np.float64) for d in draws])
     dtype = next(body_model.buffers()).dtype if any(True for _ in body_model.buffers()) else torch.float32
     with torch.no_grad():
@@ -97,7 +105,8 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     backend_files = _model_files(body_model, pose_sampler)
     rows = []
     for i, sid in enumerate(ids):
-        cam = sample_camera(camera_model, verts[i], rng_for(sid, "camera", base_seed), resolution, **camera_options)
+        cam = sample_camera(camera_model, verts[i], rng_for(sid, "camera", base_seed), resolution, view=views[i],
+                            **camera_options)
         view, t = cam.view.rotation, cam.transl
         global_mat = view @ posture_rot[i] @ c
         root = joints[i, 0]
@@ -108,6 +117,7 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
             "pose_params", pose_sampler.name, model_files=backend_files, run_id=run_id, sample_id=sid,
             seeds={s: derive_seed(base_seed, sid, s) for s in ("pose", "camera")}, base_seed=base_seed,
             camera=cam.camera.to_dict(), view={"yaw_deg": cam.view.yaw_deg, "pitch_deg": cam.view.pitch_deg},
+            keypoint_set=body_model.keypoint_set, orientation=pose_sampler.orientation,
         )
         row = shape_df.iloc[i]
         rows.append({

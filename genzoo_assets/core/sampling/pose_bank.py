@@ -4,8 +4,15 @@ Accepted arrays (34 posed joints; a leading root joint, 35, is dropped):
 ``pose_6d`` (N, 34, 6) | (N, 204) in GenZoo's 6D convention (+ optional ``orient_6d`` (N, 6));
 ``poses`` (N, 34, 3) | (N, 102) | (N, 35, 3) | (N, 105) axis-angle;
 ``pose_rotmat`` (N, 34, 3, 3) | (N, 35, 3, 3) rotation matrices;
-optional ``postures`` (N,) strings. Bank orientations are not used: the camera sampler draws the
-viewpoint (GenZoo also re-drew yaw and pitch), and an upright animal is assumed.
+optional ``postures`` (N,) strings.
+
+Global orientation (``orientation``): ``"bank"`` (the default, GenZoo's ``genzoo_pipeline.ipynb``)
+draws it from ``orient_6d`` (M, 6) with an index of its own, independent of the pose's, exactly as
+GenZoo samples ``pose_6d[rng.integers(N)]`` and ``orient_6d[rng.integers(M)]``; it is the
+model → camera rotation (GenZoo poses SMAL directly in its y-down camera frame, ours), so the camera
+sampler only frames the body. ``"view"``: the bank gives the body pose only and our yaw/pitch
+sampler (``camera_sampler.sample_view``) draws the viewpoint of an upright animal — the only choice
+for banks without ``orient_6d``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from genzoo_assets.core.sampling.poses import canonical_to_model
 
 POSE_KEYS = ("pose_6d", "poses", "pose_rotmat")
 OPTIONAL_KEYS = ("orient_6d", "postures")
+ORIENTATIONS = ("bank", "view")
 
 
 class PoseBankError(ValueError):
@@ -43,8 +51,30 @@ def _body_joints(path: Path, key: str, a: np.ndarray, per_joint: int) -> np.ndar
     return joints[:, 1:] if joints.shape[1] == NUM_BODY_JOINTS + 1 else joints
 
 
-def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """(body_pose (N, 34, 3, 3) float64 in the bank's model coordinates, postures (N,) or None)."""
+def _rot6d(path: Path, key: str, six: np.ndarray) -> np.ndarray:
+    """6D rotations (..., 6) → matrices (..., 3, 3), refusing degenerate (zero / parallel) columns."""
+    pairs = six.reshape(*six.shape[:-1], 3, 2)
+    cross = np.linalg.norm(np.cross(pairs[..., 0], pairs[..., 1]), axis=-1)
+    if (cross < 1e-8).any():
+        bad = int(np.argwhere(cross < 1e-8)[0, 0])
+        raise PoseBankError(f"pose bank {path}: '{key}' pose {bad} has a degenerate 6D rotation "
+                            f"(zero or parallel columns)")
+    return rot6d_to_matrix(torch.from_numpy(six)).numpy()
+
+
+def _orientations(path: Path, raw) -> np.ndarray:
+    a = np.asarray(raw)
+    if not np.issubdtype(a.dtype, np.number) or a.ndim == 0 or a.size == 0 or a.size % 6 or a.shape[0] * 6 != a.size:
+        raise PoseBankError(f"pose bank {path}: 'orient_6d' has shape {a.shape}; expected (N, 6)")
+    a = a.astype(np.float64).reshape(-1, 6)
+    if not np.isfinite(a).all():
+        raise PoseBankError(f"pose bank {path}: 'orient_6d' contains NaN or inf")
+    return _rot6d(path, "orient_6d", a)
+
+
+def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(body_pose (N, 34, 3, 3) float64 in the bank's model coordinates, postures (N,) or None,
+    global orientations (M, 3, 3) from ``orient_6d`` or None)."""
     path = Path(path)
     arrays = read_npz(path, "pose bank", PoseBankError)
     unknown = sorted(set(arrays) - set(POSE_KEYS) - set(OPTIONAL_KEYS))
@@ -65,14 +95,7 @@ def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | No
         bad = int(np.argwhere(~np.isfinite(a.reshape(a.shape[0], -1)).any(1))[0, 0])
         raise PoseBankError(f"pose bank {path}: '{key}' contains NaN or inf (first at pose {bad})")
     if key == "pose_6d":
-        six = _body_joints(path, key, a, 6)
-        pairs = six.reshape(*six.shape[:2], 3, 2)
-        cross = np.linalg.norm(np.cross(pairs[..., 0], pairs[..., 1]), axis=-1)
-        if (cross < 1e-8).any():
-            bad = int(np.argwhere(cross < 1e-8)[0, 0])
-            raise PoseBankError(f"pose bank {path}: '{key}' pose {bad} has a degenerate 6D rotation "
-                                f"(zero or parallel columns)")
-        mats = rot6d_to_matrix(torch.from_numpy(six)).numpy()
+        mats = _rot6d(path, key, _body_joints(path, key, a, 6))
     elif key == "poses":
         mats = axis_angle_to_matrix(torch.from_numpy(_body_joints(path, key, a, 3))).numpy()
     else:
@@ -85,37 +108,52 @@ def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | No
         if bad.size:
             raise PoseBankError(f"pose bank {path}: '{key}' pose {int(bad[0, 0])} joint {int(bad[0, 1])} "
                                 f"is not a rotation matrix (|RRᵀ−I| = {err[tuple(bad[0])]:.3g})")
-    if "orient_6d" in arrays and np.asarray(arrays["orient_6d"]).reshape(-1).size % 6:
-        raise PoseBankError(f"pose bank {path}: 'orient_6d' has shape {arrays['orient_6d'].shape}; expected (N, 6)")
+    orient = _orientations(path, arrays["orient_6d"]) if "orient_6d" in arrays else None
     postures = None
     if "postures" in arrays:
         postures = np.asarray(arrays["postures"]).astype(str).reshape(-1)
         if postures.shape[0] != mats.shape[0]:
             raise PoseBankError(f"pose bank {path}: 'postures' has {postures.shape[0]} entries for "
                                 f"{mats.shape[0]} poses")
-    return mats, postures
+    return mats, postures, orient
 
 
 class BankPoseSampler:
-    """Uniform draws from a pose bank; joint rotations re-expressed in the body model's frame."""
+    """Uniform draws from a pose bank; rotations re-expressed in the body model's frame.
+
+    ``orientation`` (see the module docstring): ``"bank"`` draws return the bank's model → camera
+    global orientation, ``"view"`` draws return None (upright; the camera sampler adds the view).
+    """
 
     name = "bank"
 
-    def __init__(self, path: str | os.PathLike, body_model, bank_canonical_rotation: np.ndarray | None = None):
+    def __init__(self, path: str | os.PathLike, body_model, orientation: str = "bank",
+                 bank_canonical_rotation: np.ndarray | None = None):
+        if orientation not in ORIENTATIONS:
+            raise ValueError(f"pose bank orientation must be one of {ORIENTATIONS}, got {orientation!r}")
         self.path = Path(path)
-        mats, self.postures = load_pose_bank(self.path)
+        mats, self.postures, orient = load_pose_bank(self.path)
+        if orientation == "bank" and orient is None:
+            raise PoseBankError(f"pose bank {self.path} has no 'orient_6d' for orientation 'bank' (GenZoo's); "
+                                "use orientation 'view' to draw the viewpoint with the yaw/pitch sampler")
         c_model = np.asarray(body_model.canonical_rotation, dtype=np.float64)
         if bank_canonical_rotation is not None:
             # bank frame → canonical → model frame: a bank recorded on SMAL posing the procedural model.
             c_bank = np.asarray(bank_canonical_rotation, dtype=np.float64)
             mats = canonical_to_model(np.einsum("ij,...jk,lk->...il", c_bank, mats, c_bank), c_model)
+            orient = None if orient is None else orient @ c_bank.T @ c_model
+        self.orientation = orientation
         self.body_pose = mats
+        self.global_orient = orient if orientation == "bank" else None
         self.model_files = {"pose_bank": file_sha256(self.path)}
 
     def __len__(self) -> int:
         return self.body_pose.shape[0]
 
-    def sample(self, rng: np.random.Generator) -> tuple[None, np.ndarray, str]:
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]:
         i = int(rng.integers(len(self)))
         posture = str(self.postures[i]) if self.postures is not None else "bank"
-        return None, self.body_pose[i].copy(), posture
+        orient = None
+        if self.global_orient is not None:
+            orient = self.global_orient[int(rng.integers(len(self.global_orient)))].copy()
+        return orient, self.body_pose[i].copy(), posture

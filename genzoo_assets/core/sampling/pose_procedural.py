@@ -161,6 +161,7 @@ def _head_tail_ears(a, rng, posture: str, tail_free: bool):
 
 class ProceduralPoseSampler:
     name = "procedural"
+    orientation = "view"  # draws posture rotations; the camera sampler adds the viewpoint
 
     def __init__(self, body_model, posture_weights: dict[str, float] | None = None):
         weights = dict(POSTURE_WEIGHTS if posture_weights is None else posture_weights)

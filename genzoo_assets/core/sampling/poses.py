@@ -1,9 +1,14 @@
 """Pose samplers: one interface, backends chosen by name from config.
 
-A draw is ``(global_orient_canonical, body_pose, posture)``: the posture's own orientation as a
-rotation of the canonical frame (sitting pitches the trunk up, lying on the side rolls it; None =
-upright), the 34 joint rotations (34, 3, 3) in MODEL coordinates, and a posture name. The
-viewpoint is not part of the pose: the camera sampler composes it on top.
+A draw is ``(orientation, body_pose, posture)``: the 34 joint rotations (34, 3, 3) in MODEL
+coordinates, a posture name, and an orientation whose meaning the sampler's ``orientation``
+attribute gives:
+
+- ``"view"``: the posture's own orientation as a rotation of the canonical frame (sitting pitches
+  the trunk up, lying on the side rolls it; None = upright); the camera sampler draws the
+  viewpoint (yaw/pitch) and composes it on top.
+- ``"bank"``: the full model → camera global orientation (GenZoo's ``orient_6d``); the camera
+  sampler only frames the body.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ POSE_BACKENDS = ("procedural", "bank")
 class PoseSampler(Protocol):
     name: str
     model_files: dict[str, str]
+    orientation: str  # "view" | "bank", see the module docstring
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]:
         ...
@@ -35,6 +41,9 @@ def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
     if name == "procedural":
         from genzoo_assets.core.sampling.pose_procedural import ProceduralPoseSampler
 
+        if options.pop("orientation", "view") != "view":
+            raise ValueError("pose backend 'procedural' draws postures, not global orientations: orientation "
+                             "'bank' needs the bank backend (a pose bank with orient_6d)")
         return ProceduralPoseSampler(body_model, **options)
     if name == "bank":
         from genzoo_assets.core.sampling.pose_bank import BankPoseSampler

@@ -13,7 +13,7 @@ import torch
 from genzoo_assets.core.body import BodyModelError, load_body_model, procedural_body_model, save_body_model
 from genzoo_assets.core.body.info import body_info
 
-from .fixtures import tiny_arrays
+from .fixtures import smal_topology_model, tiny_arrays
 from .py2_pickle import Ch, dumps_py2
 
 REPO = Path(__file__).resolve().parents[3]
@@ -239,3 +239,27 @@ def test_bad_model_files_give_clear_errors(kind, tmp_path):
         load_body_model(path)
     assert str(path) in str(exc.value)
     assert isinstance(exc.value, ValueError)
+
+
+def test_smal_topology_gets_animer_keypoints_and_other_meshes_derived_groups(tmp_path):
+    from genzoo_assets.core.body.animer_keypoints import ANIMER_KEYPOINT_VERTICES
+
+    m = smal_topology_model(tmp_path, num_betas=41)
+    assert m.num_vertices == 3889 and m.keypoint_set == "animer"
+    assert m.keypoint_groups == [list(g) for g in ANIMER_KEYPOINT_VERTICES]
+    out = m(torch.randn(2, 41) * 0.5, torch.randn(2, 3) * 0.5, torch.randn(2, 34, 3) * 0.3)
+    v = out.vertices.double().numpy()
+    expected = np.stack([v[:, list(g)].mean(1) for g in ANIMER_KEYPOINT_VERTICES], axis=1)
+    np.testing.assert_allclose(out.keypoints.double().numpy(), expected, atol=1e-6)
+    assert body_info(m.source)["keypoint_set"] == "animer"
+    back = load_body_model(save_body_model(m, tmp_path / "saved.npz"))
+    assert back.keypoint_set == "animer" and back.keypoint_groups == m.keypoint_groups
+
+    other = tmp_path / "other.npz"
+    np.savez(other, **tiny_arrays(num_vertices=3888, num_betas=5))  # one vertex short of SMAL's mesh
+    assert load_body_model(other).keypoint_set == "derived"
+    a = tiny_arrays(num_vertices=3889, num_betas=5)
+    a["kintree_table"][0, 34] = 15  # REar hung off the neck: not SMAL's joint tree
+    np.savez(tmp_path / "tree.npz", **a)
+    assert load_body_model(tmp_path / "tree.npz").keypoint_set == "derived"
+    assert procedural_body_model().keypoint_set == "derived"

@@ -67,9 +67,28 @@ def test_loads_release_and_derives_geometry(tmp_path, body_model):
     np.testing.assert_allclose(bench.gt_rotmat @ np.swapaxes(bench.gt_rotmat, -1, -2), np.broadcast_to(np.eye(3), (3, 35, 3, 3)), atol=1e-9)
 
 
-def test_smal_plus_sized_model_pads_betas(tmp_path):
+@pytest.mark.parametrize("num_betas", [20, 45, 145])
+def test_ground_truth_needs_smals_41_beta_model(tmp_path, num_betas):
     path, _ = write_release(tmp_path, n=1)
-    assert load_animal3d(path, tiny_body_model(45)).vertices.shape == (1, 140, 3)
+    with pytest.raises(Animal3DError, match=f"needs SMAL's 41-beta model; 'tiny-test-model-{num_betas}' has {num_betas} betas"):
+        load_animal3d(path, tiny_body_model(num_betas))
+
+
+def test_json_keypoint_3d_can_be_the_ground_truth(tmp_path, body_model):
+    path, items = write_release(tmp_path)
+    smal = load_animal3d(path, body_model)
+    a3d = load_animal3d(path, body_model, keypoints_3d="json")
+    assert a3d.keypoints_3d_source == "json" and smal.keypoints_3d_source == "smal"
+    np.testing.assert_allclose(a3d.keypoints_3d[2], items[2]["keypoint_3d"], atol=1e-6)
+    np.testing.assert_allclose(a3d.vertices, smal.vertices)  # V2V ground truth still comes from SMAL
+    assert not np.allclose(a3d.keypoints_3d, smal.keypoints_3d)
+    np.testing.assert_allclose(benchmark_set_from_animal3d(a3d).gt_keypoints_3d, a3d.keypoints_3d)
+    assert benchmark_set_from_animal3d(smal).gt_keypoints_3d is None
+    path, _ = write_release(tmp_path, edit=_drop("keypoint_3d"))
+    with pytest.raises(Animal3DError, match=r"data\[1\] has no 'keypoint_3d'"):
+        load_animal3d(path, body_model, keypoints_3d="json")
+    with pytest.raises(Animal3DError, match="keypoints_3d must be one of"):
+        load_animal3d(path, body_model, keypoints_3d="both")
 
 
 def test_zero_area_mask_is_named(tmp_path, body_model):
@@ -120,5 +139,3 @@ def test_bad_files(tmp_path, body_model):
     with pytest.raises(Animal3DError, match=r"data\[1\]\.mask_path .*001.png does not exist"):
         load_animal3d(path, body_model)
     assert len(load_animal3d(path, body_model, check_files=False)) == 3
-    with pytest.raises(Animal3DError, match="has 20 betas.*at least 41"):
-        load_animal3d(path, tiny_body_model(20), check_files=False)

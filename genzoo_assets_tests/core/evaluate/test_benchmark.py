@@ -53,15 +53,24 @@ def test_perfect_and_noisy_predictors(body_model):
     perfect, noisy = df[df.method == "model"], df[df.method == "noisy"]
     np.testing.assert_allclose(perfect[["pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v"]].to_numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(perfect[["pck@0.10", "pck@0.15", "pck@0.5"]].to_numpy(), 1.0)
+    assert noisy["auc"].between(0, 1).all() and noisy["auc"].mean() < perfect["auc"].mean()
     assert (noisy[["pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v"]].to_numpy() > 1e-3).all()
     assert (noisy["s_mpjpe"].to_numpy() >= noisy["pa_mpjpe"].to_numpy() - 1e-9).all()
-    # The summary's pooled PCK is metrics.pck over the same keypoints.
+    np.testing.assert_allclose(perfect["auc"], 1.0 - 1.0 / 99 / 2)  # a zero error misses only τ = 0 (trapezoid)
+    # The summary's PCK and AUC are metrics.pck / pck_auc over the same images (AniMer's mean over images).
     overall = res.summary[(res.summary.group == "overall")].set_index("method")
-    assert list(overall.columns[-7:]) == list(METRIC_COLUMNS)
+    assert list(overall.columns[-len(METRIC_COLUMNS):]) == list(METRIC_COLUMNS)
     err = res.keypoint_errors["noisy"]
     assert np.isnan(err[~ts.visibility]).all()
-    expect = (err[ts.visibility] < 0.10).mean() * 100
+    pred = res.predictions["noisy"]
+    _, _, kps = smal_forward(body_model, pred.betas, pred.rotmat)
+    kp_px = ts.crop_to_pixels(project_weak(kps.astype(np.float64), pred.cam))
+    norm = np.sqrt(ts.mask_area)
+    expect = metrics.pck(kp_px, ts.keypoints_2d, ts.visibility, norm, (0.10,))[0] * 100
     assert overall.loc["noisy", "pck@0.10"] == pytest.approx(expect)
+    auc = metrics.pck_auc(kp_px, ts.keypoints_2d, ts.visibility, norm) * 100
+    assert overall.loc["noisy", "auc"] == pytest.approx(auc)
+    assert (overall["n_no_visible"] == 0).all()
     assert overall.loc["noisy", "pa_mpjpe"] == pytest.approx(noisy["pa_mpjpe"].mean() * 1000)
     fam = res.summary[res.summary.group == "family"]
     assert sorted(fam["value"].unique()) == ["canidae", "felidae"] and (fam["n"] == 4).all()
@@ -150,3 +159,65 @@ def test_regressor_adapter_feeds_crops(body_model):
     assert seen == [(B, 3, 64, 48)]
     np.testing.assert_allclose(res.per_sample["pa_mpjpe"], 0.0, atol=1e-4)
     np.testing.assert_allclose(res.per_sample["pck@0.10"], 1.0)
+
+
+def _fixed_prediction(num_betas, seed=5):
+    rng = np.random.default_rng(seed)
+
+    def predict(batch):
+        n = len(batch)
+        rot = Rotation.from_rotvec(rng.normal(scale=0.2, size=(n * 35, 3))).as_matrix().reshape(n, 35, 3, 3)
+        return {"rotmat": rot, "betas": rng.normal(size=(n, num_betas)), "cam": np.tile([1.0, 0.0, 0.0], (n, 1))}
+
+    return predict
+
+
+def test_ground_truth_comes_from_its_own_model(body_model):
+    """Animal3D-style: 41-beta GT through the GT model, predictions through the regressor's model."""
+    from genzoo_assets_tests.core.evaluate.tiny_model import tiny_body_model
+
+    ts, _ = synthetic_set(body_model)
+    regressor_model = tiny_body_model(10, seed=3)  # another shape space on the same mesh
+    with pytest.raises(ValueError, match="41-beta ground truth but the GT body model 'tiny-test-model-10' has 10"):
+        run_benchmark(ts, _fixed_prediction(10), regressor_model)
+    res = run_benchmark(ts, _fixed_prediction(10), regressor_model, gt_body_model=body_model)
+    pred = res.predictions["model"]
+    verts, _, kps = smal_forward(regressor_model, pred.betas, pred.rotmat)
+    gt_verts, _, gt_kps = smal_forward(body_model, ts.gt_betas, ts.gt_rotmat)
+    np.testing.assert_allclose(res.per_sample["pa_v2v"], metrics.pa_v2v(verts, gt_verts), rtol=1e-6)
+    np.testing.assert_allclose(res.per_sample["pa_mpjpe"], metrics.pa_mpjpe(kps, gt_kps), rtol=1e-6)
+
+    given = ts.subset(slice(None))
+    given.gt_keypoints_3d = gt_kps + np.random.default_rng(2).normal(scale=0.05, size=gt_kps.shape)
+    res = run_benchmark(given, _fixed_prediction(10), regressor_model, gt_body_model=body_model)
+    np.testing.assert_allclose(res.per_sample["pa_mpjpe"], metrics.pa_mpjpe(kps, given.gt_keypoints_3d), rtol=1e-6)
+    np.testing.assert_allclose(res.per_sample["pa_v2v"], metrics.pa_v2v(verts, gt_verts), rtol=1e-6)
+    assert res.keypoint_sets == {"prediction": "derived", "ground_truth": "json"}
+
+
+def test_vertices_across_topologies_are_refused(body_model, tmp_path):
+    from genzoo_assets.core.body import procedural_body_model
+    from genzoo_assets_tests.core.body.fixtures import smal_topology_model
+
+    ts, _ = synthetic_set(body_model)
+    smal = smal_topology_model(tmp_path, num_betas=41)
+    procedural = procedural_body_model()
+    with pytest.raises(ValueError, match=r"V2V compares vertex i with vertex i.*procedural.*3889 vertices.*v2v=False"):
+        run_benchmark(ts, _fixed_prediction(20), procedural, gt_body_model=smal)
+    res = run_benchmark(ts, _fixed_prediction(20), procedural, gt_body_model=smal, v2v=False)
+    df = res.per_sample
+    assert df[["pa_v2v", "s_v2v"]].isna().all().all() and np.isfinite(df[["pa_mpjpe", "s_mpjpe", "auc"]]).all().all()
+    assert res.keypoint_sets == {"prediction": "derived", "ground_truth": "animer"}
+    assert res.summary[["pa_v2v", "s_v2v"]].isna().all().all()
+
+
+def test_images_without_visible_keypoints_are_excluded_and_counted(body_model):
+    ts, cam = synthetic_set(body_model)
+    ts.visibility[[2, 5]] = False
+    res = run_benchmark(ts, oracle(ts, cam, noise=0.2), body_model)
+    df = res.per_sample
+    assert df.loc[[2, 5], ["pck@0.10", "pck@0.15", "pck@0.5", "auc"]].isna().all().all()
+    overall = res.summary[res.summary.group == "overall"].iloc[0]
+    assert overall["n_no_visible"] == 2 and overall["n"] == B
+    assert overall["pck@0.15"] == pytest.approx(100 * df["pck@0.15"].drop([2, 5]).mean())
+    assert np.isfinite(overall["pa_mpjpe"])  # 3D metrics still use every image

@@ -34,3 +34,15 @@ def test_pck_curve_is_monotone():
     err = np.array([[0.05, np.nan, 0.2], [0.4, 0.01, np.nan]])
     curve = pck_curve(err, [0.02, 0.1, 0.3, 0.5])
     np.testing.assert_allclose(curve, [0.25, 0.5, 0.75, 1.0])
+
+
+def test_report_marks_missing_vertex_metrics(tmp_path, body_model):
+    from genzoo_assets.core.body import procedural_body_model
+    from genzoo_assets_tests.core.evaluate.test_benchmark import _fixed_prediction
+
+    ts, _ = synthetic_set(body_model)
+    res = run_benchmark(ts, _fixed_prediction(20), procedural_body_model(), gt_body_model=body_model, v2v=False)
+    md = write_report(res, tmp_path / "r")["markdown"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| model |"))
+    assert row.count("—") == 2 and "AUC ↑" in md
+    assert "Keypoint sets: prediction derived, ground truth derived" in md

@@ -66,3 +66,29 @@ def test_bad_inputs_are_named(standing_vertices):
         sample_camera("weak", np.full((4, 3), np.nan), rng)
     with pytest.raises(ValueError, match="margin"):
         sample_camera("weak", standing_vertices[0], rng, margin=0.6)
+
+
+def _genzoo_weak(verts, rng, img=1024):
+    """GenZoo's utils.deduce_randomized_weak_perspective_params (pixels), transcribed with ``rng``
+    in place of np.random, then its notebook's conversion to normalised (s, tx, ty)."""
+    min_x, min_y = verts[:, :2].min(axis=0)
+    max_x, max_y = verts[:, :2].max(axis=0)
+    scale = min(img / (max_x - min_x), img / (max_y - min_y)) * rng.uniform(0.9, 1.0)
+    tx = rng.uniform(0 - scale * min_x, img - scale * max_x)
+    ty_min, ty_max = 0 - scale * min_y, img - scale * max_y
+    ty = rng.uniform((ty_min + ty_max) / 2, ty_max)
+    s, tx, ty = np.array([scale, tx, ty]) / img
+    return 2 * s, (tx - 0.5) * 2, (ty - 0.5) * 2
+
+
+def test_weak_framing_is_genzoos_by_default(standing_vertices):
+    """No margin: the same draws give GenZoo's camera exactly (its normalised s·X + t)."""
+    for i, verts in enumerate(standing_vertices):
+        view = sample_view(np.random.default_rng(100 + i))
+        cs = sample_camera("weak", verts, np.random.default_rng(i), resolution=1024, view=view)
+        ref = _genzoo_weak(verts @ view.rotation.T, np.random.default_rng(i))
+        np.testing.assert_allclose((cs.camera.scale, cs.camera.tx, cs.camera.ty), ref, rtol=1e-12, atol=1e-12)
+    cs = sample_camera("weak", standing_vertices[0], np.random.default_rng(0), resolution=1024, view=view,
+                       scale_range=(1.0, 1.0))
+    uv = project(standing_vertices[0] @ view.rotation.T + cs.transl, cs.camera)
+    assert np.ptp(uv, axis=0).max() == pytest.approx(1024)  # at scale factor 1 the box spans the whole image
