@@ -51,10 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     add = species.add_parser("add", help="add a species by scientific or common name")
     add.add_argument("name")
-    add.add_argument("--json", action="store_true")
     mdd = species.add_parser("import-mdd", help="replace the non-dog species with a filtered MDD release")
     mdd.add_argument("path", help="Mammal Diversity Database CSV (v1.x or v2.0 columns)")
-    mdd.add_argument("--json", action="store_true")
+    for cmd in (add, mdd):
+        cmd.add_argument("--json", action="store_true")
+        cmd.add_argument("--no-materialize", action="store_true",
+                         help="only record the request; the next `species` materialisation applies it")
 
     cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_command", required=True)
     sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
@@ -130,8 +132,6 @@ HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "demo"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.data_dir:
-        os.environ["GENZOO_DATA_DIR"] = os.path.abspath(args.data_dir)
     try:
         return HANDLERS[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
