@@ -51,16 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     add = species.add_parser("add", help="add a species by scientific or common name")
     add.add_argument("name")
-    add.add_argument("--json", action="store_true")
     mdd = species.add_parser("import-mdd", help="replace the non-dog species with a filtered MDD release")
     mdd.add_argument("path", help="Mammal Diversity Database CSV (v1.x or v2.0 columns)")
-    mdd.add_argument("--json", action="store_true")
+    for cmd in (add, mdd):
+        cmd.add_argument("--json", action="store_true")
+        cmd.add_argument("--no-materialize", action="store_true",
+                         help="only record the request; the next `species` materialisation applies it")
 
     cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_command", required=True)
     sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    cat.add_parser("refresh", help="bring the catalog up to date with the Parquet files (incremental)")
+    cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
     return p
 
 
@@ -95,13 +97,30 @@ def _species(args) -> int:
     return species_cli.run(args)
 
 
+def _materialize_catalogs(root) -> list[str]:
+    """The `catalog` and `results` assets, run in the project instance: their files' only writers."""
+    import dagster as dg
+
+    from genzoo_assets.defs.catalog import catalog
+    from genzoo_assets.defs.resources import settings_from_env
+    from genzoo_assets.defs.results import results
+    from genzoo_assets.instance import project_instance
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with project_instance() as instance:
+        run = dg.materialize([catalog, results], instance=instance, resources={"settings": settings_from_env(data_dir=str(root))},
+                             run_config=quiet)
+    return [str(e.materialization.metadata["path"].value) for e in run.get_asset_materialization_events()]
+
+
 def _catalog(args) -> int:
     from genzoo_assets.core.catalog import duckdb_catalog
     from genzoo_assets.core.paths import data_dir
 
     root = data_dir(override=args.data_dir)
     if args.catalog_command == "refresh":
-        print(duckdb_catalog.refresh_catalog(root))
+        for path in _materialize_catalogs(root):
+            print(path)
         return 0
     _print_frame(duckdb_catalog.query(args.query, data_dir=root), args.format)
     return 0
@@ -130,8 +149,6 @@ HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "demo"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.data_dir:
-        os.environ["GENZOO_DATA_DIR"] = os.path.abspath(args.data_dir)
     try:
         return HANDLERS[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:

@@ -19,9 +19,9 @@ DUCKDB_POOL = "duckdb"
 
 
 def dagster_home() -> Path:
+    """``$DAGSTER_HOME`` or ``./.dagster_home``, created with the repository's ``dagster.yaml``."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
     template = REPO_ROOT / "dagster.yaml"
     if not config.exists() and template.exists():
@@ -37,7 +37,7 @@ def configure_pools(instance: dg.DagsterInstance) -> None:
 
 
 def project_instance() -> dg.DagsterInstance:
-    dagster_home()
-    instance = dg.DagsterInstance.get()
+    """The instance in :func:`dagster_home`, opened from its folder (this process's environment is left as is)."""
+    instance = dg.DagsterInstance.from_config(str(dagster_home()))
     configure_pools(instance)
     return instance

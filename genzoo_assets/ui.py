@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from genzoo_assets.instance import REPO_ROOT, project_instance
+from genzoo_assets.instance import REPO_ROOT, dagster_home, project_instance
 
 
 def dg_executable() -> str:
@@ -37,7 +37,7 @@ def start_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = N
 
 def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None) -> int:
     proc = start_ui(host, port, data_dir)
-    print(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']}; Ctrl-C stops it)",
+    print(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={dagster_home()}; Ctrl-C stops it)",
           flush=True)
     try:
         return proc.wait()

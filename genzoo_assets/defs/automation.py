@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from genzoo_assets.core.paths import data_dir
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.partitions import NUM_SHARDS, SHARD_KEYS, SPECIES_PARTITIONS_NAME, sample_partition_key
+from genzoo_assets.defs.resources import GenZooSettings
 
 PER_SAMPLE_ASSETS = ["shape_params", "pose_params", "control_renders", "captions", "prompts", "images"]
 MAX_RUNS_PER_TICK = 64
@@ -44,30 +44,27 @@ def _run_requests(keys, keyed: bool = False) -> list[dg.RunRequest]:
 
 
 @dg.sensor(job=generate_samples, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def new_species_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Species added to the table (or with `genzoo species add`) → register and generate them."""
-    root = data_dir()
+def new_species_sensor(context: dg.SensorEvaluationContext, settings: GenZooSettings) -> dg.SensorResult | dg.SkipReason:
+    """Species that joined the table since the last tick (the `species` asset registered them) → generate them."""
+    root = settings.root()
     if not frame.species_table_path(root).exists():
         return dg.SkipReason("no species table yet: materialise the `species` asset")
     table = frame.read_species_table(root)
     registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
-    new = [k for k in table["key"] if k not in registered]
+    table = table[table["key"].isin(registered)]  # the asset registers before it writes; a hand-edited table waits
     seen = set(filter(None, (context.cursor or "").split(",")))
-    fresh = (set(new) | (set(table["key"]) - seen)) if context.cursor is not None else set(new)
+    fresh = set(table["key"]) - seen if context.cursor is not None else set()
     keys = missing_partitions(context.instance, table, species_keys=fresh) if fresh else []
     capped_off = {k.keys_by_dimension["species"] for k in keys[MAX_RUNS_PER_TICK:]}  # not seen yet: next tick
-    return dg.SensorResult(
-        run_requests=_run_requests(keys, keyed=True),
-        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(SPECIES_PARTITIONS_NAME, new)] if new else [],
-        cursor=",".join(sorted(set(table["key"]) - capped_off)),
-    )
+    return dg.SensorResult(run_requests=_run_requests(keys, keyed=True),
+                           cursor=",".join(sorted(set(table["key"]) - capped_off)))
 
 
 @dg.schedule(job=generate_samples, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.STOPPED)
-def incremental_regeneration(context: dg.ScheduleEvaluationContext):
+def incremental_regeneration(context: dg.ScheduleEvaluationContext, settings: GenZooSettings):
     """Nightly: every registered species' missing partitions (reads the instance's species keys;
     Dagster's partitioned-schedule helper rejects dynamic partitions)."""
-    root = data_dir()
+    root = settings.root()
     if not frame.species_table_path(root).exists():
         return dg.SkipReason("no species table yet: materialise the `species` asset")
     registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))

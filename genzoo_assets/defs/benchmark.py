@@ -1,7 +1,5 @@
 """The benchmark: the trained regressor on held-out synthetic species and, when configured, Animal3D."""
 
-import os
-
 import dagster as dg
 import torch
 
@@ -16,45 +14,48 @@ from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set, trainin
 from genzoo_assets.core.regressor.model import build_regressor, load_regressor
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GenZooSettings
+from genzoo_assets.defs.resources import GPU_OP_TAGS, Animal3DRelease, GenZooSettings
 from genzoo_assets.defs.training import dataset_shards, regressor
 
 SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "auc", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
 
 
 class BenchmarkConfig(dg.Config):
-    animal3d_json: str = os.environ.get("GENZOO_ANIMAL3D_JSON", "")  # Animal3D's test.json
+    animal3d_json: str = ""  # Animal3D's test.json ("": the `animal3d` resource's, GENZOO_ANIMAL3D_JSON)
     animal3d_images: str = ""  # folder its img_path/mask_path are relative to (default: the JSON's)
     # SMAL's 41-beta model file: Animal3D's ground truth, separate from the regressor's body model.
-    animal3d_smal_model: str = os.environ.get("GENZOO_ANIMAL3D_SMAL_MODEL", "")
+    animal3d_smal_model: str = ""  # "": the `animal3d` resource's (GENZOO_ANIMAL3D_SMAL_MODEL)
     animal3d_keypoints_3d: str = "smal"  # smal: the SMAL mesh's keypoints | json: the release's keypoint_3d (AniMer)
     v2v: bool = True  # vertex metrics; false scores keypoints only (needed when the meshes' topologies differ)
     batch_size: int = 64
 
 
-def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings):
+def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings, release: Animal3DRelease):
     """(test set, its ground-truth body model)."""
     root = settings.root()
     if name == "heldout":
         return heldout_benchmark_set(root / "shards"), settings.body()
-    if not config.animal3d_json:
+    animal3d_json = config.animal3d_json or release.animal3d_json
+    smal_model = config.animal3d_smal_model or release.animal3d_smal_model
+    if not animal3d_json:
         raise ValueError("test set 'animal3d' needs its release: set animal3d_json (or GENZOO_ANIMAL3D_JSON) "
                          "to Animal3D's test.json")
-    if not config.animal3d_smal_model:
+    if not smal_model:
         raise ValueError("test set 'animal3d' needs SMAL's 41-beta model for its ground truth: set "
                          "animal3d_smal_model (or GENZOO_ANIMAL3D_SMAL_MODEL) to the SMAL model file")
-    smal = load_body_model(config.animal3d_smal_model)
-    a3d = load_animal3d(config.animal3d_json, smal, image_root=config.animal3d_images or None,
+    smal = load_body_model(smal_model)
+    a3d = load_animal3d(animal3d_json, smal, image_root=config.animal3d_images or None,
                         keypoints_3d=config.animal3d_keypoints_3d)
     return benchmark_set_from_animal3d(a3d), smal
 
 
 @dg.asset(partitions_def=test_set_partitions, deps=[regressor, dataset_shards], group_name="evaluation", kinds={"pytorch"},
           pool="gpu", op_tags=GPU_OP_TAGS)
-def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settings: GenZooSettings):
+def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settings: GenZooSettings,
+              animal3d: Animal3DRelease):
     """PCK@{0.10,0.15,0.5}, AUC, S-/PA-MPJPE, S-/PA-V2V against the mean-pose and untrained baselines."""
     root = settings.root()
-    test_set, gt_body = _test_set(context.partition_key, config, settings)
+    test_set, gt_body = _test_set(context.partition_key, config, settings, animal3d)
     body = settings.body()  # the regressor's: its betas and poses live in this model
     model = load_regressor(root / "regressor" / "checkpoint.pt")
     torch.manual_seed(settings.base_seed)

@@ -24,14 +24,15 @@ EAGER_ALLOW_MISSING = (
     automation_condition=EAGER_ALLOW_MISSING,
 )
 def catalog(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.MaterializeResult:
-    """`catalog.duckdb` (`species`, `samples`, one table per stage, `metrics`); query it with
-    `genzoo catalog sql`. Rebuilt into a temporary file and renamed, so readers never block it."""
+    """`catalog.duckdb` (`species`, `samples`, one table per stage); query it with `genzoo catalog sql`.
+    Rebuilt into a temporary file and renamed, so readers never block it."""
     root = settings.root()
     path = duckdb_catalog.refresh_catalog(root)
-    counts = duckdb_catalog.query(
-        "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root
-    )
+    samples = species = 0  # a catalog of the species table alone has no `samples` view yet
+    if "samples" in duckdb_catalog.catalog_views(root):
+        samples, species = duckdb_catalog.query(
+            "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root
+        ).iloc[0].tolist()
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)),
-                  "samples": int(counts["samples"].iloc[0]), "species": int(counts["species"].iloc[0])}
+        metadata={"path": dg.MetadataValue.path(str(path)), "samples": int(samples), "species": int(species)}
     )

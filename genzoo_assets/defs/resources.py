@@ -1,8 +1,11 @@
 """Resources: project-wide settings (data dir, body model, sizes, device) shared by every asset.
 
-Defaults come from environment variables so the web UI, the schedule and the demo agree without
-run config: ``GENZOO_DATA_DIR``, ``GENZOO_BODY_MODEL`` (``procedural`` or a SMAL/SMAL+ file),
-``GENZOO_SAMPLES_PER_SHARD``, ``GENZOO_DATASET_SIZE``, ``GENZOO_DEVICE``, ``GENZOO_RESOLUTION``.
+The fields' defaults are plain values; the code location binds each field whose variable is set
+to ``dg.EnvVar`` (dagster-open-platform's pattern), so the web UI shows where a value comes from
+and a run resolves it in its own process: ``GENZOO_DATA_DIR``, ``GENZOO_BODY_MODEL``
+(``procedural`` or a SMAL/SMAL+ file), ``GENZOO_SAMPLES_PER_SHARD``, ``GENZOO_DATASET_SIZE``,
+``GENZOO_DEVICE``, ``GENZOO_RESOLUTION``. The CLI and the demo build the resource themselves
+(:func:`settings_from_env` plus their own options) and pass it in; nothing writes ``os.environ``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -17,9 +21,18 @@ import dagster as dg
 from genzoo_assets.core.device import resolve_device
 from genzoo_assets.core.paths import DataDirError, data_dir as default_data_dir
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+# GenZooSettings field -> the environment variable that sets it.
+SETTINGS_ENV = {
+    "data_dir": "GENZOO_DATA_DIR",
+    "body_model": "GENZOO_BODY_MODEL",
+    "samples_per_shard": "GENZOO_SAMPLES_PER_SHARD",
+    "dataset_size": "GENZOO_DATASET_SIZE",
+    "resolution": "GENZOO_RESOLUTION",
+    "device": "GENZOO_DEVICE",
+}
+_INT_FIELDS = {"samples_per_shard", "dataset_size", "resolution"}
+# Animal3DRelease field -> its environment variable.
+ANIMAL3D_ENV = {"animal3d_json": "GENZOO_ANIMAL3D_JSON", "animal3d_smal_model": "GENZOO_ANIMAL3D_SMAL_MODEL"}
 
 
 @functools.lru_cache(maxsize=4)
@@ -32,14 +45,14 @@ def _load_body_model(spec: str):
 class GenZooSettings(dg.ConfigurableResource):
     """Where outputs go and the dataset's fixed sizes; recorded in every sample's provenance."""
 
-    data_dir: str = ""
-    body_model: str = _env("GENZOO_BODY_MODEL", "procedural")
-    samples_per_shard: int = int(_env("GENZOO_SAMPLES_PER_SHARD", "64"))
-    dataset_size: int = int(_env("GENZOO_DATASET_SIZE", "1000000"))
+    data_dir: str = ""  # "": $GENZOO_DATA_DIR of the process, else ./data (core.paths.data_dir)
+    body_model: str = "procedural"
+    samples_per_shard: int = 64
+    dataset_size: int = 1_000_000
     dog_fraction: float = 0.5
-    resolution: int = int(_env("GENZOO_RESOLUTION", "1024"))
+    resolution: int = 1024
     base_seed: int = 0
-    device: str = _env("GENZOO_DEVICE", "auto")
+    device: str = "auto"
 
     def root(self) -> Path:
         return default_data_dir(override=self.data_dir or None)
@@ -100,6 +113,40 @@ def fail_fast_on_input_errors(fn):
     return wrapper
 
 
+class Animal3DRelease(dg.ConfigurableResource):
+    """Where this deployment keeps Animal3D's release; the benchmark's run config overrides it."""
+
+    animal3d_json: str = ""  # Animal3D's test.json
+    animal3d_smal_model: str = ""  # SMAL's 41-beta model file: Animal3D's ground truth
+
+
+def _env_bound(env: Mapping[str, str], fields: Mapping[str, str], ints=frozenset()) -> dict:
+    return {field: (dg.EnvVar.int(var) if field in ints else dg.EnvVar(var)) for field, var in fields.items()
+            if env.get(var)}
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> GenZooSettings:
+    """Settings with the values of the ``GENZOO_*`` variables set in ``env`` (default: this process's),
+    then ``overrides`` (e.g. the CLI's ``--data-dir``); for code that runs outside a Dagster run."""
+    env = os.environ if env is None else env
+    values = {field: env[var] for field, var in SETTINGS_ENV.items() if env.get(var)}
+    for field in _INT_FIELDS & set(values):
+        try:
+            values[field] = int(values[field])
+        except ValueError:
+            raise ValueError(f"{SETTINGS_ENV[field]}={values[field]!r} is not an integer") from None
+    return GenZooSettings(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def settings_resource(env: Mapping[str, str] | None = None) -> GenZooSettings:
+    """The code location's resource: a ``dg.EnvVar`` for each ``GENZOO_*`` variable set where the code
+    location loads, the field's default otherwise; runs resolve the variables in their own process."""
+    return GenZooSettings(**_env_bound(os.environ if env is None else env, SETTINGS_ENV, _INT_FIELDS))
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"settings": GenZooSettings()})
+    return dg.Definitions(resources={
+        "settings": settings_resource(),
+        "animal3d": Animal3DRelease(**_env_bound(os.environ, ANIMAL3D_ENV)),
+    })

@@ -11,19 +11,21 @@ from genzoo_assets.defs.resources import GenZooSettings
 @dg.asset(group_name="taxonomy", kinds={"parquet"})
 def species(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.MaterializeResult:
     """Bundled Laurasiatheria species (or an imported MDD release) + 247 dog breeds + species added
-    with `genzoo species add`, with each species' share of the dataset; registers the partitions."""
+    with `genzoo species add`, with each species' share of the dataset. The one writer of
+    `species.parquet` and the one place species partitions are registered."""
     root = settings.root()
-    table = frame.build_table(
-        root,
-        dog_fraction=settings.dog_fraction,
-        dataset_size=settings.dataset_size,
-        samples_per_shard=settings.samples_per_shard,
+    new_keys: list[str] = []
+
+    def register(table) -> None:  # before the table is written, so no reader sees an unregistered species
+        existing = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
+        new_keys.extend(k for k in table["key"] if k not in existing)
+        if new_keys:
+            context.instance.add_dynamic_partitions(SPECIES_PARTITIONS_NAME, new_keys)
+
+    table = frame.refresh_species_table(
+        root, dog_fraction=settings.dog_fraction, dataset_size=settings.dataset_size,
+        samples_per_shard=settings.samples_per_shard, before_write=register,
     )
-    existing = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
-    new_keys = [k for k in table["key"] if k not in existing]
-    if new_keys:  # register before writing the table, so the sensor never sees unregistered species
-        context.instance.add_dynamic_partitions(SPECIES_PARTITIONS_NAME, new_keys)
-    frame.write_species_table(root, table)
     by_order = table.groupby("order").size().sort_values(ascending=False).rename("species").reset_index()
     return dg.MaterializeResult(
         metadata={

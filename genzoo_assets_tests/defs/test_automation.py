@@ -22,33 +22,43 @@ PER_SAMPLE = [shape_params, pose_params, control_renders, captions, prompts, ima
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    path = tmp_path / "data"
-    monkeypatch.setenv("GENZOO_DATA_DIR", str(path))
-    return path
+def root(tmp_path):
+    return tmp_path / "data"
+
+
+def _materialize_species(root, instance):
+    settings = GenZooSettings(data_dir=str(root), **SIZES)
+    assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
 
 
 @pytest.fixture
 def registered(root, instance):
     """The `species` asset materialised: table on disk, every species a dynamic partition."""
-    settings = GenZooSettings(data_dir=str(root), **SIZES)
-    assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+    _materialize_species(root, instance)
     return frame.read_species_table(root)
 
 
-def _tick(instance, cursor=None):
-    return automation.new_species_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+def _resources(root):
+    return {"settings": GenZooSettings(data_dir=str(root), **SIZES)}
+
+
+def _tick(instance, root, cursor=None):
+    return automation.new_species_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
+                                                                 resources=_resources(root)))
+
+
+def _schedule(instance, root):
+    return automation.incremental_regeneration(dg.build_schedule_context(instance=instance, resources=_resources(root)))
 
 
 def _add_skunk(root, instance):
-    """`genzoo species add "Hooded Skunk"`, then one sensor tick whose partition request is applied."""
-    first = _tick(instance)
+    """`genzoo species add "Hooded Skunk"` (record, then the `species` asset), then one sensor tick."""
+    first = _tick(instance, root)
     row, newly = frame.add_species_by_name(root, "Hooded Skunk", **SIZES)
     assert newly and row["key"] == SKUNK
-    result = _tick(instance, first.cursor)
-    for request in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return row, result
+    assert SKUNK not in set(frame.read_species_table(root)["key"])  # the command leaves the table to the asset
+    _materialize_species(root, instance)
+    return row, _tick(instance, root, first.cursor)
 
 
 def _keys(requests):
@@ -56,31 +66,29 @@ def _keys(requests):
 
 
 def test_no_species_table_skips(root, instance):
-    result = _tick(instance)
+    result = _tick(instance, root)
     assert isinstance(result, dg.SkipReason)
     assert "species" in result.skip_message
-    schedule = automation.incremental_regeneration(dg.build_schedule_context(instance=instance))
-    assert isinstance(schedule, dg.SkipReason)
+    assert isinstance(_schedule(instance, root), dg.SkipReason)
 
 
-def test_first_tick_after_species_asset_requests_nothing(registered, instance):
-    result = _tick(instance)
+def test_first_tick_after_species_asset_requests_nothing(root, registered, instance):
+    result = _tick(instance, root)
     assert isinstance(result, dg.SensorResult)
     assert result.run_requests == [] and result.dynamic_partitions_requests == []
     assert set(result.cursor.split(",")) == set(registered["key"])
-    assert _tick(instance, result.cursor).run_requests == []
+    assert _tick(instance, root, result.cursor).run_requests == []
 
 
 def test_added_species_is_registered_and_gets_exactly_its_planned_shards(root, registered, instance):
     assert SKUNK not in instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME)
     row, result = _add_skunk(root, instance)
     assert row["planned_shards"] == 2
-    [add] = result.dynamic_partitions_requests
-    assert isinstance(add, dg.AddDynamicPartitionsRequest)
-    assert (add.partitions_def_name, list(add.partition_keys)) == (SPECIES_PARTITIONS_NAME, [SKUNK])
+    assert SKUNK in instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME)  # by the species asset, the one registrar
+    assert result.dynamic_partitions_requests == []
     assert _keys(result.run_requests) == [sample_partition_key(SKUNK, "000"), sample_partition_key(SKUNK, "001")]
     assert SKUNK in result.cursor.split(",")
-    assert _tick(instance, result.cursor).run_requests == []  # seen: not requested twice
+    assert _tick(instance, root, result.cursor).run_requests == []  # seen: not requested twice
 
     defs = dg.Definitions(assets=PER_SAMPLE, jobs=[automation.generate_samples],
                           resources={"settings": GenZooSettings(data_dir=str(root), **SIZES)})
@@ -94,13 +102,13 @@ def test_species_cut_off_by_the_cap_stays_unseen(root, registered, instance, mon
     _, result = _add_skunk(root, instance)
     assert _keys(result.run_requests) == [sample_partition_key(SKUNK, "000")]
     assert SKUNK not in result.cursor.split(",")
-    again = _tick(instance, result.cursor)
+    again = _tick(instance, root, result.cursor)
     assert again.dynamic_partitions_requests == []
     assert [r.run_key for r in again.run_requests] == [str(sample_partition_key(SKUNK, "000"))]  # daemon dedupes
 
 
 def test_schedule_requests_only_missing_registered_partitions(root, registered, instance, monkeypatch):
-    frame.add_species_by_name(root, "Hooded Skunk", **SIZES)  # on disk, not yet registered
+    frame.add_species_by_name(root, "Hooded Skunk", **SIZES)  # requested, not yet in the table nor registered
     done = sample_partition_key(registered["key"].iloc[0], "000")
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="images", partition=str(done)))
     assert str(done) in {str(k) for k in instance.get_materialized_partitions(dg.AssetKey("images"))}
@@ -113,12 +121,12 @@ def test_schedule_requests_only_missing_registered_partitions(root, registered, 
     assert all(k.keys_by_dimension["species"] != SKUNK for k in expected)
 
     monkeypatch.setattr(automation, "MAX_RUNS_PER_TICK", 10_000)
-    requests = automation.incremental_regeneration(dg.build_schedule_context(instance=instance))
+    requests = _schedule(instance, root)
     assert {str(k) for k in _keys(requests)} == {str(k) for k in expected}
     assert all(r.run_key is None for r in requests)
 
     monkeypatch.setattr(automation, "MAX_RUNS_PER_TICK", 5)
-    capped = automation.incremental_regeneration(dg.build_schedule_context(instance=instance))
+    capped = _schedule(instance, root)
     assert _keys(capped) == expected[:5]
 
 

@@ -2,11 +2,18 @@
 
 Files under ``<data dir>/species/``:
 
-- ``species.parquet`` — the table every stage reads (columns of :data:`table.TABLE_COLUMNS`);
+- ``species.parquet`` — the table every stage reads (columns of :data:`table.TABLE_COLUMNS`),
+  written only by :func:`refresh_species_table` (the ``species`` asset);
 - ``frame.parquet`` — the non-dog frame imported with ``genzoo species import-mdd`` (absent: the
   bundled species list);
-- ``added.parquet`` — species added with ``genzoo species add``; they survive re-imports and
-  rebuilds, and each re-spreads its group's share of the dataset (see :func:`table.add_species`).
+- ``added.parquet`` — species requested with ``genzoo species add``, append-only; they survive
+  re-imports and rebuilds, and each re-spreads its group's share of the dataset (see
+  :func:`table.add_species`).
+
+``frame.parquet`` and ``added.parquet`` are the table's inputs: the commands write them, the asset
+reads them. Every read-modify-write of them, and the asset's read-inputs-then-write-table, holds
+``.species.lock`` (:func:`species_lock`), so two concurrent ``add`` commands both land and a table
+written while a request arrives is rewritten by the request's own materialisation.
 
 Names given to ``add`` resolve against the table, the bundled species and dog breeds, the imported
 release, and a bundled extract of the Mammal Diversity Database v1.2 (6,382 extant mammals, MIT
@@ -15,7 +22,10 @@ licence), so any mammal can be added offline by scientific or common name.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -36,6 +46,19 @@ def species_dir(root: Path) -> Path:
 
 def species_table_path(root: Path) -> Path:
     return species_dir(root) / "species.parquet"
+
+
+@contextlib.contextmanager
+def species_lock(root: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``species/.species.lock`` (blocks until free; released on exit or death)."""
+    path = species_dir(root) / ".species.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_species_table(root: Path) -> pd.DataFrame:
@@ -63,14 +86,18 @@ def build_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_pe
     return table
 
 
-def write_species_table(root: Path, table: pd.DataFrame) -> Path:
-    return write_table_atomic(table, species_table_path(root))
+def refresh_species_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64,
+                          before_write: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+    """Rebuild ``species.parquet`` from the frame, the dog breeds and the added species.
 
-
-def refresh_species_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64) -> pd.DataFrame:
-    """Rebuild ``species.parquet`` from the frame, the dog breeds and the added species."""
-    table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
-    write_species_table(root, table)
+    ``before_write(table)`` runs under the same lock, before the file is replaced (the asset
+    registers the partitions there, so nothing reads a species that is not a partition yet).
+    """
+    with species_lock(root):
+        table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
+        if before_write is not None:
+            before_write(table)
+        write_table_atomic(table, species_table_path(root))
     return table
 
 
@@ -107,22 +134,23 @@ def name_sources(root: Path) -> pd.DataFrame:
 
 def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_000_000,
                         samples_per_shard=64) -> tuple[dict, bool]:
-    """Resolve ``name`` and record it in ``added.parquet``; returns (row, newly_added).
+    """Resolve ``name`` and append it to ``added.parquet``; returns (its row in the table the
+    ``species`` asset will build, newly_added). ``species.parquet`` is left to the asset.
 
     A name that matches no species and no dog breed raises :class:`UnknownSpeciesError` with
     suggestions; nothing is written then.
     """
     found = resolve_species(name, name_sources(root))
-    table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
     is_dog = bool(found.get("is_dog", False)) or str(found.get("key", "")).startswith(DOG_PREFIX)
     row = {"scientific_name": found["scientific_name"], "common_name": found.get("common_name", ""), "order": found.get("order", ""),
            "family": found.get("family", ""), "is_dog": is_dog, "source": "user"}
-    updated = add_species(table, row, samples_per_shard=samples_per_shard)
-    newly = len(updated) > len(table)
-    if newly:
-        added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
-        write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
-    write_table_atomic(updated, species_table_path(root))
+    with species_lock(root):
+        table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
+        updated = add_species(table, row, samples_per_shard=samples_per_shard)
+        newly = len(updated) > len(table)
+        if newly:
+            added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
+            write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
     match = updated[(updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)]
     if is_dog:
         match = updated[updated["common_name"].str.casefold() == str(row["common_name"]).casefold()]
@@ -131,12 +159,14 @@ def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_
 
 def import_mdd(root: Path, path: str, dog_fraction=0.5, dataset_size=1_000_000,
                samples_per_shard=64) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Make a filtered MDD release the non-dog frame; returns (table, counts by order)."""
+    """Make a filtered MDD release the non-dog frame; returns (the table the ``species`` asset will
+    build, counts by order). ``species.parquet`` is left to the asset."""
     frame = filter_mdd(load_mdd(path))
     if frame.empty:
         raise UnknownSpeciesError(f"{path}: no species left after the default filter (Laurasiatheria, "
                                   f"no Eulipotyphla, no extinct, no bats/cetaceans/pinnipeds)")
-    write_table_atomic(frame, species_dir(root) / "frame.parquet")
-    table = refresh_species_table(root, dog_fraction, dataset_size, samples_per_shard)
+    with species_lock(root):
+        write_table_atomic(frame, species_dir(root) / "frame.parquet")
+        table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
     counts = frame.groupby("order").size().rename("species").reset_index().sort_values("species", ascending=False)
     return table, counts

@@ -1,0 +1,29 @@
+import dagster as dg
+import pytest
+
+from genzoo_assets.defs.resources import GenZooSettings, settings_from_env, settings_resource
+
+ENV = {"GENZOO_DATA_DIR": "/srv/zoo", "GENZOO_SAMPLES_PER_SHARD": "24", "GENZOO_DEVICE": "cpu"}
+
+
+def test_settings_from_env_reads_the_variables_then_the_overrides():
+    s = settings_from_env(ENV, samples_per_shard=None, resolution=96)
+    assert (s.data_dir, s.samples_per_shard, s.device, s.resolution) == ("/srv/zoo", 24, "cpu", 96)
+    assert settings_from_env({}) == GenZooSettings()  # unset: the fields' defaults
+    with pytest.raises(ValueError, match="GENZOO_SAMPLES_PER_SHARD='many' is not an integer"):
+        settings_from_env({"GENZOO_SAMPLES_PER_SHARD": "many"})
+
+
+def test_code_location_binds_env_vars_that_the_run_resolves(monkeypatch):
+    resource = settings_resource(ENV)
+    for var, value in ENV.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("GENZOO_RESOLUTION", raising=False)
+    seen = {}
+
+    @dg.asset
+    def probe(settings: GenZooSettings) -> None:
+        seen.update(settings.model_dump())
+
+    assert dg.materialize([probe], resources={"settings": resource}).success
+    assert (seen["data_dir"], seen["samples_per_shard"], seen["device"], seen["resolution"]) == ("/srv/zoo", 24, "cpu", 1024)
