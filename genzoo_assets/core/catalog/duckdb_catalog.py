@@ -98,27 +98,48 @@ def _snap(name: str) -> str:
     return _ident(f"_snap_{name}")
 
 
+def _stat(path: str, entry: os.DirEntry | None = None) -> tuple[int, int, int] | None:
+    try:
+        st = entry.stat() if entry is not None else os.stat(path)
+    except FileNotFoundError:  # deleted while listing
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _partition_files(table_dir: Path) -> dict[str, tuple[int, int, int]]:
+    """``<table>/<species>/<shard>.parquet`` files in path order, via ``os.scandir`` (glob and Path
+    objects cost ~0.3 ms per file, most of a refresh's listing at 16 k partitions)."""
+    files = {}
+    try:
+        species_dirs = sorted((e.name, e.path) for e in os.scandir(table_dir) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return files
+    for _, path in species_dirs:
+        try:
+            entries = sorted((e for e in os.scandir(path) if e.name.endswith(".parquet") and not e.name.startswith(".")
+                              and e.is_file()), key=lambda e: e.name)
+        except FileNotFoundError:  # removed while listing
+            continue
+        for entry in entries:
+            stat = _stat(entry.path, entry)
+            if stat is not None:
+                files[Path(entry.path).as_posix()] = stat
+    return files
+
+
 def _sources(root: Path) -> dict[str, dict[str, tuple[int, int, int]]]:
     """Table name -> {absolute file path: (size, mtime_ns, inode)} for every table that has files.
 
     Dot-prefixed names (atomic_path's half-written temporaries) are skipped, and files are listed
     in path order so rows land clustered by species.
     """
-    patterns = {"species": "species/species.parquet"}
-    patterns.update({t: f"{t}/*/*.parquet" for t in SAMPLE_TABLES})
     out = {}
-    for name, pattern in patterns.items():
-        files = {}
-        for path in sorted(root.glob(pattern)):
-            if path.name.startswith(".") or path.parent.name.startswith("."):
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # deleted while listing
-                continue
-            files[path.as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if files:
-            out[name] = files
+    species = (root / "species" / "species.parquet").as_posix()
+    if (stat := _stat(species)) is not None:
+        out["species"] = {species: stat}
+    for table in SAMPLE_TABLES:
+        if files := _partition_files(root / table):
+            out[table] = files
     return out
 
 
