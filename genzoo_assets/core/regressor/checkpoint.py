@@ -97,8 +97,8 @@ def check_body_model(state: dict, body_model, path: str | os.PathLike) -> None:
                               "(written by an older genzoo-assets): train it again")
     have = body_model_identity(body_model)
     if saved.get("num_betas") != have["num_betas"]:
-        raise CheckpointError(f"regressor checkpoint {path} predicts {saved.get('num_betas')} betas, but the body "
-                              f"model {have['source']} has {have['num_betas']}")
+        raise CheckpointError(f"regressor checkpoint {path} predicts the {saved.get('num_betas')} betas of the body "
+                              f"model {saved.get('source')}, but the body model {have['source']} has {have['num_betas']}")
     if saved.get("sha256") or have["sha256"]:
         same = saved.get("sha256") == have["sha256"]
     else:  # both procedural

@@ -40,7 +40,7 @@ def test_round_trip_keeps_weights_and_stores_plain_data(tmp_path):
 
 @pytest.mark.parametrize("other, words", [
     (_smal(sha="b" * 64), ["trained with the body model /models/smal.pkl", "aaaa", "bbbb"]),
-    (_smal(num_betas=145), ["predicts 4 betas", "has 145"]),
+    (_smal(num_betas=145), ["predicts the 4 betas of the body model /models/smal.pkl", "has 145"]),
     (types.SimpleNamespace(sha256=None, source="procedural(num_betas=4)", num_betas=4), ["procedural(num_betas=4)"]),
 ])
 def test_another_body_model_is_refused(other, words, tmp_path):
