@@ -18,7 +18,9 @@ EPILOG = """examples:
   genzoo species add "Snow leopard"         add a species (scientific or common name)
   genzoo species import-mdd MDD_v2.0.csv    use a Mammal Diversity Database release as the frame
   genzoo catalog sql "SELECT species, count(*) FROM samples GROUP BY 1"
+  genzoo catalog sql "FROM samples" --format csv --limit 0 > samples.csv   every row, streamed
 """
+DEFAULT_SQL_LIMIT = 1000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,20 +64,45 @@ def _parser() -> argparse.ArgumentParser:
     sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--limit", type=int, default=DEFAULT_SQL_LIMIT,
+                     help=f"rows to print (default {DEFAULT_SQL_LIMIT}); 0 streams every row (csv and json only)")
+    sql.add_argument("--memory-limit", default=None, help="DuckDB memory cap for the query (default 4GB)")
     cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
     return p
 
 
-def _print_frame(df, fmt: str) -> None:
-    if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        print(df.to_json(orient="records", default_handler=str))
-    else:
-        import pandas as pd
+def _print_table(df) -> None:
+    import pandas as pd
 
-        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
-            print(df.to_string(index=False) if len(df) else "(no rows)")
+    with pd.option_context("display.max_rows", None, "display.max_columns", 50, "display.width", 200):
+        print(df.to_string(index=False) if len(df) else "(no rows)")
+
+
+def _stream(batches, fmt: str, limit: int) -> tuple[int, bool]:
+    """Write csv or json (one array) batch by batch; (rows written, whether rows were left out)."""
+    import itertools
+
+    batches = iter(batches)
+    first = next(batches)  # runs the query: its errors come before any output
+    shown, more = 0, False
+    if fmt == "json":
+        sys.stdout.write("[")
+    for part in itertools.chain([first], batches):
+        if limit and shown >= limit:
+            more = not part.empty
+            break
+        take = part.iloc[:limit - shown] if limit else part
+        more = len(take) < len(part)
+        if fmt == "csv":
+            take.to_csv(sys.stdout, index=False, header=shown == 0)
+        elif len(take):
+            sys.stdout.write(("," if shown else "") + take.to_json(orient="records", default_handler=str)[1:-1])
+        shown += len(take)
+        if more:
+            break
+    if fmt == "json":
+        sys.stdout.write("]\n")
+    return shown, more
 
 
 def _body_info(args) -> int:
@@ -122,7 +149,21 @@ def _catalog(args) -> int:
         for path in _materialize_catalogs(root):
             print(path)
         return 0
-    _print_frame(duckdb_catalog.query(args.query, data_dir=root), args.format)
+    if args.limit < 0:
+        raise ValueError(f"--limit must be 0 (every row) or more, got {args.limit}")
+    if args.limit == 0 and args.format == "table":
+        raise ValueError("--limit 0 (every row) needs --format csv or json, which stream; a table is held in memory")
+    memory = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+    if args.format == "table":
+        df = duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory)
+        _print_table(df.iloc[:args.limit])
+        shown, more = min(len(df), args.limit), len(df) > args.limit
+    else:
+        shown, more = _stream(duckdb_catalog.query_batches(args.query, data_dir=root, **memory), args.format,
+                              args.limit)
+    if more:
+        print(f"genzoo: showed the first {shown} rows (--limit {args.limit}); the result has more: pass a larger "
+              "--limit, or --limit 0 with --format csv or json to stream every row", file=sys.stderr)
     return 0
 
 

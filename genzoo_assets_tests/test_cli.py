@@ -127,3 +127,21 @@ def test_catalog_sql_formats_and_read_only(dirs):
     assert csv.splitlines()[0] == "n" and int(csv.splitlines()[1]) > 400
     out = genzoo("catalog", "sql", "DROP VIEW species", **dirs, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_catalog_sql_row_limit_and_streaming(dirs):
+    genzoo("species", "add", "Hooded Skunk", **dirs)  # writes the species table
+    genzoo("catalog", "refresh", **dirs)
+    total = int(genzoo("catalog", "sql", "SELECT count(*) AS n FROM species", "--format", "csv", **dirs).stdout.split()[1])
+    assert total > 20
+    table = genzoo("catalog", "sql", "SELECT key FROM species ORDER BY key", "--limit", "5", **dirs)
+    assert len(table.stdout.splitlines()) == 1 + 5
+    assert table.stderr.strip() == ("genzoo: showed the first 5 rows (--limit 5); the result has more: pass a larger "
+                                    "--limit, or --limit 0 with --format csv or json to stream every row")
+    rows = json.loads(genzoo("catalog", "sql", "FROM species", "--format", "json", "--limit", "0", **dirs).stdout)
+    csv = genzoo("catalog", "sql", "SELECT key FROM species", "--format", "csv", "--limit", "0", **dirs)
+    assert len(rows) == total and len(csv.stdout.splitlines()) == 1 + total and csv.stderr == ""
+    few = genzoo("catalog", "sql", "SELECT key FROM species", "--format", "json", "--limit", "3", **dirs)
+    assert len(json.loads(few.stdout)) == 3 and "showed the first 3 rows" in few.stderr
+    out = genzoo("catalog", "sql", "SELECT 1", "--limit", "0", **dirs, check=False)
+    assert out.returncode == 2 and out.stdout == "" and "csv or json" in out.stderr

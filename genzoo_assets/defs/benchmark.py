@@ -11,7 +11,8 @@ from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
 from genzoo_assets.core.evaluate.gallery import select_gallery
 from genzoo_assets.core.evaluate.report import write_report
 from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set, training_pose_statistics
-from genzoo_assets.core.regressor.model import build_regressor, load_regressor
+from genzoo_assets.core.regressor.checkpoint import load_regressor
+from genzoo_assets.core.regressor.model import build_regressor
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
 from genzoo_assets.defs.resources import GPU_OP_TAGS, Animal3DRelease, GenZooSettings
@@ -57,7 +58,7 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, settin
     root = settings.root()
     test_set, gt_body = _test_set(context.partition_key, config, settings, animal3d)
     body = settings.body()  # the regressor's: its betas and poses live in this model
-    model = load_regressor(root / "regressor" / "checkpoint.pt")
+    model = load_regressor(root / "regressor" / "checkpoint.pt", body_model=body)  # refuses another body model
     torch.manual_seed(settings.base_seed)
     untrained = build_regressor(model.config)
     hw = tuple(model.config.image_size)

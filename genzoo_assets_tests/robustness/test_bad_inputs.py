@@ -26,10 +26,14 @@ from genzoo_assets import cli
 from genzoo_assets.core.body import procedural_body_model
 from genzoo_assets.core.body.io import model_arrays
 from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.catalog.duckdb_catalog import CATALOG_NAME
 from genzoo_assets.core.evaluate.animal3d import load_animal3d
 from genzoo_assets.core.imagegen import make_generator
+from genzoo_assets.core.regressor.checkpoint import load_regressor, save_checkpoint
 from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
+from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.core.sampling.clip_text import ClipTextEncoder, load_animal_attributes
+from genzoo_assets.core.sampling.shape_prior import load_smal_clusters
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
 from genzoo_assets.defs.partitions import sample_partition_key
@@ -37,6 +41,7 @@ from genzoo_assets.defs.resources import GenZooSettings
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions
+from genzoo_assets_tests.fixtures import malicious
 
 pytestmark = pytest.mark.slow  # dozens of runs and CLI processes (~70 s in all)
 
@@ -45,6 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[2]
 UNCLEAR = {"AttributeError", "IndexError", "ZeroDivisionError", "UnboundLocalError", "NameError", "AssertionError"}
 MDD_V2 = "sciName,mainCommonName,superorder,order,family,extinct,domestic\n"
+PWNED = "PWNED"  # what every hostile file below tries to create in the bad-files folder
 
 
 @dataclasses.dataclass
@@ -87,6 +93,30 @@ def _write_bad_files(bad: Path) -> None:
     for name in ("llm_incomplete", "clip_empty"):
         (bad / name).mkdir()
     (bad / "llm_incomplete" / "config.json").write_text("{}")
+    _write_hostile_files(bad)
+
+
+def _write_hostile_files(bad: Path) -> None:
+    """Files that run code when loaded carelessly: each would create ``bad/PWNED``."""
+    marker = bad / PWNED
+    files = {"evil_stack_global.pkl": malicious.stack_global(marker),
+             "evil_os_system.pkl": malicious.payloads(marker)["global-os-system"][0],
+             "evil_numpy_savetxt.pkl": malicious.payloads(marker)["global-numpy-savetxt"][0],
+             "evil_smal_data.pkl": malicious.in_model_dict(marker)}
+    for name, data in files.items():
+        (bad / name).write_bytes(data)
+    import torch
+
+    torch.save({"config": malicious.Exec(marker), "model": {}}, bad / "evil_checkpoint.pt")
+    (bad / "resume").mkdir()
+    torch.save({"config": malicious.Exec(marker), "model": {}}, bad / "resume" / "last.pt")
+    np.savez(bad / "pickled_bank.npz", poses=np.array([malicious.Exec(marker)], dtype=object))
+    (bad / "pickle_as_bank.npz").write_bytes(malicious.stack_global(marker))
+    cfg = RegressorConfig.tiny(num_betas=41)
+    smal = types.SimpleNamespace(sha256="0" * 64, source="/models/smal_CVPR2017.pkl", num_betas=41)
+    save_checkpoint(bad / "smal_checkpoint.pt", build_regressor(cfg).state_dict(), cfg, smal)
+    (bad / "corrupt_catalog").mkdir()
+    (bad / "corrupt_catalog" / CATALOG_NAME).write_bytes(np.random.default_rng(0).bytes(100_000))
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +132,9 @@ def world(tmp_path_factory) -> World:
                               partition_key=sample_partition_key("panthera-leo", "000")).success
         instance.add_dynamic_partitions("species", ["zzz-not-an-animal", "panthera_leo-", "panthera..leo"])
         duckdb_catalog.refresh_catalog(settings.root())
+        (root / "bad" / "truncated_catalog").mkdir()
+        (root / "bad" / "truncated_catalog" / CATALOG_NAME).write_bytes(
+            (settings.root() / CATALOG_NAME).read_bytes()[:5000])
         yield World(root, settings.root(), ambiguous, root / "bad", instance, settings)
 
 
@@ -121,6 +154,11 @@ CLI_CASES = {
     "body-nan-template": (["body", "info", "{bad}/nan_template.npz"], ["{bad}/nan_template.npz", "v_template"]),
     "body-empty-file": (["body", "info", "{bad}/empty.pkl"], ["{bad}/empty.pkl", "empty"]),
     "body-directory": (["body", "info", "{bad}"], ["{bad}", "directory"]),
+    "body-stack-global-exec": (["body", "info", "{bad}/evil_stack_global.pkl"],
+                               ["{bad}/evil_stack_global.pkl", "refusing to load global numpy._core.numeric.builtins.exec"]),
+    "body-os-system": (["body", "info", "{bad}/evil_os_system.pkl"], ["{bad}/evil_os_system.pkl", "global os.system"]),
+    "body-numpy-savetxt": (["body", "info", "{bad}/evil_numpy_savetxt.pkl"],
+                           ["{bad}/evil_numpy_savetxt.pkl", "global numpy.savetxt"]),
     "species-unknown": (["species", "add", "Zzyzx notananimal"], ["Zzyzx notananimal", "unknown species"]),
     "species-ambiguous": (["--data-dir", "{ambiguous}", "species", "add", "ghost fox"], ["ghost fox", "ambiguous"]),
     "species-sql-name": (["species", "add", "x'); DROP TABLE species; --"], ["DROP TABLE species", "unknown species"]),
@@ -134,12 +172,34 @@ CLI_CASES = {
     "mdd-bad-flag": (["species", "import-mdd", "{bad}/bad_flag.csv"], ["{bad}/bad_flag.csv", "extinct", "maybe"]),
     "mdd-missing-file": (["species", "import-mdd", "{bad}/MDD_v9.csv"], ["{bad}/MDD_v9.csv", "does not exist"]),
     "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
-    "sql-insert": (["catalog", "sql", "INSERT INTO _catalog_info VALUES (1)"],
+    "sql-insert": (["catalog", "sql", "INSERT INTO _catalog_info (data_dir) VALUES ('x')"],
                    ["INSERT INTO _catalog_info", "read-only"]),
     "sql-copy": (["catalog", "sql", "COPY samples TO '{bad}/leak.csv'"], ["COPY samples", "read-only"]),
     "sql-attach": (["catalog", "sql", "ATTACH '{bad}/evil.duckdb' AS evil"], ["ATTACH", "read-only"]),
     "sql-create-view": (["catalog", "sql", "CREATE VIEW v AS SELECT 1"], ["CREATE VIEW v", "read-only"]),
     "sql-two-statements": (["catalog", "sql", "SELECT 1; DROP TABLE samples"], ["DROP TABLE samples", "one statement"]),
+    "sql-explain-analyze-copy-partition": (
+        ["catalog", "sql", "EXPLAIN ANALYZE COPY (SELECT * FROM shape_params WHERE false) TO "
+                           "'{data}/shape_params/panthera-leo/000.parquet' (FORMAT parquet)"],
+        ["EXPLAIN ANALYZE COPY", "read-only"]),
+    "sql-explain-analyze-copy-file": (["catalog", "sql", "EXPLAIN ANALYZE COPY (SELECT 1) TO '{bad}/leak.csv'"],
+                                      ["{bad}/leak.csv", "read-only"]),
+    "sql-read-csv-passwd": (["catalog", "sql", "SELECT * FROM read_csv('/etc/passwd')"], ["/etc/passwd", "read-only"]),
+    "sql-read-text-environ": (["catalog", "sql", "SELECT content FROM read_text('/proc/self/environ')"],
+                              ["/proc/self/environ", "read-only"]),
+    "sql-install-extension": (["catalog", "sql", "INSTALL httpfs"], ["INSTALL httpfs", "read-only"]),
+    "sql-load-extension": (["catalog", "sql", "LOAD httpfs"], ["LOAD httpfs", "read-only"]),
+    "sql-enable-external-access": (["catalog", "sql", "SET enable_external_access = true"],
+                                   ["enable_external_access", "read-only"]),
+    "sql-negative-limit": (["catalog", "sql", "SELECT 1", "--limit", "-1"], ["--limit", "-1"]),
+    "sql-unlimited-table": (["catalog", "sql", "SELECT 1", "--limit", "0"], ["--limit 0", "csv or json"]),
+    "sql-memory-cap": (["catalog", "sql", "SELECT list(repeat('x', 1000)) FROM range(1000000)", "--memory-limit",
+                        "64MB"], ["range(1000000)", "memory limit of 64MB"]),
+    "sql-bad-memory-limit": (["catalog", "sql", "SELECT 1", "--memory-limit", "lots"], ["'lots'", "memory limit"]),
+    "catalog-random-bytes": (["--data-dir", "{bad}/corrupt_catalog", "catalog", "sql", "SELECT 1"],
+                             ["{bad}/corrupt_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"]),
+    "catalog-truncated": (["--data-dir", "{bad}/truncated_catalog", "catalog", "sql", "SELECT 1", "--format", "json"],
+                          ["{bad}/truncated_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"]),
     "sql-syntax-error": (["catalog", "sql", "SELEC species FROM samples"], ["SELEC species", "syntax"]),
     "sql-unknown-table": (["catalog", "sql", "SELECT * FROM no_such_table"], ["no_such_table"]),
     "sql-species-injection": (["catalog", "sql", "SELECT * FROM samples WHERE species = 'x'; DELETE FROM samples"],
@@ -150,7 +210,7 @@ CLI_CASES = {
     # Tests run as root, where chmod 0o500 does not stop writes: /proc is unwritable even for root.
     "data-dir-unwritable": (["--data-dir", "/proc/genzoo-data", "catalog", "refresh"], ["/proc/genzoo-data"]),
 }
-SUBPROCESS_CASES = {"body-missing-file", "sql-drop"}  # also run as a real command: exit status 2, one line
+SUBPROCESS_CASES = {"body-missing-file", "sql-drop", "body-stack-global-exec", "sql-explain-analyze-copy-partition"}  # also run as a real command: exit status 2, one line
 
 
 def _fill(value, world: World):
@@ -224,6 +284,16 @@ CONFIG_CASES = {
                                        ["samples_per_shard", "0"]),
     "settings-missing-body-model": ([shape_params], {}, {"body_model": "{bad}/smal_plus.pkl"}, "panthera-leo",
                                     ["{bad}/smal_plus.pkl", "not found"]),
+    "settings-hostile-body-model": ([shape_params], {}, {"body_model": "{bad}/evil_stack_global.pkl"}, "panthera-leo",
+                                    ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"]),
+    "shape-hostile-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/evil_smal_data.pkl"), {},
+                                "panthera-leo", ["{bad}/evil_smal_data.pkl", "global builtins.exec"]),
+    "shape-os-system-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/evil_os_system.pkl"), {},
+                                  "panthera-leo", ["{bad}/evil_os_system.pkl", "global os.system"]),
+    "pose-bank-object-array": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/pickled_bank.npz"),
+                               {}, "panthera-leo", ["{bad}/pickled_bank.npz", "allow_pickle=False"]),
+    "pose-bank-is-pickle": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/pickle_as_bank.npz"),
+                            {}, "panthera-leo", ["{bad}/pickle_as_bank.npz", "pickled"]),
     "settings-truncated-body-model": ([shape_params], {}, {"body_model": "{bad}/truncated.pkl"}, "panthera-leo",
                                       ["{bad}/truncated.pkl"]),
     "settings-data-dir-is-file": ([shape_params], {}, {"data_dir": "{bad}/not_a_dir"}, "panthera-leo",
@@ -296,8 +366,19 @@ FILE_CASES = {
     "animal3d-missing-fields": (_animal3d_missing_fields, ["{bad}/missing_fields.json", "supercategory"]),
     "species-row-sql-key": (lambda w: frame.species_row(w.data, "x'; DROP TABLE samples; --"),
                             ["DROP TABLE samples", "forbidden"]),
-    "catalog-query-write": (lambda w: duckdb_catalog.query("UPDATE shape_params SET seed = 0", data_dir=w.data),
-                            ["UPDATE shape_params", "read-only"]),
+    "catalog-query-write": (lambda w: duckdb_catalog.query("UPDATE _snap_shape_params SET seed = 0", data_dir=w.data),
+                            ["UPDATE _snap_shape_params", "read-only"]),
+    "catalog-query-corrupt-file": (lambda w: duckdb_catalog.query("SELECT 1", data_dir=w.bad / "corrupt_catalog"),
+                                   ["{bad}/corrupt_catalog/catalog.duckdb", "genzoo catalog refresh"]),
+    "smal-data-stack-global": (lambda w: load_smal_clusters(w.f("evil_stack_global.pkl")),
+                               ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"]),
+    "benchmark-hostile-checkpoint": (lambda w: load_regressor(w.f("evil_checkpoint.pt")),
+                                     ["{bad}/evil_checkpoint.pt", "refusing to load global builtins.exec"]),
+    "benchmark-other-body-model": (lambda w: load_regressor(w.f("smal_checkpoint.pt"), body_model=procedural_body_model()),
+                                   ["{bad}/smal_checkpoint.pt", "/models/smal_CVPR2017.pkl", "procedural"]),
+    "resume-hostile-last-pt": (lambda w: train(TrainConfig(regressor=RegressorConfig.tiny(20), max_steps=1), [], [],
+                                               procedural_body_model(), w.bad / "resume"),
+                               ["{bad}/resume/last.pt", "refusing to load global builtins.exec"]),
 }
 
 
@@ -315,3 +396,8 @@ def test_file_bad_input(case, world):
 
 def test_at_least_thirty_distinct_bad_inputs():
     assert len(CLI_CASES) + len(CONFIG_CASES) + len(FILE_CASES) >= 30
+
+
+def test_no_hostile_file_ran(world):
+    """Every hostile file above was loaded by some case; none of them created its marker."""
+    assert not (world.bad / PWNED).exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ..paths import atomic_path
 from .animer_keypoints import KEYPOINT_SET_ANIMER, KEYPOINT_SET_DERIVED, animer_keypoint_groups, is_smal_topology
 from .model import BodyModel, BodyModelError, validate_arrays
 from .smal_geometry import derive_canonical_rotation, derive_keypoint_groups
-from .unpickle import UnpickleRefused, safe_load, to_array
+from .unpickle import UnpickleFailed, UnpickleRefused, safe_load, to_array
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 
@@ -44,11 +43,9 @@ def _read(path: Path) -> dict:
             raw = safe_load(data)
         except UnpickleRefused as exc:
             raise BodyModelError(f"{path}: not a body model pickle: {exc}") from exc
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-                KeyError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
+        except UnpickleFailed as exc:
             kind = "truncated or corrupt pickle" if data[:1] == b"\x80" else "not a pickle or .npz file"
-            detail = " ".join(str(exc).split())  # pickle's messages span lines; errors are one line
-            raise BodyModelError(f"{path}: {kind} ({type(exc).__name__}: {detail})") from exc
+            raise BodyModelError(f"{path}: {kind} ({exc})") from exc
     if not isinstance(raw, dict):
         raise BodyModelError(f"{path}: holds a {type(raw).__name__}, expected a dict of model arrays")
     out = {}

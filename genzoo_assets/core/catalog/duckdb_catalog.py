@@ -38,10 +38,12 @@ catalog, so ``metrics`` and ``training_lineage`` resolve by name in the same sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,7 +58,8 @@ FORMAT = 2  # bump when the snapshot layout changes: an older catalog is rebuilt
 SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
 SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
-READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+QUERY_MEMORY_LIMIT = "4GB"  # DuckDB's memory cap for a query (no spilling to disk): a runaway join fails cleanly
+REFRESH_HINT = "`genzoo catalog refresh` rebuilds it from the Parquet files"
 _INFO_TABLE = "_catalog_info"
 _FILES_TABLE = "_catalog_files"
 _FILE_COL = "_file"
@@ -336,15 +339,13 @@ _ALIAS = "catalog"
 _RESULTS_ALIAS = "results"
 
 
-def _attach_read_only(path: Path, results: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory database with ``path`` (and ``results.duckdb`` when given) attached read-only.
+def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory database with ``path`` attached read-only (the refresh holds it while copying).
     ``duckdb.connect(path)`` would reuse this process's open instance for that path, i.e. the file
     a refresh renamed over."""
     db = duckdb.connect()
     try:
         db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
-        if results is not None:
-            db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
     except duckdb.Error:
         db.close()
         raise
@@ -358,21 +359,52 @@ def _inode(path: Path) -> int | None:
         return None
 
 
-def _database(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    key = str(path)
+def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """The handle user SQL runs on: ``path`` (and ``results.duckdb`` when given) attached read-only,
+    then external access off and the configuration locked, so no statement (``COPY``, ``ATTACH``,
+    ``read_csv``, ``INSTALL``, ``SET``, any of them inside ``EXPLAIN ANALYZE``) can read or write a
+    file or reach the network. What is left writable is this process's in-memory scratch database
+    (temp tables), capped with the rest by ``memory_limit``; with no temp directory, DuckDB never
+    spills to disk."""
+    try:
+        db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                                    "memory_limit": memory_limit, "temp_directory": ""})
+    except duckdb.Error as exc:
+        raise CatalogQueryError(f"memory limit {memory_limit!r} is not a size such as '2GB' ({_one_line(exc)})") from exc
+    try:
+        try:
+            db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise CatalogQueryError(f"the catalog {path} cannot be opened ({_one_line(exc)}): {REFRESH_HINT}") from exc
+        if results is not None:
+            try:
+                db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
+            except duckdb.Error as exc:
+                raise CatalogQueryError(f"the results file {results} cannot be opened ({_one_line(exc)}): "
+                                        "materialising the `results` asset rebuilds it") from exc
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    key = f"{path}|{memory_limit}"
     results = path.parent / RESULTS_NAME
     with _HANDLES_LOCK:
         ino = (path.stat().st_ino, _inode(results))
-        cached = _HANDLES.get(key)
-        if cached and (cached[0] != ino or not read_only):
-            del _HANDLES[key]  # cursors still running keep the old database alive until they finish
+        stale = [k for k, (i, _) in _HANDLES.items() if k.startswith(f"{path}|") and (i != ino or not read_only)]
+        for k in stale:  # cursors still running keep an old database alive until they finish
+            db = _HANDLES.pop(k)[1]
             if not read_only:
-                cached[1].close()  # DuckDB refuses a second, writable handle on the same file
-            cached = None
+                db.close()  # DuckDB refuses a second, writable handle on the same file
         if not read_only:
-            return duckdb.connect(key, read_only=False)
+            return duckdb.connect(str(path), read_only=False)
+        cached = _HANDLES.get(key)
         if cached is None:
-            _HANDLES[key] = cached = (ino, _attach_read_only(path, results if ino[1] is not None else None))
+            _HANDLES[key] = cached = (ino, _locked_reader(path, results if ino[1] is not None else None, memory_limit))
         cursor = cached[1].cursor()
     cursor.execute(f"USE {_ALIAS}")
     if cached[0][1] is not None:  # unqualified names: the catalog first, then the results
@@ -380,54 +412,100 @@ def _database(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return cursor
 
 
-def _open(root: Path, read_only: bool) -> tuple[duckdb.DuckDBPyConnection, dict]:
+def _open(root: Path, read_only: bool,
+          memory_limit: str = QUERY_MEMORY_LIMIT) -> tuple[duckdb.DuckDBPyConnection, dict]:
     path = root / CATALOG_NAME
     if not path.exists():
         refresh_catalog(root)
-    con = _database(path, read_only)
+    con = _database(path, read_only, memory_limit)
     try:
         row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
     except duckdb.CatalogException:
         row = (None, None, "[]")
+    except duckdb.Error as exc:  # e.g. a truncated file whose header still attaches
+        con.close()
+        raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
     info = dict(zip(("data_dir", "refreshed_at", "views"), row))
     if info["data_dir"] != root.as_posix():
         con.close()
         refresh_catalog(root)
-        return _open(root, read_only)
+        return _open(root, read_only, memory_limit)
     return con, info
 
 
-def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool = True) -> pd.DataFrame:
-    """Run ONE SQL statement against the catalog and return a DataFrame.
+def _refusal(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.PermissionException) or "read-only mode" in text or "has been locked" in text
 
-    Read-only by default: only SELECT/EXPLAIN statements are accepted (a COPY or ATTACH could
-    still write files from a read-only connection, so the statement type is checked first). With
-    ``read_only=False`` any statement runs, but the catalog file is rebuilt on every refresh, so
-    objects created in it do not last. The catalog is built first when missing, and rebuilt when
-    it was made for another (moved) data directory. It is a snapshot: partitions written since the
-    last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until the next one.
-    """
+
+@contextlib.contextmanager
+def _errors(sql: str, path: Path, memory_limit: str) -> Iterator[None]:
+    """DuckDB errors of ``sql`` as one-line :class:`CatalogQueryError` naming the SQL."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise CatalogQueryError(f"catalog query {sql!r} needs more than its memory limit of {memory_limit}: "
+                                "filter or aggregate it, or raise the limit (--memory-limit)") from exc
+    except duckdb.Error as exc:
+        if _refusal(exc):
+            raise CatalogQueryError(f"catalog query {sql!r} refused: the catalog is read-only and queries cannot "
+                                    f"reach files, extensions or settings ({_one_line(exc)})") from exc
+        if isinstance(exc, (duckdb.IOException, duckdb.SerializationException)) or "Corrupt" in str(exc):
+            raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
+        raise CatalogQueryError(f"catalog query {sql!r} failed on {path}: {_one_line(exc)}") from exc
+
+
+@contextlib.contextmanager
+def _executed(sql: str, data_dir, read_only: bool, memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
     root = _root(data_dir)
-    con, _ = _open(root, read_only)
+    con, _ = _open(root, read_only, memory_limit)
     try:
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
             raise CatalogQueryError(f"cannot parse catalog query {sql!r}: {_one_line(exc)}") from exc
-        if len(statements) != 1:
+        if len(statements) != 1:  # a usage check: the read-only handle is what protects
             raise CatalogQueryError(f"catalog query must be exactly one statement, got {len(statements)}: {sql!r}")
-        kind = statements[0].type
-        if read_only and kind not in READ_ONLY_STATEMENTS:
-            raise CatalogQueryError(
-                f"catalog query {sql!r} is a {kind.name} statement; the catalog is read-only "
-                f"(only SELECT/EXPLAIN; pass read_only=False to modify it)"
-            )
-        try:
-            return con.execute(sql).df()
-        except duckdb.Error as exc:
-            raise CatalogQueryError(f"catalog query {sql!r} failed on {root / CATALOG_NAME}: {_one_line(exc)}") from exc
+        with _errors(sql, root / CATALOG_NAME, memory_limit):
+            con.execute(sql)
+            yield con
     finally:
         con.close()
+
+
+def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool = True, limit: int | None = None,
+          memory_limit: str = QUERY_MEMORY_LIMIT) -> pd.DataFrame:
+    """Run ONE SQL statement against the catalog and return (at most ``limit`` rows of) its result.
+
+    Read-only by default, whatever the statement: it runs on :func:`_locked_reader`'s handle,
+    where writes to the catalog, every file and network access, extensions and settings are
+    refused by DuckDB itself (no statement-type check). With ``read_only=False`` any statement
+    runs on a writable connection (code only, never the CLI), but the catalog file is rebuilt on
+    every refresh, so objects created in it do not last. The catalog is built first when missing,
+    and rebuilt when it was made for another (moved) data directory. It is a snapshot: partitions
+    written since the last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until
+    the next one.
+    """
+    with _executed(sql, data_dir, read_only, memory_limit) as con:
+        if limit is None:
+            return con.fetchdf()
+        parts = [con.fetch_df_chunk(1)]  # 2048 rows at a time: a huge result is never materialised
+        while not parts[-1].empty and sum(map(len, parts)) < limit:
+            parts.append(con.fetch_df_chunk(1))
+        return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True).iloc[:limit]
+
+
+def query_batches(sql: str, data_dir: str | os.PathLike | None = None, vectors: int = 8,
+                  memory_limit: str = QUERY_MEMORY_LIMIT) -> Iterator[pd.DataFrame]:
+    """The read-only result of ``sql`` streamed in DataFrames of up to ``vectors`` × 2048 rows,
+    for exports of any size in bounded memory. The first frame carries the columns even when empty."""
+    with _executed(sql, data_dir, True, memory_limit) as con:
+        part = con.fetch_df_chunk(vectors)
+        yield part
+        while not part.empty:
+            part = con.fetch_df_chunk(vectors)
+            if not part.empty:
+                yield part
 
 
 def close_catalogs() -> None:

@@ -167,22 +167,4 @@ def build_regressor(config: RegressorConfig) -> GenZooRegressor:
     return GenZooRegressor(config)
 
 
-def load_regressor(checkpoint_path, map_location="cpu") -> GenZooRegressor:
-    """A regressor from ``checkpoint.pt`` (written by ``train``): config + weights in one file.
-
-    The pretrained-backbone folder is not needed: the checkpoint holds every weight.
-    """
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"regressor checkpoint {path} does not exist")
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise ValueError(f"regressor checkpoint {path} lacks 'config' and 'model' entries")
-    config = RegressorConfig.from_dict({**state["config"], "pretrained_backbone": None})
-    model = build_regressor(config)
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
-__all__ = ["BACKBONES", "GenZooRegressor", "RegressorConfig", "RegressorOutput", "build_regressor",
-           "load_regressor"]
+__all__ = ["BACKBONES", "GenZooRegressor", "RegressorConfig", "RegressorOutput", "build_regressor"]

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from genzoo_assets.core.paths import atomic_path
+from genzoo_assets.core.regressor.checkpoint import check_body_model, config_data, load_checkpoint, save_checkpoint
 from genzoo_assets.core.regressor.losses import LossWeights, regressor_losses
 from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
 from genzoo_assets.core.regressor.plots import plot_loss_curve
@@ -93,10 +94,8 @@ def evaluate(model, loader, body_model, weights: LossWeights, accelerator) -> di
     return means
 
 
-def _save_best(path: Path, model, config: TrainConfig, step: int, val: float) -> None:
-    state = {"config": asdict(config.regressor), "model": model.state_dict(), "step": step, "val_loss": val}
-    with atomic_path(path / "checkpoint.pt") as tmp:
-        torch.save(state, tmp)
+def _save_best(path: Path, model, config: TrainConfig, body_model, step: int, val: float) -> None:
+    save_checkpoint(path / "checkpoint.pt", model.state_dict(), config.regressor, body_model, step=step, val_loss=val)
     with atomic_path(path / "config.json") as tmp:
         tmp.write_text(config.regressor.to_json())
 
@@ -133,9 +132,10 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
     state = {"step": 0, "epoch": 0, "best_val": math.inf, "best_step": -1, "bad_evals": 0, "history": []}
     last = out_dir / "last.pt"
     if resume and last.is_file():
-        saved = torch.load(last, map_location="cpu", weights_only=False)
-        if saved["config"] != asdict(config.regressor):
+        saved = load_checkpoint(last)
+        if config_data(RegressorConfig.from_dict(saved["config"])) != config_data(config.regressor):
             raise ValueError(f"{last} was trained with a different RegressorConfig; pass resume=False or another out_dir")
+        check_body_model(saved, body_model, last)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state.update({k: saved[k] for k in state})
@@ -150,10 +150,8 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
 
     def save_last():
         if accelerator.is_main_process:
-            snapshot = {"config": asdict(config.regressor), "model": accelerator.unwrap_model(model).state_dict(),
-                        "optimizer": optimizer.state_dict(), **state, "history": rows}
-            with atomic_path(last) as tmp:
-                torch.save(snapshot, tmp)
+            save_checkpoint(last, accelerator.unwrap_model(model).state_dict(), config.regressor, body_model,
+                            optimizer=optimizer.state_dict(), **{**state, "history": rows})
             _write_history(out_dir, rows)
 
     def validate():
@@ -164,7 +162,7 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
         if metrics["loss_keypoints_2d"] < state["best_val"] - config.min_delta:
             state.update(best_val=metrics["loss_keypoints_2d"], best_step=state["step"], bad_evals=0)
             if accelerator.is_main_process:
-                _save_best(out_dir, accelerator.unwrap_model(model), config, state["step"], state["best_val"])
+                _save_best(out_dir, accelerator.unwrap_model(model), config, body_model, state["step"], state["best_val"])
         else:
             state["bad_evals"] += 1
             stopped_early = state["bad_evals"] >= config.patience

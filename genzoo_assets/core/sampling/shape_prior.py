@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pickle
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from genzoo_assets.core.body.unpickle import UnpickleFailed, UnpickleRefused, safe_load, to_array
 from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.sampling.shapes import species_label, taxon_keys
 
@@ -56,27 +56,8 @@ def prior_for(row: dict, prior: dict | None = None) -> tuple[np.ndarray, np.ndar
     return mean, std, [name for name, _ in levels]
 
 
-class _StubObject:
-    """Stands in for chumpy classes when unpickling SMAL files (chumpy does not run on numpy 2)."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.__dict__.update(state if isinstance(state, dict) else {"state": state})
-
-
-class _SmalUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if module.startswith("chumpy"):
-            return _StubObject
-        return super().find_class(module, name)
-
-
-def _as_array(value) -> np.ndarray:
-    if isinstance(value, _StubObject):
-        value = value.__dict__.get("x", value.__dict__.get("state"))
-    return np.asarray(value, dtype=np.float64)
+def _as_array(value, key: str) -> np.ndarray:
+    return np.asarray(to_array(value, key), dtype=np.float64)
 
 
 def load_smal_clusters(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +66,17 @@ def load_smal_clusters(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     if not path.is_file():
         raise SmalDataError(f"SMAL data file {path} does not exist")
     try:
-        with open(path, "rb") as fh:
-            data = _SmalUnpickler(fh, encoding="latin1").load()
-    except Exception as exc:  # pickle raises many types on foreign or truncated files
-        raise SmalDataError(f"SMAL data file {path} cannot be unpickled: {exc}") from exc
+        data = safe_load(path.read_bytes())
+    except UnpickleRefused as exc:
+        raise SmalDataError(f"SMAL data file {path}: {exc}") from exc
+    except (UnpickleFailed, OSError) as exc:
+        raise SmalDataError(f"SMAL data file {path} cannot be unpickled ({exc})") from exc
     if not isinstance(data, dict) or "cluster_means" not in data or "cluster_cov" not in data:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise SmalDataError(f"SMAL data file {path} lacks 'cluster_means'/'cluster_cov' (has {keys})")
     try:
-        means = np.stack([_as_array(m).reshape(-1) for m in data["cluster_means"]])
-        covs = np.stack([_as_array(c) for c in data["cluster_cov"]])
+        means = np.stack([_as_array(m, "cluster_means").reshape(-1) for m in data["cluster_means"]])
+        covs = np.stack([_as_array(c, "cluster_cov") for c in data["cluster_cov"]])
     except (ValueError, TypeError) as exc:
         raise SmalDataError(f"SMAL data file {path}: cluster arrays are ragged or not numeric: {exc}") from exc
     k, b = means.shape

@@ -1,11 +1,11 @@
-"""Regressor construction: config round trip, both backbones, offline pretrained loading, checkpoint loading."""
+"""Regressor construction: config round trip, both backbones, offline pretrained loading."""
 
 import json
 
 import pytest
 import torch
 
-from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor, load_regressor
+from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
 
 
 def test_config_json_round_trip_and_output_shapes():
@@ -45,16 +45,3 @@ def test_pretrained_vitpose_loaded_offline_from_a_local_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         cfg.pretrained_backbone = str(tmp_path / "nowhere")
         build_regressor(cfg)
-
-
-def test_load_regressor_restores_weights(tmp_path):
-    from dataclasses import asdict
-
-    cfg = RegressorConfig.tiny(num_betas=4)
-    model = build_regressor(cfg).eval()
-    torch.save({"config": asdict(cfg), "model": model.state_dict()}, tmp_path / "checkpoint.pt")
-    x = torch.randn(2, 3, 64, 48)
-    loaded = load_regressor(tmp_path / "checkpoint.pt")
-    assert torch.equal(loaded(x).raw9d, model(x).raw9d)
-    with pytest.raises(FileNotFoundError):
-        load_regressor(tmp_path / "none.pt")

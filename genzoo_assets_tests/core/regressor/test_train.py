@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
+from genzoo_assets.core.regressor.checkpoint import load_checkpoint, load_regressor
 from genzoo_assets.core.regressor.crop import from_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, load_split, materialize
-from genzoo_assets.core.regressor.model import RegressorConfig, load_regressor
+from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.predict import predict_split
 from genzoo_assets.core.regressor.train import TrainConfig, train
 
@@ -42,7 +43,7 @@ def test_validation_loss_falls_and_files_are_written(splits, body_model, tmp_pat
         assert (tmp_path / name).is_file(), name
     assert len(pd.read_parquet(tmp_path / "history.parquet")) == len(result.history)
 
-    model = load_regressor(result.checkpoint_path)
+    model = load_regressor(result.checkpoint_path, body_model=body_model)
     preds = predict_split(model, splits[1], body_model, batch_size=4)
     assert len(preds) == len(splits[1])
     assert {"sample_id", "rotmat", "betas", "cam", "keypoints_2d_crop", "keypoints_2d_px"} <= set(preds.columns)
@@ -66,6 +67,6 @@ def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path)
     assert steps == [4, 5] and second.steps == 5
     trained = second.history[second.history["split"] == "train"]["step"].tolist()
     assert trained == [1, 2, 3, 4, 5]
-    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    last = load_checkpoint(tmp_path / "last.pt")
     assert last["step"] == 5
     assert all(int(s["step"]) == 5 for s in last["optimizer"]["state"].values())
