@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,13 +50,15 @@ def _partition_rows(table: str, root: Path, species_key: str, shard: str) -> int
     return _count(f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root)
 
 
-def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_path):
-    data, home = tmp_path / "data", tmp_path / "dagster_home"
-    home.mkdir()
-    key, shard, samples = "panthera-leo", "000", 16
+def _partition_runner(data: Path, key: str, shard: str, samples: int, *assets: str) -> list[str]:
+    return [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
+            str(samples), "128", *assets]
+
+
+def _kill_mid_render(data: Path, home: Path, key: str, shard: str, samples: int) -> None:
+    """SIGKILL a run in the middle of control_renders: some PNGs written, no Parquet."""
     renders = data / "renders" / key / shard
-    cmd = [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
-           str(samples), "128", "species", "shape_params", "pose_params", "control_renders"]
+    cmd = _partition_runner(data, key, shard, samples, "species", "shape_params", "pose_params", "control_renders")
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
@@ -63,10 +66,18 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
             assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, "the render step never started"
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)  # in the middle of control_renders: some PNGs written, no Parquet
+        os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_path):
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    home.mkdir()
+    key, shard, samples = "panthera-leo", "000", 16
+    renders = data / "renders" / key / shard
+    _kill_mid_render(data, home, key, shard, samples)
     assert not (data / "control_renders" / key / f"{shard}.parquet").exists()
 
     # Every file visible under a non-hidden name is complete; half-written ones are dot-files.
@@ -100,6 +111,36 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
     assert _count("SELECT count(*) FROM samples WHERE rgb_path IS NULL", data) == 0
     for rel in duckdb_catalog.query("SELECT rgb_path, canny_path FROM control_renders", data_dir=data).stack():
         assert cv2.imread(str(data / rel), cv2.IMREAD_UNCHANGED) is not None, rel
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path):
+    """The killed run stays STARTED holding the `gpu` slot (limit 1, the project's dagster.yaml);
+    the next run frees the slot, says so, marks the dead run failed, and completes."""
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    key, shard, samples = "panthera-leo", "000", 32
+    _kill_mid_render(data, home, key, shard, samples)
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        (killed,) = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        held = instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+        assert [(s.run_id, s.step_key) for s in held] == [(killed.run_id, "control_renders")]
+        rerun = subprocess.run(_partition_runner(data, key, shard, samples, "control_renders"), cwd=REPO,
+                               env=_env(home), capture_output=True, text=True, timeout=300)
+        out = rerun.stdout + rerun.stderr
+        assert rerun.returncode == 0 and "success" in rerun.stdout, out[-3000:]
+        freed = [line for line in rerun.stdout.splitlines() if line.startswith("genzoo: freed")]
+        assert len(freed) == 1, out[-3000:]
+        assert f"'gpu' (step control_renders) held by run {killed.run_id}" in freed[0]
+        assert "worker process" in freed[0] and "is gone" in freed[0]
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info("gpu").claimed_slots == []
+    finally:
+        instance.dispose()
+    assert (data / "control_renders" / key / f"{shard}.parquet").exists()
 
 
 def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
