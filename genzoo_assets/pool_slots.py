@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
+from genzoo_assets.core.processes import process_alive
+
 HOST_TAG = "genzoo/host"
 PID_TAG = "genzoo/pid"
 WAIT_REPORT_EVERY_S = 30.0  # how often a waiting run says again what it waits for
@@ -67,33 +69,6 @@ def slot_uses(instance: dg.DagsterInstance) -> list[SlotUse]:
         uses += [SlotUse(pool, p.run_id, p.step_key, False) for p in info.pending_steps
                  if p.assigned_timestamp is None]
     return uses
-
-
-def _process_state(pid: int) -> tuple[str, float] | None:
-    """(state letter, start time in epoch seconds) of a Linux process, None when it does not exist."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-        boot = next(float(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3, starttime field 22
-    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-
-
-def process_alive(pid: int, since: float | None = None) -> bool:
-    """Whether ``pid`` runs on this host (not a zombie) and, given ``since``, started no later than it."""
-    if os.path.isdir("/proc/self"):
-        state = _process_state(pid)
-        if state is None or state[0] in "ZX":
-            return False
-        return since is None or state[1] <= since + 2.0  # /proc start times have clock-tick resolution
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[str | None, int | None]:

@@ -86,12 +86,6 @@ def test_a_live_or_remote_holder_keeps_its_slot_and_the_waiting_run_says_who_hol
     assert line in logged  # visible in the waiting run's event log (the web UI's run page)
 
 
-def test_a_pid_reused_by_a_newer_process_counts_as_gone():
-    assert pool_slots.process_alive(os.getpid())
-    assert not pool_slots.process_alive(os.getpid(), since=0.0)  # this process started after 1970
-    assert not pool_slots.process_alive(_dead_pid())
-
-
 def test_the_sensor_frees_dead_slots_and_requests_no_runs(instance):
     dead = _run(instance, _dead_pid())
     assert _claim(instance, dead, "captions")
