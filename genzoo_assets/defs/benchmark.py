@@ -17,17 +17,19 @@ from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set, trainin
 from genzoo_assets.core.regressor.model import build_regressor, load_regressor
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
-from genzoo_assets.defs.resources import GPU_OP_TAGS, GenZooSettings
+from genzoo_assets.defs.resources import GPU_OP_TAGS, CheckedFields, GenZooSettings, at_least, checked
 from genzoo_assets.defs.training import regressor
 
 SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
 
 
-class BenchmarkConfig(dg.Config):
+class BenchmarkConfig(CheckedFields, dg.Config):
     animal3d_json: str = os.environ.get("GENZOO_ANIMAL3D_JSON", "")  # Animal3D's test.json
     animal3d_images: str = ""  # folder its img_path/mask_path are relative to (default: the JSON's)
     smal_model: str = os.environ.get("GENZOO_SMAL_MODEL", "")  # SMAL file for Animal3D's 41 betas
     batch_size: int = 64
+
+    _batch_size = checked("batch_size", check=at_least(1))
 
 
 def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings):

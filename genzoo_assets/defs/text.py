@@ -7,7 +7,7 @@ from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import frame_markdown, read_merged, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, between, checked, fail_fast_on_input_errors
 
 
 class CaptionConfig(dg.Config):
@@ -16,10 +16,12 @@ class CaptionConfig(dg.Config):
     trust_remote_code: bool = False  # vlm: Molmo ships its own modelling code
 
 
-class PromptConfig(dg.Config):
+class PromptConfig(CheckedFields, dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
     model_dir: str = ""  # llm: local transformers chat model directory
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
+
+    _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
 
 
 def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
