@@ -33,6 +33,7 @@ from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions, prompts
 from genzoo_assets.defs.training import dataset_shards, regressor
 from genzoo_assets.instance import project_instance
+from genzoo_assets.pool_slots import materialize
 
 DEMO_SPECIES = (
     "dog-labrador-retriever", "dog-german-shepherd-dog", "dog-dachshund", "dog-siberian-husky",
@@ -57,8 +58,8 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def _run(assets, instance, settings, partition_key=None, run_config=None) -> dg.ExecuteInProcessResult:
     config = {**LOGGING, **(run_config or {})}
     resources = {"settings": settings, "animal3d": Animal3DRelease()}  # the demo benchmarks its held-out species only
-    return dg.materialize(assets, instance=instance, resources=resources, partition_key=partition_key,
-                          run_config=config, raise_on_error=True)
+    return materialize(assets, instance, resources=resources, partition_key=partition_key,
+                       run_config=config, raise_on_error=True)
 
 
 def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution=None, train_steps=None) -> int:

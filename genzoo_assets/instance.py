@@ -1,8 +1,9 @@
 """The project-local Dagster instance used by the CLI, the demo and the web UI.
 
 ``DAGSTER_HOME`` defaults to ``./.dagster_home`` so runs from `genzoo demo` show up in `genzoo ui`.
-The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1)
-and the ``gpu`` pool is raised to the number of local GPUs.
+The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1,
+run monitoring on) and the ``gpu`` pool is raised to the number of local GPUs. Opening it frees
+the pool slots of dead runs (`genzoo_assets.pool_slots`), one printed line each.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def configure_pools(instance: dg.DagsterInstance) -> None:
 
 def project_instance() -> dg.DagsterInstance:
     """The instance in :func:`dagster_home`, opened from its folder (this process's environment is left as is)."""
+    from genzoo_assets.pool_slots import free_dead_slots
+
     instance = dg.DagsterInstance.from_config(str(dagster_home()))
     configure_pools(instance)
+    free_dead_slots(instance)
     return instance

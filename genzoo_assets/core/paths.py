@@ -1,12 +1,19 @@
-"""Where outputs live, and writing them so a reader never sees half a file."""
+"""Where outputs live, and writing them so a reader never sees half a file and no killed writer
+leaves one behind."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
+import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Iterator
+
+from genzoo_assets.core.processes import process_alive
 
 DATA_DIR_ENV = "GENZOO_DATA_DIR"
 
@@ -30,24 +37,137 @@ def data_dir(create: bool = True, override: str | os.PathLike | None = None) -> 
     return root
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+TEMP_SUFFIX = ".tmp"
+TEMP_SEP = "~"  # in no host name, so ``.<name>~<host>~<pid>~<token>.tmp`` parses from the right
+STALE_AFTER_S = 24 * 3600  # a temporary of another host, or of unknown owner, is stale after a day untouched
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_FREE_BYTES = 1 << 20  # an opaque write error on a filesystem with less free space is a full disk
 
-    The temporary name starts with a dot and ends in ``.tmp`` so globs such as ``*.parquet`` or
-    ``*.png`` never match a file that is still being written.
+_swept: set[Path] = set()  # folders this process has already cleared of stale temporaries
+
+
+class DiskFullError(DataDirError):
+    """The data directory's filesystem is full: an input error (retrying cannot help)."""
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the writer named in a temporary's name, None for other names."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return None
+    parts = name[: -len(TEMP_SUFFIX)].rsplit(TEMP_SEP, 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def is_stale_temp(path: Path, now: float | None = None, max_age_s: float = STALE_AFTER_S) -> bool:
+    """Whether ``path`` is a temporary whose writer is gone.
+
+    A temporary of this host is stale as soon as its writer's pid is dead, and never while it lives
+    (a concurrent writer's file is never touched); a temporary of another host, or one without an
+    owner in its name (``.export-*`` folders, older ``.tmp`` names), only once untouched for
+    ``max_age_s``.
+    """
+    name = path.name
+    if not name.startswith(".") or not (name.endswith(TEMP_SUFFIX) or name.startswith(".export-")):
+        return False
+    owner = temp_owner(name)
+    if owner is not None and owner[0] == socket.gethostname():
+        return not process_alive(owner[1])
+    try:
+        age = (time.time() if now is None else now) - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > max_age_s
+
+
+def sweep_stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Remove the stale temporaries (files and folders) directly inside ``folder``; returns them."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        path = Path(entry.path)
+        if not is_stale_temp(path, now):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:  # another process removed it first
+            continue
+        removed.append(path)
+    return removed
+
+
+def new_temp_file(path: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``path``, with the mode the umask gives a new file.
+
+    Its name, ``.<name>~<host>~<pid>~<token>.tmp``, is hidden from ``*.parquet``-style globs and names
+    its writer, so the next process writing into the folder removes it if this one is killed
+    (``sweep_stale_temps``, once per folder and process).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataDirError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if path.parent not in _swept:
+        sweep_stale_temps(path.parent)
+        _swept.add(path.parent)
+    owner = f"{TEMP_SEP}{socket.gethostname()}{TEMP_SEP}{os.getpid()}{TEMP_SEP}"
+    while True:
+        tmp = path.parent / f".{path.name}{owner}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise_if_disk_full(exc, path)
+            raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    seen = exc
+    while seen is not None:
+        if getattr(seen, "errno", None) in DISK_FULL_ERRNOS or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:  # torch.save and other writers lose the errno: judge by the space that is left
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return isinstance(exc, (OSError, RuntimeError)) and st.f_bavail * st.f_frsize < DISK_FULL_FREE_BYTES
+
+
+def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
+    """Turn a write error on a full filesystem into one ``DiskFullError`` line naming the file."""
+    path = Path(path)
+    if _disk_full(exc, path.parent):
+        raise DiskFullError(f"disk full: writing {path} failed with no space left on its filesystem; "
+                            f"free space there or set {DATA_DIR_ENV} to a larger disk") from exc
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary (``new_temp_file``) has the umask's mode, so the output is as readable as any new
+    file (group-readable under the usual 0o022 or 0o002). A failed block, or a full disk
+    (``DiskFullError``, not retried), removes it.
+    """
+    path = Path(path)
+    tmp_path = new_temp_file(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:
+        raise_if_disk_full(exc, path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

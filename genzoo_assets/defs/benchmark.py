@@ -15,13 +15,13 @@ from genzoo_assets.core.regressor.checkpoint import load_regressor
 from genzoo_assets.core.regressor.model import build_regressor
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
-from genzoo_assets.defs.resources import GPU_OP_TAGS, Animal3DRelease, GenZooSettings
+from genzoo_assets.defs.resources import GPU_OP_TAGS, Animal3DRelease, CheckedFields, GenZooSettings, at_least, checked
 from genzoo_assets.defs.training import dataset_shards, regressor
 
 SUMMARY_COLUMNS = ["method", "pck@0.10", "pck@0.15", "pck@0.5", "auc", "s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"]
 
 
-class BenchmarkConfig(dg.Config):
+class BenchmarkConfig(CheckedFields, dg.Config):
     animal3d_json: str = ""  # Animal3D's test.json ("": the `animal3d` resource's, GENZOO_ANIMAL3D_JSON)
     animal3d_images: str = ""  # folder its img_path/mask_path are relative to (default: the JSON's)
     # SMAL's 41-beta model file: Animal3D's ground truth, separate from the regressor's body model.
@@ -29,6 +29,8 @@ class BenchmarkConfig(dg.Config):
     animal3d_keypoints_3d: str = "smal"  # smal: the SMAL mesh's keypoints | json: the release's keypoint_3d (AniMer)
     v2v: bool = True  # vertex metrics; false scores keypoints only (needed when the meshes' topologies differ)
     batch_size: int = 64
+
+    _batch_size = checked("batch_size", check=at_least(1))
 
 
 def _test_set(name: str, config: BenchmarkConfig, settings: GenZooSettings, release: Animal3DRelease):

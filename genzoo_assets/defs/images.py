@@ -7,13 +7,15 @@ from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import backend_metadata, check_result, image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import (
+    GPU_STEP, CheckedFields, GenZooSettings, at_least, between, checked, fail_fast_on_input_errors,
+)
 from genzoo_assets.defs.text import prompts
 
 UPSTREAM = ["prompts", "captions", "control_renders", "pose_params", "shape_params"]
 
 
-class ImageConfig(dg.Config):
+class ImageConfig(CheckedFields, dg.Config):
     backend: str = "render"  # render (offline default) | flux_controlnet (the paper's)
     base_model: str = ""  # flux_controlnet: FLUX.1-dev directory or HF repo id in the local cache
     canny_controlnet: str = ""
@@ -23,6 +25,10 @@ class ImageConfig(dg.Config):
     batch_size: int = 4
     max_sequence_length: int = 0  # T5 prompt tokens; 0: the family's default (FLUX.1-dev 512, SD3 256)
     flag_threshold: float = imagegen.DEFAULT_THRESHOLD
+
+    _counts = checked("steps", "batch_size", check=at_least(1))
+    _non_negative = checked("guidance", "max_sequence_length", check=at_least(0))
+    _threshold = checked("flag_threshold", check=between(0.0, 1.0))
 
 
 def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:

@@ -7,12 +7,14 @@ from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.defs.io import check_result, image_markdown, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, check_resolution, checked, fail_fast_on_input_errors
 from genzoo_assets.defs.sampling import pose_params
 
 
-class RenderConfig(dg.Config):
+class RenderConfig(CheckedFields, dg.Config):
     resolution: int = 0  # 0: the settings' resolution (GENZOO_RESOLUTION, 1024 by default)
+
+    _resolution = checked("resolution", check=lambda cls, v: v if v == 0 else check_resolution(cls, v))
 
 
 @dg.asset(

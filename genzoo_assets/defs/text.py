@@ -10,7 +10,7 @@ from genzoo_assets.defs.io import (
 )
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, between, checked, fail_fast_on_input_errors
 
 
 class CaptionConfig(dg.Config):
@@ -20,7 +20,7 @@ class CaptionConfig(dg.Config):
     max_fallback_rate: float = 0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
 
 
-class PromptConfig(dg.Config):
+class PromptConfig(CheckedFields, dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
     model_dir: str = ""  # llm: local transformers chat model directory
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
@@ -48,6 +48,8 @@ def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: d
         asset_key=asset, check_results=checks,
         metadata={**metadata, **backend_metadata(df[backend_column]), "fallbacks": int(fell_back.sum())},
     )
+
+    _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
 
 
 def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:

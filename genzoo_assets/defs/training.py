@@ -2,9 +2,11 @@
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
+import pydantic
 
 from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
@@ -14,18 +16,25 @@ from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.io import image_markdown
-from genzoo_assets.defs.resources import GPU_STEP, GenZooSettings, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import (
+    GPU_STEP, CheckedFields, GenZooSettings, SettingError, at_least, between, checked, existing_dir, fail_fast_on_input_errors,
+    one_of,
+)
 
 SHARD_INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
 SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
 
 
-class ExportConfig(dg.Config):
+class ExportConfig(CheckedFields, dg.Config):
     heldout_families: list[str] = ["Felidae"]  # GenZoo-Felidae: every cat held out of training
     val_fraction: float = 0.1
     exclude_flagged: bool = True
     camera_version: str = "v2"  # v2: transls + fovs; v1: scales, txs, tys
     maxcount: int = 1000
+
+    _val = checked("val_fraction", check=between(0.0, 1.0, below_high=True))
+    _maxcount = checked("maxcount", check=at_least(1))
+    _camera = checked("camera_version", check=one_of("v1", "v2"))
 
 
 @dg.asset(deps=[catalog], group_name="training", kinds={"parquet"}, automation_condition=EAGER_ALLOW_MISSING)
@@ -53,9 +62,9 @@ def dataset_shards(context: dg.AssetExecutionContext, config: ExportConfig, sett
     })
 
 
-class RegressorTrainConfig(dg.Config):
-    size: str = "auto"  # huge (ViT-H, GenZoo's) | tiny (CPU) | auto: huge on CUDA, tiny otherwise
-    backbone: str = "vitpose"  # vitpose | resnet
+class RegressorTrainConfig(CheckedFields, dg.Config):
+    size: Literal["auto", "tiny", "huge"] = "auto"  # huge (ViT-H, GenZoo's) | tiny (CPU) | auto: huge on CUDA, tiny otherwise
+    backbone: Literal["vitpose", "resnet"] = "vitpose"
     pretrained_backbone: str = ""  # local ViTPose directory (transformers format)
     batch_size: int = 128
     lr: float = 0.0  # 0: 1e-5 (GenZoo) for ViT-H, 2e-3 for the tiny CPU model
@@ -65,9 +74,26 @@ class RegressorTrainConfig(dg.Config):
     grayscale: float = 0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
     resume: bool = True
 
+    _counts = checked("batch_size", "max_steps", "val_every", "patience", check=at_least(1))
+    _lr = checked("lr", check=at_least(0.0))
+    _grayscale = checked("grayscale", check=between(0.0, 1.0))
+    _backbone_dir = checked("pretrained_backbone", check=existing_dir)
+
+    @pydantic.model_validator(mode="after")
+    def _pretrained_needs_full_size(self):
+        if self.pretrained_backbone and self.size == "tiny":
+            raise ValueError(PRETRAINED_NEEDS_HUGE.format(size="'tiny'"))
+        return self
+
+
+PRETRAINED_NEEDS_HUGE = ("pretrained_backbone is a full-size backbone, which size {size} does not build: "
+                         "set size: huge to train from it, or leave pretrained_backbone empty")
+
 
 def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
-    huge = cfg.size == "huge" or (cfg.size == "auto" and device == "cuda")
+    huge = cfg.size == "huge" or (cfg.size == "auto" and device.startswith("cuda"))
+    if cfg.pretrained_backbone and not huge:
+        raise SettingError(f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=f'auto on {device}')}")
     if huge:
         reg = RegressorConfig(backbone=cfg.backbone, num_betas=num_betas, pretrained_backbone=cfg.pretrained_backbone or None)
     else:
@@ -86,6 +112,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
+    _require_splits(shards)
     train_data = _train_split(shards, hw, settings.resolution, Augmentation(grayscale=config.grayscale))
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
@@ -93,6 +120,9 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
         context.log.info(f"step {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
     result = train(tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume)
+    if result.best_step <= 0:
+        raise ValueError(f"regressor: {result.steps} training steps never beat the untrained model's validation "
+                         f"keypoint loss ({result.best_val_loss:.4g}); {result.checkpoint_path} was not replaced")
     lineage = _record_lineage(root, out_dir, tcfg, context.run_id)
     return dg.MaterializeResult(metadata={
         "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
@@ -100,6 +130,15 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
         "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
         "training_samples": lineage, "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
     })
+
+
+def _require_splits(shards: Path) -> None:
+    """Training needs a train and a val split: say which is empty before any shard is opened."""
+    counts = wds_export.read_manifest(shards)["counts"]
+    for split in ("train", "val"):
+        if not int(counts.get(split, 0)):
+            raise ValueError(f"{shards}: the {split} split of the shard export is empty ({dict(counts)}): "
+                             "materialise images for more species, then `dataset_shards`")
 
 
 CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2 GiB

@@ -2,7 +2,8 @@
 
 ``python -m genzoo_assets_tests.robustness.partition_runner DATA_DIR SPECIES SHARD SAMPLES RES ASSET...``
 runs against the persistent instance in ``$DAGSTER_HOME``, so a test can SIGKILL it mid-step and
-rerun the same partition afterwards against the same run history.
+rerun the same partition afterwards against the same run history. Runs go through
+``pool_slots.materialize``, as the `genzoo` commands' runs do.
 """
 
 from __future__ import annotations
@@ -27,17 +28,18 @@ def main(argv: list[str]) -> int:
 
     from genzoo_assets.defs.partitions import sample_partition_key
     from genzoo_assets.defs.resources import GenZooSettings
+    from genzoo_assets.pool_slots import materialize
 
     data, species_key, shard, samples, resolution, *names = argv
     settings = GenZooSettings(data_dir=data, samples_per_shard=int(samples), resolution=int(resolution))
     table = assets_by_name()
     instance = dg.DagsterInstance.get()
     if "species" in names:
-        dg.materialize([table["species"]], instance=instance, resources={"settings": settings})
+        materialize([table["species"]], instance, resources={"settings": settings})
         names = [n for n in names if n != "species"]
     print("started", flush=True)
-    result = dg.materialize([table[n] for n in names], instance=instance, resources={"settings": settings},
-                            partition_key=sample_partition_key(species_key, shard))
+    result = materialize([table[n] for n in names], instance, resources={"settings": settings},
+                         partition_key=sample_partition_key(species_key, shard))
     print("success" if result.success else "failure", flush=True)
     return 0 if result.success else 1
 

@@ -3,9 +3,12 @@ hit a DuckDB lock, reruns are idempotent, and GPU steps retry transient faults o
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,13 +54,21 @@ def _partition_rows(table: str, root: Path, species_key: str, shard: str) -> int
     return _count(f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root)
 
 
-def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_path):
-    data, home = tmp_path / "data", tmp_path / "dagster_home"
-    home.mkdir()
-    key, shard, samples = "panthera-leo", "000", 16
+def _partition_runner(data: Path, key: str, shard: str, samples: int, *assets: str) -> list[str]:
+    return [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
+            str(samples), "128", *assets]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _kill_mid_render(data: Path, home: Path, key: str, shard: str, samples: int) -> None:
+    """SIGKILL a run in the middle of control_renders: some PNGs written, no Parquet."""
     renders = data / "renders" / key / shard
-    cmd = [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
-           str(samples), "128", "species", "shape_params", "pose_params", "control_renders"]
+    cmd = _partition_runner(data, key, shard, samples, "species", "shape_params", "pose_params", "control_renders")
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
@@ -65,10 +76,18 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
             assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, "the render step never started"
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)  # in the middle of control_renders: some PNGs written, no Parquet
+        os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_path):
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    home.mkdir()
+    key, shard, samples = "panthera-leo", "000", 16
+    renders = data / "renders" / key / shard
+    _kill_mid_render(data, home, key, shard, samples)
     assert not (data / "control_renders" / key / f"{shard}.parquet").exists()
 
     # Every file visible under a non-hidden name is complete; half-written ones are dot-files.
@@ -102,6 +121,42 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
     assert _count("SELECT count(*) FROM samples WHERE rgb_path IS NULL", data) == 0
     for rel in duckdb_catalog.query("SELECT rgb_path, canny_path FROM control_renders", data_dir=data).stack():
         assert cv2.imread(str(data / rel), cv2.IMREAD_UNCHANGED) is not None, rel
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path):
+    """The killed run stays STARTED holding the `gpu` slot (limit 1, the project's dagster.yaml);
+    the next run frees the slot, says so, marks the dead run failed, and completes."""
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    key, shard, samples = "panthera-leo", "000", 32
+    _kill_mid_render(data, home, key, shard, samples)
+    renders = data / "renders" / key / shard
+    leftover = renders / f".x.png~{socket.gethostname()}~{_dead_pid()}~0000.tmp"  # a killed writer's temp
+    live = renders / f".y.png~{socket.gethostname()}~{os.getpid()}~0000.tmp"  # a live writer's: kept
+    leftover.write_bytes(b"half")
+    live.write_bytes(b"half")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        (killed,) = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        held = instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+        assert [(s.run_id, s.step_key) for s in held] == [(killed.run_id, "control_renders")]
+        rerun = subprocess.run(_partition_runner(data, key, shard, samples, "control_renders"), cwd=REPO,
+                               env=_env(home), capture_output=True, text=True, timeout=300)
+        out = rerun.stdout + rerun.stderr
+        assert rerun.returncode == 0 and "success" in rerun.stdout, out[-3000:]
+        freed = [line for line in rerun.stdout.splitlines() if line.startswith("genzoo: freed")]
+        assert len(freed) == 1, out[-3000:]
+        assert f"'gpu' (step control_renders) held by run {killed.run_id}" in freed[0]
+        assert "worker process" in freed[0] and "is gone" in freed[0]
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info("gpu").claimed_slots == []
+    finally:
+        instance.dispose()
+    assert (data / "control_renders" / key / f"{shard}.parquet").exists()
+    assert [p.name for p in renders.glob(".*.tmp")] == [live.name]  # the rerun removed the dead writers' temps
 
 
 def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
@@ -195,3 +250,46 @@ def test_input_error_fails_at_once_without_retries(sampled, monkeypatch):
     assert _retries(result) == 0
     failure = [e for e in result.all_events if e.is_step_failure][0]
     assert "-64" in str(failure.event_specific_data.error)
+
+
+def test_disk_full_mid_render_fails_once_with_one_line_and_leaves_no_temp(sampled, monkeypatch):
+    instance, settings, key = sampled
+    _fast_retries(monkeypatch)
+    real, writes = Path.write_bytes, []
+
+    def filling(self, data):
+        writes.append(self)
+        if len(writes) > 3:  # the disk fills up after three files
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", filling)
+    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key,
+                            raise_on_error=False)
+    assert not result.success
+    assert _retries(result) == 0
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message.strip()
+    target = writes[-1].parent / writes[-1].name[1:].split("~")[0]  # the file whose temporary hit the full disk
+    assert "\n" not in message and "disk full" in message and str(target) in message, message
+    assert [p for p in settings.root().rglob("*.tmp")] == []
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002])
+def test_output_modes_follow_the_umask(tmp_path, mask):
+    """Files of every kind a partition writes (Parquet, PNG, npy, contact sheets, the catalog)."""
+    settings = GenZooSettings(data_dir=str(tmp_path / "data"), samples_per_shard=2, resolution=64)
+    old = os.umask(mask)
+    try:
+        with dg.instance_for_test() as instance:
+            assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+            assert dg.materialize([shape_params, pose_params, control_renders], instance=instance,
+                                  resources={"settings": settings},
+                                  partition_key=sample_partition_key("panthera-leo", "000")).success
+        duckdb_catalog.refresh_catalog(settings.root())
+    finally:
+        os.umask(old)
+    files = [p for p in settings.root().rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".parquet", ".png", ".npy", ".duckdb"}
+    modes = {str(p.relative_to(settings.root())): oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {oct(0o666 & ~mask)}, modes

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +21,7 @@ from PIL import Image
 from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.imagegen.alignment import DEFAULT_THRESHOLD, alignment_score
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
+from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
 from genzoo_assets.core.seeds import derive_seed
 
 REQUIRED_COLUMNS = ("sample_id", "species", "shard", "index", "prompt", "rgb_path", "depth_path", "canny_path", "mask_path")
@@ -100,11 +100,14 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 def _write_hidden(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return Path(tmp)
+    tmp = new_temp_file(target)
+    try:
+        tmp.write_bytes(data)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise_if_disk_full(exc, target)
+        raise
+    return tmp
 
 
 def generate_partition(

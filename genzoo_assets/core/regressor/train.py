@@ -1,6 +1,8 @@
 """Training loop: AdamW, accelerate (mixed precision, multi-GPU), checkpoints, early stopping, resume.
 
-Files in ``out_dir``: ``checkpoint.pt`` (best on validation 2D keypoint loss: config + weights),
+Files in ``out_dir``: ``checkpoint.pt`` (best on validation 2D keypoint loss: config + weights;
+written only by a validation after a training step that beat every earlier one, the untrained
+baseline included, so a run that trains nothing, or nothing better, never replaces it),
 ``config.json`` (its ``RegressorConfig``), ``last.pt`` (the latest state for resuming: weights,
 optimizer, step, early-stopping counters, history), ``history.parquet`` and ``loss_curve.png``.
 
@@ -48,6 +50,11 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_steps", "val_every", "checkpoint_every", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: must be >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,7 +168,7 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
                      "lr": config.lr, "elapsed_s": time.monotonic() - t0})
         if metrics["loss_keypoints_2d"] < state["best_val"] - config.min_delta:
             state.update(best_val=metrics["loss_keypoints_2d"], best_step=state["step"], bad_evals=0)
-            if accelerator.is_main_process:
+            if accelerator.is_main_process and state["step"] > 0:  # an untrained model never replaces a checkpoint
                 _save_best(out_dir, accelerator.unwrap_model(model), config, body_model, state["step"], state["best_val"])
         else:
             state["bad_evals"] += 1

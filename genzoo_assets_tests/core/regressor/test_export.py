@@ -58,6 +58,18 @@ def test_splits_hold_out_the_clade_and_never_share_a_species(catalog):
     assert again.equals(assign_splits(catalog["samples"], ("Felidae",), 0.25))
 
 
+def test_one_training_species_splits_its_samples_so_val_is_never_empty(catalog):
+    samples = catalog["samples"]
+    one = samples[samples["species"].isin(["sp_e", samples.loc[samples["family"] != "Felidae", "species"].iloc[0]])]
+    split = assign_splits(one, ("Felidae",), 0.1)
+    trainable = one["family"] != "Felidae"
+    assert set(split[~trainable]) == {"heldout"}
+    counts = split[trainable].value_counts()
+    assert counts["val"] == max(1, round(0.1 * trainable.sum())) and counts["train"] == trainable.sum() - counts["val"]
+    assert assign_splits(one, ("Felidae",), 0.1).equals(split)  # by hash of the sample id: reruns agree
+    assert set(assign_splits(one, ("Felidae",), 0.0)[trainable]) == {"train"}
+
+
 def test_reader_keypoints_match_the_ground_truth_camera_and_the_crop(catalog):
     examples = materialize(load_split(catalog["out_dir"], "val", input_hw=(64, 48)))
     assert len(examples) == read_manifest(catalog["out_dir"])["counts"]["val"]

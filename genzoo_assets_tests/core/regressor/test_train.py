@@ -58,6 +58,19 @@ def test_early_stopping_stops_when_validation_stalls(splits, body_model, tmp_pat
     assert result.steps == 2
 
 
+def test_a_run_that_trains_nothing_better_never_replaces_the_checkpoint(splits, body_model, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"a trained checkpoint")
+    result = train(config(body_model, lr=0.0, val_every=1, patience=2), *splits, body_model, tmp_path, resume=False)
+    assert result.steps == 2 and result.best_step == 0  # two steps at lr 0: no better than untrained
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"a trained checkpoint"
+
+
+@pytest.mark.parametrize("field", ["max_steps", "val_every", "batch_size", "patience"])
+def test_training_counts_below_one_are_refused(body_model, field):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field} = -1: must be >= 1"):
+        config(body_model, **{field: -1})
+
+
 def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path):
     first = train(config(body_model, max_steps=3, val_every=3, checkpoint_every=3), *splits, body_model, tmp_path)
     assert first.steps == 3
