@@ -43,12 +43,13 @@ def _resources(root):
 
 
 def _tick(instance, root, cursor=None):
-    return automation.new_species_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                 resources=_resources(root)))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources(root)) as context:
+        return automation.new_species_sensor(context)
 
 
 def _schedule(instance, root):
-    return automation.incremental_regeneration(dg.build_schedule_context(instance=instance, resources=_resources(root)))
+    with dg.build_schedule_context(instance=instance, resources=_resources(root)) as context:
+        return automation.incremental_regeneration(context)
 
 
 def _add_skunk(root, instance):
