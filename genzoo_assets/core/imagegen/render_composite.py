@@ -19,18 +19,14 @@ Without a mesh in the request, step 2 falls back to an image-space pattern insid
 
 from __future__ import annotations
 
-import os
+import cv2
+import numpy as np
+from PIL import Image
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from genzoo_assets.core.catalog.provenance import file_sha256  # noqa: E402
-from genzoo_assets.core.imagegen import coats  # noqa: E402
-from genzoo_assets.core.imagegen.backgrounds import background  # noqa: E402
-from genzoo_assets.core.imagegen.base import GenerationRequest  # noqa: E402
+from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.imagegen import coats
+from genzoo_assets.core.imagegen.backgrounds import background
+from genzoo_assets.core.imagegen.base import GenerationRequest
 
 
 def kelvin_to_rgb(kelvin: float) -> np.ndarray:
@@ -97,9 +93,7 @@ class RenderCompositeGenerator:
         return Image.fromarray(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))
 
     def _mesh_albedo(self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator) -> np.ndarray:
-        import pyrender
-
-        from genzoo_assets.core.render.renderer import pyrender_camera
+        from genzoo_assets.core.render.renderer import pyrender, pyrender_camera  # the renderer picks the GL platform
 
         h, w = req.size
         if req.camera.resolution != h or h != w:
