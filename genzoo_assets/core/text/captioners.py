@@ -55,30 +55,24 @@ class Captioner(Protocol):
     def caption_batch(self, items: list[CaptionInput]) -> list[str]: ...
 
 
+def _band(angle_deg: float, bands: tuple[tuple[float, str], ...], beyond: str) -> str:
+    """The phrase of the first band whose upper bound |angle| does not exceed."""
+    return next((phrase for bound, phrase in bands if abs(angle_deg) <= bound), beyond)
+
+
 def yaw_phrase(yaw_deg: float) -> str:
-    a = abs(yaw_deg)
     side = "right" if yaw_deg > 0 else "left"
-    if a <= YAW_FRONT_DEG:
-        return "facing towards the camera"
-    if a <= YAW_FRONT_THREE_QUARTER_DEG:
-        return f"in a three-quarter view from the front-{side}"
-    if a <= YAW_PROFILE_DEG:
-        return f"facing {side}"
-    if a <= YAW_REAR_THREE_QUARTER_DEG:
-        return f"in a three-quarter view from the rear-{side}"
-    return "facing away from the camera"
+    return _band(yaw_deg, ((YAW_FRONT_DEG, "facing towards the camera"),
+                           (YAW_FRONT_THREE_QUARTER_DEG, f"in a three-quarter view from the front-{side}"),
+                           (YAW_PROFILE_DEG, f"facing {side}"),
+                           (YAW_REAR_THREE_QUARTER_DEG, f"in a three-quarter view from the rear-{side}")),
+                 "facing away from the camera")
 
 
 def pitch_phrase(pitch_deg: float) -> str:
-    a = abs(pitch_deg)
     where = "above" if pitch_deg > 0 else "below"
-    if a <= PITCH_EYE_LEVEL_DEG:
-        return "seen at eye level"
-    if a <= PITCH_SLIGHT_DEG:
-        return f"seen slightly from {where}"
-    if a <= PITCH_STEEP_DEG:
-        return f"seen from {where}"
-    return f"seen from directly {where}"
+    return _band(pitch_deg, ((PITCH_EYE_LEVEL_DEG, "seen at eye level"), (PITCH_SLIGHT_DEG, f"seen slightly from {where}"),
+                             (PITCH_STEEP_DEG, f"seen from {where}")), f"seen from directly {where}")
 
 
 def posture_phrase(posture: str | None) -> str:
