@@ -40,7 +40,7 @@ from genzoo_assets.core.catalog.parquet import write_table_atomic  # noqa: E402
 
 QUERY_TARGET_MS = 100.0
 INCREMENTAL_TARGET_S = 1.0
-KEYS = ("sample_id", "species", "shard", "index")
+RANGES = {"yaw_deg": (-180.0, 180.0), "pitch_deg": (-10.0, 40.0), "alignment_score": (0.0, 1.0)}  # as sampled
 
 
 def real_partition(root: Path) -> dict[str, pa.Table]:
@@ -86,8 +86,8 @@ def _column(field: pa.Field, template: pa.ChunkedArray, ids: list[str], species:
     if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
         if name.endswith("_path"):
             stem = ".".join(first.rsplit("/", 1)[-1].split(".")[:3])  # the template's sample id
-            return pa.array([first.replace("panthera-leo/000", f"{species}/{shard}").replace(stem, sid) for sid in ids],
-                            field.type)
+            paths = [first.replace("panthera-leo/000", f"{species}/{shard}").replace(stem, sid) for sid in ids]
+            return pa.array(paths, field.type)
         if name == "prompt":  # seeded per sample: distinct in the real data
             return pa.array([f"{first} #{sid}" for sid in ids], field.type)
         values = template.to_pylist()  # backends, captions, provenance (one per partition), camera model, ...
@@ -99,8 +99,8 @@ def _column(field: pa.Field, template: pa.ChunkedArray, ids: list[str], species:
             return pa.array(rng.integers(0, 2**62, n), field.type)
         return pa.array(np.full(n, first if first is not None else 0), field.type)
     if pa.types.is_floating(field.type):
-        scale = abs(first) if first else 1.0
-        return pa.array(rng.uniform(-scale, scale, n), field.type)
+        low, high = RANGES.get(name, (-abs(first), abs(first)) if first else (-1.0, 1.0))
+        return pa.array(rng.uniform(low, high, n), field.type)
     raise TypeError(f"bench: no generator for column {name!r} of type {field.type}")
 
 

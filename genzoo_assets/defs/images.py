@@ -71,7 +71,7 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
 
     df = imagegen.generate_partition(
         rows, generator, root, threshold=config.flag_threshold, batch_size=config.batch_size, progress=progress,
-        body_model=settings.body(), species_info=species_info, base_seed=settings.base_seed, run_id=context.run_id,
+        body_model=settings.body(), species_info=species_info, base_seed=settings.base_seed, run_id=context.run.run_id,
     )
     path = write_partition(root, "images", species_key, shard, df)
     sheet = imagegen.write_image_sheet(df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root,

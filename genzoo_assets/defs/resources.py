@@ -200,17 +200,22 @@ INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirector
                 SettingError)
 
 
-def fail_fast_on_input_errors(fn):
-    """Let GPU_RETRY retry only transient faults (CUDA out of memory, a lost EGL context, ...)."""
+def _no_retry(exc: BaseException) -> dg.Failure:
+    return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
 
-    if inspect.isgeneratorfunction(fn):  # multi_asset bodies that yield their results
+
+def fail_fast_on_input_errors(fn):
+    """Let GPU_RETRY retry only transient faults (CUDA out of memory, a lost EGL context, ...).
+
+    Works on plain asset bodies and on generator bodies (multi_assets that yield their results)."""
+    if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except INPUT_ERRORS as exc:
-                raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+                raise _no_retry(exc) from exc
 
         return generator
 
@@ -219,7 +224,7 @@ def fail_fast_on_input_errors(fn):
         try:
             return fn(*args, **kwargs)
         except INPUT_ERRORS as exc:
-            raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+            raise _no_retry(exc) from exc
 
     return wrapper
 

@@ -50,7 +50,7 @@ def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, setting
     row = frame.species_row(root, species_key)
     sampler = make_shape_sampler(config.backend, settings.body(), **_options(config))
     df = sample_shapes_partition(
-        row, shard, settings.shard_indices(shard), sampler, base_seed=settings.base_seed, run_id=context.run_id
+        row, shard, settings.shard_indices(shard), sampler, base_seed=settings.base_seed, run_id=context.run.run_id
     )
     path = write_partition(root, "shape_params", species_key, shard, df)
     stored = read_partition(root, "shape_params", species_key, shard)
@@ -80,7 +80,7 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
     pose_sampler = make_pose_sampler(config.backend, body, **options)
     df = sample_poses_partition(
         shapes, body, pose_sampler, camera_model=config.camera_model, resolution=settings.resolution,
-        base_seed=settings.base_seed, run_id=context.run_id, margin=config.camera_margin,
+        base_seed=settings.base_seed, run_id=context.run.run_id, margin=config.camera_margin,
     )
     path = write_partition(root, "pose_params", species_key, shard, df)
     return dg.MaterializeResult(

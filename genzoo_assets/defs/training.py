@@ -123,7 +123,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     if result.best_step <= 0:
         raise ValueError(f"regressor: {result.steps} training steps never beat the untrained model's validation "
                          f"keypoint loss ({result.best_val_loss:.4g}); {result.checkpoint_path} was not replaced")
-    lineage = _record_lineage(root, out_dir, tcfg, context.run_id)
+    lineage = _record_lineage(root, out_dir, tcfg, context.run.run_id)
     return dg.MaterializeResult(metadata={
         "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
         "steps": int(result.steps), "stopped_early": bool(result.stopped_early),
