@@ -129,6 +129,7 @@ def test_catalog_sql_formats_and_read_only(dirs):
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # seven commands in subprocesses (~30 s)
 def test_catalog_sql_row_limit_and_streaming(dirs):
     genzoo("species", "add", "Hooded Skunk", **dirs)  # writes the species table
     genzoo("catalog", "refresh", **dirs)

@@ -111,6 +111,7 @@ def _write_hostile_files(bad: Path) -> None:
     (bad / "resume").mkdir()
     torch.save({"config": malicious.Exec(marker), "model": {}}, bad / "resume" / "last.pt")
     np.savez(bad / "pickled_bank.npz", poses=np.array([malicious.Exec(marker)], dtype=object))
+    np.savez(bad / "pickled_model.npz", v_template=np.array([malicious.Exec(marker)], dtype=object))
     (bad / "pickle_as_bank.npz").write_bytes(malicious.stack_global(marker))
     cfg = RegressorConfig.tiny(num_betas=41)
     smal = types.SimpleNamespace(sha256="0" * 64, source="/models/smal_CVPR2017.pkl", num_betas=41)
@@ -157,6 +158,8 @@ CLI_CASES = {
     "body-stack-global-exec": (["body", "info", "{bad}/evil_stack_global.pkl"],
                                ["{bad}/evil_stack_global.pkl", "refusing to load global numpy._core.numeric.builtins.exec"]),
     "body-os-system": (["body", "info", "{bad}/evil_os_system.pkl"], ["{bad}/evil_os_system.pkl", "global os.system"]),
+    "body-npz-object-array": (["body", "info", "{bad}/pickled_model.npz"],
+                              ["{bad}/pickled_model.npz", "pickled object arrays"]),
     "body-numpy-savetxt": (["body", "info", "{bad}/evil_numpy_savetxt.pkl"],
                            ["{bad}/evil_numpy_savetxt.pkl", "global numpy.savetxt"]),
     "species-unknown": (["species", "add", "Zzyzx notananimal"], ["Zzyzx notananimal", "unknown species"]),

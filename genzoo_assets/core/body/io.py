@@ -36,7 +36,12 @@ def _read(path: Path) -> dict:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise BodyModelError(f"{path}: .npz holds pickled object arrays, which are never loaded "
+                                     "(allow_pickle=False)") from exc
+            raise BodyModelError(f"{path}: corrupt or truncated .npz ({exc})") from exc
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise BodyModelError(f"{path}: corrupt or truncated .npz ({exc})") from exc
     else:
         try:
