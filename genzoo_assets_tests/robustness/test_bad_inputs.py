@@ -41,9 +41,9 @@ from genzoo_assets.defs.images import ImageConfig
 from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.render import RenderConfig
 from genzoo_assets.defs.resources import GenZooSettings, SettingError
-from genzoo_assets.defs.sampling import pose_params, shape_params
+from genzoo_assets.defs.sampling import PoseConfig, pose_params, shape_params
 from genzoo_assets.defs.species import species
-from genzoo_assets.defs.text import PromptConfig, captions
+from genzoo_assets.defs.text import CaptionConfig, PromptConfig, captions
 from genzoo_assets.defs.training import ExportConfig, RegressorTrainConfig, regressor
 from genzoo_assets_tests.fixtures import malicious
 
@@ -369,6 +369,8 @@ SETTING_CASES = {
     "images-threshold-above-one": (lambda w: ImageConfig(flag_threshold=2.0), ["flag_threshold = 2.0", "[0.0, 1.0]"]),
     "prompts-zero-tokens": (lambda w: PromptConfig(max_tokens=0), ["max_tokens = 0", "[1, 512] tokens"]),
     "benchmark-zero-batch": (lambda w: BenchmarkConfig(batch_size=0), ["batch_size = 0", ">= 1"]),
+    "captions-fallback-rate": (lambda w: CaptionConfig(max_fallback_rate=-0.1), ["max_fallback_rate = -0.1", "[0.0, 1.0]"]),
+    "pose-camera-margin-half": (lambda w: PoseConfig(camera_margin=0.5), ["camera_margin = 0.5", "[0.0, 0.5)"]),
 }
 
 
