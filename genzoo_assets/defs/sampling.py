@@ -9,7 +9,7 @@ from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import backend_metadata, check_result, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
-from genzoo_assets.defs.resources import GenZooSettings
+from genzoo_assets.defs.resources import CheckedFields, GenZooSettings, between, checked
 from genzoo_assets.defs.species import species
 
 
@@ -21,7 +21,7 @@ class ShapeConfig(dg.Config):
     attributes: str = ""  # clip_flow: GenZoo's animal_attributes.npz (species Gaussians in CLIP space)
 
 
-class PoseConfig(dg.Config):
+class PoseConfig(CheckedFields, dg.Config):
     backend: str = "procedural"  # procedural (offline default) | bank (GenZoo's dog_poses.npz etc.)
     pose_bank: str = ""
     # Global orientation: bank (default for the bank backend, GenZoo's: the bank's orient_6d) |
@@ -29,6 +29,8 @@ class PoseConfig(dg.Config):
     orientation: str = ""
     camera_model: str = "perspective"  # perspective (GenZoo v2) | weak (GenZoo v1)
     camera_margin: float = 0.0  # image fraction kept free on each side (GenZoo's framing: none)
+
+    _margin = checked("camera_margin", check=between(0.0, 0.5, below_high=True))
 
 
 def _options(config: dg.Config, backend_field: str = "backend") -> dict:

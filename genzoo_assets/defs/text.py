@@ -13,11 +13,13 @@ from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, between, checked, fail_fast_on_input_errors
 
 
-class CaptionConfig(dg.Config):
+class CaptionConfig(CheckedFields, dg.Config):
     backend: str = "geometric"  # geometric (exact, offline default) | vlm (the paper: Molmo-7B)
     model_dir: str = ""  # vlm: local transformers image-text-to-text model directory
     trust_remote_code: bool = False  # vlm: Molmo ships its own modelling code
     max_fallback_rate: float = 0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
+
+    _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
 
 
 class PromptConfig(CheckedFields, dg.Config):
@@ -25,6 +27,9 @@ class PromptConfig(CheckedFields, dg.Config):
     model_dir: str = ""  # llm: local transformers chat model directory
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
     max_fallback_rate: float = 0.1  # llm: share of prompts the template fallback may write (the check's ceiling)
+
+    _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
+    _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
 
 
 MODEL_BACKENDS = ("vlm", "llm")  # the backends that fall back per sample
@@ -48,8 +53,6 @@ def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: d
         asset_key=asset, check_results=checks,
         metadata={**metadata, **backend_metadata(df[backend_column]), "fallbacks": int(fell_back.sum())},
     )
-
-    _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
 
 
 def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:

@@ -81,8 +81,8 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
 
     @pydantic.model_validator(mode="after")
     def _pretrained_needs_full_size(self):
-        if self.pretrained_backbone and self.size == "tiny":
-            raise ValueError(PRETRAINED_NEEDS_HUGE.format(size="'tiny'"))
+        if self.pretrained_backbone and self.size == "tiny":  # after CheckedFields' wrap: raise its error ourselves
+            raise SettingError(f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=repr(self.size))}")
         return self
 
 

@@ -36,11 +36,15 @@ from genzoo_assets.core.sampling.clip_text import ClipTextEncoder, load_animal_a
 from genzoo_assets.core.sampling.shape_prior import load_smal_clusters
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
+from genzoo_assets.defs.benchmark import BenchmarkConfig
+from genzoo_assets.defs.images import ImageConfig
 from genzoo_assets.defs.partitions import sample_partition_key
-from genzoo_assets.defs.resources import GenZooSettings
-from genzoo_assets.defs.sampling import pose_params, shape_params
+from genzoo_assets.defs.render import RenderConfig
+from genzoo_assets.defs.resources import GenZooSettings, SettingError
+from genzoo_assets.defs.sampling import PoseConfig, pose_params, shape_params
 from genzoo_assets.defs.species import species
-from genzoo_assets.defs.text import captions
+from genzoo_assets.defs.text import CaptionConfig, PromptConfig, captions
+from genzoo_assets.defs.training import ExportConfig, RegressorTrainConfig, regressor
 from genzoo_assets_tests.fixtures import malicious
 
 pytestmark = pytest.mark.slow  # dozens of runs and CLI processes (~70 s in all)
@@ -282,9 +286,6 @@ CONFIG_CASES = {
                               {}, "panthera-leo", ["{bad}/wrong_shape_bank.npz", "shape"]),
     "pose-bank-is-png": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/image.pkl"), {},
                          "panthera-leo", ["{bad}/image.pkl"]),
-    "settings-negative-resolution": ([pose_params], {}, {"resolution": -64}, "panthera-leo", ["-64"]),
-    "settings-zero-samples-per-shard": ([shape_params], {}, {"samples_per_shard": 0}, "panthera-leo",
-                                       ["samples_per_shard", "0"]),
     "settings-missing-body-model": ([shape_params], {}, {"body_model": "{bad}/smal_plus.pkl"}, "panthera-leo",
                                     ["{bad}/smal_plus.pkl", "not found"]),
     "settings-hostile-body-model": ([shape_params], {}, {"body_model": "{bad}/evil_stack_global.pkl"}, "panthera-leo",
@@ -309,10 +310,10 @@ CONFIG_CASES = {
 
 
 def _error_text(result) -> tuple[str, list[str]]:
-    """Every message in the step failures' cause chains, and the exception classes involved."""
+    """Every message in the step (and resource set-up) failures' cause chains, and their exception classes."""
     texts, classes = [], []
     for event in result.all_events:
-        if event.is_step_failure:
+        if event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE":
             err = event.event_specific_data.error
             while err is not None:
                 texts.append(err.message)
@@ -336,6 +337,96 @@ def test_config_bad_input(case, world):
     for word in (_fill(w, world) for w in words):
         assert word.casefold() in text.casefold(), (word, text)
     assert not UNCLEAR.intersection(classes), (classes, text)
+
+
+# --- settings: every Config and resource field with a range -------------------------------------
+
+SETTING_CASES = {
+    # id: (the object built with the bad value, words its one-line SettingError must contain)
+    "settings-negative-resolution": (lambda w: GenZooSettings(resolution=-64),
+                                     ["GenZooSettings.resolution = -64", "[32, 4096]"]),
+    "settings-huge-resolution": (lambda w: GenZooSettings(resolution=100_000), ["resolution = 100000", "[32, 4096]"]),
+    "settings-zero-samples-per-shard": (lambda w: GenZooSettings(samples_per_shard=0),
+                                        ["samples_per_shard = 0", ">= 1"]),
+    "settings-zero-dataset-size": (lambda w: GenZooSettings(dataset_size=0), ["dataset_size = 0", ">= 1"]),
+    "settings-dog-fraction": (lambda w: GenZooSettings(dog_fraction=1.5), ["dog_fraction = 1.5", "[0.0, 1.0]"]),
+    "settings-unknown-device": (lambda w: GenZooSettings(device="gpu"), ["device = 'gpu'", "cuda:N"]),
+    "settings-negative-seed": (lambda w: GenZooSettings(base_seed=-1), ["base_seed = -1", ">= 0"]),
+    "regressor-negative-max-steps": (lambda w: RegressorTrainConfig(max_steps=-1), ["max_steps = -1", ">= 1"]),
+    "regressor-zero-val-every": (lambda w: RegressorTrainConfig(val_every=0), ["val_every = 0", ">= 1"]),
+    "regressor-zero-batch-size": (lambda w: RegressorTrainConfig(batch_size=0), ["batch_size = 0", ">= 1"]),
+    "regressor-unknown-size": (lambda w: RegressorTrainConfig(size="gigantic"),
+                               ["size = 'gigantic'", "'auto', 'tiny' or 'huge'"]),
+    "regressor-unknown-backbone": (lambda w: RegressorTrainConfig(backbone="vgg"), ["backbone = 'vgg'", "'resnet'"]),
+    "regressor-missing-pretrained": (lambda w: RegressorTrainConfig(size="huge", pretrained_backbone=w.f("vitpose-h")),
+                                     ["pretrained_backbone = '{bad}/vitpose-h'", "no such folder"]),
+    "regressor-pretrained-with-tiny": (lambda w: RegressorTrainConfig(size="tiny", pretrained_backbone=w.f("clip_empty")),
+                                       ["pretrained_backbone", "size: huge"]),
+    "regressor-grayscale-above-one": (lambda w: RegressorTrainConfig(grayscale=1.5), ["grayscale = 1.5", "[0.0, 1.0]"]),
+    "regressor-negative-lr": (lambda w: RegressorTrainConfig(lr=-1e-3), ["lr = -0.001", ">= 0.0"]),
+    "render-resolution-too-small": (lambda w: RenderConfig(resolution=16), ["resolution = 16", "[32, 4096]"]),
+    "export-val-fraction-one": (lambda w: ExportConfig(val_fraction=1.0), ["val_fraction = 1.0", "[0.0, 1.0)"]),
+    "export-unknown-camera": (lambda w: ExportConfig(camera_version="v3"), ["camera_version = 'v3'", "'v1', 'v2'"]),
+    "export-zero-maxcount": (lambda w: ExportConfig(maxcount=0), ["maxcount = 0", ">= 1"]),
+    "images-zero-steps": (lambda w: ImageConfig(steps=0), ["steps = 0", ">= 1"]),
+    "images-threshold-above-one": (lambda w: ImageConfig(flag_threshold=2.0), ["flag_threshold = 2.0", "[0.0, 1.0]"]),
+    "prompts-zero-tokens": (lambda w: PromptConfig(max_tokens=0), ["max_tokens = 0", "[1, 512] tokens"]),
+    "benchmark-zero-batch": (lambda w: BenchmarkConfig(batch_size=0), ["batch_size = 0", ">= 1"]),
+    "captions-fallback-rate": (lambda w: CaptionConfig(max_fallback_rate=-0.1), ["max_fallback_rate = -0.1", "[0.0, 1.0]"]),
+    "pose-camera-margin-half": (lambda w: PoseConfig(camera_margin=0.5), ["camera_margin = 0.5", "[0.0, 0.5)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTING_CASES))
+def test_setting_out_of_range(case, world):
+    build, words = SETTING_CASES[case]
+    with pytest.raises(SettingError) as info:
+        build(world)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for word in (_fill(w, world) for w in words):
+        assert word in message, (word, message)
+
+
+def _plant_checkpoint(world) -> Path:
+    path = world.data / "regressor" / "checkpoint.pt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"a trained checkpoint")
+    return path
+
+
+RUN_CONFIG_SETTING_CASES = {
+    # id: (run config, words the one-line step failure must contain): built in the step, before its body
+    "run-regressor-negative-max-steps": (_ops("regressor", max_steps=-1), ["max_steps = -1", ">= 1"]),
+    "run-regressor-zero-val-every": (_ops("regressor", val_every=0), ["val_every = 0", ">= 1"]),
+    "run-settings-tiny-resolution": ({"resources": {"settings": {"config": {"resolution": 8}}}},
+                                     ["resolution = 8", "[32, 4096]"]),
+}
+
+
+@pytest.mark.parametrize("case", list(RUN_CONFIG_SETTING_CASES))
+def test_setting_in_run_config_fails_the_step_once_and_replaces_no_checkpoint(case, world):
+    run_config, words = RUN_CONFIG_SETTING_CASES[case]
+    checkpoint = _plant_checkpoint(world)
+    before = _snapshot(world.data, world.bad)
+    result = dg.materialize([regressor], instance=world.instance, resources={"settings": GenZooSettings(
+        data_dir=str(world.data))}, run_config=run_config, raise_on_error=False)
+    assert not result.success
+    assert _snapshot(world.data, world.bad) == before and checkpoint.read_bytes() == b"a trained checkpoint"
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    text, classes = _error_text(result)
+    lines = [line for line in text.splitlines() if "SettingError" in line]
+    assert len(lines) == 1, text
+    for word in words:
+        assert word in lines[0], (word, text)
+
+
+def test_unknown_regressor_size_is_refused_when_the_run_is_launched(world):
+    with pytest.raises(dg.DagsterInvalidConfigError) as info:
+        dg.materialize([regressor], instance=world.instance, resources={"settings": world.settings},
+                       run_config=_ops("regressor", size="gigantic"))
+    (line,) = [line for line in str(info.value).splitlines() if "gigantic" in line]
+    assert "regressor:config:size" in line and "'tiny'" in line and "'huge'" in line, line
 
 
 # --- files and model folders given to core loaders ----------------------------------------------
@@ -398,7 +489,8 @@ def test_file_bad_input(case, world):
 
 
 def test_at_least_thirty_distinct_bad_inputs():
-    assert len(CLI_CASES) + len(CONFIG_CASES) + len(FILE_CASES) >= 30
+    cases = (CLI_CASES, CONFIG_CASES, FILE_CASES, SETTING_CASES, RUN_CONFIG_SETTING_CASES)
+    assert sum(map(len, cases)) >= 30
 
 
 def test_no_hostile_file_ran(world):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.regressor import export as wds_export
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs import render as render_defs
 from genzoo_assets.defs.partitions import sample_partition_key
@@ -27,6 +28,7 @@ from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GPU_RETRY, GenZooSettings
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
+from genzoo_assets.defs.training import regressor
 
 pytestmark = pytest.mark.slow  # subprocess partitions, SIGKILL and retries (10-70 s)
 
@@ -216,10 +218,14 @@ def _retries(result) -> int:
     return sum(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
 
 
-def _fast_retries(monkeypatch):
+def _fast_retries_for(asset, monkeypatch):
     """Same retry count as GPU_RETRY, without its 10 s back-off (the policy itself is asserted)."""
-    assert control_renders.op.retry_policy == GPU_RETRY and GPU_RETRY.max_retries >= 1
-    monkeypatch.setattr(control_renders.op, "_retry_policy", dg.RetryPolicy(max_retries=GPU_RETRY.max_retries))
+    assert asset.op.retry_policy == GPU_RETRY and GPU_RETRY.max_retries >= 1
+    monkeypatch.setattr(asset.op, "_retry_policy", dg.RetryPolicy(max_retries=GPU_RETRY.max_retries))
+
+
+def _fast_retries(monkeypatch):
+    _fast_retries_for(control_renders, monkeypatch)
 
 
 def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
@@ -293,3 +299,30 @@ def test_output_modes_follow_the_umask(tmp_path, mask):
     assert {p.suffix for p in files} >= {".parquet", ".png", ".npy", ".duckdb"}
     modes = {str(p.relative_to(settings.root())): oct(p.stat().st_mode & 0o777) for p in files}
     assert set(modes.values()) == {oct(0o666 & ~mask)}, modes
+
+
+def test_an_empty_validation_split_is_one_clear_error_not_retried(tmp_path, monkeypatch):
+    _fast_retries_for(regressor, monkeypatch)
+    shards = tmp_path / "data" / "shards"
+    shards.mkdir(parents=True)
+    (shards / wds_export.MANIFEST).write_text(json.dumps({"counts": {"train": 5, "val": 0, "heldout": 12}}))
+    settings = GenZooSettings(data_dir=str(tmp_path / "data"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([regressor], instance=instance, resources={"settings": settings},
+                                run_config={"ops": {"regressor": {"config": {"size": "tiny"}}}}, raise_on_error=False)
+    assert not result.success and _retries(result) == 0
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message.strip()
+    assert "\n" not in message and "the val split of the shard export is empty" in message, message
+    assert not (tmp_path / "data" / "regressor" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_demo_with_three_species_validates_on_samples_of_its_one_training_species(tmp_path):
+    env = {**_env(tmp_path / "home"), "GENZOO_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-m", "genzoo_assets.cli", "demo", "--species", "3", "--samples-per-shard",
+                          "6", "--resolution", "96", "--train-steps", "4"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "[4/6] WebDataset shards: train 5, val 1, held-out Felidae 12" in out.stdout
+    assert "[6/6]" in out.stdout and "pa_mpjpe" in out.stdout
