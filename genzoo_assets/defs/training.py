@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-import pandas as pd
 import pydantic
 
 from genzoo_assets.core.catalog import duckdb_catalog
@@ -21,7 +20,6 @@ from genzoo_assets.defs.resources import (
     one_of,
 )
 
-SHARD_INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
 SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
 
 
@@ -29,7 +27,7 @@ class ExportConfig(CheckedFields, dg.Config):
     heldout_families: list[str] = ["Felidae"]  # GenZoo-Felidae: every cat held out of training
     val_fraction: float = 0.1
     exclude_flagged: bool = True
-    camera_version: str = "v2"  # v2: transls + fovs; v1: scales, txs, tys
+    camera_version: str = "v2"  # GenZoo's conventions (docs/ARCHITECTURE.md): v2 transls + fovs; v1 scales, txs, tys
     maxcount: int = 1000
 
     _val = checked("val_fraction", check=between(0.0, 1.0, below_high=True))
@@ -39,7 +37,7 @@ class ExportConfig(CheckedFields, dg.Config):
 
 @dg.asset(deps=[catalog], group_name="training", kinds={"parquet"}, automation_condition=EAGER_ALLOW_MISSING)
 def dataset_shards(context: dg.AssetExecutionContext, config: ExportConfig, settings: GenZooSettings):
-    """`shards/<split>-NNNNNN.tar` in GenZoo's (HMR2's) WebDataset layout, split by species."""
+    """`shards/current/<split>-NNNNNN.tar` in the layout GenZoo's trainer reads, split by species."""
     root = settings.root()
     samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=root)
     if samples.empty:
@@ -47,17 +45,12 @@ def dataset_shards(context: dg.AssetExecutionContext, config: ExportConfig, sett
     out = wds_export.export_shards(
         samples, root, root / "shards", heldout_families=tuple(config.heldout_families),
         val_fraction=config.val_fraction, exclude_flagged=config.exclude_flagged,
-        maxcount=config.maxcount, camera_version=config.camera_version,
+        maxcount=config.maxcount, camera_version=config.camera_version, body_model=settings.body(),
     )
-    index = pd.DataFrame(
-        [{"split": Path(shard).name.split("-")[0], "shard": Path(shard).name, "sample_id": sid}
-         for shard, ids in out["shards"] for sid in ids]
-    )
-    write_table_atomic(index, root / "shards" / SHARD_INDEX)
     return dg.MaterializeResult(metadata={
         **{f"samples_{k}": int(v) for k, v in out["counts"].items()},
-        "excluded_flagged": int(samples["flagged"].fillna(False).sum()) if config.exclude_flagged else 0,
-        "num_shards": len(out["shards"]),
+        **{f"excluded_{k}": int(v) for k, v in out["excluded"].items()},
+        "num_shards": len(out["shards"]), "shards_written": out["written"], "shards_reused": out["reused"],
         "manifest": dg.MetadataValue.path(str(out["manifest"])),
     })
 
@@ -108,7 +101,7 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
 def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings):
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
     root = settings.root()
-    shards, out_dir = root / "shards", root / "regressor"
+    shards, out_dir = wds_export.resolve_export(root / "shards"), root / "regressor"  # one export throughout
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
@@ -123,7 +116,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     if result.best_step <= 0:
         raise ValueError(f"regressor: {result.steps} training steps never beat the untrained model's validation "
                          f"keypoint loss ({result.best_val_loss:.4g}); {result.checkpoint_path} was not replaced")
-    lineage = _record_lineage(root, out_dir, tcfg, context.run.run_id)
+    lineage = _record_lineage(shards, out_dir, tcfg, context.run.run_id)
     return dg.MaterializeResult(metadata={
         "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
         "steps": int(result.steps), "stopped_early": bool(result.stopped_early),
@@ -152,9 +145,9 @@ def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
     return load_split(shards, "train", input_hw=hw, augment=augment, shuffle=1024)
 
 
-def _record_lineage(root: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
+def _record_lineage(export_dir: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
     """Which shards and catalog rows trained this checkpoint (`regressor/lineage.parquet`)."""
-    lineage = read_table(root / "shards" / SHARD_INDEX).assign(
+    lineage = read_table(export_dir / wds_export.INDEX).assign(export=export_dir.name,
         run_id=run_id, checkpoint=str(out_dir / "checkpoint.pt"),
         train_config=json.dumps(tcfg.to_dict(), default=str),
     )

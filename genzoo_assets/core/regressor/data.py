@@ -3,9 +3,15 @@
 Each example is a dict of tensors: ``img`` (3, H, W) ImageNet-normalised crop, ``keypoints_2d``
 (26, 3) x, y in crop coordinates (see ``crop.py``: ``(p - centre)/crop_height``, y in
 [-0.5, 0.5]) and visibility, ``poses`` (35, 3, 3) symmetric-orthogonalised as GenZoo does,
-``betas``, ``cam_crop`` (3,) the ground-truth camera as a weak camera in crop coordinates
-(exact for v1, first-order at the root depth for v2), ``keypoints_3d``, ``box`` (cx, cy,
-crop_height in image pixels) and the strings ``sample_id`` and ``species``.
+``betas``, ``cam_crop`` (3,) the ground-truth camera as a weak camera in crop coordinates for
+the body posed without translation (exact for v1, first-order at the root depth for v2; the shards
+store GenZoo's conventions, ``export.CAMERA_CONVENTIONS``, read back here to the true camera),
+``keypoints_3d``, ``box`` (cx, cy, crop_height in image pixels) and the strings ``sample_id`` and
+``species``.
+
+Every reader resolves the export's ``current`` pointer once (``export.resolve_export``), so it reads
+one whole export even while a new one is being swapped in; a streaming split holds an
+``ExportLease`` so that export is not deleted under it.
 
 Augmentation (training only): scale and translation jitter of the crop window and colour jitter
 (brightness, contrast, saturation). Horizontal flip is deliberately not done: mirroring an
@@ -29,7 +35,8 @@ from genzoo_assets.core.regressor.crop import (
     BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, to_crop_coords,
     weak_camera_to_crop,
 )
-from genzoo_assets.core.regressor.export import SPLITS, read_manifest
+from genzoo_assets.core.regressor.export import SPLITS, ExportLease, read_manifest
+from genzoo_assets.core.sampling.camera import fov_from_genzoo_deg
 from genzoo_assets.core.seeds import derive_seed
 
 
@@ -44,11 +51,11 @@ class Augmentation:
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
-    """The shard files of ``split`` listed by the export's manifest."""
+    """The shard files of ``split`` in the export ``out_dir`` names (its ``current`` one, or itself)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    names = read_manifest(out_dir)["shards"].get(split, [])
-    urls = [str(Path(out_dir) / n) for n in names]
+    manifest = read_manifest(out_dir)
+    urls = [str(Path(manifest["export_dir"]) / n) for n in manifest["shards"].get(split, [])]
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
         raise FileNotFoundError(f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing")
@@ -73,7 +80,8 @@ def _decoded(dataset: wds.WebDataset) -> wds.WebDataset:
 def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augment: Augmentation | None = None,
                shuffle: int = 0, seed: int = 0, padding: float = BBOX_PADDING) -> wds.WebDataset:
     """A ``torch`` IterableDataset over one split's examples (see the module docstring)."""
-    urls = shard_urls(out_dir, split)
+    lease = ExportLease(read_manifest(out_dir)["export_dir"])  # taken before the files are listed
+    urls = shard_urls(lease.export_dir, split)
     dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node)
     if shuffle:
         dataset = dataset.shuffle(shuffle, seed=seed)
@@ -84,7 +92,9 @@ def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augmen
         rng = np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"])) if augment else None
         return make_example(sample["jpg"], dict(sample["npz"]), input_hw, augment, rng, padding)
 
-    return _decoded(dataset).map(process)
+    dataset = _decoded(dataset).map(process)
+    dataset.export_lease = lease
+    return dataset
 
 
 class CachedSplit(torch.utils.data.Dataset):
@@ -97,9 +107,12 @@ class CachedSplit(torch.utils.data.Dataset):
 
     def __init__(self, out_dir, split: str, input_hw=INPUT_HW, augment: Augmentation | None = None,
                  seed: int = 0, padding: float = BBOX_PADDING):
-        urls = shard_urls(out_dir, split)
-        raw = _decoded(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
-        self.items = [(sample["jpg"], dict(sample["npz"]), sample["__key__"]) for sample in raw]
+        lease = ExportLease(read_manifest(out_dir)["export_dir"])
+        try:
+            raw = _decoded(wds.WebDataset(shard_urls(lease.export_dir, split), shardshuffle=False, empty_check=False))
+            self.items = [(sample["jpg"], dict(sample["npz"]), sample["__key__"]) for sample in raw]
+        finally:
+            lease.close()
         self.input_hw, self.augment, self.seed, self.padding = tuple(input_hw), augment, seed, padding
         self.accesses = [0] * len(self.items)
 
@@ -135,10 +148,9 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
         crop = np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     poses = symmetric_orthogonalization(torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9))
     if "scales" in npz:
-        cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]),
-                                  npz.get("transls", np.zeros(3)), width, box)
+        cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]), np.zeros(3), width, box)
     else:
-        cam = perspective_camera_to_crop(npz["transls"], float(npz["fovs"]), width, box)
+        cam = perspective_camera_to_crop(npz["transls"], fov_from_genzoo_deg(float(npz["fovs"])), width, box)
     kp_crop = np.concatenate([to_crop_coords(kp[:, :2], box), kp[:, 2:3]], 1)
     return {
         "img": torch.from_numpy(normalize_image(crop)),

@@ -1,21 +1,44 @@
-"""Export the catalog's samples as WebDataset shards in GenZoo's (HMR2's) layout.
+"""Export the catalog's samples as WebDataset shards that GenZoo's trainer reads exactly.
 
 Per sample: ``<key>.jpg`` (the generated image) and ``<key>.npz`` with ``poses`` (35×9 rotation
-matrices, row 0 the global orientation), ``betas``, the camera (v1 weak: ``scales, txs, tys``;
-v2 perspective: ``transls, fovs``), ``keypoints_2d`` (26×3 x, y, visibility in image pixels),
-``keypoints_3d`` (26×3, camera frame), ``bbox`` (x, y, w, h px), ``mask_area`` and meta
-(``sample_id``, ``species``, ``family``, ``image_size``).
+matrices, row 0 the global orientation), ``betas`` (the body model's whole shape space), the
+camera in GenZoo's convention (``CAMERA_CONVENTIONS``: v1 ``scales, txs, tys``; v2
+``transls, fovs``), ``keypoints_2d`` (26×3 x, y, visibility in image pixels), ``keypoints_3d``
+(26×3, camera frame), ``bbox`` (x, y, w, h px), ``mask_area`` and meta (``sample_id``,
+``species``, ``family``, ``image_size``). Samples GenZoo's loader would drop (``max |β| ≥ 10``,
+its ``select``) are left out and counted.
 
 Splits are by species, so no species is seen in two splits: a held-out clade (every species of
 ``heldout_families``, GenZoo's Felidae test), then a deterministic species-level train/val split.
+A shard holds one species' samples in ``sample_id`` order (at most ``maxcount``), so a new or
+regenerated species changes only its own shards.
+
+Layout under ``out_dir`` (atomic as a whole, incremental)::
+
+    current -> export-<id>      symlink, replaced by one rename: readers see one whole export
+    export-<id>/                manifest.json, index.parquet, <split>-NNNNNN.tar, .readers
+    .export-<id>/               an export being written; removed by the next run if its writer died
+    .lock                       held (flock) by the running export: exports run one at a time
+
+Each shard's fingerprint (its samples' catalog values, image file sizes and mtimes, the format and
+camera version) is stored in the manifest; a shard whose fingerprint the previous export already
+has is hard-linked from there instead of rewritten (copied where the filesystem has no hard
+links). After the swap, exports other than the current and the previous one are deleted unless a
+reader holds their ``.readers`` lease (:class:`ExportLease`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -25,16 +48,33 @@ import torch
 import webdataset as wds
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
-from genzoo_assets.core.paths import atomic_path
+from genzoo_assets.core.sampling.camera import genzoo_fov_deg, genzoo_weak_offsets
 from genzoo_assets.core.seeds import derive_seed
 
 SPLITS = ("train", "val", "heldout")
+FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
+INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
+CURRENT = "current"
+LOCK = ".lock"
+READERS = ".readers"
+EXPORT_PREFIX, TEMP_PREFIX, LINK_PREFIX = "export-", ".export-", ".current-"
 CAMERA_VERSIONS = ("v1", "v2")
+GENZOO_BETA_LIMIT = 10.0  # GenZoo's `select` keeps a sample only when max |betas| < 10
+CAMERA_CONVENTIONS = {
+    "v1": "weak perspective (GenZoo's active branch): the body posed from poses and betas WITHOUT "
+          "translation, p = X[:, :2]*scales + (txs, tys) in normalised image units, pixel = "
+          "(W/2 + W*p_x/2, H/2 + H*p_y/2). txs, tys include scales*transl_xy, so no transls is written.",
+    "v2": "full perspective (GenZoo's commented-out branch): K = [[f, 0, H/2], [0, f, H/2], [0, 0, 1]] with "
+          "f = (H/2)/2/tan(fovs/2) (GenZoo's formula), pixel = K (X + transls) / depth. fovs is chosen so that "
+          "f is the true focal length: true fov = 2*atan(2*tan(fovs/2)).",
+}
 REQUIRED_COLUMNS = (
     "sample_id", "species", "betas", "global_orient", "body_pose", "keypoints_3d",
     "keypoints_2d", "keypoints_vis", "bbox", "mask_area", "image_path",
 )
+FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + ("family", "transl", "camera_model", "fov_deg", "cam_scale", "cam_tx",
+                                          "cam_ty")
 
 
 def wds_key(sample_id: str) -> str:
@@ -93,6 +133,36 @@ def _image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
     return raw, int(image.shape[1])
 
 
+def _camera_model(row, camera_version: str) -> str:
+    model = row.get("camera_model")
+    return ("weak" if camera_version == "v1" else "perspective") if model is None or pd.isna(model) else str(model)
+
+
+def check_camera(row, camera_version: str) -> None:
+    """Raise when ``row``'s camera cannot be written exactly in GenZoo's ``camera_version``."""
+    sid, model = row["sample_id"], _camera_model(row, camera_version)
+    if camera_version == "v1" and model != "weak":
+        raise ValueError(f"sample {sid}: camera_version 'v1' (GenZoo's weak perspective) cannot represent a "
+                         f"{model!r} camera exactly; export it as 'v2' or sample with camera_model 'weak'")
+    if camera_version == "v2" and model != "perspective":
+        raise ValueError(f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}; "
+                         f"export it as 'v1'")
+    if camera_version == "v1" and not float(row["cam_scale"]) > 0:
+        raise ValueError(f"sample {sid}: cam_scale must be > 0 for a weak camera, got {row['cam_scale']}")
+    if camera_version == "v2" and not 0 < float(row["fov_deg"]) < 180:
+        raise ValueError(f"sample {sid}: fov_deg must be in (0, 180), got {row['fov_deg']}")
+
+
+def camera_fields(row, camera_version: str) -> dict:
+    """The npz camera entries in GenZoo's convention (``CAMERA_CONVENTIONS``)."""
+    check_camera(row, camera_version)
+    transl = _vector(row, "transl", 3) if "transl" in row.index else np.zeros(3)
+    if camera_version == "v1":
+        txs, tys = genzoo_weak_offsets(row["cam_scale"], row["cam_tx"], row["cam_ty"], transl)
+        return {"scales": np.float32(row["cam_scale"]), "txs": np.float32(txs), "tys": np.float32(tys)}
+    return {"transls": transl.astype(np.float32), "fovs": np.float32(genzoo_fov_deg(float(row["fov_deg"])))}
+
+
 def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str = "") -> dict:
     """One WebDataset sample (``__key__``, ``jpg`` bytes, ``npz`` bytes) from a ``samples`` row."""
     sid = str(row["sample_id"])
@@ -116,40 +186,214 @@ def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str =
         "species": np.str_(str(row["species"])),
         "family": np.str_(family),
     }
-    npz.update(_camera_fields(row, camera_version))
+    npz.update(camera_fields(row, camera_version))
     buf = io.BytesIO()
     np.savez(buf, **npz)
     return {"__key__": wds_key(sid), "jpg": jpg, "npz": buf.getvalue()}
 
 
-def _camera_fields(row, camera_version: str) -> dict:
-    sid = row["sample_id"]
-    model = row.get("camera_model", "weak" if camera_version == "v1" else "perspective")
-    transl = _vector(row, "transl", 3) if "transl" in row.index else np.zeros(3)
-    if camera_version == "v1":
-        if model != "weak":
-            raise ValueError(f"sample {sid}: camera_version 'v1' needs a weak camera, the sample has {model!r}")
-        scale = float(row["cam_scale"])
-        if not scale > 0:
-            raise ValueError(f"sample {sid}: cam_scale must be > 0 for a weak camera, got {scale}")
-        return {"scales": np.float32(scale), "txs": np.float32(row["cam_tx"]), "tys": np.float32(row["cam_ty"]),
-                "transls": transl.astype(np.float32)}
-    if model != "perspective":
-        raise ValueError(f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}")
-    fov = float(row["fov_deg"])
-    if not 0 < fov < 180:
-        raise ValueError(f"sample {sid}: fov_deg must be in (0, 180), got {fov}")
-    return {"transls": transl.astype(np.float32), "fovs": np.float32(fov)}
+def _json_value(value):
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return np.asarray(value).tolist()
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _sample_fingerprint(row, data_dir: Path) -> str:
+    """Everything a sample's record is made of: its catalog values and its image file's identity."""
+    values = {c: _json_value(row[c]) for c in FINGERPRINT_COLUMNS if c in row.index}
+    try:
+        st = (data_dir / str(row["image_path"])).stat()
+        values["_image"] = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        raise FileNotFoundError(f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist") from None
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _shard_fingerprint(sample_fingerprints: list[str], camera_version: str) -> str:
+    return hashlib.sha256(json.dumps([FORMAT, camera_version, sample_fingerprints]).encode()).hexdigest()
+
+
+def plan_shards(rows: pd.DataFrame, split_of: pd.Series, maxcount: int) -> list[tuple[str, str, pd.DataFrame]]:
+    """``(split, shard name, rows)`` in order: per split, per species, ``maxcount`` samples at most."""
+    plan = []
+    for split in SPLITS:
+        part = rows[split_of == split]
+        k = 0
+        for _, group in part.groupby("species", sort=True):
+            group = group.sort_values("sample_id", kind="stable")
+            for start in range(0, len(group), maxcount):
+                plan.append((split, f"{split}-{k:06d}.tar", group.iloc[start:start + maxcount]))
+                k += 1
+    return plan
+
+
+def _brace_urls(names: list[str], split: str) -> str | None:
+    """GenZoo's config takes brace-expanded URLs (``train-{000000..000011}.tar``)."""
+    if not names:
+        return None
+    return f"{split}-{{{0:06d}..{len(names) - 1:06d}}}.tar" if len(names) > 1 else names[0]
+
+
+# Stages of one export, separate functions so a test can crash each one.
+
+def _write_shard(path: Path, part: pd.DataFrame, data_dir: Path, camera_version: str) -> None:
+    families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
+    with wds.TarWriter(str(path)) as sink:
+        for idx, row in part.iterrows():
+            family = families.loc[idx]
+            sink.write(sample_record(row, data_dir, camera_version, "" if pd.isna(family) else str(family)))
+
+
+def _link_shard(source: Path, target: Path) -> str:
+    """Reuse an unchanged shard: a hard link, or a copy where the filesystem has none."""
+    try:
+        os.link(source, target)
+        return "hardlink"
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    shutil.copyfile(source, target)
+    return "copy"
+
+
+def _write_metadata(tmp: Path, index: pd.DataFrame, manifest: dict) -> None:
+    index.to_parquet(tmp / INDEX, index=False)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (tmp / READERS).touch()
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.rename(tmp, final)
+
+
+def _swap_current(out_dir: Path, name: str) -> None:
+    link = out_dir / f"{LINK_PREFIX}{secrets.token_hex(4)}"
+    os.symlink(name, link)
+    os.replace(link, out_dir / CURRENT)
+
+
+def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
+    """Remove unfinished exports, stray pointer links, a pre-format-2 export and old exports.
+
+    Runs under the export lock, so every ``.export-*`` folder belongs to a dead run. An old export
+    is kept while a reader holds its lease.
+    """
+    removed = []
+    for entry in sorted(out_dir.iterdir()):
+        name = entry.name
+        if name.startswith(TEMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif name.startswith(LINK_PREFIX) and entry.is_symlink():
+            entry.unlink()
+        elif name.startswith(EXPORT_PREFIX) and entry.is_dir() and name not in keep and not _leased(entry):
+            shutil.rmtree(entry)
+        else:
+            continue
+        removed.append(name)
+    legacy = out_dir / MANIFEST
+    if legacy.is_file() and (out_dir / CURRENT).exists():  # the layout before format 2: files in out_dir
+        for stale in [legacy, out_dir / INDEX, *(p for s in SPLITS for p in out_dir.glob(f"{s}-*.tar"))]:
+            if stale.is_file():
+                stale.unlink()
+                removed.append(stale.name)
+    return removed
+
+
+@contextlib.contextmanager
+def _export_lock(out_dir: Path):
+    with open(out_dir / LOCK, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _leased(export_dir: Path) -> bool:
+    path = export_dir / READERS
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+class ExportLease:
+    """A shared lock on one export's ``.readers`` file: the export is not deleted while held.
+
+    Streaming readers (``data.load_split``) hold one for the dataset's life; it is released when
+    the object is closed or collected, or the process exits. Pickled copies (DataLoader workers
+    started with spawn) carry only the path: the parent's lease covers them.
+    """
+
+    def __init__(self, export_dir: Path):
+        self._fh = None
+        self.export_dir = Path(export_dir)
+        self.path = self.export_dir / READERS
+        self._fh = open(self.path, "rb")
+        fcntl.flock(self._fh, fcntl.LOCK_SH)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __getstate__(self):
+        return {"export_dir": self.export_dir, "path": self.path, "_fh": None}
+
+    def __del__(self):
+        self.close()
+
+
+def resolve_export(out_dir) -> Path:
+    """The export a reader should read: ``out_dir/current``'s target, or ``out_dir`` when it is one."""
+    out_dir = Path(out_dir)
+    pointer = out_dir / CURRENT
+    if pointer.is_symlink():
+        try:
+            return pointer.resolve(strict=True)
+        except OSError as exc:
+            raise FileNotFoundError(f"{pointer} points to a missing export ({exc.strerror or exc})") from exc
+    if (out_dir / MANIFEST).is_file():
+        return out_dir
+    raise FileNotFoundError(f"no export in {out_dir}: materialise `dataset_shards` (export_shards) first")
+
+
+def read_manifest(out_dir) -> dict:
+    """The manifest of the export ``out_dir`` names (see :func:`resolve_export`), format checked."""
+    export_dir = resolve_export(out_dir)
+    manifest = json.loads((export_dir / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{export_dir / MANIFEST} was written by an older genzoo-assets (format "
+                         f"{manifest.get('format', 1)!r}, need {FORMAT!r}): materialise `dataset_shards` again")
+    manifest["export_dir"] = str(export_dir)
+    return manifest
+
+
+def _previous_export(out_dir: Path) -> tuple[Path | None, dict | None]:
+    try:
+        manifest = read_manifest(out_dir)
+    except (FileNotFoundError, ValueError, json.JSONDecodeError):
+        return None, None
+    export_dir = Path(manifest["export_dir"])
+    return (export_dir, manifest) if export_dir.parent == out_dir.resolve() else (None, None)
 
 
 def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("Felidae",), val_fraction: float = 0.1,
-                  exclude_flagged: bool = True, maxcount: int = 1000, camera_version: str = "v2") -> dict:
-    """Write ``<split>-%06d.tar`` shards plus ``manifest.json`` into ``out_dir``.
+                  exclude_flagged: bool = True, maxcount: int = 1000, camera_version: str = "v2",
+                  body_model=None) -> dict:
+    """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
 
-    Shards are written into a hidden temporary folder and renamed into place, and shards left by
-    an earlier export of the same split are removed, so a reader only ever sees one complete
-    export. Returns ``{"counts": {split: n}, "shards": [(path, [sample_id, ...]), ...],
-    "manifest": path}``; shard paths are as written (under ``out_dir``).
+    ``body_model`` (optional) fixes the shape-space size every row's ``betas`` must have and is
+    recorded in the manifest; without it every row must have the same length. Nothing is written
+    until every row has been checked. Returns ``{"counts", "excluded", "shards": [(path,
+    [sample_id, ...])], "manifest", "export_dir", "written", "reused"}``.
     """
     if camera_version not in CAMERA_VERSIONS:
         raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
@@ -163,56 +407,82 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
         raise ValueError(f"samples hold sample_id {dup!r} more than once")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows = samples
+    excluded = {"flagged": 0, "betas_out_of_range": 0}
     if exclude_flagged and "flagged" in rows.columns:
-        rows = rows[~rows["flagged"].fillna(False).astype(bool)]
-    rows = rows.sort_values("sample_id", kind="stable")
+        flagged = rows["flagged"].fillna(False).astype(bool)
+        excluded["flagged"] = int(flagged.sum())
+        rows = rows[~flagged]
+    num_betas = int(body_model.num_betas) if body_model is not None else None
+    peak = []
+    for _, row in rows.iterrows():
+        betas = np.asarray(row["betas"], dtype=np.float64).reshape(-1)
+        num_betas = betas.size if num_betas is None else num_betas
+        if betas.size != num_betas:
+            raise ValueError(f"sample {row['sample_id']}: betas has {betas.size} values, the body model's shape "
+                             f"space has {num_betas} (GenZoo's loader needs all of them)")
+        check_camera(row, camera_version)
+        peak.append(float(np.abs(betas).max()) if betas.size else 0.0)
+    keep = np.asarray(peak, dtype=np.float64) < GENZOO_BETA_LIMIT
+    excluded["betas_out_of_range"] = int((~keep).sum())
+    rows = rows[keep]
     split_of = assign_splits(rows, heldout_families, val_fraction)
+    plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts, shards = {}, []
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
-        written: dict[str, list[tuple[str, list[str]]]] = {}
-        for split in SPLITS:
-            part = rows[split_of == split]
-            counts[split] = int(len(part))
-            written[split] = _write_split(part, split, data_dir, Path(tmp), maxcount, camera_version) if len(part) else []
-        for split in SPLITS:
-            for stale in out_dir.glob(f"{split}-*.tar"):
-                stale.unlink()
-            for name, ids in written[split]:
-                os.replace(Path(tmp) / name, out_dir / name)
-                shards.append((str(out_dir / name), ids))
-    manifest = {
-        "counts": counts,
-        "camera_version": camera_version,
-        "heldout_families": list(heldout_families or ()),
-        "val_fraction": val_fraction,
-        "species": {s: sorted(set(rows.loc[split_of == s, "species"])) for s in SPLITS},
-        "shards": {s: [n for n, _ in written[s]] for s in SPLITS},
-    }
-    with atomic_path(out_dir / MANIFEST) as tmp_manifest:
-        tmp_manifest.write_text(json.dumps(manifest, indent=2))
-    return {"counts": counts, "shards": shards, "manifest": str(out_dir / MANIFEST)}
+    with _export_lock(out_dir):
+        previous, prev_manifest = _previous_export(out_dir)
+        keep_names = {previous.name, (prev_manifest or {}).get("previous")} if previous is not None else set()
+        _collect_garbage(out_dir, keep=keep_names)  # leftovers of killed runs; the live exports stay
+        reusable = {fp: previous / name for name, fp in (prev_manifest or {}).get("fingerprints", {}).items()}
+        token = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+        tmp, final = out_dir / f"{TEMP_PREFIX}{token}", out_dir / f"{EXPORT_PREFIX}{token}"
+        tmp.mkdir()
+        fingerprints, methods, index_rows, shards = {}, {"written": 0, "hardlink": 0, "copy": 0}, [], []
+        for split, name, part in plan:
+            fp = _shard_fingerprint([_sample_fingerprint(r, data_dir) for _, r in part.iterrows()], camera_version)
+            source = reusable.get(fp)
+            if source is not None and source.is_file():
+                methods[_link_shard(source, tmp / name)] += 1
+            else:
+                _write_shard(tmp / name, part, data_dir, camera_version)
+                methods["written"] += 1
+            fingerprints[name] = fp
+            ids = [str(s) for s in part["sample_id"]]
+            index_rows += [{"split": split, "shard": name, "sample_id": s} for s in ids]
+            shards.append((str(final / name), ids))
+        names = {s: [n for sp, n, _ in plan if sp == s] for s in SPLITS}
+        manifest = {
+            "format": FORMAT,
+            "export": final.name,
+            "previous": previous.name if previous is not None else None,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "camera_version": camera_version,
+            "camera_conventions": CAMERA_CONVENTIONS,
+            "num_betas": num_betas,
+            "body_model": None if body_model is None else {
+                "source": str(getattr(body_model, "source", "")), "sha256": getattr(body_model, "sha256", None),
+                "num_betas": num_betas, "num_vertices": int(getattr(body_model, "num_vertices", 0))},
+            "counts": {s: int((split_of == s).sum()) for s in SPLITS},
+            "excluded": excluded,
+            "heldout_families": list(heldout_families or ()),
+            "val_fraction": val_fraction,
+            "maxcount": maxcount,
+            "species": {s: sorted(set(rows.loc[split_of == s, "species"])) for s in SPLITS},
+            "shards": names,
+            "genzoo_urls": {s: _brace_urls(names[s], s) for s in SPLITS if names[s]},
+            "fingerprints": fingerprints,
+            "shards_written": methods["written"],
+            "shards_reused": {"hardlink": methods["hardlink"], "copy": methods["copy"]},
+        }
+        index = pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"])
+        _write_metadata(tmp, index, manifest)
+        _publish(tmp, final)
+        _swap_current(out_dir, final.name)
+        _collect_garbage(out_dir, keep={previous.name, final.name} if previous is not None else {final.name})
+    return {"counts": manifest["counts"], "excluded": excluded, "shards": shards,
+            "manifest": str(final / MANIFEST), "export_dir": str(final),
+            "written": methods["written"], "reused": methods["hardlink"] + methods["copy"]}
 
 
-def _write_split(part: pd.DataFrame, split: str, data_dir: Path, tmp: Path, maxcount: int,
-                 camera_version: str) -> list[tuple[str, list[str]]]:
-    families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
-    out: list[tuple[str, list[str]]] = []
-    with wds.ShardWriter(str(tmp / f"{split}-%06d.tar"), maxcount=maxcount, maxsize=float("inf"), verbose=0) as sink:
-        for i, (idx, row) in enumerate(part.iterrows()):
-            if i % maxcount == 0:
-                out.append((f"{split}-{i // maxcount:06d}.tar", []))
-            family = families.loc[idx]
-            sink.write(sample_record(row, data_dir, camera_version, "" if pd.isna(family) else str(family)))
-            out[-1][1].append(str(row["sample_id"]))
-    return out
-
-
-def read_manifest(out_dir) -> dict:
-    path = Path(out_dir) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {out_dir}: run export_shards first")
-    return json.loads(path.read_text())
-
-
-__all__ = ["SPLITS", "assign_splits", "export_shards", "read_manifest", "sample_record", "wds_key"]
+__all__ = ["CAMERA_CONVENTIONS", "ExportLease", "FORMAT", "SPLITS", "assign_splits", "camera_fields",
+           "check_camera", "export_shards", "plan_shards", "read_manifest", "resolve_export", "sample_record",
+           "wds_key"]

@@ -67,6 +67,32 @@ def project(points: np.ndarray, camera: Camera) -> np.ndarray:
     return (xy_n + 1.0) * half
 
 
+def genzoo_weak_offsets(scale: float, tx: float, ty: float, transl) -> tuple[float, float]:
+    """GenZoo v1 ``(txs, tys)`` of a ``weak`` camera: its loader projects the body posed *without*
+    translation.
+
+    ``project`` maps the translated body, ``s·(X + t) + (tx, ty)``; GenZoo's loader computes
+    ``s·X + (txs, tys)`` from ``poses`` and ``betas`` alone, so the offsets absorb ``s·t_xy``.
+    """
+    t = np.asarray(transl, dtype=np.float64).reshape(3)
+    return float(tx) + float(scale) * float(t[0]), float(ty) + float(scale) * float(t[1])
+
+
+def genzoo_fov_deg(fov_deg: float) -> float:
+    """The ``fovs`` value GenZoo's v2 loader needs to rebuild our focal length.
+
+    It computes ``f = (H/4) / tan(fov/2)``, half of ``Camera.focal_px`` for the same angle, so the
+    angle it must read has half our ``tan(fov/2)``. Independent of the image size, so it survives
+    GenZoo's resize augmentations.
+    """
+    return math.degrees(2.0 * math.atan(0.5 * math.tan(math.radians(fov_deg) / 2.0)))
+
+
+def fov_from_genzoo_deg(genzoo_fov: float) -> float:
+    """Inverse of :func:`genzoo_fov_deg`: the true field of view of a GenZoo v2 ``fovs`` value."""
+    return math.degrees(2.0 * math.atan(2.0 * math.tan(math.radians(genzoo_fov) / 2.0)))
+
+
 # Canonical body frame (x forward, y up, z right) → camera frame for an animal facing the camera.
 _FACING_CAMERA = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T
 

@@ -13,6 +13,7 @@ from genzoo_assets.core.regressor.crop import crop_image, to_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
 from genzoo_assets.core.regressor.losses import weak_perspective_project
+from genzoo_assets.core.sampling.camera import fov_from_genzoo_deg, genzoo_fov_deg
 from genzoo_assets_tests.core.regressor.synthetic import pose_matrices
 
 
@@ -111,7 +112,8 @@ def test_v2_perspective_export_and_reader(catalog, tmp_path):
     assert result["counts"] == {"train": 4, "val": 0, "heldout": 0}  # row 3 is flagged
     rec = next(iter(wds.WebDataset(result["shards"][0][0], shardshuffle=False, empty_check=False)))
     npz = np.load(io.BytesIO(rec["npz"]))
-    assert float(npz["fovs"]) == pytest.approx(40.0) and "scales" not in npz
+    assert float(npz["fovs"]) == pytest.approx(genzoo_fov_deg(40.0)) and "scales" not in npz
+    assert fov_from_genzoo_deg(float(npz["fovs"])) == pytest.approx(40.0)
     np.testing.assert_allclose(npz["transls"], [0.0, 0.0, 5.0])
     ex = materialize(load_split(tmp_path, "train", input_hw=(64, 48)), limit=1)[0]
     assert torch.isfinite(ex["cam_crop"]).all() and float(ex["cam_crop"][0]) > 0
