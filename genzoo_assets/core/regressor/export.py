@@ -119,7 +119,8 @@ def _vector(row, column: str, size: int) -> np.ndarray:
     return values
 
 
-def _image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
+def image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
+    """The row's image as JPEG bytes (re-encoded at quality 95 when stored otherwise) and its width."""
     path = data_dir / str(row["image_path"])
     if not path.is_file():
         raise FileNotFoundError(f"sample {row['sample_id']}: image {path} does not exist")
@@ -173,7 +174,7 @@ def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str =
     vis = np.asarray(row["keypoints_vis"], dtype=np.float64).reshape(-1)
     if vis.size != 26:
         raise ValueError(f"sample {sid}: column 'keypoints_vis' must hold 26 values, got {vis.size}")
-    jpg, image_size = _image_jpeg(data_dir, row)
+    jpg, image_size = image_jpeg(data_dir, row)
     npz = {
         "poses": poses.astype(np.float32),
         "betas": betas,
@@ -484,5 +485,5 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
 
 
 __all__ = ["CAMERA_CONVENTIONS", "ExportLease", "FORMAT", "SPLITS", "assign_splits", "camera_fields",
-           "check_camera", "export_shards", "plan_shards", "read_manifest", "resolve_export", "sample_record",
+           "check_camera", "export_shards", "image_jpeg", "plan_shards", "read_manifest", "resolve_export", "sample_record",
            "wds_key"]

@@ -1,4 +1,4 @@
-"""A SMAL-topology body model built in code: 3889 vertices, SMAL's 35-joint tree, 145 betas.
+"""A SMAL-topology body model built in code: 3889 vertices, SMAL's 35-joint tree, 145 betas (or 41).
 
 The released SMAL+ file cannot be shipped, so the GenZoo-compatibility tests use a stand-in with
 the same array shapes and key names, written as a plain pickle that both ``smplx.SMPLLayer`` and
@@ -37,7 +37,7 @@ def uv_sphere(rings: int, around: int) -> tuple[np.ndarray, np.ndarray]:
     return verts, np.concatenate(faces)
 
 
-def smal_topology_arrays(seed: int = 0) -> dict:
+def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
     """The model file's dict (SMAL's keys, plus ``canonical_rotation`` and ``keypoint_groups``)."""
     rng = np.random.default_rng(seed)
     proc = procedural_body_model()
@@ -62,8 +62,8 @@ def smal_topology_arrays(seed: int = 0) -> dict:
     # Blend shapes move and scale whole spheres, so every shape stays smooth (per-vertex noise would
     # be smoothed away by the renderer's subdivision and shrink the silhouette).
     offsets = verts - joints[owner]
-    shapedirs = (rng.normal(scale=0.006, size=(NUM_JOINTS, 3, NUM_BETAS))[owner]
-                 + offsets[:, :, None] * rng.normal(scale=0.02, size=(NUM_JOINTS, 1, NUM_BETAS))[owner])
+    shapedirs = (rng.normal(scale=0.006, size=(NUM_JOINTS, 3, num_betas))[owner]
+                 + offsets[:, :, None] * rng.normal(scale=0.02, size=(NUM_JOINTS, 1, num_betas))[owner])
     posedirs = rng.normal(scale=2e-4, size=(NUM_JOINTS, 3, 9 * (NUM_JOINTS - 1)))[owner]
     kp = proc(np.zeros((1, proc.num_betas)), np.zeros((1, 3)), np.zeros((1, 34, 3))).keypoints[0].double().numpy()
     nearest = np.argsort(((verts[None] - kp[:, None]) ** 2).sum(-1), axis=1)[:, :3]
@@ -80,8 +80,8 @@ def smal_topology_arrays(seed: int = 0) -> dict:
     }
 
 
-def write_smal_topology_model(path: Path, seed: int = 0) -> Path:
+def write_smal_topology_model(path: Path, seed: int = 0, num_betas: int = NUM_BETAS) -> Path:
     """Pickle the arrays (protocol 2, like the released SMAL files) so smplx and our loader read it."""
     path = Path(path)
-    path.write_bytes(pickle.dumps(smal_topology_arrays(seed), protocol=2))
+    path.write_bytes(pickle.dumps(smal_topology_arrays(seed, num_betas), protocol=2))
     return path

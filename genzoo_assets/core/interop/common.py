@@ -1,0 +1,57 @@
+"""What every interchange export shares: the catalog's samples, their splits, a fresh output folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from genzoo_assets.core.regressor.export import assign_splits
+
+SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
+
+
+def catalog_samples(data_dir, samples: pd.DataFrame | None = None, exclude_flagged: bool = True,
+                    heldout_families=("Felidae",), val_fraction: float = 0.1) -> pd.DataFrame:
+    """The catalog's samples with images (or ``samples``), flagged ones dropped, with a ``split`` column.
+
+    The splits are the WebDataset export's (``assign_splits``, same defaults), so a model trained on
+    one export and tested on another never sees a test species.
+    """
+    if samples is None:
+        from genzoo_assets.core.catalog import duckdb_catalog
+
+        samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=data_dir)
+    if samples.empty:
+        raise ValueError(f"the catalog of {data_dir} has no samples with images: materialise `images` and `catalog` first")
+    if exclude_flagged and "flagged" in samples.columns:
+        samples = samples[~samples["flagged"].fillna(False).astype(bool)]
+    samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    return samples.assign(split=assign_splits(samples, heldout_families, val_fraction).values)
+
+
+@contextlib.contextmanager
+def fresh_output(out_dir) -> Iterator[Path]:
+    """A temporary sibling folder that becomes ``out_dir`` (by one rename) only if the block succeeds.
+
+    ``out_dir`` must not exist or be empty: an export never overwrites or mixes with earlier files.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ValueError(f"output folder {out_dir} already exists and is not empty: choose a new folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.rename(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
