@@ -19,6 +19,8 @@ EPILOG = """examples:
   genzoo species import-mdd MDD_v2.0.csv    use a Mammal Diversity Database release as the frame
   genzoo catalog sql "SELECT species, count(*) FROM samples GROUP BY 1"
   genzoo catalog sql "FROM samples" --format csv --limit 0 > samples.csv   every row, streamed
+  genzoo export animal3d out/animal3d       Animal3D layout for AniMer (41-beta SMAL datasets)
+  genzoo export hf out/hf                   Parquet + dataset card for Hugging Face `datasets`
 """
 DEFAULT_SQL_LIMIT = 1000
 
@@ -68,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"rows to print (default {DEFAULT_SQL_LIMIT}); 0 streams every row (csv and json only)")
     sql.add_argument("--memory-limit", default=None, help="DuckDB memory cap for the query (default 4GB)")
     cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
+
+    export = sub.add_parser("export", help="the dataset in other tools' layouts").add_subparsers(
+        dest="export_command", required=True)
+    for name, text in (("animal3d", "Animal3D release layout (images, masks, train.json) that AniMer trains on; "
+                                    "datasets made with a 41-beta SMAL model only"),
+                       ("hf", "Hugging Face dataset: Parquet shards with Image columns and a dataset card")):
+        cmd = export.add_parser(name, help=text)
+        cmd.add_argument("out", help="a new (or empty) output folder")
+        cmd.add_argument("--body-model", default=None,
+                         help="the body model the dataset was made with (default: $GENZOO_BODY_MODEL or procedural)")
     return p
 
 
@@ -167,6 +179,23 @@ def _catalog(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from genzoo_assets.core.paths import data_dir
+
+    body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"
+    if args.export_command == "animal3d":
+        from genzoo_assets.core.interop.animal3d import export_animal3d
+
+        result = export_animal3d(data_dir(override=args.data_dir), args.out, body)
+        print(f"{result['count']} samples -> {result['json']}")
+    else:
+        from genzoo_assets.core.interop.hf import export_hf
+
+        result = export_hf(data_dir(override=args.data_dir), args.out, body)
+        print(", ".join(f"{split} {n}" for split, n in result["counts"].items()) + f" -> {result['card']}")
+    return 0
+
+
 def _demo(args) -> int:
     from genzoo_assets.demo import run_demo
 
@@ -185,7 +214,7 @@ def _ui(args) -> int:
     return run_ui(host=args.host, port=args.port, data_dir=args.data_dir)
 
 
-HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "demo": _demo, "ui": _ui}
+HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "export": _export, "demo": _demo, "ui": _ui}
 
 
 def main(argv: list[str] | None = None) -> int:

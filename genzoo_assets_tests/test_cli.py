@@ -26,7 +26,7 @@ def dirs(tmp_path):
 
 def test_help_lists_every_command(dirs):
     out = genzoo("--help", **dirs).stdout
-    for command in ("demo", "ui", "body", "species", "catalog"):
+    for command in ("demo", "ui", "body", "species", "catalog", "export"):
         assert command in out
 
 
@@ -146,3 +146,9 @@ def test_catalog_sql_row_limit_and_streaming(dirs):
     assert len(json.loads(few.stdout)) == 3 and "showed the first 3 rows" in few.stderr
     out = genzoo("catalog", "sql", "SELECT 1", "--limit", "0", **dirs, check=False)
     assert out.returncode == 2 and out.stdout == "" and "csv or json" in out.stderr
+
+
+def test_export_animal3d_refuses_a_dataset_without_smal_betas_in_one_line(dirs, tmp_path):
+    out = genzoo("export", "animal3d", str(tmp_path / "a3d"), **dirs, check=False)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "41 betas" in out.stderr and not (tmp_path / "a3d").exists()

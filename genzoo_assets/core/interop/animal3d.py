@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genzoo_assets.core.interop.common import catalog_samples, fresh_output
+from genzoo_assets.core.interop.common import as_body_model, catalog_samples, fresh_output
 from genzoo_assets.core.regressor.export import image_jpeg
 
 SMAL_NUM_BETAS, SMAL_NUM_VERTICES = 41, 3889
@@ -77,8 +77,11 @@ def animal3d_item(row, category: int, data_dir: Path, out: Path) -> dict:
 def export_animal3d(data_dir, out_dir, body_model, samples: pd.DataFrame | None = None, **split_options) -> dict:
     """Write the Animal3D-layout export of the catalog (or ``samples``) into the new folder ``out_dir``.
 
-    ``split_options`` go to :func:`catalog_samples`. Returns ``{"json", "count", "categories"}``.
+    ``body_model``: the model the dataset was made with (a ``BodyModel`` or a spec for
+    :func:`as_body_model`); ``split_options`` go to :func:`catalog_samples`. Returns
+    ``{"json", "count", "categories"}``.
     """
+    body_model = as_body_model(body_model)
     _check_body_model(body_model)
     data_dir = Path(data_dir)
     rows = catalog_samples(data_dir, samples, **split_options)

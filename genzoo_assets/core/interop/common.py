@@ -16,6 +16,15 @@ from genzoo_assets.core.regressor.export import assign_splits
 SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
 
 
+def as_body_model(body_model):
+    """A ``BodyModel`` as given, or resolved from a spec (``"procedural"`` or a model file path)."""
+    if isinstance(body_model, (str, os.PathLike)):
+        from genzoo_assets.core.body.info import resolve_body_model
+
+        return resolve_body_model(str(body_model))
+    return body_model
+
+
 def catalog_samples(data_dir, samples: pd.DataFrame | None = None, exclude_flagged: bool = True,
                     heldout_families=("Felidae",), val_fraction: float = 0.1) -> pd.DataFrame:
     """The catalog's samples with images (or ``samples``), flagged ones dropped, with a ``split`` column.
