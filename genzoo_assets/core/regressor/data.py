@@ -36,7 +36,7 @@ from genzoo_assets.core.regressor.crop import (
     weak_camera_to_crop,
 )
 from genzoo_assets.core.regressor.export import SPLITS, ExportLease, read_manifest
-from genzoo_assets.core.sampling.camera import fov_from_genzoo_deg
+from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg
 from genzoo_assets.core.seeds import derive_seed
 
 

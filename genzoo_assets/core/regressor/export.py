@@ -48,7 +48,7 @@ import torch
 import webdataset as wds
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
-from genzoo_assets.core.sampling.camera import genzoo_fov_deg, genzoo_weak_offsets
+from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
 from genzoo_assets.core.seeds import derive_seed
 
 SPLITS = ("train", "val", "heldout")

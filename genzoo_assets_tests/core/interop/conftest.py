@@ -6,7 +6,7 @@ import torch
 
 from genzoo_assets.core.body.io import load_body_model
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
-from genzoo_assets.core.sampling.camera import Camera, project, view_rotation
+from genzoo_assets.core.sampling.camera_model import Camera, project, view_rotation
 from genzoo_assets.core.seeds import sample_id
 from genzoo_assets_tests.core.regressor.smal_topology import write_smal_topology_model
 

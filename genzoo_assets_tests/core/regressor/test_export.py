@@ -13,7 +13,7 @@ from genzoo_assets.core.regressor.crop import crop_image, to_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
 from genzoo_assets.core.regressor.losses import weak_perspective_project
-from genzoo_assets.core.sampling.camera import fov_from_genzoo_deg, genzoo_fov_deg
+from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg, genzoo_fov_deg
 from genzoo_assets_tests.core.regressor.synthetic import pose_matrices
 
 
