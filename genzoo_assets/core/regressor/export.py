@@ -386,34 +386,25 @@ def _previous_export(out_dir: Path) -> tuple[Path | None, dict | None]:
     return (export_dir, manifest) if export_dir.parent == out_dir.resolve() else (None, None)
 
 
-def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("Felidae",), val_fraction: float = 0.1,
-                  exclude_flagged: bool = True, maxcount: int = 1000, camera_version: str = "v2",
-                  body_model=None) -> dict:
-    """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
+def select_rows(samples: pd.DataFrame, camera_version: str, exclude_flagged: bool = True,
+                num_betas: int | None = None) -> tuple[pd.DataFrame, dict, int | None]:
+    """The rows to export, the excluded counts and the shape-space size; raises on any bad row.
 
-    ``body_model`` (optional) fixes the shape-space size every row's ``betas`` must have and is
-    recorded in the manifest; without it every row must have the same length. Nothing is written
-    until every row has been checked. Returns ``{"counts", "excluded", "shards": [(path,
-    [sample_id, ...])], "manifest", "export_dir", "written", "reused"}``.
+    Drops flagged rows (``exclude_flagged``) and the rows GenZoo's ``select`` would drop; every kept
+    row must have ``num_betas`` betas (default: the first row's) and a camera ``camera_version`` can
+    represent exactly.
     """
-    if camera_version not in CAMERA_VERSIONS:
-        raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
-    if maxcount < 1:
-        raise ValueError(f"maxcount must be >= 1, got {maxcount}")
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.columns]
     if missing:
         raise ValueError(f"samples are missing columns {missing}")
     if samples["sample_id"].duplicated().any():
         dup = samples.loc[samples["sample_id"].duplicated(), "sample_id"].iloc[0]
         raise ValueError(f"samples hold sample_id {dup!r} more than once")
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    rows = samples
-    excluded = {"flagged": 0, "betas_out_of_range": 0}
+    rows, excluded = samples, {"flagged": 0, "betas_out_of_range": 0}
     if exclude_flagged and "flagged" in rows.columns:
         flagged = rows["flagged"].fillna(False).astype(bool)
         excluded["flagged"] = int(flagged.sum())
         rows = rows[~flagged]
-    num_betas = int(body_model.num_betas) if body_model is not None else None
     peak = []
     for _, row in rows.iterrows():
         betas = np.asarray(row["betas"], dtype=np.float64).reshape(-1)
@@ -425,7 +416,34 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
         peak.append(float(np.abs(betas).max()) if betas.size else 0.0)
     keep = np.asarray(peak, dtype=np.float64) < GENZOO_BETA_LIMIT
     excluded["betas_out_of_range"] = int((~keep).sum())
-    rows = rows[keep]
+    return rows[keep], excluded, num_betas
+
+
+def _body_model_record(body_model) -> dict | None:
+    if body_model is None:
+        return None
+    return {"source": str(body_model.source), "sha256": body_model.sha256, "num_betas": int(body_model.num_betas),
+            "num_vertices": int(body_model.num_vertices)}
+
+
+def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("Felidae",), val_fraction: float = 0.1,
+                  exclude_flagged: bool = True, maxcount: int = 1000, camera_version: str = "v2",
+                  body_model=None) -> dict:
+    """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
+
+    ``body_model`` (optional) fixes the shape-space size every row's ``betas`` must have and is
+    recorded in the manifest; without it every row must have the same length. Nothing is written
+    until every row has been checked; a failed export removes its folder (a killed one's is
+    removed by the next run). Returns ``{"counts", "excluded", "shards": [(path, [sample_id, ...])],
+    "manifest", "export_dir", "written", "reused"}``.
+    """
+    if camera_version not in CAMERA_VERSIONS:
+        raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
+    if maxcount < 1:
+        raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    rows, excluded, num_betas = select_rows(samples, camera_version, exclude_flagged,
+                                            None if body_model is None else int(body_model.num_betas))
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -437,46 +455,38 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
         token = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
         tmp, final = out_dir / f"{TEMP_PREFIX}{token}", out_dir / f"{EXPORT_PREFIX}{token}"
         tmp.mkdir()
-        fingerprints, methods, index_rows, shards = {}, {"written": 0, "hardlink": 0, "copy": 0}, [], []
-        for split, name, part in plan:
-            fp = _shard_fingerprint([_sample_fingerprint(r, data_dir) for _, r in part.iterrows()], camera_version)
-            source = reusable.get(fp)
-            if source is not None and source.is_file():
-                methods[_link_shard(source, tmp / name)] += 1
-            else:
-                _write_shard(tmp / name, part, data_dir, camera_version)
-                methods["written"] += 1
-            fingerprints[name] = fp
-            ids = [str(s) for s in part["sample_id"]]
-            index_rows += [{"split": split, "shard": name, "sample_id": s} for s in ids]
-            shards.append((str(final / name), ids))
-        names = {s: [n for sp, n, _ in plan if sp == s] for s in SPLITS}
-        manifest = {
-            "format": FORMAT,
-            "export": final.name,
-            "previous": previous.name if previous is not None else None,
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "camera_version": camera_version,
-            "camera_conventions": CAMERA_CONVENTIONS,
-            "num_betas": num_betas,
-            "body_model": None if body_model is None else {
-                "source": str(getattr(body_model, "source", "")), "sha256": getattr(body_model, "sha256", None),
-                "num_betas": num_betas, "num_vertices": int(getattr(body_model, "num_vertices", 0))},
-            "counts": {s: int((split_of == s).sum()) for s in SPLITS},
-            "excluded": excluded,
-            "heldout_families": list(heldout_families or ()),
-            "val_fraction": val_fraction,
-            "maxcount": maxcount,
-            "species": {s: sorted(set(rows.loc[split_of == s, "species"])) for s in SPLITS},
-            "shards": names,
-            "genzoo_urls": {s: _brace_urls(names[s], s) for s in SPLITS if names[s]},
-            "fingerprints": fingerprints,
-            "shards_written": methods["written"],
-            "shards_reused": {"hardlink": methods["hardlink"], "copy": methods["copy"]},
-        }
-        index = pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"])
-        _write_metadata(tmp, index, manifest)
-        _publish(tmp, final)
+        try:
+            fingerprints, methods, index_rows, shards = {}, {"written": 0, "hardlink": 0, "copy": 0}, [], []
+            for split, name, part in plan:
+                fp = _shard_fingerprint([_sample_fingerprint(r, data_dir) for _, r in part.iterrows()], camera_version)
+                source = reusable.get(fp)
+                if source is not None and source.is_file():
+                    methods[_link_shard(source, tmp / name)] += 1
+                else:
+                    _write_shard(tmp / name, part, data_dir, camera_version)
+                    methods["written"] += 1
+                fingerprints[name] = fp
+                ids = [str(s) for s in part["sample_id"]]
+                index_rows += [{"split": split, "shard": name, "sample_id": s} for s in ids]
+                shards.append((str(final / name), ids))
+            names = {s: [n for sp, n, _ in plan if sp == s] for s in SPLITS}
+            manifest = {
+                "format": FORMAT, "export": final.name, "previous": previous.name if previous is not None else None,
+                "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "camera_version": camera_version, "camera_conventions": CAMERA_CONVENTIONS,
+                "num_betas": num_betas, "body_model": _body_model_record(body_model),
+                "counts": {s: int((split_of == s).sum()) for s in SPLITS}, "excluded": excluded,
+                "heldout_families": list(heldout_families or ()), "val_fraction": val_fraction, "maxcount": maxcount,
+                "species": {s: sorted(set(rows.loc[split_of == s, "species"])) for s in SPLITS},
+                "shards": names, "genzoo_urls": {s: _brace_urls(names[s], s) for s in SPLITS if names[s]},
+                "fingerprints": fingerprints, "shards_written": methods["written"],
+                "shards_reused": {"hardlink": methods["hardlink"], "copy": methods["copy"]},
+            }
+            _write_metadata(tmp, pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"]), manifest)
+            _publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         _swap_current(out_dir, final.name)
         _collect_garbage(out_dir, keep={previous.name, final.name} if previous is not None else {final.name})
     return {"counts": manifest["counts"], "excluded": excluded, "shards": shards,
@@ -484,6 +494,6 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
             "written": methods["written"], "reused": methods["hardlink"] + methods["copy"]}
 
 
-__all__ = ["CAMERA_CONVENTIONS", "ExportLease", "FORMAT", "SPLITS", "assign_splits", "camera_fields",
-           "check_camera", "export_shards", "image_jpeg", "plan_shards", "read_manifest", "resolve_export", "sample_record",
-           "wds_key"]
+__all__ = ["CAMERA_CONVENTIONS", "ExportLease", "FORMAT", "SPLITS", "assign_splits", "camera_fields", "check_camera",
+           "export_shards", "image_jpeg", "plan_shards", "read_manifest", "resolve_export", "sample_record",
+           "select_rows", "wds_key"]
