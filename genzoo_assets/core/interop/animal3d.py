@@ -84,7 +84,19 @@ def export_animal3d(data_dir, out_dir, body_model, samples: pd.DataFrame | None 
     body_model = as_body_model(body_model)
     _check_body_model(body_model)
     data_dir = Path(data_dir)
-    rows = catalog_samples(data_dir, samples, **split_options)
+    with fresh_output(out_dir) as tmp:
+        rows = catalog_samples(data_dir, samples, **split_options)
+        data, categories = _items(rows, body_model, data_dir, tmp)
+        doc = {"info": {"description": "GenZoo-style synthetic animals (genzoo-assets)", "num_betas": SMAL_NUM_BETAS,
+                        "body_model": {"source": str(body_model.source), "sha256": body_model.sha256}},
+               "categories": [{"id": i, "name": n} for n, i in categories.items()],
+               "data": data}
+        (tmp / JSON_NAME).write_text(json.dumps(doc))
+    return {"json": str(Path(out_dir) / JSON_NAME), "count": len(data), "categories": categories}
+
+
+def _items(rows: pd.DataFrame, body_model, data_dir: Path, out: Path) -> tuple[list[dict], dict[str, int]]:
+    """Every row's ``data`` item (files written under ``out``) and the family → supercategory ids."""
     wrong = [(sid, np.size(b)) for sid, b in zip(rows["sample_id"], rows["betas"]) if np.size(b) != SMAL_NUM_BETAS]
     if wrong:
         raise ValueError(f"sample {wrong[0][0]} has {wrong[0][1]} betas: the dataset was not made with the 41-beta "
@@ -92,11 +104,4 @@ def export_animal3d(data_dir, out_dir, body_model, samples: pd.DataFrame | None 
     families = rows["family"].fillna("unknown").astype(str) if "family" in rows.columns else pd.Series(
         "unknown", index=rows.index)
     categories = {name: i for i, name in enumerate(sorted(set(families)))}
-    with fresh_output(out_dir) as tmp:
-        data = [animal3d_item(row, categories[families.loc[i]], data_dir, tmp) for i, row in rows.iterrows()]
-        doc = {"info": {"description": "GenZoo-style synthetic animals (genzoo-assets)", "num_betas": SMAL_NUM_BETAS,
-                        "body_model": {"source": str(body_model.source), "sha256": body_model.sha256}},
-               "categories": [{"id": i, "name": n} for n, i in categories.items()],
-               "data": data}
-        (tmp / JSON_NAME).write_text(json.dumps(doc))
-    return {"json": str(Path(out_dir) / JSON_NAME), "count": len(data), "categories": categories}
+    return [animal3d_item(row, categories[families.loc[i]], data_dir, out) for i, row in rows.iterrows()], categories

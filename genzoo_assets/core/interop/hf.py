@@ -169,11 +169,11 @@ def export_hf(data_dir, out_dir, body_model, samples: pd.DataFrame | None = None
     if rows_per_file < 1:
         raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
     data_dir = Path(data_dir)
-    rows = catalog_samples(data_dir, samples, **split_options)
-    arrow_schema, features = schema(rows)
-    columns = _columns(rows)
     files: dict[str, list[str]] = {}
     with fresh_output(out_dir) as tmp:
+        rows = catalog_samples(data_dir, samples, **split_options)
+        arrow_schema, features = schema(rows)
+        columns = _columns(rows)
         (tmp / "data").mkdir()
         for ours, hf in HF_SPLITS.items():
             part = rows[rows["split"] == ours]
