@@ -13,7 +13,7 @@ import pandas as pd
 
 from genzoo_assets.core.regressor.export import assign_splits
 
-SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
+SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
 
 
 def as_body_model(body_model):
@@ -36,7 +36,9 @@ def catalog_samples(data_dir, samples: pd.DataFrame | None = None, exclude_flagg
         from genzoo_assets.core.catalog import duckdb_catalog
 
         samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=data_dir)
-    if samples.empty:
+    if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
+        samples = samples[samples["image_path"].notna()]
+    if samples.empty or "image_path" not in samples.columns:
         raise ValueError(f"the catalog of {data_dir} has no samples with images: materialise `images` and `catalog` first")
     if exclude_flagged and "flagged" in samples.columns:
         samples = samples[~samples["flagged"].fillna(False).astype(bool)]
