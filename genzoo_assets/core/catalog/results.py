@@ -7,7 +7,7 @@ the catalog without a backward edge. This second file holds them as native table
 - ``metrics``: every benchmark's per-sample rows (``benchmark/<test_set>/predictions.parquet``)
   plus a ``test_set`` column;
 - ``training_lineage``: which shard and catalog row trained the current checkpoint
-  (``regressor/lineage.parquet``: split, shard, sample_id, run_id, checkpoint, train_config).
+  (``regressor/lineage.parquet``: split, shard, sample_id, export, run_id, checkpoint, train_config).
 
 It is small (one row per evaluated sample and method), so it is rebuilt in full into a temporary
 file and renamed; catalog queries attach it read-only next to the catalog, so ``metrics`` joins

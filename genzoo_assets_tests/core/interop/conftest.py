@@ -15,13 +15,6 @@ RES = 64
 
 
 @pytest.fixture(scope="session")
-def body_model():
-    from genzoo_assets.core.body import procedural_body_model
-
-    return procedural_body_model()
-
-
-@pytest.fixture(scope="session")
 def smal41(tmp_path_factory):
     """A 41-beta SMAL-topology model (Animal3D's shape space)."""
     return load_body_model(write_smal_topology_model(tmp_path_factory.mktemp("smal41") / "smal41.pkl", num_betas=41))

@@ -114,6 +114,7 @@ SLOW_EXPORT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_export_keeps_the_previous_export_and_the_next_run_cleans_up(samples, tmp_path):
     data_dir, df = samples
     out = tmp_path / "shards"
