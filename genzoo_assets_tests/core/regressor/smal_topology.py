@@ -38,7 +38,8 @@ def uv_sphere(rings: int, around: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
-    """The model file's dict (SMAL's keys, plus ``canonical_rotation`` and ``keypoint_groups``)."""
+    """The model file's dict: SMAL's keys plus ``canonical_rotation``. No ``keypoint_groups``, so the
+    loader gives it the keypoint set of every SMAL file (AniMer's vertex lists on this topology)."""
     rng = np.random.default_rng(seed)
     proc = procedural_body_model()
     joints = proc.joint_template.double().numpy()
@@ -65,8 +66,6 @@ def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
     shapedirs = (rng.normal(scale=0.006, size=(NUM_JOINTS, 3, num_betas))[owner]
                  + offsets[:, :, None] * rng.normal(scale=0.02, size=(NUM_JOINTS, 1, num_betas))[owner])
     posedirs = rng.normal(scale=2e-4, size=(NUM_JOINTS, 3, 9 * (NUM_JOINTS - 1)))[owner]
-    kp = proc(np.zeros((1, proc.num_betas)), np.zeros((1, 3)), np.zeros((1, 34, 3))).keypoints[0].double().numpy()
-    nearest = np.argsort(((verts[None] - kp[:, None]) ** 2).sum(-1), axis=1)[:, :3]
     return {
         "v_template": verts,
         "shapedirs": shapedirs,
@@ -76,7 +75,6 @@ def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
         "kintree_table": np.stack([np.asarray(SMAL_PARENTS, dtype=np.int64), np.arange(NUM_JOINTS)]),
         "f": np.concatenate(faces).astype(np.uint32),
         "canonical_rotation": np.eye(3),
-        "keypoint_groups": nearest.astype(np.int64),
     }
 
 
