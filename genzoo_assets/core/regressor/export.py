@@ -48,6 +48,7 @@ import torch
 import webdataset as wds
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.paths import raise_if_disk_full
 from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
 from genzoo_assets.core.seeds import derive_seed
 
@@ -484,8 +485,10 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
             }
             _write_metadata(tmp, pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"]), manifest)
             _publish(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise_if_disk_full(exc, tmp)  # a full disk is an input error: one line, no retry
             raise
         _swap_current(out_dir, final.name)
         _collect_garbage(out_dir, keep={previous.name, final.name} if previous is not None else {final.name})
