@@ -10,9 +10,8 @@ from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import (
     GPU_STEP, CheckedFields, GenZooSettings, at_least, between, checked, fail_fast_on_input_errors,
 )
-from genzoo_assets.defs.text import prompts
 
-UPSTREAM = ["prompts", "captions", "control_renders", "pose_params", "shape_params"]
+UPSTREAM = ["prompts", "captions", "control_renders", "pose_params", "shape_params"]  # read, so declared (+ species)
 
 
 class ImageConfig(CheckedFields, dg.Config):
@@ -41,7 +40,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("images", deps=[prompts], group_name="images", kinds={"pytorch", "parquet"},
+    specs=[dg.AssetSpec("images", deps=[*UPSTREAM, "species"], group_name="images", kinds={"pytorch", "parquet"},
                         description="One image per sample, aligned with its controls; misaligned ones are kept "
                                     "and flagged.")],
     partitions_def=sample_partitions,

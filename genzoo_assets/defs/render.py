@@ -19,7 +19,7 @@ class RenderConfig(CheckedFields, dg.Config):
 
 @dg.asset(
     partitions_def=sample_partitions,
-    deps=[pose_params],
+    deps=[pose_params, "shape_params"],  # both are read
     group_name="controls",
     kinds={"pytorch", "parquet"},
     **GPU_STEP,

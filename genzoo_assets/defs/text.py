@@ -65,7 +65,7 @@ def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("captions", deps=[control_renders], group_name="text", kinds={"parquet"},
+    specs=[dg.AssetSpec("captions", deps=[control_renders, "pose_params"], group_name="text", kinds={"parquet"},
                         description="How the animal is oriented in the control render, in words.")],
     partitions_def=sample_partitions, check_specs=[_fallback_spec("captions")], can_subset=True, **GPU_STEP,
 )
@@ -83,7 +83,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("prompts", deps=[captions], group_name="text", kinds={"parquet"},
+    specs=[dg.AssetSpec("prompts", deps=[captions, "species"], group_name="text", kinds={"parquet"},
                         description="The text prompt per sample: species or breed, orientation, scene, lighting, lens.")],
     partitions_def=sample_partitions, check_specs=[_fallback_spec("prompts")], can_subset=True, **GPU_STEP,
 )
