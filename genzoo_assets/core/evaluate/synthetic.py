@@ -12,7 +12,7 @@ import numpy as np
 import webdataset as wds
 
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet, benchmark_set_from_samples
-from genzoo_assets.core.regressor.data import shard_urls
+from genzoo_assets.core.regressor.data import SHARD_MEMBERS, decode_shards, shard_urls
 
 NPZ_FIELDS = ("poses", "betas", "keypoints_2d", "bbox", "mask_area", "species", "family", "sample_id")
 
@@ -23,7 +23,7 @@ def shard_records(shards_dir: str | Path, split: str, with_images: bool = True) 
     if not urls:
         raise ValueError(f"split {split!r} of {shards_dir} has no shards: export samples of that split first")
     dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
-    dataset = dataset.decode("rgb8") if with_images else dataset.decode(only=["npz"])
+    dataset = decode_shards(dataset, SHARD_MEMBERS if with_images else ("npz",))
     records = []
     for sample in dataset:
         npz = dict(sample["npz"])

@@ -70,11 +70,11 @@ def _npz(data: bytes) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def _decoded(dataset: wds.WebDataset) -> wds.WebDataset:
-    """Decode only the export's members, images as RGB uint8 and npz without pickles. Any other
-    member of a (planted) shard stays bytes: webdataset's default handlers would unpickle
+def decode_shards(dataset: wds.WebDataset, members: tuple[str, ...] = SHARD_MEMBERS) -> wds.WebDataset:
+    """Decode only ``members`` of the export, images as RGB uint8 and npz without pickles. Any
+    other member of a (planted) shard stays bytes: webdataset's default handlers would unpickle
     ``.pyd`` / ``.pkl`` members and ``torch.load`` ``.pth`` ones."""
-    return dataset.decode(wds.handle_extension("npz", _npz), wds.imagehandler("rgb8"), only=SHARD_MEMBERS, post=[])
+    return dataset.decode(wds.handle_extension("npz", _npz), wds.imagehandler("rgb8"), only=members, post=[])
 
 
 def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augment: Augmentation | None = None,
@@ -92,7 +92,7 @@ def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augmen
         rng = np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"])) if augment else None
         return make_example(sample["jpg"], dict(sample["npz"]), input_hw, augment, rng, padding)
 
-    dataset = _decoded(dataset).map(process)
+    dataset = decode_shards(dataset).map(process)
     dataset.export_lease = lease
     return dataset
 
@@ -109,7 +109,7 @@ class CachedSplit(torch.utils.data.Dataset):
                  seed: int = 0, padding: float = BBOX_PADDING):
         lease = ExportLease(read_manifest(out_dir)["export_dir"])
         try:
-            raw = _decoded(wds.WebDataset(shard_urls(lease.export_dir, split), shardshuffle=False, empty_check=False))
+            raw = decode_shards(wds.WebDataset(shard_urls(lease.export_dir, split), shardshuffle=False, empty_check=False))
             self.items = [(sample["jpg"], dict(sample["npz"]), sample["__key__"]) for sample in raw]
         finally:
             lease.close()

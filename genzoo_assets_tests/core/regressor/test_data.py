@@ -1,4 +1,4 @@
-"""The shard reader decodes only the export's members: a planted shard cannot run code."""
+"""The shard readers (training, benchmark) decode only the export's members: a planted shard cannot run code."""
 
 import pickle
 import shutil
@@ -6,6 +6,7 @@ import shutil
 import torch
 import webdataset as wds
 
+from genzoo_assets.core.evaluate.synthetic import shard_records
 from genzoo_assets.core.regressor.data import CachedSplit, load_split
 from genzoo_assets.core.regressor.export import read_manifest
 from genzoo_assets_tests.fixtures.malicious import Exec
@@ -27,6 +28,8 @@ def test_planted_pickle_and_torch_members_stay_bytes(catalog, tmp_path):
                         "pth": payload})
     streamed = list(load_split(out, "train", input_hw=(64, 48)))
     cached = CachedSplit(out, "train", input_hw=(64, 48))
+    records = shard_records(out, "train") + shard_records(out, "train", with_images=False)
     assert not marker.exists()
+    assert len(records) == 2 * len(streamed)
     assert len(cached) == len(streamed) > 0 and streamed[0]["img"].shape == (3, 64, 48)
     assert torch.equal(cached[0]["img"], streamed[0]["img"])
