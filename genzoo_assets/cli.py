@@ -138,17 +138,16 @@ def _species(args) -> int:
 
 def _materialize_catalogs(root) -> list[str]:
     """The `catalog` and `results` assets, run in the project instance: their files' only writers."""
-    import dagster as dg
-
     from genzoo_assets.defs.catalog import catalog
     from genzoo_assets.defs.resources import settings_from_env
     from genzoo_assets.defs.results import results
     from genzoo_assets.instance import project_instance
+    from genzoo_assets.pool_slots import materialize
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with project_instance() as instance:
-        run = dg.materialize([catalog, results], instance=instance, resources={"settings": settings_from_env(data_dir=str(root))},
-                             run_config=quiet)
+        run = materialize([catalog, results], instance, resources={"settings": settings_from_env(data_dir=str(root))},
+                          run_config=quiet)
     return [str(e.materialization.metadata["path"].value) for e in run.get_asset_materialization_events()]
 
 

@@ -3,7 +3,7 @@
 ``DAGSTER_HOME`` defaults to ``./.dagster_home`` so runs from `genzoo demo` show up in `genzoo ui`.
 The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1,
 run monitoring on) and the ``gpu`` pool is raised to the number of local GPUs. Opening it frees
-the pool slots of dead runs (`genzoo_assets.pool_slots`), one printed line each.
+the pool slots of dead runs (`genzoo_assets.pool_slots`), one line each on stderr.
 """
 
 from __future__ import annotations

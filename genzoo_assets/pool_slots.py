@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ Say = Callable[[str], None]
 
 
 def _print(message: str) -> None:
-    print(message, flush=True)
+    print(message, file=sys.stderr, flush=True)  # stdout stays the command's output (csv, json)
 
 
 @dataclasses.dataclass(frozen=True)

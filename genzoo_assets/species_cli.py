@@ -21,14 +21,13 @@ def _sizes(s: GenZooSettings) -> dict:
 
 def materialize_species(settings: GenZooSettings) -> None:
     """Run the `species` asset in the project instance: the table's only writer, the partitions' only registrar."""
-    import dagster as dg
-
     from genzoo_assets.defs.species import species
     from genzoo_assets.instance import project_instance
+    from genzoo_assets.pool_slots import materialize
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with project_instance() as instance:
-        dg.materialize([species], instance=instance, resources={"settings": settings}, run_config=quiet)
+        materialize([species], instance, resources={"settings": settings}, run_config=quiet)
 
 
 def _after_record(args, settings: GenZooSettings) -> str:

@@ -149,7 +149,7 @@ def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path
                                env=_env(home), capture_output=True, text=True, timeout=300)
         out = rerun.stdout + rerun.stderr
         assert rerun.returncode == 0 and "success" in rerun.stdout, out[-3000:]
-        freed = [line for line in rerun.stdout.splitlines() if line.startswith("genzoo: freed")]
+        freed = [line for line in rerun.stderr.splitlines() if line.startswith("genzoo: freed")]
         assert len(freed) == 1, out[-3000:]
         assert f"'gpu' (step control_renders) held by run {killed.run_id}" in freed[0]
         assert "worker process" in freed[0] and "is gone" in freed[0]
