@@ -11,6 +11,8 @@ from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 
+pytestmark = pytest.mark.slow  # two species materialised twice, plus the catalog (~15 s idle)
+
 SPECIES = ["panthera-leo", "dog-labrador-retriever"]
 
 
