@@ -31,8 +31,8 @@ def catalog(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.M
     samples = species = 0  # a catalog of the species table alone has no `samples` view yet
     if "samples" in duckdb_catalog.catalog_views(root):
         samples, species = duckdb_catalog.query(
-            "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root
-        ).iloc[0].tolist()
+            "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root,
+            with_results=False).iloc[0].tolist()
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "samples": int(samples), "species": int(species)}
     )

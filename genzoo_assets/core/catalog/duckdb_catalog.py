@@ -327,7 +327,9 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None) -> Path:
 
 def catalog_views(data_dir: str | os.PathLike | None = None) -> list[str]:
     """Names of the views in the current catalog (refreshing it first if missing or moved)."""
-    return json.loads(_open(_root(data_dir), True)[1]["views"])
+    con, info = _open(_root(data_dir), True, with_results=False)
+    con.close()
+    return json.loads(info["views"])
 
 
 # One read-only database handle per catalog file in this process: opening the file costs more than
@@ -381,7 +383,7 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
                 db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
             except duckdb.Error as exc:
                 raise CatalogQueryError(f"the results file {results} cannot be opened ({_one_line(exc)}): "
-                                        "materialising the `results` asset rebuilds it") from exc
+                                        "`genzoo catalog refresh` rebuilds it") from exc
         db.execute("SET enable_external_access = false")
         db.execute("SET lock_configuration = true")
     except BaseException:
@@ -390,12 +392,14 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
     return db
 
 
-def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    key = f"{path}|{memory_limit}"
-    results = path.parent / RESULTS_NAME
+def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
+              with_results: bool = True) -> duckdb.DuckDBPyConnection:
+    key = f"{path}|{memory_limit}|{int(with_results)}"
+    results = path.parent / RESULTS_NAME if with_results else None
     with _HANDLES_LOCK:
-        ino = (path.stat().st_ino, _inode(results))
-        stale = [k for k, (i, _) in _HANDLES.items() if k.startswith(f"{path}|") and (i != ino or not read_only)]
+        ino = (path.stat().st_ino, _inode(results) if results else None)
+        stale = [k for k, (i, _) in _HANDLES.items() if k.startswith(f"{path}|")
+                 and (i[0] != ino[0] or k == key and i != ino or not read_only)]
         for k in stale:  # cursors still running keep an old database alive until they finish
             db = _HANDLES.pop(k)[1]
             if not read_only:
@@ -412,12 +416,12 @@ def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMI
     return cursor
 
 
-def _open(root: Path, read_only: bool,
-          memory_limit: str = QUERY_MEMORY_LIMIT) -> tuple[duckdb.DuckDBPyConnection, dict]:
+def _open(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
+          with_results: bool = True) -> tuple[duckdb.DuckDBPyConnection, dict]:
     path = root / CATALOG_NAME
     if not path.exists():
         refresh_catalog(root)
-    con = _database(path, read_only, memory_limit)
+    con = _database(path, read_only, memory_limit, with_results)
     try:
         row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
     except duckdb.CatalogException:
@@ -429,7 +433,7 @@ def _open(root: Path, read_only: bool,
     if info["data_dir"] != root.as_posix():
         con.close()
         refresh_catalog(root)
-        return _open(root, read_only, memory_limit)
+        return _open(root, read_only, memory_limit, with_results)
     return con, info
 
 
@@ -456,9 +460,10 @@ def _errors(sql: str, path: Path, memory_limit: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _executed(sql: str, data_dir, read_only: bool, memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def _executed(sql: str, data_dir, read_only: bool, memory_limit: str,
+              with_results: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     root = _root(data_dir)
-    con, _ = _open(root, read_only, memory_limit)
+    con, _ = _open(root, read_only, memory_limit, with_results)
     try:
         try:
             statements = con.extract_statements(sql)
@@ -474,7 +479,7 @@ def _executed(sql: str, data_dir, read_only: bool, memory_limit: str) -> Iterato
 
 
 def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool = True, limit: int | None = None,
-          memory_limit: str = QUERY_MEMORY_LIMIT) -> pd.DataFrame:
+          memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True) -> pd.DataFrame:
     """Run ONE SQL statement against the catalog and return (at most ``limit`` rows of) its result.
 
     Read-only by default, whatever the statement: it runs on :func:`_locked_reader`'s handle,
@@ -484,9 +489,10 @@ def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool =
     every refresh, so objects created in it do not last. The catalog is built first when missing,
     and rebuilt when it was made for another (moved) data directory. It is a snapshot: partitions
     written since the last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until
-    the next one.
+    the next one. ``with_results=False`` leaves ``results.duckdb`` out (the catalog asset: it never
+    reads its descendants, so a corrupt results file cannot stop the catalog's own refresh).
     """
-    with _executed(sql, data_dir, read_only, memory_limit) as con:
+    with _executed(sql, data_dir, read_only, memory_limit, with_results) as con:
         if limit is None:
             return con.fetchdf()
         parts = [con.fetch_df_chunk(1)]  # 2048 rows at a time: a huge result is never materialised

@@ -144,3 +144,21 @@ def test_corrupt_catalog_names_the_fix_and_refresh_rebuilds(corruption, data, tm
     assert "\n" not in str(exc.value)
     refresh_catalog(copy)
     assert query("SELECT count(*) AS n FROM samples", copy)["n"][0] == N
+
+
+def test_corrupt_results_file_is_named_and_never_blocks_the_catalog(data, tmp_path):
+    copy = tmp_path / "data"
+    copy.mkdir()
+    for name in ("species", "shape_params", "pose_params", "benchmark", "regressor"):
+        os.symlink(data / name, copy / name)
+    refresh_catalog(copy)
+    results = copy / "results.duckdb"
+    results.write_bytes(np.random.default_rng(1).bytes(100_000))
+    with pytest.raises(CatalogQueryError) as exc:
+        query("SELECT count(*) AS n FROM metrics", copy)
+    assert str(results) in str(exc.value) and "`genzoo catalog refresh` rebuilds it" in str(exc.value)
+    assert set(catalog_views(copy)) == {"species", "shape_params", "pose_params", "samples"}
+    assert query("SELECT count(*) AS n FROM samples", copy, with_results=False)["n"][0] == N
+    refresh_results(copy, {"heldout": copy / "benchmark" / "heldout" / "predictions.parquet"},
+                    copy / "regressor" / "lineage.parquet")
+    assert query("SELECT count(*) AS n FROM metrics", copy)["n"][0] == 3
