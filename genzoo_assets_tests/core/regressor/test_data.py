@@ -2,6 +2,7 @@
 
 import pickle
 import shutil
+from pathlib import Path
 
 import torch
 import webdataset as wds
@@ -13,9 +14,10 @@ from genzoo_assets_tests.fixtures.malicious import Exec
 
 def test_planted_pickle_and_torch_members_stay_bytes(catalog, tmp_path):
     out = tmp_path / "shards"
-    shutil.copytree(catalog["out_dir"], out)
+    shutil.copytree(catalog["out_dir"], out, symlinks=True)  # `current` stays a pointer into the copy
     marker = tmp_path / "touched"
-    shard = out / read_manifest(out)["shards"]["train"][0]
+    manifest = read_manifest(out)
+    shard = Path(manifest["export_dir"]) / manifest["shards"]["train"][0]
     samples = list(wds.WebDataset(str(shard), shardshuffle=False, empty_check=False))
     payload = pickle.dumps(Exec(marker))
     pickle.loads(payload)  # the payload is live
