@@ -39,7 +39,7 @@ from dagster._core.executor.step_delegating import (
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._utils.error import SerializableErrorInfo
 
-from genzoo_assets.core.paths import data_dir
+from genzoo_assets.core.paths import atomic_path, data_dir
 from genzoo_assets.slurm import jobs
 from genzoo_assets.slurm.jobs import JobInfo, JobRequest, SlurmError
 
@@ -192,7 +192,8 @@ class SlurmStepHandler(StepHandler):
         env.update(DAGSTER_RUN_JOB_NAME=ctx.dagster_run.job_name, DAGSTER_RUN_STEP_KEY=step_key)
         job_name = f"{self._prefix}-{run_id[:8]}-{_safe(step_key)}"
         script = run_dir / f"{stem}.sbatch"
-        script.write_text(jobs.batch_script(job_name, request, stdout, stderr, Path.cwd(), self._setup, env, command))
+        with atomic_path(script) as tmp:
+            tmp.write_text(jobs.batch_script(job_name, request, stdout, stderr, Path.cwd(), self._setup, env, command))
         try:
             job_id = jobs.submit(script)
         except SlurmError as exc:

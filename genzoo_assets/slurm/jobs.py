@@ -91,6 +91,7 @@ def batch_script(job_name: str, request: JobRequest, stdout: Path, stderr: Path,
     """The sbatch script of one step (the template in ``deploy/slurm/README.md``)."""
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --output={stdout}",
              f"#SBATCH --error={stderr}", f"#SBATCH --chdir={workdir}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
+             "#SBATCH --no-requeue",  # requeueing would rerun an attempt Dagster already counts; retries are its job
              *(f"#SBATCH {option}" for option in request.sbatch_options()), "set -e", *setup]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     lines.append("exec " + " ".join(shlex.quote(part) for part in command))

@@ -31,15 +31,20 @@ def slow(context: dg.AssetExecutionContext, config: SlowConfig) -> dg.Materializ
     return dg.MaterializeResult(metadata={"retry_number": context.retry_number})
 
 
-def _defs() -> dg.Definitions:
+def per_sample_assets() -> list[dg.AssetsDefinition]:
     from genzoo_assets.defs.images import images
     from genzoo_assets.defs.render import control_renders
     from genzoo_assets.defs.sampling import pose_params, shape_params
-    from genzoo_assets.defs.species import species
     from genzoo_assets.defs.text import captions, prompts
 
+    return [shape_params, pose_params, control_renders, captions, prompts, images]
+
+
+def _defs() -> dg.Definitions:
+    from genzoo_assets.defs.species import species
+
     return dg.Definitions(
-        assets=[species, shape_params, pose_params, control_renders, captions, prompts, images, slow], resources={"settings": GenZooSettings()}, executor=slurm_executor,
+        assets=[species, *per_sample_assets(), slow], resources={"settings": GenZooSettings()}, executor=slurm_executor,
         jobs=[dg.define_asset_job("per_sample", selection=PER_SAMPLE), dg.define_asset_job("slow_job", selection=[slow])],
     )
 

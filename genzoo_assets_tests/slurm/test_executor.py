@@ -73,7 +73,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_two_species_through_slurm_match_the_in_process_run(slurm_cluster, slurm_instance, tmp_path):
     local, remote = tmp_path / "in_process", tmp_path / "slurm"
-    per_sample = [slurm_jobs._defs().resolve_assets_def(n) for n in slurm_jobs.PER_SAMPLE]
+    per_sample = slurm_jobs.per_sample_assets()
     for root in (local, remote):
         settings = GenZooSettings(data_dir=str(root), **SETTINGS)
         assert dg.materialize([species], instance=slurm_instance, resources={"settings": settings}).success
