@@ -1,7 +1,9 @@
 """The SLURM executor against a real local cluster: same outputs as in-process, jobs in SLURM's
 records, cancelled / timed-out / node-failed jobs, and the bound on jobs in flight."""
 
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -111,8 +113,8 @@ def test_two_species_through_slurm_match_the_in_process_run(slurm_cluster, slurm
             assert Path(meta["job stderr"].value).exists() and Path(meta["job stdout"].value).exists()
 
 
-def _squeue_ids(name_part: str) -> list[str]:
-    out = subprocess.run(["squeue", "--noheader", "--states=RUNNING", "--format=%i|%j"],
+def _squeue_ids(name_part: str, states: str = "RUNNING") -> list[str]:
+    out = subprocess.run(["squeue", "--noheader", f"--states={states}", "--format=%i|%j"],
                          capture_output=True, text=True, check=True).stdout
     return [line.split("|")[0] for line in out.split() if name_part in line]
 
@@ -161,3 +163,53 @@ def test_node_failure_is_retried_through_the_retry_policy(slurm_cluster, slurm_i
     first, second = slurm_job_ids(slurm_instance, result.run_id)["slow"]
     records = jobcomp(slurm_cluster)
     assert (records[first]["JobState"], records[second]["JobState"]) == ("NODE_FAIL", "COMPLETED")
+
+
+def test_jobs_in_flight_are_bounded_across_runs(slurm_cluster, slurm_instance, tmp_path):
+    """With max_jobs_in_flight=1 and another genzoo job running, the step waits to be submitted."""
+    blocker = subprocess.run(["sbatch", "--parsable", "--job-name=genzoo-blocker", "--output=/dev/null",
+                              "--wrap=sleep 300"], capture_output=True, text=True, check=True).stdout.strip()
+    _wait_for(lambda: _squeue_ids("genzoo-blocker"), 30, "the blocking job to run")
+    config, marker = _slow_config(tmp_path, 0)
+    thread, box = _in_background(lambda: _run(slurm_jobs.slow_job, slurm_instance, tmp_path, config,
+                                              max_jobs_in_flight=1))
+    time.sleep(8)
+    assert not marker.exists() and _squeue_ids("-slow", "PENDING,RUNNING") == []  # held back, not queued in SLURM
+    subprocess.run(["scancel", blocker], check=True)
+    thread.join(timeout=180)
+    result = box["result"]
+    assert result.success
+    waits = [e for e in step_events(slurm_instance, result.run_id, "slow", "ENGINE_EVENT")
+             if "Waiting to submit: 1 genzoo SLURM jobs in flight (max_jobs_in_flight=1)" in (e.message or "")]
+    assert len(waits) == 1
+    (job_id,) = slurm_job_ids(slurm_instance, result.run_id)["slow"]
+    records = jobcomp(slurm_cluster)
+    assert records[job_id]["StartTime"] >= records[blocker]["EndTime"]
+
+
+RUN_IN_SUBPROCESS = """
+import sys, dagster as dg
+from genzoo_assets_tests.slurm import slurm_jobs
+instance = dg.DagsterInstance.from_config(sys.argv[1])
+dg.execute_job(dg.reconstructable(slurm_jobs.slow_job), instance=instance, run_config={
+    "ops": {"slow": {"config": {"seconds": 300, "marker": sys.argv[2]}}},
+    "execution": {"config": {"log_dir": sys.argv[3], "poll_interval_seconds": 1}}})
+"""
+
+
+def test_terminating_the_run_cancels_its_jobs(slurm_cluster, slurm_instance, tmp_path):
+    """SIGINT to the run's process is what terminating a run in the UI delivers to its run worker."""
+    marker = tmp_path / "started"
+    run = subprocess.Popen([sys.executable, "-c", RUN_IN_SUBPROCESS, slurm_instance.root_directory, str(marker),
+                            str(tmp_path / "slurm-logs")])
+    try:
+        _wait_for(marker.exists, 180, "the slow step to start")
+        (job_id,) = _wait_for(lambda: _squeue_ids("-slow"), 30, "the slow step's job in squeue")
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=120)
+    finally:
+        run.kill()
+    assert _wait_for(lambda: jobcomp(slurm_cluster).get(job_id), 60, "the job's completion record")["JobState"] == "CANCELLED"
+    (record,) = slurm_instance.get_runs()
+    messages = [e.message or "" for e in slurm_instance.all_logs(record.run_id)]
+    assert any(f"Cancelling SLURM job {job_id} (scancel)" in m for m in messages)
