@@ -21,7 +21,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -112,7 +112,6 @@ class _Job:
     running_reported: bool = False
     final: JobInfo | None = None
     checks_since_final: int = 0
-    details: dict = field(default_factory=dict)
 
 
 def _safe(name: str) -> str:
@@ -180,12 +179,18 @@ class SlurmStepHandler(StepHandler):
         step_context = ctx.get_step_context(step_key)
         step = step_context.step
         run_id = ctx.execute_step_args.run_id
-        request = step_request(self._pools, self._per_step, step.pool, ctx.step_tags[step_key], step.op_name)
-        if not self._wait_for_room(ctx, step_context):
-            return
         run_dir = self._run_dir(run_id)
         stem = f"{_safe(step_key)}.{attempt}"
         stdout, stderr = run_dir / f"{stem}.out", run_dir / f"{stem}.err"
+        try:
+            request = step_request(self._pools, self._per_step, step.pool, ctx.step_tags[step_key], step.op_name)
+        except ValueError as exc:  # a bad genzoo/slurm op tag: this step fails, the run goes on
+            self._jobs[(step_key, attempt)] = _Job(step_context, None, time.monotonic(), stdout, stderr)
+            self._fail(step_context, str(exc))
+            return
+        if not self._wait_for_room(ctx, step_context):
+            self._jobs[(step_key, attempt)] = _Job(step_context, None, time.monotonic(), stdout, stderr)
+            return
         origin = ctx.execute_step_args.job_origin
         command = [origin.executable_path, "-m", "genzoo_assets.slurm.worker"]
         env = {e["name"]: e["value"] for e in ctx.execute_step_args.get_command_env()}

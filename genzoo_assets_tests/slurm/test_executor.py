@@ -1,6 +1,7 @@
 """The SLURM executor against a real local cluster: same outputs as in-process, jobs in SLURM's
 records, cancelled / timed-out / node-failed jobs, and the bound on jobs in flight."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -36,6 +37,23 @@ def _run(job_fn, instance, tmp_path, run_config=None, tags=None, **execution):
     return dg.execute_job(dg.reconstructable(job_fn), instance=instance, run_config=config, tags=tags or {})
 
 
+RUN_JOB = """
+import json, sys, dagster as dg
+from genzoo_assets_tests.slurm import slurm_jobs
+home, job, run_config, tags = sys.argv[1:]
+dg.execute_job(dg.reconstructable(getattr(slurm_jobs, job)), instance=dg.DagsterInstance.from_config(home),
+               run_config=json.loads(run_config), tags=json.loads(tags))
+"""
+
+
+def _start_run(job_fn, instance, tmp_path, run_config=None, tags=None) -> subprocess.Popen:
+    """The run's orchestrator in its own process, as the run launcher starts it (one per run)."""
+    config = {"execution": {"config": {"log_dir": str(tmp_path / "slurm-logs"), "poll_interval_seconds": 1}},
+              **(run_config or {})}
+    return subprocess.Popen([sys.executable, "-c", RUN_JOB, instance.root_directory, job_fn.__name__,
+                             json.dumps(config), json.dumps(tags or {})])
+
+
 def _slow_config(tmp_path, seconds: float) -> tuple[dict, Path]:
     marker = tmp_path / f"started-{time.monotonic_ns()}"
     return {"ops": {"slow": {"config": {"seconds": seconds, "marker": str(marker)}}}}, marker
@@ -69,8 +87,9 @@ def _tables(root: Path) -> dict[str, pd.DataFrame]:
 
 
 def _files(root: Path) -> dict[str, bytes]:
+    """Control renders and images (the Parquet tables beside them hold run ids: compared as tables)."""
     return {str(p.relative_to(root)): p.read_bytes() for sub in ("renders", "images")
-            for p in sorted((root / sub).rglob("*")) if p.is_file()}
+            for p in sorted((root / sub).rglob("*")) if p.is_file() and p.suffix != ".parquet"}
 
 
 def test_two_species_through_slurm_match_the_in_process_run(slurm_cluster, slurm_instance, tmp_path):
@@ -84,9 +103,11 @@ def test_two_species_through_slurm_match_the_in_process_run(slurm_cluster, slurm
                               resources={"settings": GenZooSettings(data_dir=str(local), **SETTINGS)}).success
 
     settings_config = {"resources": {"settings": {"config": {"data_dir": str(remote), **SETTINGS}}}}
-    results = [_run(slurm_jobs.per_sample_job, slurm_instance, tmp_path, settings_config, _partition_tags(key))
-               for key in SPECIES]  # one after the other: two execute_job calls in threads hung in a trial
-    assert all(r.success for r in results)
+    runs = [_start_run(slurm_jobs.per_sample_job, slurm_instance, tmp_path, settings_config, _partition_tags(key))
+            for key in SPECIES]
+    assert [run.wait(timeout=900) for run in runs] == [0, 0]
+    results = slurm_instance.get_runs(dg.RunsFilter(job_name="per_sample"))
+    assert len(results) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in results)
 
     local_tables, remote_tables = _tables(local), _tables(remote)
     assert sorted(local_tables) == sorted(remote_tables) and len(local_tables) == 2 * len(slurm_jobs.PER_SAMPLE)
@@ -187,21 +208,10 @@ def test_jobs_in_flight_are_bounded_across_runs(slurm_cluster, slurm_instance, t
     assert records[job_id]["StartTime"] >= records[blocker]["EndTime"]
 
 
-RUN_IN_SUBPROCESS = """
-import sys, dagster as dg
-from genzoo_assets_tests.slurm import slurm_jobs
-instance = dg.DagsterInstance.from_config(sys.argv[1])
-dg.execute_job(dg.reconstructable(slurm_jobs.slow_job), instance=instance, run_config={
-    "ops": {"slow": {"config": {"seconds": 300, "marker": sys.argv[2]}}},
-    "execution": {"config": {"log_dir": sys.argv[3], "poll_interval_seconds": 1}}})
-"""
-
-
 def test_terminating_the_run_cancels_its_jobs(slurm_cluster, slurm_instance, tmp_path):
-    """SIGINT to the run's process is what terminating a run in the UI delivers to its run worker."""
-    marker = tmp_path / "started"
-    run = subprocess.Popen([sys.executable, "-c", RUN_IN_SUBPROCESS, slurm_instance.root_directory, str(marker),
-                            str(tmp_path / "slurm-logs")])
+    """Interrupting the run's process (how run launchers terminate a run) cancels its SLURM jobs."""
+    config, marker = _slow_config(tmp_path, 300)
+    run = _start_run(slurm_jobs.slow_job, slurm_instance, tmp_path, config)
     try:
         _wait_for(marker.exists, 180, "the slow step to start")
         (job_id,) = _wait_for(lambda: _squeue_ids("-slow"), 30, "the slow step's job in squeue")
