@@ -7,10 +7,11 @@ single-node cluster that this script starts with ``deploy/slurm/local-cluster.sh
 wall-time ratio SLURM / multiprocess, and per step where the time between "step ready" and "step
 done" goes, from the runs' own events:
 
-- queue:   launched (after ``sbatch`` returns, or before forking the child) → the step process
-           is up and has imported Dagster (STEP_WORKER_STARTED): SLURM scheduling, job start and
-           interpreter start, or process spawn and interpreter start;
-- load:    STEP_WORKER_STARTED → STEP_START (loading the code location, building the plan);
+- start:   launched (after ``sbatch`` returns, or before forking the child) → STEP_START: for
+           SLURM, scheduling and job start (shown on its own from SLURM's job-completion log
+           when this script started the cluster), then a fresh interpreter importing Dagster,
+           torch and the code location and building the plan; for multiprocess, the same
+           interpreter start and loading in a spawned child;
 - compute: STEP_START → STEP_SUCCESS (the asset body, identical work in both);
 - notice:  STEP_SUCCESS → the next step launched (event-log tailing; for SLURM also the ``sbatch``
            call, timed on its own below).
@@ -79,11 +80,10 @@ def _times(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, flo
 
 
 def _phases(times: dict[str, dict[str, float]]) -> dict[str, list[float]]:
-    phases = {"queue": [], "load": [], "compute": [], "notice": []}
+    phases = {"start": [], "compute": [], "notice": []}
     for i, name in enumerate(NAMES):
         t = times[name]
-        phases["queue"].append(t["STEP_WORKER_STARTED"] - t["STEP_WORKER_STARTING"])
-        phases["load"].append(t["STEP_START"] - t["STEP_WORKER_STARTED"])
+        phases["start"].append(t["STEP_START"] - t["STEP_WORKER_STARTING"])
         phases["compute"].append(t["STEP_SUCCESS"] - t["STEP_START"])
         if i + 1 < len(NAMES):
             phases["notice"].append(times[NAMES[i + 1]]["STEP_WORKER_STARTING"] - t["STEP_SUCCESS"])
@@ -93,6 +93,18 @@ def _phases(times: dict[str, dict[str, float]]) -> dict[str, list[float]]:
 def _ground_truth(root: Path) -> dict[str, pd.DataFrame]:
     return {p.parent.parent.name: pd.read_parquet(p).drop(columns=["provenance"], errors="ignore")
             for name in NAMES for p in (root / name).rglob("*.parquet")}
+
+
+def _scheduling_latency(jobcomp: Path, run_id: str) -> list[float]:
+    """Submit → start of this run's jobs, from SLURM's job-completion log (1 s resolution)."""
+    from datetime import datetime
+
+    out = []
+    for line in jobcomp.read_text().splitlines() if jobcomp.exists() else []:
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        if fields.get("Name", "").startswith(f"genzoo-{run_id[:8]}-"):
+            out.append((datetime.fromisoformat(fields["StartTime"]) - datetime.fromisoformat(fields["SubmitTime"])).total_seconds())
+    return out
 
 
 def _sbatch_timing(n: int, log_dir: Path) -> tuple[float, float]:
@@ -127,7 +139,7 @@ def main() -> int:
         key = sample_partition_key(args.species, "000")
         tags = {"dagster/partition": str(key), "dagster/partition/species": args.species,
                 "dagster/partition/shard": "000"}
-        walls, phases, tables = {}, {}, {}
+        walls, phases, tables, scheduled = {}, {}, {}, []
         with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
             for kind, job_fn, execution in (
                 ("multiprocess", multiprocess_job, {"max_concurrent": 2}),
@@ -145,6 +157,8 @@ def main() -> int:
                     print(f"{kind} run failed (run {result.run_id}); see {tmp}", file=sys.stderr)
                     return 1
                 phases[kind] = _phases(_times(instance, result.run_id))
+                if kind == "slurm":
+                    scheduled = _scheduling_latency(tmp / "cluster" / "jobcomp.log", result.run_id)
                 tables[kind] = _ground_truth(root)
         for name, table in tables["multiprocess"].items():
             pd.testing.assert_frame_equal(tables["slurm"][name], table, obj=name)
@@ -157,14 +171,16 @@ def main() -> int:
     print(f"one {args.samples}-sample partition ({args.species}, {args.resolution} px), {len(NAMES)} steps in a chain; "
           f"identical ground truth in both runs")
     print(f"{'phase (s, mean per step)':<28}{'multiprocess':>14}{'slurm':>10}{'slurm - mp':>12}")
-    for phase in ("queue", "load", "compute", "notice"):
+    for phase in ("start", "compute", "notice"):
         mp, sl = statistics.mean(phases["multiprocess"][phase]), statistics.mean(phases["slurm"][phase])
         print(f"{phase:<28}{mp:>14.2f}{sl:>10.2f}{sl - mp:>12.2f}")
-    overhead = {k: sum(statistics.mean(phases[k][p]) for p in ("queue", "load", "notice")) for k in phases}
+    overhead = {k: sum(statistics.mean(phases[k][p]) for p in ("start", "notice")) for k in phases}
     print(f"{'per-step overhead':<28}{overhead['multiprocess']:>14.2f}{overhead['slurm']:>10.2f}"
           f"{overhead['slurm'] - overhead['multiprocess']:>12.2f}")
     print(f"wall time: multiprocess {walls['multiprocess']:.1f} s, slurm {walls['slurm']:.1f} s, "
           f"ratio slurm / multiprocess = {walls['slurm'] / walls['multiprocess']:.2f}")
+    if scheduled:
+        print(f"of slurm's start: SLURM scheduling (submit → job start) {statistics.mean(scheduled):.1f} s per step")
     print(f"sbatch: {args.sbatch_jobs} jobs one by one {single:.2f} s ({single / args.sbatch_jobs * 1000:.0f} ms each), "
           f"as one array {array:.2f} s")
     return 0
