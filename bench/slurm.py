@@ -19,7 +19,7 @@ done" goes, from the runs' own events:
 It also times submitting N trivial jobs one ``sbatch`` each against one ``sbatch --array`` of N,
 which is what a job-array design would save. Both runs must write identical ground truth.
 
-    .venv/bin/python bench/slurm.py [--samples 64 --resolution 128 --species panthera-leo]
+    .venv/bin/python bench/slurm.py [--samples 64 --resolution 128 --species panthera-leo] [--slurm-first]
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def main() -> int:
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--species", default="panthera-leo")
     ap.add_argument("--sbatch-jobs", type=int, default=20)
+    ap.add_argument("--slurm-first", action="store_true", help="run SLURM first (on a shared machine the order matters)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-slurm-"))
     tmp.chmod(0o755)
@@ -141,10 +142,9 @@ def main() -> int:
                 "dagster/partition/shard": "000"}
         walls, phases, tables, scheduled = {}, {}, {}, []
         with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-            for kind, job_fn, execution in (
-                ("multiprocess", multiprocess_job, {"max_concurrent": 2}),
-                ("slurm", slurm_job, {"log_dir": str(tmp / "slurm-logs"), "poll_interval_seconds": 1}),
-            ):
+            runs = [("multiprocess", multiprocess_job, {"max_concurrent": 2}),
+                    ("slurm", slurm_job, {"log_dir": str(tmp / "slurm-logs"), "poll_interval_seconds": 1})]
+            for kind, job_fn, execution in runs[::-1] if args.slurm_first else runs:
                 root = tmp / kind
                 settings = {"data_dir": str(root), "samples_per_shard": args.samples, "resolution": args.resolution}
                 dg.materialize([species], instance=instance, resources={"settings": GenZooSettings(**settings)},
