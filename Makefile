@@ -11,7 +11,8 @@ export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: demo test test-fast ui bench system-deps venv deps test-deps clean
 
-# Debian libraries for headless rendering (EGL + Mesa) and, for the browser test, chromium.
+# Debian libraries for headless rendering (EGL + Mesa) and, for the tests, chromium (the browser
+# test) and slurm-wlm + munge (the SLURM executor's tests start a local cluster).
 # Installed only when missing; needs root or sudo on a fresh machine.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
@@ -36,7 +37,7 @@ $(VENV)/.test-deps: $(VENV)/.deps
 
 deps: system-deps $(VENV)/.deps
 
-test-deps: EXTRA_DEBS = chromium
+test-deps: EXTRA_DEBS = chromium slurm-wlm munge
 test-deps: system-deps $(VENV)/.test-deps
 
 demo: deps
@@ -58,12 +59,14 @@ ui: deps
 
 # Each script prints its own side-by-side ratio; FLUX runs on tiny random weights here
 # (for GPU figures: .venv/bin/python bench/flux_gpu.py --base ... --canny ... --depth ...).
+bench: EXTRA_DEBS = slurm-wlm munge
 bench: deps
 	$(PY) bench/body.py
 	$(PY) bench/render.py
 	$(PY) bench/catalog.py
 	$(PY) bench/orchestration.py
 	$(PY) bench/flux_gpu.py --tiny
+	$(PY) bench/slurm.py
 
 clean:
 	rm -rf $(VENV) .dagster_home

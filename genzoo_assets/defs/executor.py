@@ -1,27 +1,37 @@
-"""Which executor runs a run's steps: one pod per step on Kubernetes, local processes otherwise.
+"""Which executor runs a run's steps: SLURM jobs, Kubernetes pods, or local processes.
 
-``GENZOO_EXECUTOR=k8s`` selects ``k8s_job_executor``: every step is its own Kubernetes Job, and the
-GPU stages' ``dagster-k8s/config`` op tags (``GPU_OP_TAGS``) make their pods request one
-``nvidia.com/gpu``, so the scheduler puts them on GPU nodes. Otherwise steps run as local
-processes, at most ``GENZOO_MAX_CONCURRENT`` (default: the CPU count) at a time; the instance's
-``gpu`` pool still lets only as many GPU steps run as there are GPUs. ``in_process`` runs every
-step in the run's own process: no per-step interpreter start (~10 s each on a busy 2-core
-machine), for small partitions and debugging.
+``GENZOO_EXECUTOR`` picks it when the definitions are loaded (inside the ``@dg.definitions``
+function, never at import):
+
+- ``multiprocess`` (default): local processes, at most ``GENZOO_MAX_CONCURRENT`` (default: the CPU
+  count) at a time; the instance's ``gpu`` pool still lets only as many GPU steps run as there are
+  GPUs.
+- ``in_process``: every step in the run's own process: no per-step interpreter start (~10 s each on
+  a busy 2-core machine), for small partitions and debugging.
+- ``k8s``: ``k8s_job_executor``, every step its own Kubernetes Job; the GPU stages'
+  ``dagster-k8s/config`` op tags (``GPU_OP_TAGS``) make their pods request one ``nvidia.com/gpu``.
+- ``slurm``: ``genzoo_assets.slurm.executor.slurm_executor``, every step a SLURM batch job; GPU
+  steps (pool ``gpu``) ask for ``--gres=gpu:1``. Its settings (per-pool partition, account, QoS,
+  time, CPUs, memory; jobs in flight) come from the YAML file named by ``GENZOO_SLURM_CONFIG``
+  (optional; see ``deploy/slurm/README.md``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
+import yaml
 
 EXECUTOR_ENV = "GENZOO_EXECUTOR"
 MAX_CONCURRENT_ENV = "GENZOO_MAX_CONCURRENT"
-EXECUTOR_KINDS = ("multiprocess", "k8s", "in_process")
+SLURM_CONFIG_ENV = "GENZOO_SLURM_CONFIG"
+EXECUTOR_KINDS = ("multiprocess", "k8s", "slurm", "in_process")
 
 
-def max_concurrent(env: Mapping[str, str] = os.environ) -> int:
+def max_concurrent(env: Mapping[str, str]) -> int:
     raw = env.get(MAX_CONCURRENT_ENV) or str(os.cpu_count() or 1)
     try:
         value = int(raw)
@@ -32,13 +42,42 @@ def max_concurrent(env: Mapping[str, str] = os.environ) -> int:
     return value
 
 
-def select_executor(env: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition:
-    """The executor named by ``GENZOO_EXECUTOR`` (``multiprocess`` when unset)."""
+def slurm_config(env: Mapping[str, str]) -> dict:
+    """The SLURM executor's config from ``GENZOO_SLURM_CONFIG`` (a YAML mapping; none: defaults),
+    checked now so that a bad setting fails the code location's load, naming the file."""
+    from genzoo_assets.slurm.executor import SLURM_EXECUTOR_CONFIG, pool_requests
+
+    path = env.get(SLURM_CONFIG_ENV)
+    if not path:
+        return {}
+    where = f"{SLURM_CONFIG_ENV}={path}"
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{where}: cannot read it as YAML ({exc})") from exc
+    config = config or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: expected a mapping of executor settings")
+    unknown = sorted(set(config) - set(SLURM_EXECUTOR_CONFIG))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SLURM_EXECUTOR_CONFIG)})")
+    pool_requests(config.get("pools") or {}, f"{where}: pools")
+    return config
+
+
+def select_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
+    """The executor named by ``GENZOO_EXECUTOR`` (``multiprocess`` when unset) in ``env``
+    (default: the process environment, read now)."""
+    env = os.environ if env is None else env
     kind = (env.get(EXECUTOR_ENV) or "multiprocess").strip().lower()
     if kind == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
+    if kind == "slurm":
+        from genzoo_assets.slurm.executor import slurm_executor
+
+        return slurm_executor.configured(slurm_config(env), name="genzoo_slurm")
     if kind == "in_process":
         return dg.in_process_executor
     if kind == "multiprocess":

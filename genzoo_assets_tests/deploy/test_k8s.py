@@ -76,7 +76,7 @@ def test_local_executor_is_multiprocess_with_max_concurrent_from_env():
     assert select_executor({"GENZOO_EXECUTOR": "in_process"}) is dg.in_process_executor
 
 
-@pytest.mark.parametrize("env, word", [({"GENZOO_EXECUTOR": "slurm"}, "GENZOO_EXECUTOR"),
+@pytest.mark.parametrize("env, word", [({"GENZOO_EXECUTOR": "yarn"}, "GENZOO_EXECUTOR"),
                                        ({"GENZOO_MAX_CONCURRENT": "0"}, "GENZOO_MAX_CONCURRENT"),
                                        ({"GENZOO_MAX_CONCURRENT": "many"}, "GENZOO_MAX_CONCURRENT")])
 def test_bad_executor_settings_name_the_variable(env, word):
