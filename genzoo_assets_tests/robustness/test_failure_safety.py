@@ -305,7 +305,8 @@ def test_an_empty_validation_split_is_one_clear_error_not_retried(tmp_path, monk
     _fast_retries_for(regressor, monkeypatch)
     shards = tmp_path / "data" / "shards"
     shards.mkdir(parents=True)
-    (shards / wds_export.MANIFEST).write_text(json.dumps({"counts": {"train": 5, "val": 0, "heldout": 12}}))
+    manifest = {"format": wds_export.FORMAT, "counts": {"train": 5, "val": 0, "heldout": 12}}
+    (shards / wds_export.MANIFEST).write_text(json.dumps(manifest))
     settings = GenZooSettings(data_dir=str(tmp_path / "data"))
     with dg.instance_for_test() as instance:
         result = dg.materialize([regressor], instance=instance, resources={"settings": settings},
