@@ -8,6 +8,7 @@ the pool slots of dead runs (`genzoo_assets.pool_slots`), one line each on stder
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -41,7 +42,12 @@ def project_instance() -> dg.DagsterInstance:
     """The instance in :func:`dagster_home`, opened from its folder (this process's environment is left as is)."""
     from genzoo_assets.pool_slots import free_dead_slots
 
-    instance = dg.DagsterInstance.from_config(str(dagster_home()))
+    home = dagster_home()
+    # Two commands opening a fresh home at once would both create (migrate) its sqlite storage and
+    # fail with alembic's "more than one head": the first one creates it under this lock.
+    with open(home / ".instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.from_config(str(home))
     configure_pools(instance)
     free_dead_slots(instance)
     return instance

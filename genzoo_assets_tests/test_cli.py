@@ -55,8 +55,7 @@ def test_species_add_resolves_any_mammal_and_registers_its_partition(dirs):
 
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(dirs["home"])
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(dirs["home"])) as instance:
         assert "mephitis-macroura" in instance.get_dynamic_partitions("species")
 
 
