@@ -75,7 +75,10 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     """
     done = instance.get_materialized_partitions(dg.AssetKey("images"))
     todo = [sample_partition_key(sp, f"{i:03d}") for sp, n in shards_by_species.items() for i in range(n)]
+    reused = [key for key in todo if key in done]
     todo = [key for key in todo if key not in done]
+    if reused:
+        say(f"{len(reused)} partition(s) already materialised in this instance: reused")
     for i, key in enumerate(todo, 1):
         t = time.monotonic()
         result = run_assets(PER_SAMPLE, instance, settings, key)
