@@ -31,6 +31,11 @@ batch 32, held-out PA-MPJPE / PA-V2V ×1000 of the best and the last checkpoint;
   90.5 / 77.5 (last 93.4 / 79.6), worse at this step budget: more variety, same steps.
 - 2D confidence 1 for occluded keypoints (GenZoo): 87.6 / 74.7 (last 86.3 / 73.5) — the one
   change that helped; it is the default (``losses.py``).
+- Body-pose weight ×34 (each joint weighted like the global orientation): at step 700 the
+  validation body-pose loss per joint equals the baseline's (3.70), and the global orientation
+  stays at the mean-pose level (23.4 vs 16.5). A root-relative 3D keypoint L1 term (×100; GenZoo
+  computes one but does not add it): validation body-pose 4.05 vs 3.70 at step 500. Neither kept
+  (both stopped before 800 steps when the machine's load reached 20; no held-out numbers).
 The demo therefore stays data- and compute-bound on CPU: its regressor beats the baselines on the
 camera (S-MPJPE 218–234 vs 371–380) and 2D keypoints (PCK@0.15), not yet on aligned posture.
 """
