@@ -10,6 +10,13 @@ camera but not posture within CPU minutes (held-out PA-MPJPE 90.5–95 against 8
 pose, in side-by-side runs), while the tiny ResNet reaches 86–88. Half of its training crops are
 grey: the held-out felids' coats look like no training species', and grey crops raised held-out
 PCK@0.10 from 12.2 to 17.0 in a side-by-side run. Real runs use ViT-H ViTPose (`size: huge`).
+
+What the demo shows and does not (issue 12, measured on its data, 800 steps, load 8–16): the 2D term
+now gives occluded keypoints confidence 1 (GenZoo's), which lowered held-out PA-MPJPE / PA-V2V from
+89.6 / 76.3 to 87.6 / 74.7; the trained model beats both baselines on S-MPJPE (231 vs 371 / 380),
+S-V2V (214 vs 335 / 343) and PCK, but not the rest pose on the aligned metrics (rest 83.5 / 73.4).
+Why, and the runs that did not help (lr and schedule, GenZoo's rotation and scale jitter, pose-loss
+weights, a 3D keypoint term): ``core/regressor/train.py``.
 """
 
 from __future__ import annotations
