@@ -113,7 +113,8 @@ def main() -> int:
     from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
     from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set
     from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize
-    from genzoo_assets.core.regressor.model import build_regressor, load_regressor
+    from genzoo_assets.core.regressor.checkpoint import load_regressor
+    from genzoo_assets.core.regressor.model import build_regressor
     from genzoo_assets.core.regressor.train import train
     from genzoo_assets.defs.resources import GenZooSettings
     from genzoo_assets.defs.training import RegressorTrainConfig, _train_config, train_augmentation
@@ -149,7 +150,7 @@ def main() -> int:
         t = time.monotonic()
         idx = nested_subset(full, n, key)
         result = train(tcfg, Subset(full, idx), val, body, data_dir / f"regressor_N{n}", resume=False)
-        model = load_regressor(result.checkpoint_path)
+        model = load_regressor(result.checkpoint_path, body_model=body)
         torch.manual_seed(settings.base_seed)
         untrained = build_regressor(model.config)
         poses = np.stack([np.asarray(full.items[i][1]["poses"], dtype=np.float64).reshape(35, 3, 3) for i in idx])
