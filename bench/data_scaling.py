@@ -14,8 +14,12 @@ samples changes. Every size trains with the same configuration (the demo's, ``de
 ``benchmark`` asset computes them: the mean pose and shape of that training set, and the untrained
 model (the rest pose).
 
-    .venv/bin/python bench/data_scaling.py --quick   # N = 32, 128, 512: ~10 min on 2 idle CPU cores
+    .venv/bin/python bench/data_scaling.py --quick   # N = 32, 128, 512: ~10 min on 2 idle CPU cores (*)
     .venv/bin/python bench/data_scaling.py           # N = 512, 2048, 8192: ~60-70 min on 2 idle CPU cores
+
+(*) Measured: 5.3 min with the data already generated (load average 3–5); generating the 12
+partitions costs 20–36 s each at load ≤ 4, about 5 min more. The full run generates 15 shards of
+each training species (152 partitions, ~1 h of rendering on 2 cores) and trains 3 × 2,000 steps.
 
 Prints one table (N, method, PCK@0.10, PCK@0.15, S-MPJPE, PA-MPJPE, S-V2V, PA-V2V; errors ×1000)
 and writes it as ``data_scaling.md`` with ``data_scaling.png`` (log-x PA-MPJPE and PA-V2V against
@@ -92,7 +96,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N = 32, 128, 512 (about 10 min on 2 idle CPU cores)")
+    ap.add_argument("--quick", action="store_true", help="N = 32, 128, 512 (about 10 min on 2 idle CPU cores; the full run about 75 min)")
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="data directory (default: bench-output/data_scaling/<mode>/data)")
     ap.add_argument("--out", type=Path, default=None, help="table and plot folder (default: its parent)")
