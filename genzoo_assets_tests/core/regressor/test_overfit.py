@@ -44,7 +44,7 @@ def mean_pose_losses(data, weights: LossWeights) -> dict[str, float]:
             "loss_body_pose": float(weights.body_pose * rotation_9d_loss(mean[:, 1:], targets[:, 1:]))}
 
 
-@pytest.mark.slow  # 400 steps: 35 s measured at load 6 (637 s at load 16, niced)
+@pytest.mark.slow  # 400 steps: 19 s at load 2, 35 s at load 6
 def test_a_tiny_regressor_drives_the_9d_pose_loss_on_32_samples_far_below_the_mean_pose(
         fixed_samples, body_model, tmp_path):
     torch.set_num_threads(1)
