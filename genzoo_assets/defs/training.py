@@ -83,6 +83,11 @@ PRETRAINED_NEEDS_HUGE = ("pretrained_backbone is a full-size backbone, which siz
                          "set size: huge to train from it, or leave pretrained_backbone empty")
 
 
+def train_augmentation(cfg: RegressorTrainConfig) -> Augmentation:
+    """The training crops' jitter: ``Augmentation``'s defaults with the run's grey-crop rate."""
+    return Augmentation(grayscale=cfg.grayscale)
+
+
 def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
     huge = cfg.size == "huge" or (cfg.size == "auto" and device.startswith("cuda"))
     if cfg.pretrained_backbone and not huge:
@@ -106,7 +111,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
     _require_splits(shards)
-    train_data = _train_split(shards, hw, settings.resolution, Augmentation(grayscale=config.grayscale))
+    train_data = _train_split(shards, hw, settings.resolution, train_augmentation(config))
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
     def progress(step: int, total: int, metrics: dict) -> None:

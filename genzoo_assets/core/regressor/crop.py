@@ -33,20 +33,32 @@ def crop_box(bbox_xywh, input_hw: tuple[int, int] = INPUT_HW, padding: float = B
     return np.array([x + w / 2.0, y + h / 2.0, height], dtype=np.float64)
 
 
-def crop_image(image: np.ndarray, box: np.ndarray, input_hw: tuple[int, int] = INPUT_HW) -> np.ndarray:
-    """Resample ``image`` (H, W, C) into the crop window ``box``; outside the image is black."""
+def crop_image(image: np.ndarray, box: np.ndarray, input_hw: tuple[int, int] = INPUT_HW,
+               rotation_deg: float = 0.0) -> np.ndarray:
+    """Resample ``image`` (H, W, C) into the crop window ``box``; outside the image is black.
+
+    ``rotation_deg`` turns the window by that angle about its centre (image x towards y), so the
+    content appears turned by −angle: a point at crop coordinates ``c`` of the unturned window lands
+    at ``rotate_crop_points(c, angle)``.
+    """
     cx, cy, height = (float(v) for v in box)
     out_h, out_w = input_hw
     k = height / out_h  # image pixels per crop pixel
+    c, s = np.cos(np.radians(rotation_deg)), np.sin(np.radians(rotation_deg))
+    lin = k * np.array([[c, -s], [s, c]])
     # cv2 samples at pixel indices (centre = index); continuous coordinates are index + 0.5.
-    inverse = np.array(
-        [[k, 0.0, cx + k * (0.5 - out_w / 2.0) - 0.5], [0.0, k, cy + k * (0.5 - out_h / 2.0) - 0.5]],
-        dtype=np.float64,
-    )
+    offset = np.array([cx, cy]) - lin @ np.array([out_w / 2.0 - 0.5, out_h / 2.0 - 0.5]) - 0.5
+    inverse = np.concatenate([lin, offset[:, None]], axis=1)
     return cv2.warpAffine(
         image, inverse, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )
+
+
+def rotate_crop_points(points_c: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """Crop coordinates (..., 2) of the unturned window → those of the window turned by ``rotation_deg``."""
+    c, s = np.cos(np.radians(rotation_deg)), np.sin(np.radians(rotation_deg))
+    return np.asarray(points_c, dtype=np.float64) @ np.array([[c, -s], [s, c]])
 
 
 def to_crop_coords(points_px: np.ndarray, box: np.ndarray) -> np.ndarray:

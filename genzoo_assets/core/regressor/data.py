@@ -13,8 +13,13 @@ Every reader resolves the export's ``current`` pointer once (``export.resolve_ex
 one whole export even while a new one is being swapped in; a streaming split holds an
 ``ExportLease`` so that export is not deleted under it.
 
-Augmentation (training only): scale and translation jitter of the crop window and colour jitter
-(brightness, contrast, saturation). Horizontal flip is deliberately not done: mirroring an
+Augmentation (training only): scale and translation jitter of the crop window, colour jitter
+(brightness, contrast, saturation), grey crops and, optionally, GenZoo's in-plane rotation (off by
+default: on the demo's 574 images and 800 steps it raised held-out PA-MPJPE from 89.6 to 90.5;
+see ``train.py``). A turned crop turns the 2D keypoints, the 3D keypoints, the camera's offset and
+the global orientation with it, about the optical axis; the body model turns about its root joint,
+so its posed keypoints then match the turned 3D keypoints up to a translation (which every aligned
+metric removes, and which the 2D loss leaves to the predicted camera). Horizontal flip is deliberately not done: mirroring an
 image needs the mirrored shape too, and SMAL's PCA shape space (betas) has no mirror operation,
 so a flipped example would carry wrong shape ground truth.
 """
@@ -32,8 +37,8 @@ import webdataset as wds
 
 from genzoo_assets.core.body.rotations import symmetric_orthogonalization
 from genzoo_assets.core.regressor.crop import (
-    BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, to_crop_coords,
-    weak_camera_to_crop,
+    BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, rotate_crop_points,
+    to_crop_coords, weak_camera_to_crop,
 )
 from genzoo_assets.core.regressor.export import SPLITS, ExportLease, read_manifest
 from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg
@@ -48,6 +53,8 @@ class Augmentation:
     translate: float = 0.05  # centre shift × crop height, U(-t, t) per axis
     colour: float = 0.2  # brightness/contrast/saturation factors U(1 - c, 1 + c)
     grayscale: float = 0.0  # probability of dropping colour, so shape cues outweigh coat colour
+    rotation: float = 0.0  # in-plane turn of the crop: N(0, rotation) degrees clipped to ±2σ ...
+    rotation_rate: float = 0.0  # ... applied with this probability; the global orientation turns with it
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
@@ -137,32 +144,45 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
     kp = np.asarray(npz["keypoints_2d"], dtype=np.float64).copy()
     kp[:, :2] *= k
     box = crop_box(np.asarray(npz["bbox"], dtype=np.float64) * k, input_hw, padding)
+    angle = 0.0
     if augment is not None:
         rng = rng or np.random.default_rng()
         box = box * np.array([1.0, 1.0, rng.uniform(1 - augment.scale, 1 + augment.scale)])
         box[:2] += rng.uniform(-augment.translate, augment.translate, 2) * box[2]
-    crop = crop_image(image, box, input_hw)
+        if augment.rotation > 0 and rng.random() < augment.rotation_rate:
+            angle = float(np.clip(rng.normal(), -2.0, 2.0) * augment.rotation)
+    crop = crop_image(image, box, input_hw, angle)
     if augment is not None and augment.colour > 0:
         crop = colour_jitter(crop, rng, augment.colour)
     if augment is not None and augment.grayscale > 0 and rng.random() < augment.grayscale:
         crop = np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     poses = symmetric_orthogonalization(torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9))
+    if angle:
+        poses[0] = torch.from_numpy(_turn_z(angle).T.astype(np.float32)) @ poses[0]
     if "scales" in npz:
         cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]), np.zeros(3), width, box)
     else:
         cam = perspective_camera_to_crop(npz["transls"], fov_from_genzoo_deg(float(npz["fovs"])), width, box)
-    kp_crop = np.concatenate([to_crop_coords(kp[:, :2], box), kp[:, 2:3]], 1)
+    kp_crop = np.concatenate([rotate_crop_points(to_crop_coords(kp[:, :2], box), angle), kp[:, 2:3]], 1)
+    cam[1:] = rotate_crop_points(cam[1:], angle)
+    kp3d = np.asarray(npz["keypoints_3d"], dtype=np.float64) @ _turn_z(angle)
     return {
         "img": torch.from_numpy(normalize_image(crop)),
         "keypoints_2d": torch.from_numpy(kp_crop.astype(np.float32)),
         "poses": poses,
         "betas": torch.as_tensor(np.asarray(npz["betas"], dtype=np.float32)),
         "cam_crop": torch.from_numpy(cam.astype(np.float32)),
-        "keypoints_3d": torch.as_tensor(np.asarray(npz["keypoints_3d"], dtype=np.float32)),
+        "keypoints_3d": torch.from_numpy(kp3d.astype(np.float32)),
         "box": torch.from_numpy(box.astype(np.float32)),
         "sample_id": sid,
         "species": str(npz["species"]),
     }
+
+
+def _turn_z(angle_deg: float) -> np.ndarray:
+    """(3, 3) rotation about the camera's optical axis by ``angle_deg`` (x towards y)."""
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def colour_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:

@@ -4,6 +4,14 @@ The head is HMR2's: one query token cross-attends to the backbone's feature toke
 decoder layers; linear read-outs add a raw 9D rotation per joint to the identity, betas to zero
 and a weak camera ``(s, tx, ty)`` to ``(init_cam_scale, 0, 0)``. The raw 9D is kept for GenZoo's
 9D loss; ``rotmat`` is its symmetric orthogonalisation, what the body model is posed with.
+
+The read-outs start from the identity (rest pose), zero betas and a fixed camera, as GenZoo's fork
+does (``smpl_head.py``: ``init_body_pose = eye``, one pass, a zero input token; 4DHumans' HMR2
+started from SMPL's mean parameters, which GenZoo commented out). We keep that: the untrained
+model then *is* the rest-pose baseline, and a head that started from the training set's mean
+pose would start from a worse answer, not a better one — on held-out Felidae the chordal mean of
+the training poses (sitting, lying and standing averaged) scores a higher PA-MPJPE than the rest
+pose (see ``train.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import torch
 import webdataset as wds
 
-from genzoo_assets.core.regressor.crop import crop_image, to_crop_coords
+from genzoo_assets.core.regressor.crop import crop_image, rotate_crop_points, to_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
 from genzoo_assets.core.regressor.losses import weak_perspective_project
@@ -134,3 +134,31 @@ def test_cached_split_matches_the_streamed_reader_and_augments_per_access(catalo
     assert torch.allclose(unnormalised[0] + 0.485, unnormalised[1] + 0.456, atol=1e-5)  # R == G: no colour
     jittered = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48), augment=Augmentation())
     assert not torch.equal(jittered[0]["img"], jittered[0]["img"])  # each access draws new jitter
+
+
+def test_rotated_crops_turn_the_keypoints_the_image_and_the_global_orientation_together(catalog, body_model):
+    plain = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48))[0]
+    turned_split = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48),
+                               augment=Augmentation(scale=0, translate=0, colour=0, rotation=40, rotation_rate=1.0))
+    turned = turned_split[0]
+    assert not torch.allclose(plain["keypoints_2d"], turned["keypoints_2d"])
+    # the exported 3D keypoints turned with the crop still project onto the turned 2D keypoints
+    proj = weak_perspective_project(turned["keypoints_3d"][None].double(), turned["cam_crop"][None].double())[0]
+    np.testing.assert_allclose(proj.numpy(), turned["keypoints_2d"][:, :2].numpy(), atol=1e-4)
+    # the body posed with the turned global orientation matches them up to a translation (it turns
+    # about its root joint, the camera axis passes through the origin)
+    poses = turned["poses"].to(body_model.dtype)
+    kp3 = body_model(turned["betas"][None].to(body_model.dtype), poses[None, 0], poses[None, 1:]).keypoints[0]
+    offset = kp3.double() - turned["keypoints_3d"].double()
+    assert float((offset - offset.mean(0)).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("angle", [0.0, 35.0, -70.0])
+def test_a_turned_crop_puts_an_image_point_at_its_turned_crop_coordinate(angle):
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[70, 30] = 255  # pixel centre (30.5, 70.5)
+    box = np.array([40.0, 60.0, 48.0])
+    crop = crop_image(img, box, (64, 48), angle)
+    xc, yc = rotate_crop_points(to_crop_coords(np.array([[30.5, 70.5]]), box), angle)[0]
+    row, col = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    assert abs(col + 0.5 - (xc * 64 + 24)) <= 1.0 and abs(row + 0.5 - (yc * 64 + 32)) <= 1.0

@@ -77,3 +77,16 @@ def test_regressor_losses_weights_and_total():
     assert float(terms["loss_betas"]) == pytest.approx(50 * 0.5)
     parts = sum(float(terms[k]) for k in ("loss_keypoints_2d", "loss_global_orient", "loss_body_pose", "loss_betas"))
     assert float(terms["loss"]) == pytest.approx(parts)
+
+
+def test_occluded_keypoints_count_with_their_own_confidence():
+    raw9d = torch.eye(3).reshape(1, 1, 9).repeat(1, 35, 1)
+    output = RegressorOutput(raw9d, symmetric_orthogonalization(raw9d), torch.tensor([[0.0]]),
+                             torch.tensor([[1.0, 0.0, 0.0]]))
+    # the body's two keypoints project to (0, 0) and (1, 0); the second is marked occluded, 0.5 off in y
+    batch = {"keypoints_2d": torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]]]),
+             "poses": torch.eye(3).expand(1, 35, 3, 3).clone(), "betas": torch.tensor([[0.0]])}
+    body = LineBody()
+    assert float(regressor_losses(output, batch, body)["loss_keypoints_2d"]) == pytest.approx(0.01 * 0.5, abs=1e-6)
+    hmr2 = LossWeights(occluded_keypoints=0.0)
+    assert float(regressor_losses(output, batch, body, hmr2)["loss_keypoints_2d"]) == pytest.approx(0.0, abs=1e-6)
