@@ -151,6 +151,19 @@ def _materialize_catalogs(root) -> list[str]:
     return [str(e.materialization.metadata["path"].value) for e in run.get_asset_materialization_events()]
 
 
+def _with_catalog(root, read):
+    """``read()``; when there is no catalog for ``root`` yet, build it through its asset (one line on
+    stderr) and read again: only the `catalog` asset writes the catalog, never a reader."""
+    from genzoo_assets.core.catalog import CatalogMissingError
+
+    try:
+        return read()
+    except CatalogMissingError as exc:
+        print(f"genzoo: {exc}; materialising the `catalog` and `results` assets first", file=sys.stderr)
+        _materialize_catalogs(root)
+        return read()
+
+
 def _catalog(args) -> int:
     from genzoo_assets.core.catalog import duckdb_catalog
     from genzoo_assets.core.paths import data_dir
@@ -166,10 +179,11 @@ def _catalog(args) -> int:
         raise ValueError("--limit 0 (every row) needs --format csv or json, which stream; a table is held in memory")
     memory = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.format == "table":
-        df = duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory)
+        df = _with_catalog(root, lambda: duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory))
         _print_table(df.iloc[:args.limit])
         shown, more = min(len(df), args.limit), len(df) > args.limit
     else:
+        _with_catalog(root, lambda: duckdb_catalog.catalog_views(root))  # streaming starts only on a catalog
         shown, more = _stream(duckdb_catalog.query_batches(args.query, data_dir=root, **memory), args.format,
                               args.limit)
     if more:
@@ -181,16 +195,17 @@ def _catalog(args) -> int:
 def _export(args) -> int:
     from genzoo_assets.core.paths import data_dir
 
+    root = data_dir(override=args.data_dir)
     body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"
     if args.export_command == "animal3d":
         from genzoo_assets.core.interop.animal3d import export_animal3d
 
-        result = export_animal3d(data_dir(override=args.data_dir), args.out, body)
+        result = _with_catalog(root, lambda: export_animal3d(root, args.out, body))
         print(f"{result['count']} samples -> {result['json']}")
     else:
         from genzoo_assets.core.interop.hf import export_hf
 
-        result = export_hf(data_dir(override=args.data_dir), args.out, body)
+        result = _with_catalog(root, lambda: export_hf(root, args.out, body))
         print(", ".join(f"{split} {n}" for split, n in result["counts"].items()) + f" -> {result['card']}")
     return 0
 

@@ -128,6 +128,16 @@ def test_catalog_sql_formats_and_read_only(dirs):
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
+def test_catalog_sql_without_a_catalog_materialises_the_catalog_asset_first(dirs):
+    genzoo("species", "add", "Hooded Skunk", **dirs)  # the species table, no catalog yet
+    assert not (dirs["data_dir"] / "catalog.duckdb").exists()
+    out = genzoo("catalog", "sql", "SELECT key FROM species WHERE key = 'mephitis-macroura'", "--format", "csv",
+                 **dirs)
+    assert out.stdout.splitlines() == ["key", "mephitis-macroura"]
+    assert "no catalog in" in out.stderr and "materialising the `catalog` and `results` assets first" in out.stderr
+    assert (dirs["data_dir"] / "catalog.duckdb").exists()
+
+
 @pytest.mark.slow  # seven commands in subprocesses (~30 s)
 def test_catalog_sql_row_limit_and_streaming(dirs):
     genzoo("species", "add", "Hooded Skunk", **dirs)  # writes the species table

@@ -27,8 +27,18 @@ def _screenshot(page, tmp_path: Path, name: str) -> Path:
 
 def _pick_partition(page, dialog, key: str) -> None:
     """Open the first empty partition picker in the launch dialog, filter it to `key`, tick it."""
-    dialog.get_by_text("Select a partition or create one").first.click()
-    page.get_by_placeholder("Filter partitions").fill(key)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    picker = page.get_by_placeholder("Filter partitions")
+    for attempt in range(3):  # the newsletter modal (and its handler's Skip click) can close the picker
+        dialog.get_by_text("Select a partition or create one").first.click()
+        try:
+            picker.wait_for(timeout=UI_TIMEOUT_MS // 4)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+    picker.fill(key)
     item = page.get_by_role("menuitem").filter(has_text=key).filter(has_not_text="Select all")
     item.first.wait_for(timeout=UI_TIMEOUT_MS)
     assert item.count() == 1, f"partition filter {key!r} matched {item.count()} items"

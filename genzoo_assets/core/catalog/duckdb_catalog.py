@@ -71,6 +71,11 @@ class CatalogQueryError(ValueError):
     """A catalog query was refused or failed; the message names the SQL."""
 
 
+class CatalogMissingError(CatalogQueryError):
+    """No catalog for this data directory yet (or one made for another): only the ``catalog``
+    asset writes it, so a reader never builds it behind the asset's back (`genzoo catalog refresh`)."""
+
+
 class _Rebuild(Exception):
     """The previous snapshot cannot be built on incrementally."""
 
@@ -326,7 +331,7 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def catalog_views(data_dir: str | os.PathLike | None = None) -> list[str]:
-    """Names of the views in the current catalog (refreshing it first if missing or moved)."""
+    """Names of the views in the current catalog (CatalogMissingError when there is none)."""
     con, info = _open(_root(data_dir), True, with_results=False)
     con.close()
     return json.loads(info["views"])
@@ -420,7 +425,7 @@ def _open(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
           with_results: bool = True) -> tuple[duckdb.DuckDBPyConnection, dict]:
     path = root / CATALOG_NAME
     if not path.exists():
-        refresh_catalog(root)
+        raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it")
     con = _database(path, read_only, memory_limit, with_results)
     try:
         row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
@@ -432,8 +437,7 @@ def _open(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
     info = dict(zip(("data_dir", "refreshed_at", "views"), row))
     if info["data_dir"] != root.as_posix():
         con.close()
-        refresh_catalog(root)
-        return _open(root, read_only, memory_limit, with_results)
+        raise CatalogMissingError(f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}")
     return con, info
 
 
@@ -486,8 +490,9 @@ def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool =
     where writes to the catalog, every file and network access, extensions and settings are
     refused by DuckDB itself (no statement-type check). With ``read_only=False`` any statement
     runs on a writable connection (code only, never the CLI), but the catalog file is rebuilt on
-    every refresh, so objects created in it do not last. The catalog is built first when missing,
-    and rebuilt when it was made for another (moved) data directory. It is a snapshot: partitions
+    every refresh, so objects created in it do not last. A missing catalog, or one made for another
+    (moved) data directory, is a :class:`CatalogMissingError`: only the ``catalog`` asset writes
+    it (the `genzoo` command materialises that asset and asks again). It is a snapshot: partitions
     written since the last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until
     the next one. ``with_results=False`` leaves ``results.duckdb`` out (the catalog asset: it never
     reads its descendants, so a corrupt results file cannot stop the catalog's own refresh).

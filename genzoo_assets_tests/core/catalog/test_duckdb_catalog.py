@@ -9,7 +9,7 @@ import pytest
 
 from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.duckdb_catalog import (
-    CatalogQueryError, catalog_views, query, refresh_catalog,
+    CATALOG_NAME, CatalogMissingError, CatalogQueryError, catalog_views, query, refresh_catalog,
 )
 from genzoo_assets.core.catalog.parquet import write_table_atomic
 from genzoo_assets.core.catalog.provenance import provenance, provenance_json
@@ -97,10 +97,18 @@ def test_query_is_read_only(data):
         query("SELECT * FROM no_such_view", data)
 
 
-def test_missing_catalog_built_and_moved_dir_refreshed(data, tmp_path):
+def test_missing_or_moved_catalog_is_an_error_naming_the_refresh(data, tmp_path):
+    """Readers never build the catalog: only the `catalog` asset (refresh_catalog) writes it."""
+    with pytest.raises(CatalogMissingError, match="no catalog in .*genzoo catalog refresh"):
+        query("SELECT count(*) AS n FROM shape_params", data)
+    assert not (data / CATALOG_NAME).exists()
+    refresh_catalog(data)
     assert query("SELECT count(*) AS n FROM shape_params", data)["n"][0] == 4 * N
     moved = tmp_path / "moved"
     shutil.move(data, moved)
+    with pytest.raises(CatalogMissingError, match=f"was made for {data.as_posix()}.*genzoo catalog refresh"):
+        query("SELECT count(*) AS n FROM samples", moved)
+    refresh_catalog(moved)
     assert query("SELECT count(*) AS n FROM samples", moved)["n"][0] == 4 * N
 
 
