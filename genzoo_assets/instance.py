@@ -8,12 +8,13 @@ the pool slots of dead runs (`genzoo_assets.pool_slots`), one line each on stder
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
+
+from genzoo_assets.core.paths import file_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GPU_POOL = "gpu"
@@ -45,8 +46,7 @@ def project_instance() -> dg.DagsterInstance:
     home = dagster_home()
     # Two commands opening a fresh home at once would both create (migrate) its sqlite storage and
     # fail with alembic's "more than one head": the first one creates it under this lock.
-    with open(home / ".instance.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(home / ".instance.lock"):
         instance = dg.DagsterInstance.from_config(str(home))
     configure_pools(instance)
     free_dead_slots(instance)

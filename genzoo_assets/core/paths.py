@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -150,6 +151,20 @@ def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
     if _disk_full(exc, path.parent):
         raise DiskFullError(f"disk full: writing {path} failed with no space left on its filesystem; "
                             f"free space there or set {DATA_DIR_ENV} to a larger disk") from exc
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created with its folder), held for the block: blocks until
+    free, and the kernel releases it when the holder dies, so a killed process never leaves it held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

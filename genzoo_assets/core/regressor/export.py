@@ -29,7 +29,6 @@ reader holds their ``.readers`` lease (:class:`ExportLease`).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -48,7 +47,7 @@ import torch
 import webdataset as wds
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
-from genzoo_assets.core.paths import raise_if_disk_full
+from genzoo_assets.core.paths import file_lock, raise_if_disk_full
 from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
 from genzoo_assets.core.seeds import derive_seed
 
@@ -303,16 +302,6 @@ def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
     return removed
 
 
-@contextlib.contextmanager
-def _export_lock(out_dir: Path):
-    with open(out_dir / LOCK, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _leased(export_dir: Path) -> bool:
     path = export_dir / READERS
     if not path.is_file():
@@ -448,7 +437,7 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _export_lock(out_dir):
+    with file_lock(out_dir / LOCK):
         previous, prev_manifest = _previous_export(out_dir)
         keep_names = {previous.name, (prev_manifest or {}).get("previous")} if previous is not None else set()
         _collect_garbage(out_dir, keep=keep_names)  # leftovers of killed runs; the live exports stay

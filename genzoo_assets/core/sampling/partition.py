@@ -84,7 +84,6 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     if shape_df.empty:
         return pd.DataFrame(columns=POSE_COLUMNS)
     c = np.asarray(body_model.canonical_rotation, dtype=np.float64)
-    n = len(shape_df)
     ids = shape_df["sample_id"].tolist()
     betas = np.stack([np.asarray(b, dtype=np.float64) for b in shape_df["betas"]])
     draws = [pose_sampler.sample(rng_for(sid, "pose", base_seed)) for sid in ids]

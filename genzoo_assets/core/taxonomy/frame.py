@@ -23,7 +23,6 @@ licence), so any mammal can be added offline by scientific or common name.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
 from genzoo_assets.core.taxonomy.table import (
@@ -51,14 +51,8 @@ def species_table_path(root: Path) -> Path:
 @contextlib.contextmanager
 def species_lock(root: Path) -> Iterator[None]:
     """Exclusive ``flock`` on ``species/.species.lock`` (blocks until free; released on exit or death)."""
-    path = species_dir(root) / ".species.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(species_dir(root) / ".species.lock"):
+        yield
 
 
 def read_species_table(root: Path) -> pd.DataFrame:
