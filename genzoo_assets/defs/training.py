@@ -61,6 +61,7 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
     pretrained_backbone: str = ""  # local ViTPose directory (transformers format)
     batch_size: int = 128
     lr: float = 0.0  # 0: 1e-5 (GenZoo) for ViT-H, 2e-3 for the tiny CPU model
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (GenZoo) | cosine decay to 0 at max_steps
     max_steps: int = 100_000
     val_every: int = 1000
     patience: int = 10
@@ -97,7 +98,7 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
     else:
         reg = RegressorConfig.tiny(num_betas, backbone=cfg.backbone)
     lr = cfg.lr or (1e-5 if huge else 2e-3)
-    return TrainConfig(regressor=reg, lr=lr, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
+    return TrainConfig(regressor=reg, lr=lr, lr_schedule=cfg.lr_schedule, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
                        val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience)
 
 

@@ -39,15 +39,6 @@ def kelvin_to_rgb(kelvin: float) -> np.ndarray:
     return rgb / rgb.max()
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # area-weighted
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-
-
 class RenderCompositeGenerator:
     """Coat-coloured, lit render of the body composited over a procedural scene (no weights)."""
 
@@ -105,7 +96,7 @@ class RenderCompositeGenerator:
         else:  # no rest pose given: the camera frame with y up stands in (patterns then follow the view)
             canon = posed * np.array([1.0, -1.0, 1.0])
         points = coats.normalise_body(canon)
-        normal_up = vertex_normals(canon, sub_faces)[:, 1]
+        normal_up = self._subdivider.topology(faces, len(req.vertices)).vertex_normals(canon)[:, 1]
         up = 0.6 * normal_up + 0.8 * points[:, 1] / max(float(np.ptp(points[:, 1])), 1e-6)
         colours = np.ones((len(posed), 4), np.float32)
         colours[:, :3] = coats.coat_albedo(coat, points, up, rng)

@@ -65,9 +65,16 @@ class RegressorConfig:
 
     @classmethod
     def tiny(cls, num_betas: int, image_size=(64, 48), backbone: str = "vitpose") -> "RegressorConfig":
-        """A CPU-sized model for tests and the demo (same code path as ViT-H)."""
+        """A CPU-sized model for tests and the demo (same code path as ViT-H).
+
+        The ResNet has three stages (32, 64, 128 channels; a 4×3 feature map at 64×48). On the
+        demo's first data (574 training images of 9 species, held-out Felidae) the two-stage
+        (16, 32) one scored held-out PA-MPJPE 92.9 after 800 steps (86.6 after the demo's 2,000)
+        where this one scored 84.0 (85.8); its pose alone, with zero betas, 80.9 (77.4) against
+        86.6 — for 1.15× the step time. A fourth stage (256) was no better: 86.3 after 800 steps.
+        """
         return cls(backbone=backbone, image_size=image_size, patch_size=8, hidden_size=64, num_layers=2, num_heads=2,
-                   resnet_hidden_sizes=(16, 32), resnet_depths=(1, 1), resnet_layer_type="basic",
+                   resnet_hidden_sizes=(32, 64, 128), resnet_depths=(1, 1, 1), resnet_layer_type="basic",
                    num_betas=num_betas, decoder_dim=64, decoder_depth=2, decoder_heads=2, decoder_mlp=128)
 
     def to_json(self) -> str:

@@ -10,7 +10,7 @@ from genzoo_assets.core.regressor.crop import from_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, load_split, materialize
 from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.predict import predict_split
-from genzoo_assets.core.regressor.train import TrainConfig, train
+from genzoo_assets.core.regressor.train import TrainConfig, learning_rate, train
 
 pytestmark = pytest.mark.slow  # training loops
 
@@ -83,3 +83,26 @@ def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path)
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["step"] == 5
     assert all(int(s["step"]) == 5 for s in last["optimizer"]["state"].values())
+
+
+@pytest.mark.parametrize("schedule, expected", [("constant", [1e-3, 1e-3, 1e-3]), ("cosine", [1e-3, 5e-4, 0.0])])
+def test_learning_rate_is_a_function_of_the_step(body_model, schedule, expected):
+    cfg = config(body_model, lr=1e-3, max_steps=10, lr_schedule=schedule)
+    assert [learning_rate(cfg, s) for s in (0, 5, 10)] == pytest.approx(expected, abs=1e-12)
+
+
+def test_an_unknown_lr_schedule_is_refused(body_model):
+    with pytest.raises(ValueError, match="TrainConfig.lr_schedule = 'step': must be one of"):
+        config(body_model, lr_schedule="step")
+
+
+def test_cosine_schedule_sets_the_optimiser_lr_and_survives_resume(splits, body_model, tmp_path):
+    train(config(body_model, max_steps=2, val_every=2, checkpoint_every=2, lr_schedule="cosine"), *splits,
+          body_model, tmp_path)
+    result = train(config(body_model, max_steps=4, val_every=2, checkpoint_every=2, lr_schedule="cosine"), *splits,
+                   body_model, tmp_path)
+    rows = result.history[result.history["split"] == "train"]
+    cfg4 = config(body_model, max_steps=4, lr_schedule="cosine")
+    assert rows["lr"].tolist()[2:] == pytest.approx([learning_rate(cfg4, s) for s in (2, 3)])
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(learning_rate(cfg4, 3))
