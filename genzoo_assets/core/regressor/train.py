@@ -39,7 +39,10 @@ training set's mean pose 87.2 on the 36-species data (88.8 on the 9-species data
   betas: on the ten semantic axes, which alone would remove 96 % of zero betas' vertex error, the
   predictions have a tenth to a third of the true spread), and on unseen species the predicted betas are no better than
   zero. Weighting it 10× or 40× (500, 2000) gave 79.0 and 82.6 against 78.1: the pose got worse and
-  the held-out betas no better. Kept at GenZoo's 50.
+  the held-out betas no better; adding an HMR2-style MSE on the betas themselves (weight 1) made
+  the validation species' betas worse than the untrained zero betas (that term plus the vertex
+  term: 2.53 untrained, 2.72 after 800 steps). What is missing is
+  species: shape that transfers needs more of them than a CPU demo renders. Kept at GenZoo's 50.
 - Earlier (9-species data, 800 steps): 2D confidence 1 for occluded keypoints (GenZoo's) was the
   one loss change that helped (``losses.py``); lr 2e-3 constant, GenZoo's rotation and scale
   jitter, a ×34 body-pose weight and a 3D keypoint term did not.
