@@ -13,11 +13,14 @@ the keys ``sample_id, species, shard, index`` once) and ``_file_<table>``, the P
 table's columns came from (NULL where that stage has not written the partition yet). The public
 names are views over it: ``shape_params`` ... ``images`` project their own columns back under
 their own names for exactly the rows whose ``_file_<table>`` is set, ``samples`` is the rows
-with shape parameters plus the species columns (``_snap_species``, ~1 k rows, joined per query)
-and one merged ``provenance``. The previous layout, one table per stage joined on ``sample_id``
-in the ``samples`` view, hash-joined six 1 M-row tables per query (DuckDB keeps unused LEFT
-JOINs): 3.8-4.0 s for an aggregate, 0.7-1.0 s for two species; the wide table scans only the
-columns a query names (numbers in ``bench/catalog.py`` and the README). A sample's rows are
+with shape parameters plus the species columns and one merged ``provenance``. The previous
+layout, one table per stage joined on ``sample_id`` in the ``samples`` view, hash-joined six
+1 M-row tables per query (DuckDB keeps unused LEFT JOINs); the wide table scans only the columns
+a query names. ``bench/catalog.py`` at 1 M samples (load 3-4): aggregates 37-49 ms against
+516-663 ms for the join, two species 74 against 327 ms, one species or one sample 35-45 against
+49-52 ms, of which ~20-28 ms is opening the catalog (a new DuckDB instance per query). Species
+stays its own table (``_snap_species``, ~1 k rows) joined per query: ~8 ms at 1 M, where stored
+species columns would rewrite every row at each ``genzoo species add``. A sample's rows are
 joined within its partition (``_part``, ``<species>/<shard>`` from the file path): sample ids
 derive from (species, shard, index), so every stage writes a sample in the same partition.
 
@@ -34,6 +37,11 @@ long export stream) or a process outside the lock holds the file (``duckdb -read
 refresh copies the file, updates the copy and renames it into place instead (the old way: the
 reader keeps its snapshot, the refresh is slow but never blocked). A full build (first refresh,
 ``full=True``, another data directory or format, a type change) also writes a new file and renames.
+At 1 M samples an in-place refresh after one new partition takes 0.2-0.4 s (30 in a row: no
+growth), against 7-32 s for the previous copy-the-file refresh; a full build 228 s (90 s before:
+the per-partition join costs more than six plain copies, and a full build is rare). Deleted rows
+leave free blocks that DuckDB reuses; rewritten partitions are appended at the end, so species
+clustering loosens with many rewrites until a ``--full`` rebuild.
 
 Incremental listing. The refresh does not stat every partition file (94 k at 1 M samples): it
 keeps each ``<table>/`` and ``<table>/<species>/`` directory's mtime (``_catalog_dirs``) and lists
@@ -279,7 +287,10 @@ def _ingest(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[st
     table's rows joined on (partition, sample_id), new columns added, ``columns`` extended."""
     staged = []
     for i, (table, paths_) in enumerate(files.items()):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
+        except duckdb.Error as exc:  # a bad partition file: a full rebuild would fail on it too
+            raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
         cols = [c for c, _ in _columns(con, f"_t{i}") if c not in (_FILE_COL, _PART)]
         if "sample_id" not in cols:
             raise CatalogQueryError(f"{paths_[0]} has no sample_id column: cannot catalog table {table}")
