@@ -504,6 +504,8 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = Fals
     rebuilt from every file into a new file renamed into place."""
     root = _root(data_dir)
     target = root / CATALOG_NAME
+    root.mkdir(parents=True, exist_ok=True)
+    (root / LOCK_NAME).open("a").close()  # made by the writer: a query leaves the data directory as it was
     try:
         if not full and target.is_file():
             for way in (_in_place, _on_copy):
@@ -593,7 +595,12 @@ def _opened(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
     path = root / CATALOG_NAME
     if not path.exists():
         raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it")
-    with paths.file_lock(root / LOCK_NAME, shared=read_only):
+    lock = root / LOCK_NAME
+    # Every refresh makes the lock file before it writes in place; without one (a catalog copied
+    # here, or made by hand) no writer can be mid-update, and DuckDB's own file lock sends one that
+    # starts now to a copy. A query never creates it: it leaves the data directory as it found it.
+    held = paths.file_lock(lock, shared=read_only) if not read_only or lock.exists() else contextlib.nullcontext()
+    with held:
         if not path.exists():  # removed while waiting
             raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) "
                                       "builds it")
