@@ -16,9 +16,9 @@ their own names for exactly the rows whose ``_file_<table>`` is set, ``samples``
 with shape parameters plus the species columns and one merged ``provenance``. The previous
 layout, one table per stage joined on ``sample_id`` in the ``samples`` view, hash-joined six
 1 M-row tables per query (DuckDB keeps unused LEFT JOINs); the wide table scans only the columns
-a query names. ``bench/catalog.py`` at 1 M samples (load 3-4): aggregates 37-49 ms against
-516-663 ms for the join, two species 74 against 327 ms, one species or one sample 35-45 against
-49-52 ms, of which ~20-28 ms is opening the catalog (a new DuckDB instance per query). Species
+a query names. ``bench/catalog.py`` at 1 M samples (two runs, load 3-4): aggregates 35-49 ms
+against 516-867 ms for the join, two species 73-74 against 327-373 ms, one species or one sample
+24-45 against 36-52 ms, of which 17-28 ms is opening the catalog (a new DuckDB instance). Species
 stays its own table (``_snap_species``, ~1 k rows) joined per query: ~8 ms at 1 M, where stored
 species columns would rewrite every row at each ``genzoo species add``. A sample's rows are
 joined within its partition (``_part``, ``<species>/<shard>`` from the file path): sample ids
@@ -37,8 +37,8 @@ long export stream) or a process outside the lock holds the file (``duckdb -read
 refresh copies the file, updates the copy and renames it into place instead (the old way: the
 reader keeps its snapshot, the refresh is slow but never blocked). A full build (first refresh,
 ``full=True``, another data directory or format, a type change) also writes a new file and renames.
-At 1 M samples an in-place refresh after one new partition takes 0.2-0.4 s (30 in a row: no
-growth), against 7-32 s for the previous copy-the-file refresh; a full build 228 s (90 s before:
+At 1 M samples an in-place refresh after one new partition takes 0.14-0.38 s (30 in a row: no
+growth), against 7-32 s for the previous copy-the-file refresh; a full build 114 s (90 s before:
 the per-partition join costs more than six plain copies, and a full build is rare). Deleted rows
 leave free blocks that DuckDB reuses; rewritten partitions are appended at the end, so species
 clustering loosens with many rewrites until a ``--full`` rebuild.
