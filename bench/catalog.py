@@ -40,7 +40,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from genzoo_assets.core.catalog.duckdb_catalog import (  # noqa: E402
-    SAMPLE_TABLES, query, refresh_catalog, samples_columns,
+    SAMPLE_TABLES, catalog_views, query, refresh_catalog, samples_columns,
 )
 from genzoo_assets.core.catalog.parquet import write_table_atomic  # noqa: E402
 
@@ -137,7 +137,7 @@ def _p50_ms(sql: str, root: Path, repeats: int) -> tuple[float, float, int]:
 
 def joined_samples(root: Path) -> str:
     """The previous design's ``samples``: shape_params LEFT JOIN every other stage and species."""
-    tables = [t for t in SAMPLE_TABLES if len(query(f"DESCRIBE {t}", root))]
+    tables = [t for t in SAMPLE_TABLES if t in catalog_views(root)]
     columns = {t: query(f"DESCRIBE {t}", root)["column_name"].tolist() for t in tables}
     species = query("DESCRIBE species", root)["column_name"].tolist()
     alias = {t: f"t{i}" for i, t in enumerate(tables)} | {"species": "sp"}
