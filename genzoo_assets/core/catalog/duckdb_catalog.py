@@ -16,9 +16,9 @@ their own names for exactly the rows whose ``_file_<table>`` is set, ``samples``
 with shape parameters plus the species columns and one merged ``provenance``. The previous
 layout, one table per stage joined on ``sample_id`` in the ``samples`` view, hash-joined six
 1 M-row tables per query (DuckDB keeps unused LEFT JOINs); the wide table scans only the columns
-a query names. ``bench/catalog.py`` at 1 M samples (two runs, load 3-4): aggregates 35-49 ms
-against 516-867 ms for the join, two species 73-74 against 327-373 ms, one species or one sample
-24-45 against 36-52 ms, of which 17-28 ms is opening the catalog (a new DuckDB instance). Species
+a query names. ``bench/catalog.py`` at 1 M samples (load 4.2-4.8): aggregates 40-50 ms against
+694-800 ms for the join, two species 55 against 321 ms, one species or one sample 34-62 against
+42-66 ms, of which ~20 ms (17-28) is opening the catalog (a new DuckDB instance). Species
 stays its own table (``_snap_species``, ~1 k rows) joined per query: ~8 ms at 1 M, where stored
 species columns would rewrite every row at each ``genzoo species add``. A sample's rows are
 joined within its partition (``_part``, ``<species>/<shard>`` from the file path): sample ids
@@ -31,15 +31,16 @@ write-ahead log makes an interrupted refresh (exception, kill, power loss) roll 
 previous catalog; a new column is added (``ALTER TABLE``), a changed type rebuilds in full.
 Readers never see a half-updated file: every query holds a shared ``flock`` on
 ``catalog.duckdb.lock`` while its read-only handle is open, and the refresh takes it exclusively
-(so a query waits for the refresh, well under a second, and handles are never cached across
-queries: opening the catalog costs a few ms). When a reader keeps it past ``WRITE_WAIT_S`` (a
+(so a query waits for the refresh, well under a second). Handles are never cached across
+queries: a cached one would hold DuckDB's own file lock and keep the refresh out. When a reader keeps it past ``WRITE_WAIT_S`` (a
 long export stream) or a process outside the lock holds the file (``duckdb -readonly``), the
 refresh copies the file, updates the copy and renames it into place instead (the old way: the
 reader keeps its snapshot, the refresh is slow but never blocked). A full build (first refresh,
 ``full=True``, another data directory or format, a type change) also writes a new file and renames.
-At 1 M samples an in-place refresh after one new partition takes 0.14-0.38 s (30 in a row: no
-growth), against 7-32 s for the previous copy-the-file refresh; a full build 114 s (90 s before:
-the per-partition join costs more than six plain copies, and a full build is rare). Deleted rows
+At 1 M samples an in-place refresh after one new, one rewritten or no changed partition takes
+0.15-0.25 s (20 new partitions in a row: 0.17-0.47 s, no growth), against 7-32 s for the
+previous copy-the-file refresh; a full build 114-154 s (90 s before: the per-partition join costs
+more than six plain copies, and a full build is rare). Deleted rows
 leave free blocks that DuckDB reuses; rewritten partitions are appended at the end, so species
 clustering loosens with many rewrites until a ``--full`` rebuild.
 
