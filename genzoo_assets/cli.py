@@ -69,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--limit", type=int, default=DEFAULT_SQL_LIMIT,
                      help=f"rows to print (default {DEFAULT_SQL_LIMIT}); 0 streams every row (csv and json only)")
     sql.add_argument("--memory-limit", default=None, help="DuckDB memory cap for the query (default 4GB)")
-    cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
+    refresh = cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
+    refresh.add_argument("--full", action="store_true",
+                         help="rebuild the catalog from every Parquet file (after a file was edited in place, "
+                              "without the rename every stage writes with)")
 
     export = sub.add_parser("export", help="the dataset in other tools' layouts").add_subparsers(
         dest="export_command", required=True)
@@ -136,7 +139,7 @@ def _species(args) -> int:
     return species_cli.run(args)
 
 
-def _materialize_catalogs(root) -> list[str]:
+def _materialize_catalogs(root, full: bool = False) -> list[str]:
     """The `catalog` and `results` assets, run in the project instance: their files' only writers."""
     from genzoo_assets.defs.catalog import catalog
     from genzoo_assets.defs.resources import settings_from_env
@@ -144,10 +147,11 @@ def _materialize_catalogs(root) -> list[str]:
     from genzoo_assets.instance import project_instance
     from genzoo_assets.pool_slots import materialize
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+              "ops": {"catalog": {"config": {"full": full}}}}
     with project_instance() as instance:
         run = materialize([catalog, results], instance, resources={"settings": settings_from_env(data_dir=str(root))},
-                          run_config=quiet)
+                          run_config=config)
     return [str(e.materialization.metadata["path"].value) for e in run.get_asset_materialization_events()]
 
 
@@ -170,7 +174,7 @@ def _catalog(args) -> int:
 
     root = data_dir(override=args.data_dir)
     if args.catalog_command == "refresh":
-        for path in _materialize_catalogs(root):
+        for path in _materialize_catalogs(root, full=args.full):
             print(path)
         return 0
     if args.limit < 0:

@@ -126,6 +126,9 @@ def test_catalog_sql_formats_and_read_only(dirs):
     assert csv.splitlines()[0] == "n" and int(csv.splitlines()[1]) > 400
     out = genzoo("catalog", "sql", "DROP VIEW species", **dirs, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+    genzoo("catalog", "refresh", "--full", **dirs)  # every file read again, none reused
+    info = genzoo("catalog", "sql", "SELECT files_reused, files_read FROM _catalog_info", "--format", "csv", **dirs)
+    assert info.stdout.splitlines()[1] == "0,1"
 
 
 def test_catalog_sql_without_a_catalog_materialises_the_catalog_asset_first(dirs):

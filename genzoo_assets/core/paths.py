@@ -154,13 +154,34 @@ def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created with its folder), held for the block: blocks until
-    free, and the kernel releases it when the holder dies, so a killed process never leaves it held."""
+def file_lock(path: str | os.PathLike, shared: bool = False, timeout: float | None = None) -> Iterator[None]:
+    """An ``flock`` on ``path`` (created with its folder), held for the block; the kernel releases it
+    when the holder dies, so a killed process never leaves it held.
+
+    Exclusive by default; ``shared=True`` admits any number of shared holders and no exclusive one
+    (a readers-writer lock; a lock file that exists but cannot be written, e.g. on a read-only
+    mount, is still locked through a read-only handle). Blocks until free, or raises
+    ``TimeoutError`` after ``timeout`` seconds.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        handle = open(path, "a")
+    except PermissionError:
+        if not (shared and path.is_file()):
+            raise
+        handle = open(path)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    with handle:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, mode | (fcntl.LOCK_NB if deadline is not None else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{path} is still locked by another process after {timeout} s") from None
+                time.sleep(0.02)
         try:
             yield
         finally:

@@ -1,6 +1,7 @@
-"""The DuckDB catalog: a snapshot of every Parquet partition, refreshed incrementally one step at a time."""
+"""The DuckDB catalog: a snapshot of every Parquet partition, updated in place for the partitions that changed."""
 
 import dagster as dg
+import pydantic
 
 from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.defs.images import images
@@ -16,6 +17,10 @@ EAGER_ALLOW_MISSING = (
 )
 
 
+class CatalogRefresh(dg.Config):
+    full: bool = pydantic.Field(default=False, description="rebuild from every Parquet file, not only changed folders")
+
+
 @dg.asset(
     deps=[species, shape_params, pose_params, control_renders, captions, prompts, images],
     group_name="catalog",
@@ -23,11 +28,11 @@ EAGER_ALLOW_MISSING = (
     pool="duckdb",
     automation_condition=EAGER_ALLOW_MISSING,
 )
-def catalog(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.MaterializeResult:
-    """`catalog.duckdb` (`species`, `samples`, one table per stage); query it with `genzoo catalog sql`.
-    Rebuilt into a temporary file and renamed, so readers never block it."""
+def catalog(context: dg.AssetExecutionContext, config: CatalogRefresh, settings: GenZooSettings) -> dg.MaterializeResult:
+    """`catalog.duckdb` (`species`, `samples`, one view per stage); query it with `genzoo catalog sql`.
+    Updated in place for the partitions that changed, in one transaction (readers wait for it)."""
     root = settings.root()
-    path = duckdb_catalog.refresh_catalog(root)
+    path = duckdb_catalog.refresh_catalog(root, full=config.full)
     samples = species = 0  # a catalog of the species table alone has no `samples` view yet
     if "samples" in duckdb_catalog.catalog_views(root):
         samples, species = duckdb_catalog.query(

@@ -1,4 +1,4 @@
-"""atomic_path: umask modes, stale temporaries of killed writers removed (live ones never), disk full."""
+"""atomic_path: umask modes, stale temporaries of killed writers removed (live ones never), disk full; file_lock."""
 
 from __future__ import annotations
 
@@ -121,3 +121,28 @@ def test_a_really_full_disk_under_torch_save_is_a_disk_full_error(tiny_fs):
         with atomic_path(tiny_fs / "checkpoint.pt") as tmp:
             torch.save({"w": torch.zeros(200_000)}, tmp)
     assert list(tiny_fs.iterdir()) == []
+
+
+def test_file_lock_shared_holders_coexist_and_keep_an_exclusive_one_out(tmp_path, monkeypatch):
+    lock = tmp_path / "x.lock"
+    with paths.file_lock(lock, shared=True), paths.file_lock(lock, shared=True):
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="x.lock is still locked"):
+            with paths.file_lock(lock, timeout=0.2):
+                pass
+        assert time.monotonic() - t0 >= 0.2
+    with paths.file_lock(lock, timeout=0.2):  # free again
+        with pytest.raises(TimeoutError):
+            with paths.file_lock(lock, shared=True, timeout=0.1):
+                pass
+
+    def read_only_mount(path, mode="r"):  # what open(..., "a") does there
+        if mode != "r":
+            raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+        return open(path, mode)
+
+    monkeypatch.setattr(paths, "open", read_only_mount, raising=False)
+    with paths.file_lock(lock, shared=True):  # readers still lock an existing lock file
+        with pytest.raises(PermissionError):  # a writer cannot
+            with paths.file_lock(lock):
+                pass

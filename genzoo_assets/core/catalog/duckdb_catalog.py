@@ -3,32 +3,57 @@
 Partition runs write only Parquet (one file per partition, atomically): that is the source of
 truth. ``refresh_catalog`` copies it into ``catalog.duckdb`` as native tables, so a query reads one
 columnar file instead of paying per-file costs on thousands of small partition files (measured
-0.2+ ms per file per query, ~400 ms per query at 2,000 files; ~10 ms on the snapshot).
+0.2+ ms per file per query). The catalog is therefore as of the last refresh: new or rewritten
+partitions appear after ``genzoo catalog refresh`` or the Dagster ``catalog`` asset, which runs
+automatically after new partitions are materialised (in a pool of limit 1).
 
-Trade-off: the catalog is a snapshot as of the last refresh. New or rewritten partitions appear
-after ``genzoo catalog refresh`` or the Dagster ``catalog`` asset, which runs automatically after
-new partitions are materialised (in a pool of limit 1, so one refresh at a time).
+One wide table. Every per-sample table lives in ONE native table, ``_snap_samples``: a row per
+sample and partition (species × shard), the stages' columns side by side (``<table>.<column>``,
+the keys ``sample_id, species, shard, index`` once) and ``_file_<table>``, the Parquet file the
+table's columns came from (NULL where that stage has not written the partition yet). The public
+names are views over it: ``shape_params`` ... ``images`` project their own columns back under
+their own names for exactly the rows whose ``_file_<table>`` is set, ``samples`` is the rows
+with shape parameters plus the species columns and one merged ``provenance``. The previous
+layout, one table per stage joined on ``sample_id`` in the ``samples`` view, hash-joined six
+1 M-row tables per query (DuckDB keeps unused LEFT JOINs); the wide table scans only the columns
+a query names. ``bench/catalog.py`` at 1 M samples (load 4.2-4.8): aggregates 40-50 ms against
+694-800 ms for the join, two species 55 against 321 ms, one species or one sample 34-62 against
+42-66 ms, of which ~20 ms (17-28) is opening the catalog (a new DuckDB instance). Species
+stays its own table (``_snap_species``, ~1 k rows) joined per query: ~8 ms at 1 M, where stored
+species columns would rewrite every row at each ``genzoo species add``. A sample's rows are
+joined within its partition (``_part``, ``<species>/<shard>`` from the file path): sample ids
+derive from (species, shard, index), so every stage writes a sample in the same partition.
 
-Safety: the refresh builds the new file under a temporary name and renames it into place, so a
-reader never sees a half-built catalog and a reader holding the old file (its own snapshot) never
-blocks the refresh. Rows are tracked by the partition file they came from (``_catalog_files``:
-path, size, mtime, inode), so a rewritten partition replaces its rows (reruns never duplicate),
-a deleted one loses them, and temporary files (dot-prefixed ``.tmp``) are never globbed.
+Incremental, in place. A refresh changes ``catalog.duckdb`` inside ONE DuckDB transaction: for
+each partition with a new, rewritten or deleted file it deletes the partition's rows and inserts
+them again from the partition's (up to six, small) files, joined on ``sample_id``. DuckDB's
+write-ahead log makes an interrupted refresh (exception, kill, power loss) roll back to the
+previous catalog; a new column is added (``ALTER TABLE``), a changed type rebuilds in full.
+Readers never see a half-updated file: every query holds a shared ``flock`` on
+``catalog.duckdb.lock`` while its read-only handle is open, and the refresh takes it exclusively
+(so a query waits for the refresh, well under a second). Handles are never cached across
+queries: a cached one would hold DuckDB's own file lock and keep the refresh out. When a reader keeps it past ``WRITE_WAIT_S`` (a
+long export stream) or a process outside the lock holds the file (``duckdb -readonly``), the
+refresh copies the file, updates the copy and renames it into place instead (the old way: the
+reader keeps its snapshot, the refresh is slow but never blocked). A full build (first refresh,
+``full=True``, another data directory or format, a type change) also writes a new file and renames.
+At 1 M samples an in-place refresh after one new, one rewritten or no changed partition takes
+0.15-0.25 s (20 new partitions in a row: 0.17-0.47 s, no growth), against 7-32 s for the
+previous copy-the-file refresh; a full build 114-154 s (90 s before: the per-partition join costs
+more than six plain copies, and a full build is rare). Deleted rows
+leave free blocks that DuckDB reuses; rewritten partitions are appended at the end, so species
+clustering loosens with many rewrites until a ``--full`` rebuild.
 
-Incremental: the refresh copies the previous catalog file (while holding DuckDB's shared lock, so
-no writer is mid-checkpoint), deletes the rows of partition files removed or changed since then
-and inserts the rows of new or changed ones: O(new files) plus one file copy, 0.4-1 s after
-adding one species to 1M samples against 6-14 s for a full build (2 loaded cores). A full build
-happens when there is no usable previous catalog (missing, moved data directory, older format,
-held by a writer), when a new column or type appears, and once replaced files pile up (their
-deleted rows stay in the file until it is rewritten). Incrementally added rows go at the end.
-
-Each table is stored as ``_snap_<table>`` with its source file in a ``_file`` column, its rows in
-file-path order (clustered by species, so a species filter skips whole row groups); the public
-names (``species`` and the per-sample tables) are views that hide ``_file``. ``samples``
-is a view joining the snapshots on ``sample_id``: materialising it too more than doubled the
-refresh time and the file size, while the join on native tables costs ~10-20 ms for one species
-and 0.2-0.4 s for all 1M samples.
+Incremental listing. The refresh does not stat every partition file (94 k at 1 M samples): it
+keeps each ``<table>/`` and ``<table>/<species>/`` directory's mtime (``_catalog_dirs``) and lists
+only the directories whose mtime changed. Writers rename files into place (``atomic_path``),
+which updates the directory's mtime. A directory modified within ``RACY_NS`` of the listing is
+recorded as unsettled and listed again next time (git's racy-index rule: a rename in the same
+timestamp tick as the listing would otherwise go unseen). What this misses is a file rewritten
+in place without a rename (no writer here does that): ``genzoo catalog refresh --full`` then
+rebuilds from scratch. Rows are tracked by the file they came from (``_catalog_files``: path,
+size, mtime, inode), so a rewritten partition replaces its rows (reruns never duplicate), a
+deleted one loses them, and temporary files (dot-prefixed ``.tmp``) are never listed.
 
 Forward only: the catalog reads the files of the assets upstream of it and nothing else. What
 comes after it (the regressor's lineage, the benchmark's per-sample metrics) is in
@@ -42,8 +67,9 @@ import contextlib
 import json
 import os
 import shutil
-import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,18 +79,32 @@ import pandas as pd
 from genzoo_assets.core import paths
 
 CATALOG_NAME = "catalog.duckdb"
+LOCK_NAME = f"{CATALOG_NAME}.lock"  # readers hold it shared, an in-place refresh exclusively
 RESULTS_NAME = "results.duckdb"  # written by ``results.refresh_results``; attached by queries
-FORMAT = 2  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
+FORMAT = 3  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
 SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
 SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
 QUERY_MEMORY_LIMIT = "4GB"  # DuckDB's memory cap for a query (no spilling to disk): a runaway join fails cleanly
 REFRESH_HINT = "`genzoo catalog refresh` rebuilds it from the Parquet files"
+RACY_NS = 2_000_000_000  # a directory changed this close to its listing is listed again (covers 1-2 s mtimes)
+WRITE_WAIT_S = 2.0  # how long an in-place refresh waits for readers before it writes a copy instead
+BATCH_PARTITIONS = 256  # partitions read and joined per statement (bounds a full build's memory)
+# Row groups of 48 k rows (~12 species): zone maps let a species filter skip the rest. Per query at
+# 1 M samples (new handle each): slowest typical query 55 / 45 / 68 ms with 16 k / 48 k / DuckDB's
+# default 122,880 rows (small groups cost more metadata per whole-table scan, big ones more rows
+# per species filter: 37 / 44 / 68 ms for two species, 55 / 43 / 41 ms for an aggregate).
+ROW_GROUP_SIZE = 49_152
+_UNSETTLED = -1
 _INFO_TABLE = "_catalog_info"
 _FILES_TABLE = "_catalog_files"
+_DIRS_TABLE = "_catalog_dirs"
+_WIDE = "_snap_samples"
+_SPECIES = "_snap_species"
+_PART = "_part"
 _FILE_COL = "_file"
-COMPACT_MIN_FILES = 64  # replaced files tolerated before the snapshot is rewritten compactly
-COMPACT_FRACTION = 0.25
+# Float compressors (ALP, Chimp...) cost more CPU than they save on sampled parameters.
+_WRITE_CONFIG = {"disabled_compression_methods": "alp,alprd,chimp,patas"}
 
 
 class CatalogQueryError(ValueError):
@@ -102,254 +142,417 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _snap(name: str) -> str:
-    return _ident(f"_snap_{name}")
+def _wide_col(table: str, col: str) -> str:
+    """The column of ``_snap_samples`` that holds ``table.col`` (the keys are shared)."""
+    return col if col in KEY_COLUMNS else f"{table}.{col}"
 
 
-def _stat(path: str, entry: os.DirEntry | None = None) -> tuple[int, int, int] | None:
+def _file_col(table: str) -> str:
+    return f"_file_{table}"
+
+
+# --- listing -------------------------------------------------------------------------------------
+
+_FILE_FIELDS = ("tbl", "dir", "part", "path", "size", "mtime_ns", "inode")
+
+
+@dataclass
+class _Listing:
+    """What the data directory holds now, as far as it had to be listed."""
+
+    dirs: dict[str, int] = field(default_factory=dict)  # every table and species folder -> mtime_ns
+    scanned: set[str] = field(default_factory=set)  # folders listed now (or gone): their files are below
+    files: list[tuple] = field(default_factory=list)  # _FILE_FIELDS rows of the scanned folders' files
+
+
+def _mtime(path: str) -> int | None:
     try:
-        st = entry.stat() if entry is not None else os.stat(path)
-    except FileNotFoundError:  # deleted while listing
+        return os.stat(path).st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def _partition_files(table_dir: Path) -> dict[str, tuple[int, int, int]]:
-    """``<table>/<species>/<shard>.parquet`` files in path order, via ``os.scandir`` (glob and Path
-    objects cost ~0.3 ms per file, most of a refresh's listing at 16 k partitions)."""
-    files = {}
+def _scan(table: str, folder: str) -> list[tuple]:
+    """``<table>/<species>/<shard>.parquet`` rows of one species folder, via ``os.scandir``."""
+    rows = []
+    species = os.path.basename(folder)
     try:
-        species_dirs = sorted((e.name, e.path) for e in os.scandir(table_dir) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return files
-    for _, path in species_dirs:
-        try:
-            entries = sorted((e for e in os.scandir(path) if e.name.endswith(".parquet") and not e.name.startswith(".")
-                              and e.is_file()), key=lambda e: e.name)
-        except FileNotFoundError:  # removed while listing
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):  # removed while listing
+        return rows
+    for e in entries:
+        if not e.name.endswith(".parquet") or e.name.startswith("."):
             continue
-        for entry in entries:
-            stat = _stat(entry.path, entry)
-            if stat is not None:
-                files[Path(entry.path).as_posix()] = stat
-    return files
+        try:
+            if not e.is_file():
+                continue
+            st = e.stat()
+        except FileNotFoundError:  # deleted while listing
+            continue
+        rows.append((table, folder, f"{species}/{e.name[:-len('.parquet')]}", Path(e.path).as_posix(),
+                     st.st_size, st.st_mtime_ns, st.st_ino))
+    return rows
 
 
-def _sources(root: Path) -> dict[str, dict[str, tuple[int, int, int]]]:
-    """Table name -> {absolute file path: (size, mtime_ns, inode)} for every table that has files.
-
-    Dot-prefixed names (atomic_path's half-written temporaries) are skipped, and files are listed
-    in path order so rows land clustered by species.
-    """
-    out = {}
-    species = (root / "species" / "species.parquet").as_posix()
-    if (stat := _stat(species)) is not None:
-        out["species"] = {species: stat}
+def _list(root: Path, known: dict[str, int]) -> _Listing:
+    """Stat every table and species folder; list the files only of those whose mtime is not the
+    ``known`` one (new, changed or unsettled folders). ``known`` empty: list everything."""
+    now = time.time_ns()
+    out = _Listing()
+    children: dict[str, list[str]] = {}
+    for d in known:
+        children.setdefault(os.path.dirname(d), []).append(d)
+    species_file = (root / "species" / "species.parquet").as_posix()
+    out.scanned.add(os.path.dirname(species_file))  # one file: always looked at
+    try:
+        st = os.stat(species_file)
+        out.files.append(("species", os.path.dirname(species_file), None, species_file, st.st_size, st.st_mtime_ns,
+                          st.st_ino))
+    except FileNotFoundError:
+        pass
     for table in SAMPLE_TABLES:
-        if files := _partition_files(root / table):
-            out[table] = files
+        tdir = (root / table).as_posix()
+        if (mtime := _mtime(tdir)) is None:
+            continue
+        if known.get(tdir) == mtime:
+            species_dirs = children.get(tdir, [])
+        else:
+            try:
+                species_dirs = [Path(e.path).as_posix() for e in os.scandir(tdir)
+                                if not e.name.startswith(".") and e.is_dir()]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        out.dirs[tdir] = mtime if mtime < now - RACY_NS else _UNSETTLED
+        for sdir in species_dirs:
+            if (m := _mtime(sdir)) is None:
+                continue
+            if known.get(sdir) != m:
+                out.files.extend(_scan(table, sdir))
+                out.scanned.add(sdir)
+            out.dirs[sdir] = m if m < now - RACY_NS else _UNSETTLED
+    out.scanned.update(d for d in known if d not in out.dirs)  # folders that are gone: their files too
     return out
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [r[0] for r in con.execute(f"DESCRIBE {_ident(table)}").fetchall()]
+# --- building ------------------------------------------------------------------------------------
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_ident(table)}").fetchall()]
 
 
-def _samples_sql(con: duckdb.DuckDBPyConnection, views: list[str]) -> str:
-    """shape_params LEFT JOIN every other per-sample table and species; one merged provenance."""
-    tables = [t for t in SAMPLE_TABLES if t in views]
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
+                            [table]).fetchone()[0])
+
+
+def samples_columns(columns: dict[str, list[str]], species_columns: list[str]) -> list[tuple[str, str, str]]:
+    """``samples``'s columns as (table, column, output name): the keys, then each stage's columns in
+    stage order (a name taken by an earlier one becomes ``<table>_<column>``), then the species
+    columns (``species_<column>`` on a clash). ``columns``: each present stage's column names."""
     taken = set(KEY_COLUMNS) | {"provenance"}
-    select = [f"t0.{_ident(c)}" for c in KEY_COLUMNS]
-    joins, prov = [], []
-    for i, table in enumerate(tables):
-        alias = f"t{i}"
-        cols = _columns(con, table)
-        for col in cols:
+    out = [("shape_params", c, c) for c in KEY_COLUMNS]
+    for table in SAMPLE_TABLES:
+        for col in columns.get(table, []):
             if col in KEY_COLUMNS or col == "provenance":
                 continue
-            out = col if col not in taken else f"{table}_{col}"
-            taken.add(out)
-            select.append(f"{alias}.{_ident(col)} AS {_ident(out)}")
-        if "provenance" in cols:
-            prov.append(f"{_lit(table)}, TRY_CAST({alias}.provenance AS JSON)")
-        if i:
-            joins.append(f"LEFT JOIN {_ident(table)} {alias} ON {alias}.sample_id = t0.sample_id")
-    if "species" in views:
-        sp_cols = set(_columns(con, "species"))
+            name = col if col not in taken else f"{table}_{col}"
+            taken.add(name)
+            out.append((table, col, name))
+    if "key" in species_columns:
         for col in SPECIES_JOIN_COLUMNS:
-            if col in sp_cols:
-                out = col if col not in taken else f"species_{col}"
-                taken.add(out)
-                select.append(f"sp.{_ident(col)} AS {_ident(out)}")
-        if "key" in sp_cols:
-            joins.append("LEFT JOIN species sp ON sp.key = t0.species")
+            if col in species_columns:
+                name = col if col not in taken else f"species_{col}"
+                taken.add(name)
+                out.append(("species", col, name))
+    return out
+
+
+def _samples_sql(columns: dict[str, list[str]], species_columns: list[str]) -> str:
+    """The rows with shape parameters, every stage's columns, the species' and one merged provenance."""
+    select = [f"sp.{_ident(c)} AS {_ident(o)}" if t == "species" else f"w.{_ident(_wide_col(t, c))} AS {_ident(o)}"
+              for t, c, o in samples_columns(columns, species_columns)]
+    prov = [f"{_lit(t)}, TRY_CAST(w.{_ident(_wide_col(t, 'provenance'))} AS JSON)"
+            for t in SAMPLE_TABLES if "provenance" in columns.get(t, [])]
     select.append(f"json_object({', '.join(prov)}) AS provenance" if prov else "NULL::JSON AS provenance")
-    return f"SELECT {', '.join(select)} FROM shape_params t0 {' '.join(joins)}"
+    join = f" LEFT JOIN {_SPECIES} sp ON sp.key = w.species" if "key" in species_columns else ""
+    return (f"SELECT {', '.join(select)} FROM {_WIDE} w{join} "
+            f"WHERE w.{_ident(_file_col('shape_params'))} IS NOT NULL")
 
 
-def _copy_previous(target: Path, tmp: Path) -> bool:
-    """Copy the previous snapshot onto ``tmp``; False when there is none to build on.
-
-    The copy is taken while attached read-only, i.e. under DuckDB's shared lock, so no writer
-    (``query(read_only=False)`` in another process) is mid-checkpoint; readers hold only shared
-    locks and never block it. What the copy holds is then read from the copy itself.
-    """
-    if not target.is_file() or Path(f"{target}.wal").exists():
-        return False
-    try:
-        held = _attach_read_only(target)
-    except duckdb.Error:  # held by a writer, or not a DuckDB file
-        return False
-    try:
-        shutil.copyfile(target, tmp)
-    finally:
-        held.close()
-    return True
-
-
-def _previous_files(con: duckdb.DuckDBPyConnection, root: Path, sources: dict) -> tuple[dict, int]:
-    """Files of the copied snapshot and the files replaced since its last full build; raises
-    _Rebuild when it cannot be built on (another data directory or format, too many deletions)."""
-    try:
-        info = con.execute(f"SELECT data_dir, format, files_replaced FROM {_INFO_TABLE}").fetchone()
-        rows = con.execute(f"SELECT name, path, size, mtime_ns, inode FROM {_FILES_TABLE}").fetchall()
-    except duckdb.Error as exc:  # an older layout
-        raise _Rebuild(str(exc)) from exc
-    if info is None or info[:2] != (root.as_posix(), FORMAT):
-        raise _Rebuild("made for another data directory or format")
-    files: dict[str, dict] = {}
-    for name, path, size, mtime_ns, inode in rows:
-        files.setdefault(name, {})[path] = (size, mtime_ns, inode)
-    replaced = info[2] + sum(1 for name, old in files.items() for f, stat in old.items()
-                             if sources.get(name, {}).get(f) != stat)
-    # Deleted rows stay in the copied file: past a threshold, rewrite it compactly.
-    if replaced > max(COMPACT_MIN_FILES, COMPACT_FRACTION * sum(len(f) for f in sources.values())):
-        raise _Rebuild(f"{replaced} files replaced since the last full build")
-    return files, replaced
-
-
-def _read_sql(files: list[str]) -> str:
+def _read_sql(root: Path, table: str, files: list[str]) -> str:
+    """Rows of ``files`` with their file (``_file``) and partition (``_part``, from the path)."""
     listing = ", ".join(_lit(f) for f in files)
-    return (f"SELECT * FROM read_parquet([{listing}], hive_partitioning=false, union_by_name=true, "
-            f"filename={_lit(_FILE_COL)})")
+    prefix = len((root / table).as_posix()) + 2
+    return (f"SELECT *, {_FILE_COL}[{prefix}:-9] AS {_PART} FROM read_parquet([{listing}], hive_partitioning=false, "
+            f"union_by_name=true, filename={_lit(_FILE_COL)})")
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    cols = [c for c in _columns(con, f"_snap_{name}") if c != _FILE_COL]
-    con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT {', '.join(map(_ident, cols))} "
-                f"FROM {_snap(name)}")
-
-
-def _update_table(con: duckdb.DuckDBPyConnection, name: str, files: dict, old: dict) -> tuple[int, int]:
-    """Bring ``_snap_<name>`` in line with ``files``: drop rows of removed or changed files, insert
-    rows of new or changed ones. Returns (files reused, files read)."""
-    gone = [f for f, stat in old.items() if files.get(f) != stat]
-    fresh = [f for f, stat in files.items() if old.get(f) != stat]
-    if not files:
-        con.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
-        con.execute(f"DROP TABLE IF EXISTS {_snap(name)}")
-        return 0, 0
-    if not old:
-        con.execute(f"CREATE TABLE {_snap(name)} AS {_read_sql(fresh)}")
+def _ingest(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[str]],
+            columns: dict[str, list[str]]) -> None:
+    """Insert the rows of some partitions' ``files`` (table -> paths) into ``_snap_samples``: each
+    table's rows joined on (partition, sample_id), new columns added, ``columns`` extended."""
+    staged = []
+    for i, (table, paths_) in enumerate(files.items()):
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
+        except duckdb.Error as exc:  # a bad partition file: a full rebuild would fail on it too
+            raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
+        cols = [c for c, _ in _columns(con, f"_t{i}") if c not in (_FILE_COL, _PART)]
+        if "sample_id" not in cols:
+            raise CatalogQueryError(f"{paths_[0]} has no sample_id column: cannot catalog table {table}")
+        known = columns.setdefault(table, [])
+        known.extend(c for c in cols if c not in known)
+        staged.append((f"_t{i}", table, cols))
+    keys = " UNION ".join(f"SELECT {_PART}, sample_id FROM {t}" for t, _, _ in staged)
+    select = [f"k.{_PART}", "k.sample_id"]
+    for key in KEY_COLUMNS[1:]:
+        having = [f"{t}.{_ident(key)}" for t, _, cols in staged if key in cols]
+        if having:
+            select.append(f"coalesce({', '.join(having)}) AS {_ident(key)}")
+    joins = []
+    for t, table, cols in staged:
+        select.append(f"{t}.{_FILE_COL} AS {_ident(_file_col(table))}")
+        select.extend(f"{t}.{_ident(c)} AS {_ident(_wide_col(table, c))}" for c in cols if c not in KEY_COLUMNS)
+        joins.append(f"LEFT JOIN {t} ON {t}.{_PART} = k.{_PART} AND {t}.sample_id = k.sample_id")
+    # In batch order (partitions sorted): rows stay clustered by species across row groups.
+    joined = f"SELECT {', '.join(select)} FROM ({keys}) k {' '.join(joins)}"
+    if not _exists(con, _WIDE):
+        con.execute(f"CREATE TABLE {_WIDE} AS {joined}")
     else:
-        if gone:
-            con.register("_gone", pd.DataFrame({"path": pd.Series(gone, dtype=object)}))
-            con.execute(f"DELETE FROM {_snap(name)} WHERE {_FILE_COL} IN (SELECT path FROM _gone)")
-        if fresh:  # a new column or an incompatible type raises; the caller then rebuilds in full
-            con.execute(f"INSERT INTO {_snap(name)} BY NAME {_read_sql(fresh)}")
-    _create_view(con, name)
-    return len(files) - len(fresh), len(fresh)
+        have = dict(_columns(con, _WIDE))
+        for col, kind, *_ in con.execute(f"DESCRIBE {joined}").fetchall():  # binds, runs nothing
+            if col not in have:
+                con.execute(f"ALTER TABLE {_WIDE} ADD COLUMN {_ident(col)} {kind}")
+            elif have[col] != kind:
+                raise _Rebuild(f"column {col} changed type from {have[col]} to {kind}")
+        con.execute(f"INSERT INTO {_WIDE} BY NAME {joined}")
+    for t, _, _ in staged:
+        con.execute(f"DROP TABLE {t}")
 
 
-def _drop_ad_hoc(con: duckdb.DuckDBPyConnection, sources: dict) -> None:
-    """Drop what ``query(read_only=False)`` created in the copied snapshot: it does not last."""
-    keep = {*sources, *(f"_snap_{n}" for n in sources), "samples", _FILES_TABLE, _INFO_TABLE}
-    for kind, sql in (("VIEW", "SELECT view_name FROM duckdb_views() WHERE NOT internal"),
-                      ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE NOT internal"),
+def _frame(rows: list[tuple], names: tuple[str, ...], ints: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(names))
+    return frame.astype({c: ("int64" if c in ints else object) for c in names})
+
+
+def _views(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]]) -> list[str]:
+    """(Re)create the public views over the snapshot; their names, ``samples`` last."""
+    present = {t for (t,) in con.execute(f"SELECT DISTINCT tbl FROM {_FILES_TABLE}").fetchall()}
+    for name in ("species", *SAMPLE_TABLES, "samples"):
+        con.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
+    views = []
+    species_columns: list[str] = []
+    if "species" in present:
+        con.execute(f"CREATE VIEW species AS FROM {_SPECIES}")
+        species_columns = [c for c, _ in _columns(con, _SPECIES)]
+        views.append("species")
+    tables = {t: columns[t] for t in SAMPLE_TABLES if t in present}
+    for table, cols in tables.items():
+        select = ", ".join(f"{_ident(_wide_col(table, c))} AS {_ident(c)}" for c in cols)
+        con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {select} FROM {_WIDE} "
+                    f"WHERE {_ident(_file_col(table))} IS NOT NULL")
+        views.append(table)
+    if "shape_params" in tables:
+        con.execute(f"CREATE VIEW samples AS {_samples_sql(tables, species_columns)}")
+        views.append("samples")
+    return views
+
+
+def _drop_ad_hoc(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what ``query(read_only=False)`` created in the catalog: it does not last."""
+    keep = {"species", *SAMPLE_TABLES, "samples", _SPECIES, _WIDE, _FILES_TABLE, _DIRS_TABLE, _INFO_TABLE}
+    for kind, sql in (("VIEW", "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"),
+                      ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary"),
                       ("MACRO", "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'macro' "
                                 "AND NOT internal"),
-                      ("SEQUENCE", "SELECT sequence_name FROM duckdb_sequences()")):
+                      ("SEQUENCE", "SELECT sequence_name FROM duckdb_sequences() WHERE NOT temporary")):
         for (name,) in con.execute(sql).fetchall():
             if name not in keep:
                 con.execute(f"DROP {kind} IF EXISTS {_ident(name)} CASCADE")
 
 
-def _build(con: duckdb.DuckDBPyConnection, root: Path, sources: dict, prev: dict, replaced: int) -> None:
-    reused = read = 0
-    _drop_ad_hoc(con, sources)
-    for name in [*sources, *(n for n in prev if n not in sources)]:
-        r, n = _update_table(con, name, sources.get(name, {}), prev.get(name, {}))
-        reused, read = reused + r, read + n
-    views = list(sources)
-    con.execute("DROP VIEW IF EXISTS samples")
-    if "shape_params" in sources:
-        con.execute(f"CREATE VIEW samples AS {_samples_sql(con, views)}")
-        views.append("samples")
-    rows = [(name, f, *stat) for name, files in sources.items() for f, stat in files.items()]
-    listing = pd.DataFrame(rows, columns=["name", "path", "size", "mtime_ns", "inode"]).astype(
-        {"name": object, "path": object, "size": "int64", "mtime_ns": "int64", "inode": "int64"})
-    con.register("_listing", listing)
-    con.execute(f"CREATE OR REPLACE TABLE {_FILES_TABLE} AS SELECT * FROM _listing")
+def _apply(con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, columns: dict[str, list[str]]) -> None:
+    """Bring the snapshot in line with ``listing``: the partitions with a new, changed or deleted
+    file lose their rows and get them again from their current files."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_FILES_TABLE} (tbl VARCHAR, dir VARCHAR, part VARCHAR, path VARCHAR, "
+                "size BIGINT, mtime_ns BIGINT, inode BIGINT)")
+    con.register("_scan_files", _frame(listing.files, _FILE_FIELDS, ("size", "mtime_ns", "inode")))
+    con.register("_scan_dirs", _frame([(d,) for d in listing.scanned], ("dir",), ()))
+    old = f"SELECT * FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)"
+    changed = con.execute(f"SELECT DISTINCT tbl, part FROM (({old}) EXCEPT (FROM _scan_files) UNION ALL "
+                          f"(FROM _scan_files EXCEPT ({old})))").fetchall()
+    con.execute(f"DELETE FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)")
+    con.execute(f"INSERT INTO {_FILES_TABLE} FROM _scan_files")
+    read = 0
+    if ("species", None) in changed:
+        con.execute(f"DROP TABLE IF EXISTS {_SPECIES}")
+        found = con.execute(f"SELECT path FROM {_FILES_TABLE} WHERE tbl = 'species'").fetchone()
+        if found:
+            con.execute(f"CREATE TABLE {_SPECIES} AS FROM read_parquet({_lit(found[0])})")
+            read += 1
+    parts = sorted({p for t, p in changed if t != "species"})
+    if parts:
+        con.register("_parts", _frame([(p,) for p in parts], ("part",), ()))
+        if _exists(con, _WIDE):
+            con.execute(f"DELETE FROM {_WIDE} WHERE {_PART} IN (SELECT part FROM _parts)")
+        rows = con.execute(f"SELECT part, tbl, path FROM {_FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
+                           "ORDER BY part, path").fetchall()
+        read += len(rows)
+        for start in range(0, len(parts), BATCH_PARTITIONS):
+            batch = set(parts[start:start + BATCH_PARTITIONS])
+            files: dict[str, list[str]] = {}
+            for part, table, path in rows:
+                if part in batch:
+                    files.setdefault(table, []).append(path)
+            if files:
+                _ingest(con, root, {t: files[t] for t in SAMPLE_TABLES if t in files}, columns)
+    views = _views(con, columns)
+    con.execute(f"CREATE OR REPLACE TABLE {_DIRS_TABLE} AS FROM _dirs_now")
+    total = con.execute(f"SELECT count(*) FROM {_FILES_TABLE}").fetchone()[0]
     con.execute(f"CREATE OR REPLACE TABLE {_INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
-                "format INTEGER, files_reused INTEGER, files_read INTEGER, files_replaced INTEGER)")
+                "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR)")
     con.execute(f"INSERT INTO {_INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", [
         root.as_posix(), datetime.now(timezone.utc).isoformat(timespec="seconds"), json.dumps(views),
-        FORMAT, reused, read, replaced,
+        FORMAT, total - read, read, json.dumps(columns),
     ])
-    con.execute("CHECKPOINT")
+    for name in ("_scan_files", "_scan_dirs", "_parts"):
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
 
 
-def _write(tmp: Path, root: Path, sources: dict, incremental: bool) -> None:
-    # Float compressors (ALP, Chimp...) cost more CPU than they save on sampled parameters.
-    con = duckdb.connect(str(tmp), config={"disabled_compression_methods": "alp,alprd,chimp,patas"})
+def _known(con: duckdb.DuckDBPyConnection, root: Path) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """The folders' mtimes and the stages' columns recorded in a previous snapshot; raises _Rebuild
+    when it cannot be built on (another data directory or format, an older layout)."""
     try:
-        _build(con, root, sources, *(_previous_files(con, root, sources) if incremental else ({}, 0)))
+        info = con.execute(f"SELECT data_dir, format, columns FROM {_INFO_TABLE}").fetchone()
+        dirs = dict(con.execute(f"SELECT path, mtime_ns FROM {_DIRS_TABLE}").fetchall())
+    except duckdb.Error as exc:  # an older layout, or a damaged file
+        raise _Rebuild(str(exc)) from exc
+    if info is None or info[:2] != (root.as_posix(), FORMAT):
+        raise _Rebuild("made for another data directory or format")
+    return dirs, json.loads(info[2])
+
+
+def _update(con: duckdb.DuckDBPyConnection, root: Path, full: bool = False) -> None:
+    """Update the snapshot ``con`` holds (an empty one when ``full``) in one transaction."""
+    dirs, columns = ({}, {}) if full else _known(con, root)
+    listing = _list(root, dirs)
+    con.register("_dirs_now", _frame(list(listing.dirs.items()), ("path", "mtime_ns"), ("mtime_ns",)))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if not full:
+            _drop_ad_hoc(con)
+        _apply(con, root, listing, columns)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_dirs_now")
+    con.execute(f"CHECKPOINT {_ALIAS}")
+
+
+def _writer(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection that writes the catalog ``path`` (attached as its default database) in row
+    groups of ROW_GROUP_SIZE rows."""
+    con = duckdb.connect(config=_WRITE_CONFIG)
+    try:
+        con.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute(f"USE {_ALIAS}")
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
+def _in_place(root: Path, target: Path) -> bool:
+    """Update ``target`` itself under the exclusive lock; False when it cannot be (readers still on
+    it after WRITE_WAIT_S, a process outside the lock holding it, not a catalog DuckDB can open)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(paths.file_lock(root / LOCK_NAME, timeout=WRITE_WAIT_S))
+        except TimeoutError:
+            return False
+        try:
+            con = _writer(target)
+        except duckdb.Error:
+            return False
+        try:
+            _update(con, root)
+        finally:
+            con.close()
+        return True
+
+
+def _on_copy(root: Path, target: Path) -> bool:
+    """Update a copy of ``target`` and rename it into place; False when there is none to build on.
+
+    The copy is taken while attached read-only, i.e. under DuckDB's shared lock, so no writer is
+    mid-checkpoint; readers hold only shared locks and never block it.
+    """
+    if Path(f"{target}.wal").exists():
+        return False
+    try:
+        held = _attach_read_only(target)
+    except duckdb.Error:  # held by a writer, or not a DuckDB file
+        return False
+    with paths.atomic_path(target) as tmp:
+        try:
+            shutil.copyfile(target, tmp)
+        finally:
+            held.close()
+        _write(tmp, root, full=False)
+    return True
+
+
+def _write(tmp: Path, root: Path, full: bool) -> None:
+    if full:
+        tmp.unlink(missing_ok=True)  # atomic_path's empty placeholder is no DuckDB file
+    con = _writer(tmp)
+    try:
+        _update(con, root, full)
     finally:
         con.close()
         Path(f"{tmp}.wal").unlink(missing_ok=True)
 
 
-def refresh_catalog(data_dir: str | os.PathLike | None = None) -> Path:
-    """(Re)build ``<data_dir>/catalog.duckdb`` as a snapshot of every table with files, plus
-    ``samples``; reads only the partition files that changed since the previous snapshot."""
+def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = False) -> Path:
+    """Bring ``<data_dir>/catalog.duckdb`` in line with the Parquet files: in place, reading only the
+    partitions that changed since the previous snapshot; ``full`` (or no usable previous one):
+    rebuilt from every file into a new file renamed into place."""
     root = _root(data_dir)
     target = root / CATALOG_NAME
-    sources = _sources(root)
-    with paths.atomic_path(target) as tmp:
-        try:
-            if _copy_previous(target, tmp):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / LOCK_NAME).open("a").close()  # made by the writer: a query leaves the data directory as it was
+    try:
+        if not full and target.is_file():
+            for way in (_in_place, _on_copy):
                 try:
-                    _write(tmp, root, sources, incremental=True)
-                    return target
-                except (_Rebuild, duckdb.Error):  # incl. schema drift (a new column or type)
-                    pass
-            tmp.unlink(missing_ok=True)
-            _write(tmp, root, sources, incremental=False)
-        except duckdb.Error as exc:
-            raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
+                    if way(root, target):
+                        return target
+                except (_Rebuild, duckdb.Error):  # incl. a changed column type
+                    break
+        with paths.atomic_path(target) as tmp:
+            _write(tmp, root, full=True)
+    except duckdb.Error as exc:
+        raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
     return target
 
 
 def catalog_views(data_dir: str | os.PathLike | None = None) -> list[str]:
     """Names of the views in the current catalog (CatalogMissingError when there is none)."""
-    con, info = _open(_root(data_dir), True, with_results=False)
-    con.close()
-    return json.loads(info["views"])
+    with _opened(_root(data_dir), True, with_results=False) as (_, info):
+        return json.loads(info["views"])
 
 
-# One read-only database handle per catalog file in this process: opening the file costs more than
-# a typical query on it, and DuckDB's buffer cache survives between queries. A refresh renames a
-# new catalog into place, so a handle is keyed by the file's inode and dropped once stale.
-_HANDLES: dict[str, tuple[tuple[int, int | None], duckdb.DuckDBPyConnection]] = {}
-_HANDLES_LOCK = threading.Lock()
 _ALIAS = "catalog"
 _RESULTS_ALIAS = "results"
 
 
 def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory database with ``path`` attached read-only (the refresh holds it while copying).
-    ``duckdb.connect(path)`` would reuse this process's open instance for that path, i.e. the file
-    a refresh renamed over."""
+    ``duckdb.connect(path)`` would reuse this process's open instance for that path, if any."""
     db = duckdb.connect()
     try:
         db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
@@ -357,13 +560,6 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         db.close()
         raise
     return db
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except FileNotFoundError:
-        return None
 
 
 def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckdb.DuckDBPyConnection:
@@ -391,6 +587,9 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
                                         "`genzoo catalog refresh` rebuilds it") from exc
         db.execute("SET enable_external_access = false")
         db.execute("SET lock_configuration = true")
+        db.execute(f"USE {_ALIAS}")
+        if results is not None:  # unqualified names: the catalog first, then the results
+            db.execute(f"SET search_path = '{_ALIAS}.main,{_RESULTS_ALIAS}.main'")
     except BaseException:
         db.close()
         raise
@@ -399,46 +598,45 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
 
 def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
               with_results: bool = True) -> duckdb.DuckDBPyConnection:
-    key = f"{path}|{memory_limit}|{int(with_results)}"
-    results = path.parent / RESULTS_NAME if with_results else None
-    with _HANDLES_LOCK:
-        ino = (path.stat().st_ino, _inode(results) if results else None)
-        stale = [k for k, (i, _) in _HANDLES.items() if k.startswith(f"{path}|")
-                 and (i[0] != ino[0] or k == key and i != ino or not read_only)]
-        for k in stale:  # cursors still running keep an old database alive until they finish
-            db = _HANDLES.pop(k)[1]
-            if not read_only:
-                db.close()  # DuckDB refuses a second, writable handle on the same file
-        if not read_only:
-            return duckdb.connect(str(path), read_only=False)
-        cached = _HANDLES.get(key)
-        if cached is None:
-            _HANDLES[key] = cached = (ino, _locked_reader(path, results if ino[1] is not None else None, memory_limit))
-        cursor = cached[1].cursor()
-    cursor.execute(f"USE {_ALIAS}")
-    if cached[0][1] is not None:  # unqualified names: the catalog first, then the results
-        cursor.execute(f"SET search_path = '{_ALIAS}.main,{_RESULTS_ALIAS}.main'")
-    return cursor
+    """A new handle per query (the caller holds the catalog's lock while it is open): a cached one
+    would hold DuckDB's file lock and keep the in-place refresh out."""
+    if not read_only:
+        return duckdb.connect(str(path), read_only=False)
+    results = path.parent / RESULTS_NAME
+    return _locked_reader(path, results if with_results and results.exists() else None, memory_limit)
 
 
-def _open(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
-          with_results: bool = True) -> tuple[duckdb.DuckDBPyConnection, dict]:
+@contextlib.contextmanager
+def _opened(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
+            with_results: bool = True) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict]]:
+    """The catalog's handle and its ``_catalog_info``, under the catalog's lock (shared when
+    ``read_only``), so an in-place refresh never runs while the handle is open."""
     path = root / CATALOG_NAME
     if not path.exists():
         raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it")
-    con = _database(path, read_only, memory_limit, with_results)
-    try:
-        row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
-    except duckdb.CatalogException:
-        row = (None, None, "[]")
-    except duckdb.Error as exc:  # e.g. a truncated file whose header still attaches
-        con.close()
-        raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
-    info = dict(zip(("data_dir", "refreshed_at", "views"), row))
-    if info["data_dir"] != root.as_posix():
-        con.close()
-        raise CatalogMissingError(f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}")
-    return con, info
+    lock = root / LOCK_NAME
+    # Every refresh makes the lock file before it writes in place; without one (a catalog copied
+    # here, or made by hand) no writer can be mid-update, and DuckDB's own file lock sends one that
+    # starts now to a copy. A query never creates it: it leaves the data directory as it found it.
+    held = paths.file_lock(lock, shared=read_only) if not read_only or lock.exists() else contextlib.nullcontext()
+    with held:
+        if not path.exists():  # removed while waiting
+            raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) "
+                                      "builds it")
+        con = _database(path, read_only, memory_limit, with_results)
+        try:
+            try:
+                row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
+            except duckdb.CatalogException:
+                row = (None, None, "[]")
+            except duckdb.Error as exc:  # e.g. a truncated file whose header still attaches
+                raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
+            info = dict(zip(("data_dir", "refreshed_at", "views"), row))
+            if info["data_dir"] != root.as_posix():
+                raise CatalogMissingError(f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}")
+            yield con, info
+        finally:
+            con.close()
 
 
 def _refusal(exc: duckdb.Error) -> bool:
@@ -467,8 +665,7 @@ def _errors(sql: str, path: Path, memory_limit: str) -> Iterator[None]:
 def _executed(sql: str, data_dir, read_only: bool, memory_limit: str,
               with_results: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     root = _root(data_dir)
-    con, _ = _open(root, read_only, memory_limit, with_results)
-    try:
+    with _opened(root, read_only, memory_limit, with_results) as (con, _):
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
@@ -478,8 +675,6 @@ def _executed(sql: str, data_dir, read_only: bool, memory_limit: str,
         with _errors(sql, root / CATALOG_NAME, memory_limit):
             con.execute(sql)
             yield con
-    finally:
-        con.close()
 
 
 def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool = True, limit: int | None = None,
@@ -489,8 +684,8 @@ def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool =
     Read-only by default, whatever the statement: it runs on :func:`_locked_reader`'s handle,
     where writes to the catalog, every file and network access, extensions and settings are
     refused by DuckDB itself (no statement-type check). With ``read_only=False`` any statement
-    runs on a writable connection (code only, never the CLI), but the catalog file is rebuilt on
-    every refresh, so objects created in it do not last. A missing catalog, or one made for another
+    runs on a writable connection under the catalog's exclusive lock (code only, never the CLI),
+    but the next refresh drops the objects created in it. A missing catalog, or one made for another
     (moved) data directory, is a :class:`CatalogMissingError`: only the ``catalog`` asset writes
     it (the `genzoo` command materialises that asset and asks again). It is a snapshot: partitions
     written since the last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until
@@ -517,11 +712,3 @@ def query_batches(sql: str, data_dir: str | os.PathLike | None = None, vectors: 
             part = con.fetch_df_chunk(vectors)
             if not part.empty:
                 yield part
-
-
-def close_catalogs() -> None:
-    """Close this process's cached catalog handles (e.g. before deleting a data directory)."""
-    with _HANDLES_LOCK:
-        for _, db in _HANDLES.values():
-            db.close()
-        _HANDLES.clear()

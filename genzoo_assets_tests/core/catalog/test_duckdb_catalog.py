@@ -1,6 +1,9 @@
+import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import duckdb
 import numpy as np
@@ -160,7 +163,7 @@ def test_incremental_refresh_adds_new_and_drops_deleted_partitions(data):
     write_table_atomic(_pose("dog-akita", "001"), data / "pose_params" / "dog-akita" / "001.parquet")
     (data / "shape_params" / "dog-akita" / "000.parquet").unlink()
     refresh_catalog(data)
-    assert _info(data) == [5, 1]
+    assert _info(data) == [4, 2]  # a changed partition's files are all read again: dog-akita/001's two
     rows = query("SELECT species, shard, count(*) AS n, count(yaw_deg) AS y FROM samples GROUP BY ALL ORDER BY ALL",
                  data)
     assert rows.values.tolist() == [["dog-akita", "001", N, N], ["panthera-leo", "000", N, N],
@@ -188,7 +191,8 @@ def test_failed_refresh_keeps_the_previous_snapshot(data):
     with pytest.raises(CatalogQueryError, match="000.parquet"):
         refresh_catalog(data)
     assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == N
-    assert sorted(p.name for p in data.iterdir()) == ["catalog.duckdb", "pose_params", "shape_params", "species"]
+    assert sorted(p.name for p in data.iterdir()) == ["catalog.duckdb", "catalog.duckdb.lock", "pose_params",
+                                                      "shape_params", "species"]
 
 
 def test_reader_in_another_process_does_not_block_refresh(data):
@@ -202,7 +206,7 @@ def test_reader_in_another_process_does_not_block_refresh(data):
         assert reader.stdout.readline().strip() == str(N)
         write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
         refresh_catalog(data)
-        assert _info(data) == [6, 1]  # the old file, held open, was copied for the unchanged partitions
+        assert _info(data) == [5, 2]  # the old file, held open, was copied and the copy updated
         assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == 2 * N
         out, _ = reader.communicate("\n", timeout=30)
         assert out.strip() == str(N)  # the reader keeps its own snapshot
@@ -210,22 +214,20 @@ def test_reader_in_another_process_does_not_block_refresh(data):
         reader.kill()
 
 
-def test_new_column_and_piled_up_replacements_rebuild_in_full(data, monkeypatch):
+def test_new_column_is_added_and_a_changed_type_rebuilds_in_full(data):
     refresh_catalog(data)
     flagged = _pose("dog-akita", "000").assign(flagged=True)
     write_table_atomic(flagged, data / "pose_params" / "dog-akita" / "000.parquet")
     refresh_catalog(data)
-    assert _info(data) == [0, 7]  # the new column cannot be inserted into the old table: rebuilt
+    assert _info(data) == [5, 2]  # the new column is added in place: only dog-akita/000 read
     assert query("SELECT count(flagged) AS n FROM samples", data)["n"][0] == N
-    monkeypatch.setattr(duckdb_catalog, "COMPACT_MIN_FILES", 0)
-    write_table_atomic(_shape("dog-akita", "001", offset=5.0), data / "shape_params" / "dog-akita" / "001.parquet")
+    assert "flagged" in query("SELECT * FROM pose_params LIMIT 1", data).columns
+    text = _pose("dog-akita", "001").assign(yaw_deg="left")
+    write_table_atomic(text, data / "pose_params" / "dog-akita" / "001.parquet")
     refresh_catalog(data)
-    assert _info(data) == [6, 1]  # one replaced file is within 25 % of seven
-    write_table_atomic(_shape("dog-akita", "000", offset=5.0), data / "shape_params" / "dog-akita" / "000.parquet")
-    refresh_catalog(data)
-    assert _info(data) == [0, 7]  # two replaced files since the last full build: rewritten compactly
-    rows = query("SELECT count(*) AS n, max(betas[1]) AS b FROM shape_params", data)
-    assert rows.iloc[0].tolist() == [4 * N, 5 + N - 1]
+    assert _info(data) == [0, 8]  # yaw_deg is a float elsewhere: rebuilt from every file
+    rows = query("SELECT count(*) AS n, count(flagged) AS f FROM pose_params", data)
+    assert rows.iloc[0].tolist() == [3 * N, N]
 
 
 def test_successive_refreshes_with_a_stale_cached_handle_never_duplicate(data):
@@ -236,4 +238,139 @@ def test_successive_refreshes_with_a_stale_cached_handle_never_duplicate(data):
         refresh_catalog(data)
     rows = query("SELECT count(*) AS n, count(DISTINCT sample_id) AS u FROM pose_params", data)
     assert rows.iloc[0].tolist() == [3 * N, 3 * N]
-    assert _info(data) == [7, 1]
+    assert _info(data) == [6, 2]
+
+
+def _views_content(data):
+    """Every view's rows (sorted, as plain lists) and columns: what a query can tell apart."""
+    out = {}
+    for view in catalog_views(data):
+        frame = query(f"SELECT * FROM {view}", data)
+        key = "key" if view == "species" else "sample_id"
+        frame = frame.sort_values(key, ignore_index=True)
+        out[view] = (list(frame.columns), frame.astype(str).values.tolist())
+    return out
+
+
+def test_each_stage_view_has_exactly_its_own_rows_and_columns(data):
+    # A partial pipeline: pose_params for a partition that has no shape_params yet, and the reverse.
+    write_table_atomic(_pose("dog-akita", "002"), data / "pose_params" / "dog-akita" / "002.parquet")
+    refresh_catalog(data)
+    for table in ("shape_params", "pose_params"):
+        files = sorted((data / table).glob("*/*.parquet"))
+        want = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).sort_values("sample_id")
+        got = query(f"SELECT * FROM {table} ORDER BY sample_id", data)
+        assert list(got.columns) == list(want.columns), table
+        assert got.astype(str).values.tolist() == want.astype(str).values.tolist(), table
+    samples = query("SELECT sample_id, yaw_deg FROM samples", data)
+    assert len(samples) == 4 * N and not samples["sample_id"].str.startswith("dog-akita.002").any()
+    assert samples["yaw_deg"].notna().sum() == N  # dog-akita/002's poses wait for its shape_params
+
+
+def test_incremental_refresh_equals_a_full_rebuild(data):
+    refresh_catalog(data)
+    write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")  # new
+    write_table_atomic(_shape("panthera-leo", "000", offset=3.0), data / "shape_params" / "panthera-leo" / "000.parquet")
+    (data / "shape_params" / "dog-akita" / "001.parquet").unlink()  # deleted
+    write_table_atomic(_shape("felis-catus", "000"), data / "shape_params" / "felis-catus" / "000.parquet")  # new species
+    refresh_catalog(data)
+    assert _info(data)[1] == 5  # the four changed partitions' five files (dog-akita/001 has none left)
+    incremental = _views_content(data)
+    assert query("SELECT max(betas[1]) AS b FROM samples WHERE species = 'panthera-leo' AND shard = '000'",
+                 data)["b"][0] == 3.0 + N - 1
+    refresh_catalog(data, full=True)
+    assert _info(data) == [0, 7]
+    assert _views_content(data) == incremental
+
+
+class _Interrupted(RuntimeError):
+    pass
+
+
+def test_interrupted_incremental_refresh_leaves_the_previous_catalog(data, monkeypatch):
+    refresh_catalog(data)
+    before = _views_content(data)
+    write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+    (data / "shape_params" / "panthera-leo" / "001.parquet").unlink()
+    ingest = duckdb_catalog._ingest
+
+    def fail_after_the_deletes(*args):
+        ingest(*args)  # the deletes and this batch's inserts are done, uncommitted
+        raise _Interrupted("killed mid-update")
+
+    monkeypatch.setattr(duckdb_catalog, "_ingest", fail_after_the_deletes)
+    with pytest.raises(_Interrupted):
+        refresh_catalog(data)
+    assert _views_content(data) == before
+    monkeypatch.setattr(duckdb_catalog, "_ingest", ingest)
+    refresh_catalog(data)
+    assert query("SELECT count(*) AS n, count(yaw_deg) AS y FROM samples", data).iloc[0].tolist() == [3 * N, 2 * N]
+
+
+def test_killed_incremental_refresh_leaves_the_previous_catalog(data):
+    refresh_catalog(data)
+    before = _views_content(data)
+    write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+    script = ("import os, sys; from genzoo_assets.core.catalog import duckdb_catalog as c; i = c._ingest\n"
+              "def die(*a):\n    i(*a); os._exit(9)\n"
+              "c._ingest = die; c.refresh_catalog(sys.argv[1])")
+    assert subprocess.run([sys.executable, "-c", script, str(data)], timeout=120).returncode == 9
+    assert _views_content(data) == before
+    refresh_catalog(data)
+    assert query("SELECT count(yaw_deg) AS y FROM samples", data)["y"][0] == 2 * N
+
+
+def test_listing_reads_only_changed_folders_and_relists_racy_ones(data):
+    """A folder's files are listed again only when its mtime moved, or when it was still within
+    RACY_NS of the previous listing (a rename in the same timestamp tick leaves the mtime alone)."""
+    folder = data / "shape_params" / "dog-akita"
+    refresh_catalog(data)  # the folder was just written: recorded as unsettled
+    mtime = folder.stat().st_mtime_ns
+    write_table_atomic(_shape("dog-akita", "002"), folder / "002.parquet")
+    os.utime(folder, ns=(mtime, mtime))  # as if renamed within the same tick as the listing
+    refresh_catalog(data)
+    assert query("SELECT count(*) AS n FROM shape_params WHERE species = 'dog-akita'", data)["n"][0] == 3 * N
+    old = time.time_ns() - 10 * duckdb_catalog.RACY_NS
+    os.utime(folder, ns=(old, old))  # settled: the next refresh records its mtime
+    refresh_catalog(data)
+    write_table_atomic(_shape("dog-akita", "003"), folder / "003.parquet")
+    os.utime(folder, ns=(old, old))  # a change the folder's mtime does not show (edited in place)
+    refresh_catalog(data)
+    assert query("SELECT count(*) AS n FROM shape_params WHERE species = 'dog-akita'", data)["n"][0] == 3 * N
+    refresh_catalog(data, full=True)  # what `genzoo catalog refresh --full` is for
+    assert query("SELECT count(*) AS n FROM shape_params WHERE species = 'dog-akita'", data)["n"][0] == 4 * N
+
+
+def test_a_reader_waits_for_an_in_place_refresh_and_sees_all_of_it(data, monkeypatch):
+    refresh_catalog(data)
+    write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+    ingest, started = duckdb_catalog._ingest, threading.Event()
+
+    def slow(*args):
+        started.set()
+        time.sleep(1.0)
+        ingest(*args)
+
+    monkeypatch.setattr(duckdb_catalog, "_ingest", slow)
+    refresh = threading.Thread(target=refresh_catalog, args=(data,))
+    refresh.start()
+    assert started.wait(30)
+    t0 = time.perf_counter()
+    rows = query("SELECT count(yaw_deg) AS y FROM samples", data)  # blocks on the lock until the commit
+    waited = time.perf_counter() - t0
+    refresh.join(30)
+    assert rows["y"][0] == 2 * N and waited > 0.3
+    assert _info(data) == [5, 2]  # in place, not on a copy
+
+
+def test_a_long_reader_never_blocks_the_refresh(data, monkeypatch):
+    refresh_catalog(data)
+    monkeypatch.setattr(duckdb_catalog, "WRITE_WAIT_S", 0.2)
+    stream = duckdb_catalog.query_batches("SELECT sample_id FROM pose_params", data, vectors=1)
+    first = next(stream)  # holds the shared lock (and the file) until the stream ends
+    write_table_atomic(_pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet")
+    t0 = time.perf_counter()
+    refresh_catalog(data)  # waits WRITE_WAIT_S, then updates a copy and renames it
+    assert time.perf_counter() - t0 < 30
+    assert len(first) + sum(len(b) for b in stream) == N  # the stream kept its snapshot
+    assert query("SELECT count(*) AS n FROM pose_params", data)["n"][0] == 2 * N

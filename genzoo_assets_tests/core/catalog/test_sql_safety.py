@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from genzoo_assets.core.catalog.duckdb_catalog import (
-    CatalogQueryError, catalog_views, close_catalogs, query, query_batches, refresh_catalog,
+    CatalogQueryError, catalog_views, query, query_batches, refresh_catalog,
 )
 from genzoo_assets.core.catalog.parquet import write_table_atomic
 from genzoo_assets.core.catalog.results import refresh_results
@@ -40,7 +40,7 @@ def data(tmp_path_factory):
 def test_every_table_and_view_reads(data):
     views = catalog_views(data)
     assert set(views) == {"species", "shape_params", "pose_params", "samples"}
-    for name in [*views, "_catalog_info", "_catalog_files", "_snap_shape_params", "metrics", "training_lineage"]:
+    for name in [*views, "_catalog_info", "_catalog_files", "_catalog_dirs", "_snap_samples", "_snap_species", "metrics", "training_lineage"]:
         assert len(query(f"SELECT * FROM {name}", data).columns) > 0, name
     assert query("SELECT count(*) AS n FROM samples", data)["n"][0] == N
     assert query("SELECT count(*) AS n FROM metrics JOIN samples USING (sample_id)", data)["n"][0] == 3
@@ -50,7 +50,7 @@ def test_every_table_and_view_reads(data):
 
 REFUSED = {
     "insert": "INSERT INTO _catalog_info (data_dir) VALUES ('x')",
-    "update": "UPDATE _snap_shape_params SET seed = 0",
+    "update": 'UPDATE _snap_samples SET "shape_params.seed" = 0',
     "delete-results": "DELETE FROM metrics",
     "drop": "DROP VIEW samples",
     "create-table": "CREATE TABLE evil AS SELECT 1",
@@ -126,7 +126,6 @@ def test_corrupt_catalog_names_the_fix_and_refresh_rebuilds(corruption, data, tm
     refresh_catalog(copy)
     path = copy / "catalog.duckdb"
     good = path.read_bytes()
-    close_catalogs()
     if corruption == "random":
         path.write_bytes(np.random.default_rng(0).bytes(300_000))
     elif corruption == "truncated":
