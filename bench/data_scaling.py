@@ -54,7 +54,7 @@ class Mode:
 # quick: the demo's data (one shard per species), fewer steps so three trainings fit in minutes;
 # full: four shards per species and more steps, so the largest set is seen for 16 epochs
 MODES = {
-    "quick": Mode(sizes=(128, 512, 2048), steps=1200),
+    "quick": Mode(sizes=(128, 512, 2048), steps=2000),
     "full": Mode(sizes=(512, 2048, 8192), steps=4000),
 }
 
@@ -97,12 +97,12 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N = 128, 512, 2048 at 1,200 steps (under 10 min on 2 CPU cores with the demo's data, "
+    ap.add_argument("--quick", action="store_true", help="N = 128, 512, 2048 at 2,000 steps (under 10 min on 2 CPU cores with the demo's data, "
                     "about 8 min more to generate it; the full run about 50 min)")
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="data directory (default: bench-output/data_scaling/<mode>/data)")
     ap.add_argument("--out", type=Path, default=None, help="table and plot folder (default: its parent)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps per size (default: the mode's: 1,200 quick, 4,000 full)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per size (default: the mode's: 2,000 quick, 4,000 full)")
     args = ap.parse_args()
 
     mode_name = "quick" if args.quick else "full"
