@@ -17,7 +17,9 @@ model (the rest pose).
     .venv/bin/python bench/data_scaling.py --quick --data-dir data  # N = 128, 512, 2048: < 10 min on 2 cores (*)
     .venv/bin/python bench/data_scaling.py           # N = 512, 2048, 8192: about 50 min on 2 idle CPU cores (**)
 
-(*) with the demo's data; without it, generating the 42 partitions adds about 8 minutes.
+(*) with the demo's data; without it, generating the 42 partitions adds about 8 minutes. Measured:
+33.5 min at load 3-6 (three trainings, 5,500 steps at 0.33-0.41 s a step); the demo's own 3,000
+steps took 0.071 s a step at load 2-3, i.e. about 7-8 minutes for the quick run on an idle machine.
 (**) 4 shards of each training species (162 partitions, about 30 minutes of rendering at 0.17 s a
 sample) and 3 × 4,000 steps (about 16 minutes); estimated from those per-sample and per-step costs.
 
