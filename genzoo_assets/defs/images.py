@@ -32,7 +32,7 @@ class ImageConfig(CheckedFields, dg.Config):
 
 def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
     if config.backend in ("render", "render_composite"):
-        return {}
+        return {"subdivisions": settings.subdivisions}  # the control renders' mesh, so the albedo fills their mask
     return {"base_model": config.base_model, "canny_controlnet": config.canny_controlnet,
             "depth_controlnet": config.depth_controlnet, "steps": config.steps, "guidance": config.guidance,
             "batch_size": config.batch_size, "device": settings.torch_device(), "resolution": settings.resolution,

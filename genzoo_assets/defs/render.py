@@ -40,7 +40,8 @@ def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, set
         if done == total or done % 16 == 0:
             context.log.info(f"rendered {done}/{total} samples")
 
-    df = render_partition(rows, settings.body(), root, resolution=resolution, progress=progress)
+    df = render_partition(rows, settings.body(), root, resolution=resolution, subdivisions=settings.subdivisions,
+                          progress=progress)
     path = write_partition(root, "control_renders", species_key, shard, df)
     sheet = write_contact_sheet(df, root)
     stored = read_merged(root, ["control_renders", "pose_params", "shape_params"], species_key, shard)
@@ -49,6 +50,7 @@ def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, set
         metadata={
             "num_samples": len(df),
             "resolution": resolution,
+            "subdivisions": settings.subdivisions,
             "mean_visible_keypoints": float(df["keypoints_vis"].map(sum).mean()),
             "path": dg.MetadataValue.path(str(path)),
             "contact_sheet": image_markdown(sheet, "control renders"),

@@ -4,7 +4,7 @@ The fields' defaults are plain values; the code location binds each field whose 
 to ``dg.EnvVar`` (dagster-open-platform's pattern), so the web UI shows where a value comes from
 and a run resolves it in its own process: ``GENZOO_DATA_DIR``, ``GENZOO_BODY_MODEL``
 (``procedural`` or a SMAL/SMAL+ file), ``GENZOO_SAMPLES_PER_SHARD``, ``GENZOO_DATASET_SIZE``,
-``GENZOO_DEVICE``, ``GENZOO_RESOLUTION``. The CLI and the demo build the resource themselves
+``GENZOO_DEVICE``, ``GENZOO_RESOLUTION``, ``GENZOO_SUBDIVISIONS``. The CLI and the demo build the resource themselves
 (:func:`settings_from_env` plus their own options) and pass it in; nothing writes ``os.environ``.
 """
 
@@ -31,9 +31,10 @@ SETTINGS_ENV = {
     "samples_per_shard": "GENZOO_SAMPLES_PER_SHARD",
     "dataset_size": "GENZOO_DATASET_SIZE",
     "resolution": "GENZOO_RESOLUTION",
+    "subdivisions": "GENZOO_SUBDIVISIONS",
     "device": "GENZOO_DEVICE",
 }
-_INT_FIELDS = {"samples_per_shard", "dataset_size", "resolution"}
+_INT_FIELDS = {"samples_per_shard", "dataset_size", "resolution", "subdivisions"}
 # Animal3DRelease field -> its environment variable.
 ANIMAL3D_ENV = {"animal3d_json": "GENZOO_ANIMAL3D_JSON", "animal3d_smal_model": "GENZOO_ANIMAL3D_SMAL_MODEL"}
 
@@ -155,12 +156,17 @@ class GenZooSettings(CheckedFields, dg.ConfigurableResource):
     dataset_size: int = 1_000_000
     dog_fraction: float = 0.5
     resolution: int = 1024
+    # Loop subdivisions of the body mesh before it is drawn (control renders and render-composite
+    # images alike). GenZoo's 2 suit its 1024 px renders; at 128 px even the base mesh's triangles
+    # are smaller than a pixel, and each subdivision quadruples the triangles llvmpipe sets up.
+    subdivisions: int = 2
     base_seed: int = 0
     device: str = "auto"
 
     _positive = checked("samples_per_shard", "dataset_size", check=at_least(1))
     _dogs = checked("dog_fraction", check=between(0.0, 1.0))
     _resolution = checked("resolution", check=check_resolution)
+    _subdivisions = checked("subdivisions", check=between(0, 4))
     _seed = checked("base_seed", check=at_least(0))
     _device = checked("device", check=check_device)
 

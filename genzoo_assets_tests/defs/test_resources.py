@@ -12,6 +12,9 @@ def test_settings_from_env_reads_the_variables_then_the_overrides():
     assert settings_from_env({}) == GenZooSettings()  # unset: the fields' defaults
     with pytest.raises(ValueError, match="GENZOO_SAMPLES_PER_SHARD='many' is not an integer"):
         settings_from_env({"GENZOO_SAMPLES_PER_SHARD": "many"})
+    assert settings_from_env({"GENZOO_SUBDIVISIONS": "0"}).subdivisions == 0
+    with pytest.raises(Exception, match=r"subdivisions = 7: must be in \[0, 4\]"):
+        settings_from_env({"GENZOO_SUBDIVISIONS": "7"})
 
 
 def test_code_location_binds_env_vars_that_the_run_resolves(monkeypatch):

@@ -112,6 +112,7 @@ def render_partition(
     body_model,
     data_dir: str | Path,
     resolution: int = 1024,
+    subdivisions: int = 2,
     renderer: ControlRenderer | None = None,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 16,
@@ -119,7 +120,8 @@ def render_partition(
 ) -> pd.DataFrame:
     """Render every sample of ``pose_df`` (shape_params merged with pose_params on ``sample_id``).
 
-    Runs the body model in batches, renders with one reused ``ControlRenderer``, writes
+    Runs the body model in batches, renders with one reused ``ControlRenderer`` (``renderer``, or one
+    made at ``resolution`` with ``subdivisions``), writes
     ``renders/<species>/<shard>/<sample_id>.{rgb,depth,canny,mask}.png`` and ``.depth.npy``
     atomically, and returns one ``control_renders`` row per sample (``OUTPUT_COLUMNS``).
     """
@@ -128,7 +130,7 @@ def render_partition(
         raise ValueError(f"render_partition: input DataFrame lacks columns {missing}")
     data_dir = Path(data_dir)
     own = renderer is None
-    renderer = ControlRenderer(resolution) if own else renderer
+    renderer = ControlRenderer(resolution, subdivisions) if own else renderer
     faces = np.asarray(body_model.faces)
     nk, nj = len(body_model.keypoint_names), body_model.num_joints
     prov = provenance_json(provenance(

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import cv2
@@ -121,3 +122,15 @@ def test_wrong_betas_length_is_named(body_model, tmp_path):
     bad.at[bad.index[0], "betas"] = [0.0] * (body_model.num_betas + 1)
     with pytest.raises(ValueError, match=r"procedural_dog.000.00000: betas has \d+ values"):
         render_partition(bad, body_model, tmp_path, resolution=64)
+
+
+def test_subdivisions_change_only_the_silhouette_detail(body_model, tmp_path):
+    """Fewer subdivisions: the same sample, its subdivision count in provenance, masks within a few %."""
+    pose_df = make_pose_df(body_model).iloc[:2]
+    coarse = render_partition(pose_df, body_model, tmp_path / "s0", resolution=128, subdivisions=0)
+    fine = render_partition(pose_df, body_model, tmp_path / "s2", resolution=128, subdivisions=2)
+    for (_, a), (_, b) in zip(coarse.iterrows(), fine.iterrows()):
+        assert json.loads(a["provenance"])["subdivisions"] == 0
+        assert json.loads(b["provenance"])["subdivisions"] == 2
+        assert a["keypoints_2d"] == b["keypoints_2d"]  # ground truth comes from the body model, not the mesh drawn
+        assert abs(a["mask_area"] - b["mask_area"]) <= 0.05 * b["mask_area"]
