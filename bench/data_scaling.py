@@ -151,7 +151,7 @@ def main() -> int:
     cfg = RegressorTrainConfig(**{**demo.TRAIN_CONFIG, **({"max_steps": steps} if steps else {})})
     tcfg = _train_config(cfg, body.num_betas, "cpu")
     hw = tcfg.regressor.image_size
-    full = CachedSplit(shards_dir, "train", input_hw=hw, augment=train_augmentation(cfg))
+    full = CachedSplit(shards_dir, "train", input_hw=hw, augment=train_augmentation(cfg, body))
     val = materialize(load_split(shards_dir, "val", input_hw=hw))
     test_set = heldout_benchmark_set(shards_dir)
     key = lambda i: (str(full.items[i][1]["sample_id"]), str(full.items[i][1]["species"]))  # noqa: E731

@@ -7,6 +7,7 @@ from typing import Literal
 import dagster as dg
 import pydantic
 
+from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.regressor import export as wds_export
@@ -66,11 +67,12 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
     val_every: int = 1000
     patience: int = 10
     grayscale: float = 0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
+    flip: float = 0.0  # probability of a mirrored training crop (GenZoo: none); needs a mirror-symmetric body model
     resume: bool = True
 
     _counts = checked("batch_size", "max_steps", "val_every", "patience", check=at_least(1))
     _lr = checked("lr", check=at_least(0.0))
-    _grayscale = checked("grayscale", check=between(0.0, 1.0))
+    _grayscale = checked("grayscale", "flip", check=between(0.0, 1.0))
     _backbone_dir = checked("pretrained_backbone", check=existing_dir)
 
     @pydantic.model_validator(mode="after")
@@ -84,9 +86,13 @@ PRETRAINED_NEEDS_HUGE = ("pretrained_backbone is a full-size backbone, which siz
                          "set size: huge to train from it, or leave pretrained_backbone empty")
 
 
-def train_augmentation(cfg: RegressorTrainConfig) -> Augmentation:
-    """The training crops' jitter: ``Augmentation``'s defaults with the run's grey-crop rate."""
-    return Augmentation(grayscale=cfg.grayscale)
+def train_augmentation(cfg: RegressorTrainConfig, body_model) -> Augmentation:
+    """The training crops' jitter: ``Augmentation``'s defaults with the run's grey-crop and flip rates
+    (flips only for a mirror-symmetric ``body_model``: a ValueError names the model otherwise)."""
+    if not cfg.flip:
+        return Augmentation(grayscale=cfg.grayscale)
+    reflection = tuple(float(v) for v in checked_reflection(body_model).ravel())
+    return Augmentation(grayscale=cfg.grayscale, flip=cfg.flip, reflection=reflection)
 
 
 def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
@@ -112,7 +118,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
     _require_splits(shards)
-    train_data = _train_split(shards, hw, settings.resolution, train_augmentation(config))
+    train_data = _train_split(shards, hw, settings.resolution, train_augmentation(config, body))
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
     def progress(step: int, total: int, metrics: dict) -> None:

@@ -19,9 +19,12 @@ default: on the demo's 574 images and 800 steps it raised held-out PA-MPJPE from
 see ``train.py``). A turned crop turns the 2D keypoints, the 3D keypoints, the camera's offset and
 the global orientation with it, about the optical axis; the body model turns about its root joint,
 so its posed keypoints then match the turned 3D keypoints up to a translation (which every aligned
-metric removes, and which the 2D loss leaves to the predicted camera). Horizontal flip is deliberately not done: mirroring an
-image needs the mirrored shape too, and SMAL's PCA shape space (betas) has no mirror operation,
-so a flipped example would carry wrong shape ground truth.
+metric removes, and which the 2D loss leaves to the predicted camera).
+
+Horizontal flip (``flip``, off by default; GenZoo has none) mirrors the crop and its labels:
+keypoints swap with their left/right partners and negate x, the pose mirrors joint by joint and
+the betas stay (``core.body.mirror``). That is right only for a mirror-symmetric body model, so
+the regressor asset measures the model's asymmetry before it turns flips on.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from genzoo_assets.core.body.mirror import KEYPOINT_PARTNERS, mirror_points, mirror_pose
 from genzoo_assets.core.body.rotations import symmetric_orthogonalization
 from genzoo_assets.core.regressor.crop import (
     BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, rotate_crop_points,
@@ -55,6 +59,8 @@ class Augmentation:
     grayscale: float = 0.0  # probability of dropping colour, so shape cues outweigh coat colour
     rotation: float = 0.0  # in-plane turn of the crop: N(0, rotation) degrees clipped to ±2σ ...
     rotation_rate: float = 0.0  # ... applied with this probability; the global orientation turns with it
+    flip: float = 0.0  # probability of a horizontal flip (mirrored labels); only for a mirror-symmetric body model
+    reflection: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # body.mirror.sagittal_reflection, row-major
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
@@ -144,14 +150,17 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
     kp = np.asarray(npz["keypoints_2d"], dtype=np.float64).copy()
     kp[:, :2] *= k
     box = crop_box(np.asarray(npz["bbox"], dtype=np.float64) * k, input_hw, padding)
-    angle = 0.0
+    angle, flipped = 0.0, False
     if augment is not None:
         rng = rng or np.random.default_rng()
         box = box * np.array([1.0, 1.0, rng.uniform(1 - augment.scale, 1 + augment.scale)])
         box[:2] += rng.uniform(-augment.translate, augment.translate, 2) * box[2]
         if augment.rotation > 0 and rng.random() < augment.rotation_rate:
             angle = float(np.clip(rng.normal(), -2.0, 2.0) * augment.rotation)
+        flipped = augment.flip > 0 and rng.random() < augment.flip
     crop = crop_image(image, box, input_hw, angle)
+    if flipped:
+        crop = np.ascontiguousarray(crop[:, ::-1])
     if augment is not None and augment.colour > 0:
         crop = colour_jitter(crop, rng, augment.colour)
     if augment is not None and augment.grayscale > 0 and rng.random() < augment.grayscale:
@@ -166,6 +175,11 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
     kp_crop = np.concatenate([rotate_crop_points(to_crop_coords(kp[:, :2], box), angle), kp[:, 2:3]], 1)
     cam[1:] = rotate_crop_points(cam[1:], angle)
     kp3d = np.asarray(npz["keypoints_3d"], dtype=np.float64) @ _turn_z(angle)
+    if flipped:
+        reflection = np.asarray(augment.reflection, dtype=np.float64).reshape(3, 3)
+        poses = mirror_pose(poses, reflection)
+        kp_crop, kp3d = mirror_points(kp_crop, KEYPOINT_PARTNERS), mirror_points(kp3d, KEYPOINT_PARTNERS)
+        cam[1] = -cam[1]
     return {
         "img": torch.from_numpy(normalize_image(crop)),
         "keypoints_2d": torch.from_numpy(kp_crop.astype(np.float32)),

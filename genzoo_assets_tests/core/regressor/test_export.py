@@ -9,6 +9,8 @@ import pytest
 import torch
 import webdataset as wds
 
+from genzoo_assets.core.body.mirror import JOINT_PARTNERS, mirror_points
+from genzoo_assets.core.body.skeleton import KEYPOINT_NAMES
 from genzoo_assets.core.regressor.crop import crop_image, rotate_crop_points, to_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
@@ -162,3 +164,24 @@ def test_a_turned_crop_puts_an_image_point_at_its_turned_crop_coordinate(angle):
     xc, yc = rotate_crop_points(to_crop_coords(np.array([[30.5, 70.5]]), box), angle)[0]
     row, col = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
     assert abs(col + 0.5 - (xc * 64 + 24)) <= 1.0 and abs(row + 0.5 - (yc * 64 + 32)) <= 1.0
+
+
+def test_flipped_crops_mirror_the_image_the_keypoints_and_the_pose_together(catalog, body_model):
+    plain = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48))[0]
+    flipped = CachedSplit(catalog["out_dir"], "train", input_hw=(64, 48),
+                          augment=Augmentation(scale=0, translate=0, colour=0, flip=1.0))[0]
+    assert torch.equal(flipped["img"], plain["img"].flip(-1))
+    left, right = KEYPOINT_NAMES.index("left_front_paw"), KEYPOINT_NAMES.index("right_front_paw")
+    np.testing.assert_allclose(flipped["keypoints_2d"][left], plain["keypoints_2d"][right] * torch.tensor([-1.0, 1.0, 1.0]))
+    # the mirrored 3D keypoints and camera still project onto the mirrored 2D keypoints
+    proj = weak_perspective_project(flipped["keypoints_3d"][None].double(), flipped["cam_crop"][None].double())[0]
+    np.testing.assert_allclose(proj.numpy(), flipped["keypoints_2d"][:, :2].numpy(), atol=1e-4)
+    # the body posed with the mirrored pose and the same betas is the mirror image, up to a translation
+    # (it turns about its root joint); keypoints are vertex-group means, joints exact
+    betas = flipped["betas"][None].to(body_model.dtype)
+    a = body_model(betas, plain["poses"][None, 0].to(body_model.dtype), plain["poses"][None, 1:].to(body_model.dtype))
+    b = body_model(betas, flipped["poses"][None, 0].to(body_model.dtype), flipped["poses"][None, 1:].to(body_model.dtype))
+    offset = b.joints[0].double() - torch.from_numpy(mirror_points(a.joints[0].double().numpy(), JOINT_PARTNERS))
+    assert float((offset - offset.mean(0)).abs().max()) < 1e-6
+    offset = b.keypoints[0].double() - flipped["keypoints_3d"].double()
+    assert float((offset - offset.mean(0)).abs().max()) < 0.01 * float(np.ptp(plain["keypoints_3d"].numpy(), axis=0).max())
