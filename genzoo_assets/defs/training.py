@@ -132,6 +132,7 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     return dg.MaterializeResult(metadata={
         "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
         "steps": int(result.steps), "stopped_early": bool(result.stopped_early),
+        "skipped_steps": int(result.skipped_steps),  # non-finite gradients: no update (core.regressor.train)
         "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
         "training_samples": lineage, "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
     })

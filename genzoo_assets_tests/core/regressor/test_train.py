@@ -106,3 +106,37 @@ def test_cosine_schedule_sets_the_optimiser_lr_and_survives_resume(splits, body_
     assert rows["lr"].tolist()[2:] == pytest.approx([learning_rate(cfg4, s) for s in (2, 3)])
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(learning_rate(cfg4, 3))
+
+
+def _poisoned_losses(monkeypatch, poisoned_calls):
+    """Training losses whose backward pass gives NaN gradients on the given training calls (1-based)."""
+    import genzoo_assets.core.regressor.train as train_module
+
+    real, calls = train_module.regressor_losses, {"n": 0}
+
+    def losses(output, batch, body_model, weights, return_per_sample=False):
+        terms = real(output, batch, body_model, weights, return_per_sample=return_per_sample)
+        if not return_per_sample:  # a training step, not a validation batch
+            calls["n"] += 1
+            if poisoned_calls(calls["n"]):
+                terms["loss"] = terms["loss"] * torch.tensor(float("nan"))
+        return terms
+
+    monkeypatch.setattr(train_module, "regressor_losses", losses)
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_and_counted(splits, body_model, tmp_path, monkeypatch):
+    _poisoned_losses(monkeypatch, lambda n: n in (3, 4))
+    result = train(config(body_model, max_steps=12, val_every=6, checkpoint_every=6), *splits, body_model, tmp_path)
+    assert result.steps == 12 and result.skipped_steps == 2
+    weights = load_checkpoint(tmp_path / "last.pt")["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    val = result.history[result.history["split"] == "val"]
+    assert val["loss_keypoints_2d"].notna().all() and val["loss_keypoints_2d"].iloc[-1] < val["loss_keypoints_2d"].iloc[0]
+
+
+def test_a_diverged_run_stops_with_an_error_that_says_so(splits, body_model, tmp_path, monkeypatch):
+    _poisoned_losses(monkeypatch, lambda n: n > 2)
+    with pytest.raises(FloatingPointError, match=r"training diverged: 10 steps in a row up to step 12 had non-finite "
+                                                 r"gradients.*lower lr"):
+        train(config(body_model, max_steps=30), *splits, body_model, tmp_path)
