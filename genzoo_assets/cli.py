@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="materialise every stage offline on a few species (CPU, < 15 min)")
-    demo.add_argument("--species", type=int, default=None, help="number of species, the 2 held-out felids included (default: all 82 of the demo set)")
+    demo.add_argument("--species", type=int, default=None, help="number of species, the 2 held-out felids included (default: all 62 of the demo set)")
     demo.add_argument("--samples-per-shard", type=int, default=None, help="samples per species (one shard each)")
     demo.add_argument("--resolution", type=int, default=None, help="render and image size in pixels")
     demo.add_argument("--train-steps", type=int, default=None, help="regressor training steps")

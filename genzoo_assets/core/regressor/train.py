@@ -61,7 +61,7 @@ training set's mean pose 87.2 on the 36-species data (88.8 on the 9-species data
   73.9): shape starts to transfer to species like the training ones; for felids zero is still
   better. Shrinking the predicted betas towards zero would help felids, but the validation species
   say not to (at 73 species, ×0.5 gave 73.4 against 73.3), so it is not done. The demo trains on
-  80 species (73 after validation takes its tenth).
+  60 species for 2,500 steps, what fits in 15 minutes (``demo.py``).
 - Horizontal flips (``Augmentation.flip``; GenZoo has none), on the 40-species demo data: the
   validation body-pose loss fell to 1.58 against 1.73 (step 2,600), held-out Felidae barely moved
   (75.5 against 75.8). Off by default.
