@@ -299,5 +299,7 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
 
 
 def _finite_gradients(model) -> bool:
-    """Whether every gradient is finite (after DDP's all-reduce, so every rank agrees)."""
-    return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+    """Whether every gradient is finite (after DDP's all-reduce, so every rank agrees): one norm
+    over all of them, so the hot loop waits on the device once a step, not once per parameter."""
+    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return not norms or bool(torch.isfinite(torch.stack(norms)).all())
