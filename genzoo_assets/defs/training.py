@@ -12,6 +12,7 @@ from genzoo_assets.core.catalog import duckdb_catalog
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.regressor import export as wds_export
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
+from genzoo_assets.core.regressor.losses import LossWeights
 from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
@@ -68,10 +69,11 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
     patience: int = 10
     grayscale: float = 0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
     flip: float = 0.0  # probability of a mirrored training crop (GenZoo: none); needs a mirror-symmetric body model
+    global_orient_weight: float = 100.0  # the 9D global-orientation loss term's weight (GenZoo: 100; the demo: 30)
     resume: bool = True
 
     _counts = checked("batch_size", "max_steps", "val_every", "patience", check=at_least(1))
-    _lr = checked("lr", check=at_least(0.0))
+    _lr = checked("lr", "global_orient_weight", check=at_least(0.0))
     _grayscale = checked("grayscale", "flip", check=between(0.0, 1.0))
     _backbone_dir = checked("pretrained_backbone", check=existing_dir)
 
@@ -105,7 +107,8 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
         reg = RegressorConfig.tiny(num_betas, backbone=cfg.backbone)
     lr = cfg.lr or (1e-5 if huge else 2e-3)
     return TrainConfig(regressor=reg, lr=lr, lr_schedule=cfg.lr_schedule, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
-                       val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience)
+                       val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience,
+                       weights=LossWeights(global_orient=cfg.global_orient_weight))
 
 
 @dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, **GPU_STEP)

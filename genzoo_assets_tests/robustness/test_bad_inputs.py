@@ -369,6 +369,8 @@ SETTING_CASES = {
     "regressor-grayscale-above-one": (lambda w: RegressorTrainConfig(grayscale=1.5), ["grayscale = 1.5", "[0.0, 1.0]"]),
     "regressor-negative-flip": (lambda w: RegressorTrainConfig(flip=-0.5), ["flip = -0.5", "[0.0, 1.0]"]),
     "regressor-negative-lr": (lambda w: RegressorTrainConfig(lr=-1e-3), ["lr = -0.001", ">= 0.0"]),
+    "regressor-negative-orient-weight": (lambda w: RegressorTrainConfig(global_orient_weight=-1.0),
+                                         ["global_orient_weight = -1.0", ">= 0.0"]),
     "render-resolution-too-small": (lambda w: RenderConfig(resolution=16), ["resolution = 16", "[32, 4096]"]),
     "export-val-fraction-one": (lambda w: ExportConfig(val_fraction=1.0), ["val_fraction = 1.0", "[0.0, 1.0)"]),
     "export-unknown-camera": (lambda w: ExportConfig(camera_version="v3"), ["camera_version = 'v3'", "'v1', 'v2'"]),

@@ -26,6 +26,26 @@ def test_resnet_backbone():
     assert out.cam.shape == (1, 3) and torch.isfinite(out.raw9d).all()
 
 
+@pytest.mark.parametrize("from_features", [False, True])
+def test_query_from_features_lets_the_head_see_where_features_are(from_features):
+    """Cross-attention is blind to the order of its tokens, and the ResNet's carry no position
+    embedding: with HMR2's learned query, swapping two cells of the feature map changes nothing.
+    The tiny model's query from the flattened map tells them apart."""
+    torch.manual_seed(0)
+    cfg = RegressorConfig.tiny(num_betas=4, backbone="resnet")
+    cfg.query_from_features = from_features
+    model = build_regressor(cfg).eval()
+    feats = model.features(torch.randn(1, 3, 64, 48))
+    assert feats.shape[1] == 12  # 4 × 3 cells at 64 × 48
+    swapped = feats[:, [1, 0, *range(2, 12)]]
+    outs = []
+    for f in (feats, swapped):
+        model.features = lambda images, f=f: f
+        outs.append(model(torch.zeros(1, 3, 64, 48)).raw9d)
+    assert (model.query_proj is not None) == from_features
+    assert torch.allclose(outs[0], outs[1], atol=1e-6) != from_features
+
+
 def test_pretrained_vitpose_loaded_offline_from_a_local_folder(tmp_path):
     from transformers import VitPoseBackbone, VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
