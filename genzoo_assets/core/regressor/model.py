@@ -130,11 +130,12 @@ def _resnet(config: RegressorConfig) -> tuple[nn.Module, int]:
 
     if config.pretrained_backbone:
         model = _pretrained(config.pretrained_backbone, ResNetModel)
-        return model.to(memory_format=torch.channels_last), model.config.hidden_sizes[-1]
-    cfg = ResNetConfig(embedding_size=config.resnet_hidden_sizes[0] // (4 if config.resnet_layer_type == "bottleneck" else 1),
-                       hidden_sizes=list(config.resnet_hidden_sizes), depths=list(config.resnet_depths),
-                       layer_type=config.resnet_layer_type)
-    return ResNetModel(cfg).to(memory_format=torch.channels_last), config.resnet_hidden_sizes[-1]
+    else:
+        model = ResNetModel(ResNetConfig(
+            embedding_size=config.resnet_hidden_sizes[0] // (4 if config.resnet_layer_type == "bottleneck" else 1),
+            hidden_sizes=list(config.resnet_hidden_sizes), depths=list(config.resnet_depths),
+            layer_type=config.resnet_layer_type))
+    return model.to(memory_format=torch.channels_last), model.config.hidden_sizes[-1]
 
 
 def _pretrained(path: str, cls):
@@ -172,19 +173,27 @@ class GenZooRegressor(nn.Module):
         for head in (self.dec_pose, self.dec_betas, self.dec_cam):
             nn.init.xavier_uniform_(head.weight, gain=0.01)  # start at the mean, as HMR2's INIT_DECODER_XAVIER
             nn.init.zeros_(head.bias)
-        self.query_proj = None
-        if config.query_from_features:
-            with torch.no_grad():
-                tokens = self.features(torch.zeros(1, 3, *config.image_size)).shape[1]
-            self.query_proj = nn.Linear(tokens * d, d)
+        self.query_proj = nn.Linear(self._num_tokens() * d, d) if config.query_from_features else None
         self.register_buffer("init_pose", torch.eye(3).reshape(1, 9).repeat(j, 1).reshape(1, j * 9))
         self.register_buffer("init_cam", torch.tensor([[config.init_cam_scale, 0.0, 0.0]]))
+
+    def _num_tokens(self) -> int:
+        """How many feature tokens the backbone makes at ``image_size``: one probe in eval mode, so
+        that BatchNorm's running statistics (what the untrained baseline is evaluated with) do not
+        take in the probe image."""
+        training = self.backbone.training
+        self.backbone.eval()
+        with torch.no_grad():
+            tokens = self.features(torch.zeros(1, 3, *self.config.image_size)).shape[1]
+        self.backbone.train(training)
+        return tokens
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone feature tokens (B, N, C)."""
         if self.config.backbone == "vitpose":
             return self.backbone(images).feature_maps[-1]
-        return self.backbone(images.contiguous(memory_format=torch.channels_last)).last_hidden_state.flatten(2).transpose(1, 2)
+        hidden = self.backbone(images.contiguous(memory_format=torch.channels_last)).last_hidden_state
+        return hidden.flatten(2).transpose(1, 2)
 
     def forward(self, images: torch.Tensor) -> RegressorOutput:
         h, w = self.config.image_size

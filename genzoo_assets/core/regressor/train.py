@@ -66,18 +66,18 @@ training set's mean pose 87.2 on the 36-species data (88.8 on the 9-species data
   validation body-pose loss fell to 1.58 against 1.73 (step 2,600), held-out Felidae barely moved
   (75.5 against 75.8). Off by default.
 - **Run-to-run spread** (before the head change below; demo data, 60 species, 2,500 steps, one
-  thread; only ``TrainConfig.seed`` changes, i.e. the initial weights and the batch order): seeds 0, 1, 2 scored 75.6, 77.2 and
-  75.3. The validation body-pose loss sits at the mean pose's level (about 3.6) for a few hundred
-  to over a thousand steps before it falls, and when it breaks away varies with the seed. So a
-  single-seed difference under about 2 points is noise, and several single-seed findings above
-  (the 96×72 input, flips, the lr schedules) are within it. Measured single-seed and not adopted
-  for that reason: a 2-D sine position encoding on the ResNet's feature cells (75.0), GenZoo's
-  global-orientation weight 100 lowered to 30 (72.2 at seed 0, 76.4 at seed 1 with the 3D term
-  below) or 10 (77.8), a 250-step lr warm-up (75.9, 77.1), lr 2e-3 (83.5, 75.7: one run never left
-  the plateau). HMR2's 3D keypoint term (L1 on centred keypoints, weight 0.05; GenZoo computes it
-  but leaves it out of the summed loss) scored 73.6 and 76.3 at seeds 0 and 1 against 75.6 and
-  77.2 without it, and 77.2 / 78.5 against 77.5 / 78.3 on the validation species: two seeds do not
-  decide it, so the loss stays GenZoo's.
+  thread; only ``TrainConfig.seed`` changes, i.e. the initial weights and the batch order): seeds 0,
+  1, 2 scored 75.6, 77.2 and 75.3. The validation body-pose loss sits at the mean pose's level
+  (about 3.6) for a few hundred to over a thousand steps before it falls, and when it breaks away
+  varies with the seed. So a single-seed difference under about 2 points is noise, and several
+  single-seed findings above (the 96×72 input, flips, the lr schedules) are within it. Measured
+  single-seed and not adopted for that reason: a 2-D sine position encoding on the ResNet's feature
+  cells (75.0), GenZoo's global-orientation weight 100 lowered to 30 (72.2 at seed 0, 76.4 at seed 1
+  with the 3D term below) or 10 (77.8), a 250-step lr warm-up (75.9, 77.1), lr 2e-3 (83.5, 75.7: one
+  run never left the plateau). HMR2's 3D keypoint term (L1 on centred keypoints, weight 0.05; GenZoo
+  computes it but leaves it out of the summed loss) scored 73.6 and 76.3 at seeds 0 and 1 against
+  75.6 and 77.2 without it, and 77.2 / 78.5 against 77.5 / 78.3 on the validation species: two seeds
+  do not decide it, so the loss stays GenZoo's.
 - **The head could not see where things are, and that was the plateau** (``model.py``): the
   ResNet's 4×3 feature cells carry no position embedding, so HMR2's cross-attention head took them
   as an unordered set, through a query that starts at zero and attends to all of them equally.

@@ -46,6 +46,17 @@ def test_query_from_features_lets_the_head_see_where_features_are(from_features)
     assert torch.allclose(outs[0], outs[1], atol=1e-6) != from_features
 
 
+def test_building_the_model_leaves_batchnorm_statistics_untouched():
+    """The token-count probe must not feed BatchNorm: the untrained baseline is evaluated with its statistics."""
+    model = build_regressor(RegressorConfig.tiny(num_betas=4, backbone="resnet"))
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and model.training and model.backbone.training
+    for m in norms:
+        assert torch.equal(m.running_mean, torch.zeros_like(m.running_mean))
+        assert torch.equal(m.running_var, torch.ones_like(m.running_var))
+        assert int(m.num_batches_tracked) == 0
+
+
 def test_pretrained_vitpose_loaded_offline_from_a_local_folder(tmp_path):
     from transformers import VitPoseBackbone, VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
