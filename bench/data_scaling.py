@@ -140,7 +140,8 @@ def main() -> int:
     instance = project_instance()
     demo.run_assets([demo.species], instance, settings)
     made = demo.materialize_samples(instance, settings, {s: shards for s in train_species}
-                                    | {s: 1 for s in demo.HELDOUT_SPECIES}, say=print)
+                                    | {s: 1 for s in demo.HELDOUT_SPECIES}, say=print,
+                                    workers=demo.generation_workers())
     demo.export_shards(instance, settings)
     gen_s = time.monotonic() - start
     print(f"data: {made} partitions generated, {shards} shard(s) per training species, in {gen_s:.0f} s")

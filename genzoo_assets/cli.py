@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples-per-shard", type=int, default=None, help="samples per species (one shard each)")
     demo.add_argument("--resolution", type=int, default=None, help="render and image size in pixels")
     demo.add_argument("--train-steps", type=int, default=None, help="regressor training steps")
+    demo.add_argument("--workers", type=int, default=None,
+                      help="partitions generated side by side, one process each (default: 1 with a GPU, else the CPU cores, at most 4)")
 
     ui = sub.add_parser("ui", help="start the Dagster web UI (dg dev) with a project-local DAGSTER_HOME")
     ui.add_argument("--host", default="127.0.0.1")
@@ -223,6 +225,7 @@ def _demo(args) -> int:
         samples_per_shard=args.samples_per_shard,
         resolution=args.resolution,
         train_steps=args.train_steps,
+        workers=args.workers,
     )
 
 

@@ -33,7 +33,10 @@ PCK@0.10 from 12.2 to 17.0 in a side-by-side run. Real runs use ViT-H ViTPose (`
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import dagster as dg
 import pandas as pd
@@ -45,7 +48,7 @@ from genzoo_assets.defs.catalog import catalog
 from genzoo_assets.defs.images import images
 from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import Animal3DRelease, settings_from_env
+from genzoo_assets.defs.resources import Animal3DRelease, GenZooSettings, settings_from_env
 from genzoo_assets.defs.results import results
 from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
@@ -100,12 +103,52 @@ def run_assets(assets, instance, settings, partition_key=None, run_config=None) 
                        run_config=config, raise_on_error=True)
 
 
-def materialize_samples(instance, settings, shards_by_species: dict[str, int], say=print) -> int:
+def generation_workers() -> int:
+    """Default number of processes that generate partitions side by side: 1 with a GPU, else up to 4 CPU cores.
+
+    A partition is mostly one core's work (Dagster's bookkeeping, rasterising, GrabCut), so on a
+    CPU-only machine two workers on 2 cores generate the demo's partitions in about half the time.
+    With a GPU the ``gpu`` pool has one slot per GPU and the generation steps queue for it anyway.
+    """
+    from genzoo_assets.defs.resources import gpu_count
+
+    return 1 if gpu_count() else max(1, min(4, os.cpu_count() or 1))
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(home: str, settings: dict, threads: int) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    _WORKER.update(instance=dg.DagsterInstance.from_config(home), settings=GenZooSettings(**settings))
+
+
+def _generate(key: str) -> tuple[str, float, int]:
+    """One partition's per-sample assets, in a worker: (key, seconds, images flagged)."""
+    t = time.monotonic()
+    try:
+        result = run_assets(PER_SAMPLE, _WORKER["instance"], _WORKER["settings"], key)
+    except Exception as error:  # Dagster's errors do not always pickle back to the parent: send the text
+        raise RuntimeError(f"partition {key}: {type(error).__name__}: {error}") from None
+    return key, time.monotonic() - t, _metadata(result, "images").get("flagged", 0)
+
+
+def materialize_samples(instance, settings, shards_by_species: dict[str, int], say=print, workers: int = 1) -> int:
     """Materialise shards ``000``… of each species' per-sample assets; partitions done before are skipped.
 
     Returns how many partitions were generated. A partition counts as done when the instance
     records a materialisation of its ``images`` (the last per-sample asset).
     The species table (the ``species`` asset) must exist.
+
+    ``workers`` > 1 runs that many partitions at a time, each in its own process and Dagster run
+    (spawned, so each has its own GL context; torch and OpenCV split the cores between them). On a
+    machine without a GPU the ``gpu`` pool gets one slot per worker meanwhile
+    (:func:`genzoo_assets.instance.configure_pools`). The first failure stops new partitions, lets
+    the running ones finish (each is whole or absent) and is raised naming its partition.
     """
     done = instance.get_materialized_partitions(dg.AssetKey("images"))
     todo = [sample_partition_key(sp, f"{i:03d}") for sp, n in shards_by_species.items() for i in range(n)]
@@ -113,12 +156,34 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     todo = [key for key in todo if key not in done]
     if reused:
         say(f"{len(reused)} partition(s) already materialised in this instance: reused")
-    for i, key in enumerate(todo, 1):
-        t = time.monotonic()
-        result = run_assets(PER_SAMPLE, instance, settings, key)
-        img = _metadata(result, "images")
-        say(f"{i:2d}/{len(todo)} {key}: {settings.samples_per_shard} samples rendered, captioned, prompted "
-            f"and generated ({img.get('flagged', 0)} flagged) in {time.monotonic() - t:.0f} s")
+    workers = max(1, min(workers, len(todo)))
+    line = "{i:2d}/{n} {key}: {samples} samples rendered, captioned, prompted and generated ({flagged} flagged) in {s:.0f} s"
+    if workers == 1:
+        for i, key in enumerate(todo, 1):
+            t = time.monotonic()
+            img = _metadata(run_assets(PER_SAMPLE, instance, settings, key), "images")
+            say(line.format(i=i, n=len(todo), key=key, samples=settings.samples_per_shard,
+                            flagged=img.get("flagged", 0), s=time.monotonic() - t))
+        return len(todo)
+    from genzoo_assets.instance import configure_pools
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    configure_pools(instance, cpu_slots=workers)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                 initargs=(instance.root_directory, settings.model_dump(), threads)) as pool:
+            futures = [pool.submit(_generate, key) for key in todo]
+            try:
+                for i, future in enumerate(as_completed(futures), 1):
+                    key, seconds, flagged = future.result()
+                    say(line.format(i=i, n=len(todo), key=key, samples=settings.samples_per_shard, flagged=flagged,
+                                    s=seconds))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        configure_pools(instance)
     return len(todo)
 
 
@@ -128,7 +193,8 @@ def export_shards(instance, settings) -> dict:
     return _metadata(run_assets([dataset_shards], instance, settings), "dataset_shards")
 
 
-def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution=None, train_steps=None) -> int:
+def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution=None, train_steps=None,
+             workers=None) -> int:
     root = resolve_data_dir(override=data_dir)
     settings = settings_from_env(data_dir=str(root), samples_per_shard=samples_per_shard or 64,
                                  resolution=resolution or 128, subdivisions=SUBDIVISIONS, dataset_size=1_000_000)
@@ -140,7 +206,8 @@ def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution
     meta = _metadata(run_assets([species], instance, settings), "species")
     _say(f"[1/6] species table: {meta['num_species']} species, {meta['num_dog_breeds']} dog breeds registered as partitions")
 
-    materialize_samples(instance, settings, {key: 1 for key in chosen}, say=lambda m: _say(f"[2/6] {m}"))
+    materialize_samples(instance, settings, {key: 1 for key in chosen}, say=lambda m: _say(f"[2/6] {m}"),
+                        workers=workers or generation_workers())
 
     meta = _metadata(run_assets([catalog], instance, settings), "catalog")
     _say(f"[3/6] catalog: {meta['samples']} samples of {meta['species']} species in {meta['path']}")

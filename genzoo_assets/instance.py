@@ -2,8 +2,9 @@
 
 ``DAGSTER_HOME`` defaults to ``./.dagster_home`` so runs from `genzoo demo` show up in `genzoo ui`.
 The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1,
-run monitoring on) and the ``gpu`` pool is raised to the number of local GPUs. Opening it frees
-the pool slots of dead runs (`genzoo_assets.pool_slots`), one line each on stderr.
+run monitoring on) and the ``gpu`` pool is raised to the number of local GPUs
+(:func:`configure_pools`). Opening it frees the pool slots of dead runs
+(`genzoo_assets.pool_slots`), one line each on stderr.
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ def dagster_home() -> Path:
     return home
 
 
-def configure_pools(instance: dg.DagsterInstance) -> None:
+def configure_pools(instance: dg.DagsterInstance, cpu_slots: int = 1) -> None:
+    """One ``gpu`` slot per local GPU, or ``cpu_slots`` where there is none; one ``duckdb`` slot.
+
+    Without a GPU the ``gpu`` pool's steps run on the CPU, where the pool guards no device memory:
+    `genzoo demo` gives it one slot per generation worker and sets it back to 1 when it is done.
+    """
     from genzoo_assets.defs.resources import gpu_count
 
-    instance.event_log_storage.set_concurrency_slots(GPU_POOL, max(1, gpu_count()))
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, gpu_count() or max(1, cpu_slots))
     instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
 
 

@@ -5,7 +5,9 @@ import dagster as dg
 from genzoo_assets.core import imagegen
 from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs.io import backend_metadata, check_result, image_markdown, read_merged, write_partition
+from genzoo_assets.defs.io import (
+    backend_metadata, check_result, image_markdown, progress_log, read_merged, write_partition,
+)
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import (
     GPU_STEP, CheckedFields, GenZooSettings, at_least, between, checked, fail_fast_on_input_errors,
@@ -65,11 +67,9 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     species_info = {species_key: {k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")}
                     | ({"breed": row["common_name"]} if row["is_dog"] else {})}
 
-    def progress(done: int, total: int) -> None:
-        context.log.info(f"generated {done}/{total} images")
-
     df = imagegen.generate_partition(
-        rows, generator, root, threshold=config.flag_threshold, batch_size=config.batch_size, progress=progress,
+        rows, generator, root, threshold=config.flag_threshold, batch_size=config.batch_size,
+        progress=progress_log(context, "generated images"),
         body_model=settings.body(), species_info=species_info, base_seed=settings.base_seed, run_id=context.run.run_id,
     )
     path = write_partition(root, "images", species_key, shard, df)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -52,6 +54,24 @@ def write_partition(root: Path, asset: str, species: str, shard: str, df: pd.Dat
     path = partition_file(root, asset, species, shard)
     write_table_atomic(df, path)
     return path
+
+
+def progress_log(context: dg.AssetExecutionContext, what: str, every: int = 16,
+                 seconds: float = 10.0) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that logs "{what} done/total" every ``every`` items,
+    after ``seconds`` without a line (a slow generator still reports each image) and at the end.
+
+    Each line is a row in the run's event log: one per item would cost more than a cheap item.
+    """
+    last = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if done == total or done % every == 0 or time.monotonic() - last >= seconds:
+            context.log.info(f"{what} {done}/{total}")
+            last = time.monotonic()
+
+    return progress
 
 
 def check_result(name: str, outcome: CheckOutcome, **kwargs) -> dg.AssetCheckResult:

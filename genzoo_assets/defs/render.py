@@ -5,7 +5,7 @@ import dagster as dg
 from genzoo_assets.core.checks import REPROJECTION_TOL_PX, keypoint_reprojection
 from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
-from genzoo_assets.defs.io import check_result, image_markdown, read_merged, write_partition
+from genzoo_assets.defs.io import check_result, image_markdown, progress_log, read_merged, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, check_resolution, checked, fail_fast_on_input_errors
 from genzoo_assets.defs.sampling import pose_params
@@ -36,12 +36,8 @@ def control_renders(context: dg.AssetExecutionContext, config: RenderConfig, set
     rows = read_merged(root, ["pose_params", "shape_params"], species_key, shard)
     resolution = config.resolution or settings.resolution
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 16 == 0:
-            context.log.info(f"rendered {done}/{total} samples")
-
     df = render_partition(rows, settings.body(), root, resolution=resolution, subdivisions=settings.subdivisions,
-                          progress=progress)
+                          progress=progress_log(context, "rendered samples"))
     path = write_partition(root, "control_renders", species_key, shard, df)
     sheet = write_contact_sheet(df, root)
     stored = read_merged(root, ["control_renders", "pose_params", "shape_params"], species_key, shard)
