@@ -1,7 +1,7 @@
 """`genzoo demo`: every asset, offline, on a handful of species, through the project's Dagster instance.
 
 Runs go into the project-local instance (``.dagster_home``), so `genzoo ui` shows them afterwards.
-Defaults are sized for about 15 minutes on 2 CPU cores: 62 species (20 dog breeds, 40 other species and 2
+Defaults are sized for about 13 minutes on 2 CPU cores: 62 species (20 dog breeds, 40 other species and 2
 felids held out for the benchmark) × 1 shard × 64 samples at 128 px with an unsubdivided mesh (the
 regressor sees 64×48 crops, so more samples beat more pixels), and a tiny regressor trained for
 3,500 steps.
@@ -24,6 +24,9 @@ the hundreds of steps it spent at the mean pose, and the global-orientation weig
 bought as much as 20 more species (71.1 and 71.4 at seed 0) for less time, so it trains 3,500.
 From a fresh clone: 70.1 (rest pose 82.9, 0.85×, below both baselines on all four 3D metrics) in
 16.4 minutes, on a machine that generated and trained 1.3× slower than the one that took 11.4.
+Generating two partitions at a time (one worker process per core, :func:`generation_workers`)
+then brought it to 12.7 minutes on such a machine, 4 of them generating instead of 8.5; the files
+are the same bytes (``test_demo.py`` compares them) and the trained model's row is unchanged.
 
 The demo's regressor uses the ResNet backbone option: on this data a 2-layer ViTPose learns the
 camera but not posture within CPU minutes, while the tiny ResNet does. Half of its training crops
@@ -127,14 +130,19 @@ def _start_worker(home: str, settings: dict, threads: int) -> None:
     _WORKER.update(instance=dg.DagsterInstance.from_config(home), settings=GenZooSettings(**settings))
 
 
-def _generate(key: str) -> tuple[str, float, int]:
-    """One partition's per-sample assets, in a worker: (key, seconds, images flagged)."""
+def _generate_one(instance, settings, key: str) -> tuple[str, float, int]:
+    """One partition's per-sample assets: (key, seconds, images flagged)."""
     t = time.monotonic()
+    result = run_assets(PER_SAMPLE, instance, settings, key)
+    return key, time.monotonic() - t, _metadata(result, "images").get("flagged", 0)
+
+
+def _generate(key: str) -> tuple[str, float, int]:
+    """:func:`_generate_one` in a worker process."""
     try:
-        result = run_assets(PER_SAMPLE, _WORKER["instance"], _WORKER["settings"], key)
+        return _generate_one(_WORKER["instance"], _WORKER["settings"], key)
     except Exception as error:  # Dagster's errors do not always pickle back to the parent: send the text
         raise RuntimeError(f"partition {key}: {type(error).__name__}: {error}") from None
-    return key, time.monotonic() - t, _metadata(result, "images").get("flagged", 0)
 
 
 def materialize_samples(instance, settings, shards_by_species: dict[str, int], say=print, workers: int = 1) -> int:
@@ -148,7 +156,8 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     (spawned, so each has its own GL context; torch and OpenCV split the cores between them). On a
     machine without a GPU the ``gpu`` pool gets one slot per worker meanwhile
     (:func:`genzoo_assets.instance.configure_pools`). The first failure stops new partitions, lets
-    the running ones finish (each is whole or absent) and is raised naming its partition.
+    the running ones finish (each is whole or absent) and is raised naming its partition. As with
+    any spawned pool, a calling script needs the ``if __name__ == "__main__":`` guard.
     """
     done = instance.get_materialized_partitions(dg.AssetKey("images"))
     todo = [sample_partition_key(sp, f"{i:03d}") for sp, n in shards_by_species.items() for i in range(n)]
@@ -157,13 +166,14 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     if reused:
         say(f"{len(reused)} partition(s) already materialised in this instance: reused")
     workers = max(1, min(workers, len(todo)))
-    line = "{i:2d}/{n} {key}: {samples} samples rendered, captioned, prompted and generated ({flagged} flagged) in {s:.0f} s"
+
+    def report(i: int, key: str, seconds: float, flagged: int) -> None:
+        say(f"{i:2d}/{len(todo)} {key}: {settings.samples_per_shard} samples rendered, captioned, prompted "
+            f"and generated ({flagged} flagged) in {seconds:.0f} s")
+
     if workers == 1:
         for i, key in enumerate(todo, 1):
-            t = time.monotonic()
-            img = _metadata(run_assets(PER_SAMPLE, instance, settings, key), "images")
-            say(line.format(i=i, n=len(todo), key=key, samples=settings.samples_per_shard,
-                            flagged=img.get("flagged", 0), s=time.monotonic() - t))
+            report(i, *_generate_one(instance, settings, key))
         return len(todo)
     from genzoo_assets.instance import configure_pools
 
@@ -175,12 +185,9 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
             futures = [pool.submit(_generate, key) for key in todo]
             try:
                 for i, future in enumerate(as_completed(futures), 1):
-                    key, seconds, flagged = future.result()
-                    say(line.format(i=i, n=len(todo), key=key, samples=settings.samples_per_shard, flagged=flagged,
-                                    s=seconds))
+                    report(i, *future.result())
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                pool.shutdown(cancel_futures=True)  # the running partitions finish; the queued never start
                 raise
     finally:
         configure_pools(instance)
