@@ -159,13 +159,15 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     the running ones finish (each is whole or absent) and is raised naming its partition. As with
     any spawned pool, a calling script needs the ``if __name__ == "__main__":`` guard.
     """
+    if workers < 1:
+        raise ValueError(f"materialize_samples: workers must be at least 1, got {workers}")
     done = instance.get_materialized_partitions(dg.AssetKey("images"))
     todo = [sample_partition_key(sp, f"{i:03d}") for sp, n in shards_by_species.items() for i in range(n)]
     reused = [key for key in todo if key in done]
     todo = [key for key in todo if key not in done]
     if reused:
         say(f"{len(reused)} partition(s) already materialised in this instance: reused")
-    workers = max(1, min(workers, len(todo)))
+    workers = min(workers, max(1, len(todo)))
 
     def report(i: int, key: str, seconds: float, flagged: int) -> None:
         say(f"{i:2d}/{len(todo)} {key}: {settings.samples_per_shard} samples rendered, captioned, prompted "
@@ -202,6 +204,8 @@ def export_shards(instance, settings) -> dict:
 
 def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution=None, train_steps=None,
              workers=None) -> int:
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
     root = resolve_data_dir(override=data_dir)
     settings = settings_from_env(data_dir=str(root), samples_per_shard=samples_per_shard or 64,
                                  resolution=resolution or 128, subdivisions=SUBDIVISIONS, dataset_size=1_000_000)
@@ -214,7 +218,7 @@ def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution
     _say(f"[1/6] species table: {meta['num_species']} species, {meta['num_dog_breeds']} dog breeds registered as partitions")
 
     materialize_samples(instance, settings, {key: 1 for key in chosen}, say=lambda m: _say(f"[2/6] {m}"),
-                        workers=workers or generation_workers())
+                        workers=generation_workers() if workers is None else workers)
 
     meta = _metadata(run_assets([catalog], instance, settings), "catalog")
     _say(f"[3/6] catalog: {meta['samples']} samples of {meta['species']} species in {meta['path']}")

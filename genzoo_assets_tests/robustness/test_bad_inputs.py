@@ -178,6 +178,7 @@ CLI_CASES = {
                         ["{bad}/header_only.csv", "no species rows"]),
     "mdd-bad-flag": (["species", "import-mdd", "{bad}/bad_flag.csv"], ["{bad}/bad_flag.csv", "extinct", "maybe"]),
     "mdd-missing-file": (["species", "import-mdd", "{bad}/MDD_v9.csv"], ["{bad}/MDD_v9.csv", "does not exist"]),
+    "demo-zero-workers": (["demo", "--workers", "0"], ["--workers", "at least 1", "got 0"]),
     "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
     "sql-insert": (["catalog", "sql", "INSERT INTO _catalog_info (data_dir) VALUES ('x')"],
                    ["INSERT INTO _catalog_info", "read-only"]),
