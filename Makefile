@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: demo test test-fast ui bench system-deps venv deps test-deps clean
+.PHONY: demo test test-fast lint ui bench system-deps venv deps test-deps clean
 
 # Debian libraries for headless rendering (EGL + Mesa) and, for the tests, chromium (the browser
 # test) and slurm-wlm + munge (the SLURM executor's tests start a local cluster).
@@ -44,9 +44,14 @@ demo: deps
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo demo
 
-test: test-deps
+test: test-deps lint
 	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m pytest
+
+# ruff keeps the style (config in pyproject.toml); part of `make test`, so CI fails on a violation.
+lint: test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Skips @pytest.mark.slow (the demo, the browser, subprocess robustness, tiny FLUX, training).
 test-fast: test-deps

@@ -76,31 +76,54 @@ def run(bm, args) -> None:
             batch_s.append((time.perf_counter() - t0) / b)
             idx = [(start + i) % b for i in range(min(args.loop_samples, b))]
             t0 = time.perf_counter()
-            looped = [bm(betas[i:i + 1], orient[i:i + 1], pose[i:i + 1]) for i in idx]
+            looped = [bm(betas[i : i + 1], orient[i : i + 1], pose[i : i + 1]) for i in idx]
             _sync(dev)
             loop_s.append((time.perf_counter() - t0) / len(idx))
             start += len(idx)
             for name in ("vertices", "joints", "keypoints"):
-                torch.testing.assert_close(getattr(out, name)[idx], torch.cat([getattr(o, name) for o in looped]),
-                                           atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(
+                    getattr(out, name)[idx],
+                    torch.cat([getattr(o, name) for o in looped]),
+                    atol=1e-5,
+                    rtol=1e-5,
+                )
         rot = torch.cat([axis_angle_to_matrix(orient)[:, None], axis_angle_to_matrix(pose)], 1)
-        ref_v, _ = lbs(betas[:64], rot[:64], bm.v_template, bm.shapedirs, bm.posedirs, bm.J_regressor,
-                       bm.parents_t, bm.lbs_weights, pose2rot=False)
+        ref_v, _ = lbs(
+            betas[:64],
+            rot[:64],
+            bm.v_template,
+            bm.shapedirs,
+            bm.posedirs,
+            bm.J_regressor,
+            bm.parents_t,
+            bm.lbs_weights,
+            pose2rot=False,
+        )
         gflops = _gemm_gflops(bm, dev)
     smplx_err = (out.vertices[:64] - ref_v).abs().max().item()
     assert smplx_err < 1e-5, f"batched vertices differ from smplx.lbs.lbs by {smplx_err:.2e}"
     per_batch, per_loop = statistics.median(batch_s), statistics.median(loop_s)
     dense_gemm = 2 * 12 * bm.num_joints * bm.num_vertices / (gflops * 1e9)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"device={dev} dtype={out.vertices.dtype} threads={torch.get_num_threads()} cores={os.cpu_count()} "
-          f"load average={load} vertices={bm.num_vertices} joints={bm.num_joints} batch={b}")
-    print(f"batched forward : {per_batch * 1e6:8.1f} us/sample  (median of {args.repeats}: "
-          f"{', '.join(f'{x * 1e6:.0f}' for x in batch_s)})")
-    print(f"per-sample loop : {per_loop * 1e6:8.1f} us/sample  (median of {args.repeats} x {args.loop_samples}: "
-          f"{', '.join(f'{x * 1e6:.0f}' for x in loop_s)})")
-    print(f"dense skinning GEMM alone (the old path): {dense_gemm * 1e6:.1f} us/sample at the {gflops:.1f} GFLOP/s "
-          f"measured now; 20x needs the batch at {per_loop / 20 * 1e6:.1f} us/sample")
-    print(f"outputs agree: loop == batch (atol 1e-5), batch vs smplx.lbs.lbs max |diff| {smplx_err:.1e}")
+    print(
+        f"device={dev} dtype={out.vertices.dtype} threads={torch.get_num_threads()} cores={os.cpu_count()} "
+        f"load average={load} vertices={bm.num_vertices} joints={bm.num_joints} batch={b}"
+    )
+    print(
+        f"batched forward : {per_batch * 1e6:8.1f} us/sample  (median of {args.repeats}: "
+        f"{', '.join(f'{x * 1e6:.0f}' for x in batch_s)})"
+    )
+    print(
+        f"per-sample loop : {per_loop * 1e6:8.1f} us/sample  (median of {args.repeats} x {args.loop_samples}: "
+        f"{', '.join(f'{x * 1e6:.0f}' for x in loop_s)})"
+    )
+    print(
+        f"dense skinning GEMM alone (the old path): {dense_gemm * 1e6:.1f} us/sample at the {gflops:.1f} GFLOP/s "
+        f"measured now; 20x needs the batch at {per_loop / 20 * 1e6:.1f} us/sample"
+    )
+    print(
+        f"outputs agree: loop == batch (atol 1e-5), batch vs smplx.lbs.lbs max |diff| {smplx_err:.1e}"
+    )
     print(f"ratio loop/batched = {per_loop / per_batch:.1f}x (target >= 20x)")
 
 

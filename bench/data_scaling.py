@@ -76,9 +76,15 @@ def nested_subset(dataset, n: int, species_of) -> list[int]:
     for i in range(len(dataset.items)):
         sid, sp = species_of(i)
         by_species.setdefault(sp, []).append((sid, i))
-    ranked = sorted((rank, sp, i) for sp, items in by_species.items() for rank, (_, i) in enumerate(sorted(items)))
+    ranked = sorted(
+        (rank, sp, i)
+        for sp, items in by_species.items()
+        for rank, (_, i) in enumerate(sorted(items))
+    )
     if len(ranked) < n:
-        raise ValueError(f"training split has {len(ranked)} samples, the bench needs {n}: generate more shards")
+        raise ValueError(
+            f"training split has {len(ranked)} samples, the bench needs {n}: generate more shards"
+        )
     return [i for _, _, i in ranked[:n]]
 
 
@@ -104,16 +110,39 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N = 128, 512, 2048 at 1,500 steps (under 10 min on 2 CPU cores with the demo's data, "
-                    "about 4 min more to generate it; the full run about 40 min)")
-    ap.add_argument("--data-dir", type=Path, default=None,
-                    help="data directory (default: bench-output/data_scaling/<mode>/data)")
-    ap.add_argument("--out", type=Path, default=None, help="table and plot folder (default: its parent)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps per size (default: the mode's: 1,500 quick, 4,000 full)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
-                    help="training-set sizes instead of the mode's (e.g. --sizes 8192 --steps 8000 to ask whether "
-                         "more steps help the largest size)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="N = 128, 512, 2048 at 1,500 steps (under 10 min on 2 CPU cores with the demo's data, "
+        "about 4 min more to generate it; the full run about 40 min)",
+    )
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: bench-output/data_scaling/<mode>/data)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="table and plot folder (default: its parent)"
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps per size (default: the mode's: 1,500 quick, 4,000 full)",
+    )
+    ap.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="training-set sizes instead of the mode's (e.g. --sizes 8192 --steps 8000 to ask whether "
+        "more steps help the largest size)",
+    )
     args = ap.parse_args()
     if args.sizes is not None and min(args.sizes) < 1:
         ap.error(f"--sizes: every size must be at least 1, got {args.sizes}")
@@ -121,7 +150,9 @@ def main() -> int:
     mode_name = "quick" if args.quick else "full"
     mode = MODES[mode_name]
     sizes = tuple(sorted(set(args.sizes))) if args.sizes else mode.sizes
-    data_dir = (args.data_dir or Path("bench-output") / "data_scaling" / mode_name / "data").resolve()
+    data_dir = (
+        args.data_dir or Path("bench-output") / "data_scaling" / mode_name / "data"
+    ).resolve()
     out = (args.out or data_dir.parent).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ["GENZOO_DATA_DIR"] = str(data_dir)
@@ -132,16 +163,21 @@ def main() -> int:
     from genzoo_assets.core.evaluate import mean_pose_baseline, run_benchmark
     from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
     from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set
-    from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize
     from genzoo_assets.core.regressor.checkpoint import load_regressor
+    from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize
     from genzoo_assets.core.regressor.model import build_regressor
     from genzoo_assets.core.regressor.train import train
     from genzoo_assets.defs.resources import GenZooSettings
     from genzoo_assets.defs.training import RegressorTrainConfig, _train_config, train_augmentation
     from genzoo_assets.instance import project_instance
 
-    settings = GenZooSettings(data_dir=str(data_dir), samples_per_shard=mode.samples_per_shard,
-                              resolution=mode.resolution, subdivisions=demo.SUBDIVISIONS, dataset_size=1_000_000)
+    settings = GenZooSettings(
+        data_dir=str(data_dir),
+        samples_per_shard=mode.samples_per_shard,
+        resolution=mode.resolution,
+        subdivisions=demo.SUBDIVISIONS,
+        dataset_size=1_000_000,
+    )
     train_species = [s for s in demo.DEMO_SPECIES if s not in demo.HELDOUT_SPECIES]
     # a tenth of the training species becomes the validation split (assign_splits): size the shards
     # for the rest, with 2 % to spare for samples the export leaves out (flagged images)
@@ -151,12 +187,18 @@ def main() -> int:
     start, load0 = time.monotonic(), os.getloadavg()[0]
     instance = project_instance()
     demo.run_assets([demo.species], instance, settings)
-    made = demo.materialize_samples(instance, settings, {s: shards for s in train_species}
-                                    | {s: 1 for s in demo.HELDOUT_SPECIES}, say=print,
-                                    workers=demo.generation_workers())
+    made = demo.materialize_samples(
+        instance,
+        settings,
+        {s: shards for s in train_species} | {s: 1 for s in demo.HELDOUT_SPECIES},
+        say=print,
+        workers=demo.generation_workers(),
+    )
     demo.export_shards(instance, settings)
     gen_s = time.monotonic() - start
-    print(f"data: {made} partitions generated, {shards} shard(s) per training species, in {gen_s:.0f} s")
+    print(
+        f"data: {made} partitions generated, {shards} shard(s) per training species, in {gen_s:.0f} s"
+    )
 
     shards_dir = data_dir / "shards"
     body = settings.body()
@@ -172,23 +214,41 @@ def main() -> int:
     for n in sizes:
         t = time.monotonic()
         idx = nested_subset(full, n, key)
-        result = train(tcfg, Subset(full, idx), val, body, data_dir / f"regressor_N{n}", resume=False)
+        result = train(
+            tcfg, Subset(full, idx), val, body, data_dir / f"regressor_N{n}", resume=False
+        )
         model = load_regressor(result.checkpoint_path, body_model=body)
         torch.manual_seed(settings.base_seed)
         untrained = build_regressor(model.config)
-        poses = np.stack([np.asarray(full.items[i][1]["poses"], dtype=np.float64).reshape(35, 3, 3) for i in idx])
-        betas = np.stack([np.asarray(full.items[i][1]["betas"], dtype=np.float64).ravel() for i in idx])
-        bench = run_benchmark(test_set, regressor_predict_fn(model, hw), body, method_name="genzoo",
-                              baselines={"mean_pose": mean_pose_baseline(poses, betas, body),
-                                         "untrained": regressor_predict_fn(untrained, hw)})
+        poses = np.stack(
+            [np.asarray(full.items[i][1]["poses"], dtype=np.float64).reshape(35, 3, 3) for i in idx]
+        )
+        betas = np.stack(
+            [np.asarray(full.items[i][1]["betas"], dtype=np.float64).ravel() for i in idx]
+        )
+        bench = run_benchmark(
+            test_set,
+            regressor_predict_fn(model, hw),
+            body,
+            method_name="genzoo",
+            baselines={
+                "mean_pose": mean_pose_baseline(poses, betas, body),
+                "untrained": regressor_predict_fn(untrained, hw),
+            },
+        )
         overall = bench.summary[bench.summary["group"] == "overall"].assign(N=n)
         rows.append(overall[TABLE_COLUMNS])
-        print(f"N={n}: {result.steps} steps (best at {result.best_step}) in {time.monotonic() - t:.0f} s, "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"N={n}: {result.steps} steps (best at {result.best_step}) in {time.monotonic() - t:.0f} s, "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
 
     table = pd.concat(rows, ignore_index=True)
     text = table.to_string(index=False, float_format=lambda v: f"{v:.1f}")
-    print(f"\nheld-out {len(test_set)} samples ({', '.join(demo.HELDOUT_SPECIES)}); PCK in %, errors ×1000")
+    print(
+        f"\nheld-out {len(test_set)} samples ({', '.join(demo.HELDOUT_SPECIES)}); PCK in %, errors ×1000"
+    )
     print(text)
     trained = table[table["method"] == "genzoo"].set_index("N")
     rest = table[table["method"] == "untrained"].set_index("N")
@@ -197,17 +257,25 @@ def main() -> int:
     monotone = all(trained[m].is_monotonic_decreasing for m in ("pa_mpjpe", "pa_v2v"))
     falls = ("yes" if monotone else "NO") if len(sizes) > 1 else "not measured (one size)"
     ratio = trained.loc[big, "pa_mpjpe"] / rest.loc[big, "pa_mpjpe"]
-    below = all(trained.loc[big, m] < min(rest.loc[big, m], mean.loc[big, m])
-                for m in ("s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v"))
-    verdict = (f"PA-MPJPE and PA-V2V fall monotonically with N: {falls}; "
-               f"at N={big}: PA-MPJPE / rest pose = {ratio:.2f} (target ≤ 0.75: {'met' if ratio <= 0.75 else 'NOT met'}), "
-               f"below both baselines on all four 3D metrics: {'yes' if below else 'NO'}")
+    below = all(
+        trained.loc[big, m] < min(rest.loc[big, m], mean.loc[big, m])
+        for m in ("s_mpjpe", "pa_mpjpe", "s_v2v", "pa_v2v")
+    )
+    verdict = (
+        f"PA-MPJPE and PA-V2V fall monotonically with N: {falls}; "
+        f"at N={big}: PA-MPJPE / rest pose = {ratio:.2f} (target ≤ 0.75: {'met' if ratio <= 0.75 else 'NOT met'}), "
+        f"below both baselines on all four 3D metrics: {'yes' if below else 'NO'}"
+    )
     print(verdict)
-    (out / "data_scaling.md").write_text(f"# data scaling ({mode_name})\n\n```\n{text}\n```\n\n{verdict}\n")
+    (out / "data_scaling.md").write_text(
+        f"# data scaling ({mode_name})\n\n```\n{text}\n```\n\n{verdict}\n"
+    )
     plot(table, out / "data_scaling.png")
     total = time.monotonic() - start
-    print(f"wall {total / 60:.1f} min (data {gen_s / 60:.1f} min), load average {load0:.1f} → {os.getloadavg()[0]:.1f}; "
-          f"table and plot in {out}")
+    print(
+        f"wall {total / 60:.1f} min (data {gen_s / 60:.1f} min), load average {load0:.1f} → {os.getloadavg()[0]:.1f}; "
+        f"table and plot in {out}"
+    )
     return 0
 
 

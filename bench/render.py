@@ -34,8 +34,11 @@ def make_samples(bm, n: int, resolution: int, seed: int = 0) -> list[tuple[np.nd
     for i in range(n):
         rot = view_rotation(rng.uniform(-180, 180), rng.uniform(-10, 40)) @ bm.canonical_rotation
         orient = matrix_to_axis_angle(torch.as_tensor(rot, dtype=torch.float64)).numpy()
-        out = bm(0.5 * rng.standard_normal((1, bm.num_betas)), orient[None],
-                 0.15 * rng.standard_normal((1, 3 * (bm.num_joints - 1))))
+        out = bm(
+            0.5 * rng.standard_normal((1, bm.num_betas)),
+            orient[None],
+            0.15 * rng.standard_normal((1, 3 * (bm.num_joints - 1))),
+        )
         v = out.vertices[0].double().numpy()
         v = v - 0.5 * (v.min(0) + v.max(0)) + [0.0, 0.0, 3.0]
         if i % 2:
@@ -66,7 +69,9 @@ def main() -> None:
     bm = procedural_body_model()
     faces = np.asarray(bm.faces)
     samples = make_samples(bm, args.samples, args.resolution)
-    with ControlRenderer(args.resolution, SUBDIVISIONS) as warm:  # load GL libraries and shaders once
+    with ControlRenderer(
+        args.resolution, SUBDIVISIONS
+    ) as warm:  # load GL libraries and shaders once
         warm.render_subdivided(samples[0][0], faces, samples[0][1])
 
     # Interleaved sample by sample, so both paths see the same load on a shared machine. The
@@ -83,11 +88,19 @@ def main() -> None:
                     raise AssertionError(f"sample {i}: {field} differs between the two paths")
             last = b
     n = len(samples)
-    print(f"workload: procedural body model ({bm.num_vertices} vertices -> "
-          f"{last.rgb.shape[0]}x{last.rgb.shape[1]} px, {SUBDIVISIONS} Loop subdivisions), {n} samples")
-    print(f"GenZoo way (renderer + trimesh subdivide_loop per sample): {n / t_base:7.2f} samples/s  ({t_base:.2f} s)")
-    print(f"reused renderer + subdivision matrix:                      {n / t_ours:7.2f} samples/s  ({t_ours:.2f} s)")
-    print(f"speed-up: {t_base / t_ours:.2f}x   (images identical: rgb, depth, depth_u8, mask, canny)")
+    print(
+        f"workload: procedural body model ({bm.num_vertices} vertices -> "
+        f"{last.rgb.shape[0]}x{last.rgb.shape[1]} px, {SUBDIVISIONS} Loop subdivisions), {n} samples"
+    )
+    print(
+        f"GenZoo way (renderer + trimesh subdivide_loop per sample): {n / t_base:7.2f} samples/s  ({t_base:.2f} s)"
+    )
+    print(
+        f"reused renderer + subdivision matrix:                      {n / t_ours:7.2f} samples/s  ({t_ours:.2f} s)"
+    )
+    print(
+        f"speed-up: {t_base / t_ours:.2f}x   (images identical: rgb, depth, depth_u8, mask, canny)"
+    )
 
 
 if __name__ == "__main__":

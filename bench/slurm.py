@@ -58,8 +58,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _job(executor) -> dg.JobDefinition:
-    defs = dg.Definitions(assets=[species, *PER_SAMPLE], resources={"settings": GenZooSettings()},
-                          jobs=[dg.define_asset_job("per_sample", selection=NAMES)], executor=executor)
+    defs = dg.Definitions(
+        assets=[species, *PER_SAMPLE],
+        resources={"settings": GenZooSettings()},
+        jobs=[dg.define_asset_job("per_sample", selection=NAMES)],
+        executor=executor,
+    )
     return defs.resolve_job_def("per_sample")
 
 
@@ -91,8 +95,11 @@ def _phases(times: dict[str, dict[str, float]]) -> dict[str, list[float]]:
 
 
 def _ground_truth(root: Path) -> dict[str, pd.DataFrame]:
-    return {p.parent.parent.name: pd.read_parquet(p).drop(columns=["provenance"], errors="ignore")
-            for name in NAMES for p in (root / name).rglob("*.parquet")}
+    return {
+        p.parent.parent.name: pd.read_parquet(p).drop(columns=["provenance"], errors="ignore")
+        for name in NAMES
+        for p in (root / name).rglob("*.parquet")
+    }
 
 
 def _scheduling_latency(jobcomp: Path, run_id: str) -> list[float]:
@@ -103,19 +110,32 @@ def _scheduling_latency(jobcomp: Path, run_id: str) -> list[float]:
     for line in jobcomp.read_text().splitlines() if jobcomp.exists() else []:
         fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
         if fields.get("Name", "").startswith(f"genzoo-{run_id[:8]}-"):
-            out.append((datetime.fromisoformat(fields["StartTime"]) - datetime.fromisoformat(fields["SubmitTime"])).total_seconds())
+            out.append(
+                (
+                    datetime.fromisoformat(fields["StartTime"])
+                    - datetime.fromisoformat(fields["SubmitTime"])
+                ).total_seconds()
+            )
     return out
 
 
 def _sbatch_timing(n: int, log_dir: Path) -> tuple[float, float]:
     """Seconds to submit n trivial jobs one sbatch each, and as one array of n."""
-    common = ["sbatch", "--parsable", "--job-name=genzoo-bench", f"--output={log_dir}/%j.out", "--wrap=true"]
+    common = [
+        "sbatch",
+        "--parsable",
+        "--job-name=genzoo-bench",
+        f"--output={log_dir}/%j.out",
+        "--wrap=true",
+    ]
     t = time.perf_counter()
     for _ in range(n):
         subprocess.run(common, check=True, capture_output=True)
     single = time.perf_counter() - t
     t = time.perf_counter()
-    subprocess.run([*common[:-1], f"--array=0-{n - 1}", "--wrap=true"], check=True, capture_output=True)
+    subprocess.run(
+        [*common[:-1], f"--array=0-{n - 1}", "--wrap=true"], check=True, capture_output=True
+    )
     array = time.perf_counter() - t
     return single, array
 
@@ -126,7 +146,11 @@ def main() -> int:
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--species", default="panthera-leo")
     ap.add_argument("--sbatch-jobs", type=int, default=20)
-    ap.add_argument("--slurm-first", action="store_true", help="run SLURM first (on a shared machine the order matters)")
+    ap.add_argument(
+        "--slurm-first",
+        action="store_true",
+        help="run SLURM first (on a shared machine the order matters)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-slurm-"))
     tmp.chmod(0o755)
@@ -138,20 +162,45 @@ def main() -> int:
     try:
         (tmp / "home").mkdir()
         key = sample_partition_key(args.species, "000")
-        tags = {"dagster/partition": str(key), "dagster/partition/species": args.species,
-                "dagster/partition/shard": "000"}
+        tags = {
+            "dagster/partition": str(key),
+            "dagster/partition/species": args.species,
+            "dagster/partition/shard": "000",
+        }
         walls, phases, tables, scheduled = {}, {}, {}, []
         with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-            runs = [("multiprocess", multiprocess_job, {"max_concurrent": 2}),
-                    ("slurm", slurm_job, {"log_dir": str(tmp / "slurm-logs"), "poll_interval_seconds": 1})]
+            runs = [
+                ("multiprocess", multiprocess_job, {"max_concurrent": 2}),
+                (
+                    "slurm",
+                    slurm_job,
+                    {"log_dir": str(tmp / "slurm-logs"), "poll_interval_seconds": 1},
+                ),
+            ]
             for kind, job_fn, execution in runs[::-1] if args.slurm_first else runs:
                 root = tmp / kind
-                settings = {"data_dir": str(root), "samples_per_shard": args.samples, "resolution": args.resolution}
-                dg.materialize([species], instance=instance, resources={"settings": GenZooSettings(**settings)},
-                               run_config=QUIET)
+                settings = {
+                    "data_dir": str(root),
+                    "samples_per_shard": args.samples,
+                    "resolution": args.resolution,
+                }
+                dg.materialize(
+                    [species],
+                    instance=instance,
+                    resources={"settings": GenZooSettings(**settings)},
+                    run_config=QUIET,
+                )
                 t = time.perf_counter()
-                result = dg.execute_job(dg.reconstructable(job_fn), instance=instance, tags=tags, run_config={
-                    **QUIET, "resources": {"settings": {"config": settings}}, "execution": {"config": execution}})
+                result = dg.execute_job(
+                    dg.reconstructable(job_fn),
+                    instance=instance,
+                    tags=tags,
+                    run_config={
+                        **QUIET,
+                        "resources": {"settings": {"config": settings}},
+                        "execution": {"config": execution},
+                    },
+                )
                 walls[kind] = time.perf_counter() - t
                 if not result.success:
                     print(f"{kind} run failed (run {result.run_id}); see {tmp}", file=sys.stderr)
@@ -165,24 +214,40 @@ def main() -> int:
         single, array = _sbatch_timing(args.sbatch_jobs, tmp)
     finally:
         if started_cluster:
-            subprocess.run([str(CLUSTER), "stop"], env={**os.environ, "GENZOO_SLURM_DIR": str(tmp / "cluster")},
-                           capture_output=True)
+            subprocess.run(
+                [str(CLUSTER), "stop"],
+                env={**os.environ, "GENZOO_SLURM_DIR": str(tmp / "cluster")},
+                capture_output=True,
+            )
 
-    print(f"one {args.samples}-sample partition ({args.species}, {args.resolution} px), {len(NAMES)} steps in a chain; "
-          f"identical ground truth in both runs")
+    print(
+        f"one {args.samples}-sample partition ({args.species}, {args.resolution} px), {len(NAMES)} steps in a chain; "
+        f"identical ground truth in both runs"
+    )
     print(f"{'phase (s, mean per step)':<28}{'multiprocess':>14}{'slurm':>10}{'slurm - mp':>12}")
     for phase in ("start", "compute", "notice"):
-        mp, sl = statistics.mean(phases["multiprocess"][phase]), statistics.mean(phases["slurm"][phase])
+        mp, sl = (
+            statistics.mean(phases["multiprocess"][phase]),
+            statistics.mean(phases["slurm"][phase]),
+        )
         print(f"{phase:<28}{mp:>14.2f}{sl:>10.2f}{sl - mp:>12.2f}")
     overhead = {k: sum(statistics.mean(phases[k][p]) for p in ("start", "notice")) for k in phases}
-    print(f"{'per-step overhead':<28}{overhead['multiprocess']:>14.2f}{overhead['slurm']:>10.2f}"
-          f"{overhead['slurm'] - overhead['multiprocess']:>12.2f}")
-    print(f"wall time: multiprocess {walls['multiprocess']:.1f} s, slurm {walls['slurm']:.1f} s, "
-          f"ratio slurm / multiprocess = {walls['slurm'] / walls['multiprocess']:.2f}")
+    print(
+        f"{'per-step overhead':<28}{overhead['multiprocess']:>14.2f}{overhead['slurm']:>10.2f}"
+        f"{overhead['slurm'] - overhead['multiprocess']:>12.2f}"
+    )
+    print(
+        f"wall time: multiprocess {walls['multiprocess']:.1f} s, slurm {walls['slurm']:.1f} s, "
+        f"ratio slurm / multiprocess = {walls['slurm'] / walls['multiprocess']:.2f}"
+    )
     if scheduled:
-        print(f"of slurm's start: SLURM scheduling (submit → job start) {statistics.mean(scheduled):.1f} s per step")
-    print(f"sbatch: {args.sbatch_jobs} jobs one by one {single:.2f} s ({single / args.sbatch_jobs * 1000:.0f} ms each), "
-          f"as one array {array:.2f} s")
+        print(
+            f"of slurm's start: SLURM scheduling (submit → job start) {statistics.mean(scheduled):.1f} s per step"
+        )
+    print(
+        f"sbatch: {args.sbatch_jobs} jobs one by one {single:.2f} s ({single / args.sbatch_jobs * 1000:.0f} ms each), "
+        f"as one array {array:.2f} s"
+    )
     return 0
 
 

@@ -35,63 +35,115 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="output root (default: $GENZOO_DATA_DIR or ./data)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="materialise every stage offline on a few species (CPU, < 15 min)")
-    demo.add_argument("--species", type=int, default=None, help="number of species, the 2 held-out felids included (default: all 62 of the demo set)")
-    demo.add_argument("--samples-per-shard", type=int, default=None, help="samples per species (one shard each)")
-    demo.add_argument("--resolution", type=int, default=None, help="render and image size in pixels")
+    demo = sub.add_parser(
+        "demo", help="materialise every stage offline on a few species (CPU, < 15 min)"
+    )
+    demo.add_argument(
+        "--species",
+        type=int,
+        default=None,
+        help="number of species, the 2 held-out felids included (default: all 62 of the demo set)",
+    )
+    demo.add_argument(
+        "--samples-per-shard", type=int, default=None, help="samples per species (one shard each)"
+    )
+    demo.add_argument(
+        "--resolution", type=int, default=None, help="render and image size in pixels"
+    )
     demo.add_argument("--train-steps", type=int, default=None, help="regressor training steps")
-    demo.add_argument("--workers", type=int, default=None,
-                      help="partitions generated side by side, one process each (default: 1 with a GPU, else the CPU cores, at most 4)")
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="partitions generated side by side, one process each "
+        "(default: 1 with a GPU, else the CPU cores, at most 4)",
+    )
 
-    ui = sub.add_parser("ui", help="start the Dagster web UI (dg dev) with a project-local DAGSTER_HOME")
+    ui = sub.add_parser(
+        "ui", help="start the Dagster web UI (dg dev) with a project-local DAGSTER_HOME"
+    )
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
 
-    body = sub.add_parser("body", help="inspect a body model").add_subparsers(dest="body_command", required=True)
+    body = sub.add_parser("body", help="inspect a body model").add_subparsers(
+        dest="body_command", required=True
+    )
     info = body.add_parser("info", help="vertices, faces, joints, betas and source of a model file")
     info.add_argument("model", help='a SMAL/SMAL+ .pkl or .npz file, or "procedural"')
     info.add_argument("--json", action="store_true", help="print a JSON object")
 
-    species = sub.add_parser("species", help="the species table").add_subparsers(dest="species_command", required=True)
+    species = sub.add_parser("species", help="the species table").add_subparsers(
+        dest="species_command", required=True
+    )
     ls = species.add_parser("list", help="list the species table")
     ls.add_argument("--json", action="store_true")
     add = species.add_parser("add", help="add a species by scientific or common name")
     add.add_argument("name")
-    mdd = species.add_parser("import-mdd", help="replace the non-dog species with a filtered MDD release")
+    mdd = species.add_parser(
+        "import-mdd", help="replace the non-dog species with a filtered MDD release"
+    )
     mdd.add_argument("path", help="Mammal Diversity Database CSV (v1.x or v2.0 columns)")
     for cmd in (add, mdd):
         cmd.add_argument("--json", action="store_true")
-        cmd.add_argument("--no-materialize", action="store_true",
-                         help="only record the request; the next `species` materialisation applies it")
+        cmd.add_argument(
+            "--no-materialize",
+            action="store_true",
+            help="only record the request; the next `species` materialisation applies it",
+        )
 
-    cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_command", required=True)
+    cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(
+        dest="catalog_command", required=True
+    )
     sql = cat.add_parser("sql", help="run one read-only SQL statement against the catalog")
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    sql.add_argument("--limit", type=int, default=DEFAULT_SQL_LIMIT,
-                     help=f"rows to print (default {DEFAULT_SQL_LIMIT}); 0 streams every row (csv and json only)")
-    sql.add_argument("--memory-limit", default=None, help="DuckDB memory cap for the query (default 4GB)")
-    refresh = cat.add_parser("refresh", help="materialise the `catalog` and `results` assets (incremental for the catalog)")
-    refresh.add_argument("--full", action="store_true",
-                         help="rebuild the catalog from every Parquet file (after a file was edited in place, "
-                              "without the rename every stage writes with)")
+    sql.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_SQL_LIMIT,
+        help=f"rows to print (default {DEFAULT_SQL_LIMIT}); 0 streams every row (csv and json only)",
+    )
+    sql.add_argument(
+        "--memory-limit", default=None, help="DuckDB memory cap for the query (default 4GB)"
+    )
+    refresh = cat.add_parser(
+        "refresh",
+        help="materialise the `catalog` and `results` assets (incremental for the catalog)",
+    )
+    refresh.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild the catalog from every Parquet file (after a file was edited in place, "
+        "without the rename every stage writes with)",
+    )
 
     export = sub.add_parser("export", help="the dataset in other tools' layouts").add_subparsers(
-        dest="export_command", required=True)
-    for name, text in (("animal3d", "Animal3D release layout (images, masks, train.json) that AniMer trains on; "
-                                    "datasets made with a 41-beta SMAL model only"),
-                       ("hf", "Hugging Face dataset: Parquet shards with Image columns and a dataset card")):
+        dest="export_command", required=True
+    )
+    for name, text in (
+        (
+            "animal3d",
+            "Animal3D release layout (images, masks, train.json) that AniMer trains on; "
+            "datasets made with a 41-beta SMAL model only",
+        ),
+        ("hf", "Hugging Face dataset: Parquet shards with Image columns and a dataset card"),
+    ):
         cmd = export.add_parser(name, help=text)
         cmd.add_argument("out", help="a new (or empty) output folder")
-        cmd.add_argument("--body-model", default=None,
-                         help="the body model the dataset was made with (default: $GENZOO_BODY_MODEL or procedural)")
+        cmd.add_argument(
+            "--body-model",
+            default=None,
+            help="the body model the dataset was made with (default: $GENZOO_BODY_MODEL or procedural)",
+        )
     return p
 
 
 def _print_table(df) -> None:
     import pandas as pd
 
-    with pd.option_context("display.max_rows", None, "display.max_columns", 50, "display.width", 200):
+    with pd.option_context(
+        "display.max_rows", None, "display.max_columns", 50, "display.width", 200
+    ):
         print(df.to_string(index=False) if len(df) else "(no rows)")
 
 
@@ -108,12 +160,14 @@ def _stream(batches, fmt: str, limit: int) -> tuple[int, bool]:
         if limit and shown >= limit:
             more = not part.empty
             break
-        take = part.iloc[:limit - shown] if limit else part
+        take = part.iloc[: limit - shown] if limit else part
         more = len(take) < len(part)
         if fmt == "csv":
             take.to_csv(sys.stdout, index=False, header=shown == 0)
         elif len(take):
-            sys.stdout.write(("," if shown else "") + take.to_json(orient="records", default_handler=str)[1:-1])
+            sys.stdout.write(
+                ("," if shown else "") + take.to_json(orient="records", default_handler=str)[1:-1]
+            )
         shown += len(take)
         if more:
             break
@@ -129,7 +183,14 @@ def _body_info(args) -> int:
     if args.json:
         print(json.dumps(info))
     else:
-        for key in ("source", "num_vertices", "num_faces", "num_joints", "num_betas", "keypoint_set"):
+        for key in (
+            "source",
+            "num_vertices",
+            "num_faces",
+            "num_joints",
+            "num_betas",
+            "keypoint_set",
+        ):
             print(f"{key:>13}: {info[key]}")
         print(f"{'joint_names':>13}: {', '.join(info['joint_names'])}")
     return 0
@@ -149,12 +210,21 @@ def _materialize_catalogs(root, full: bool = False) -> list[str]:
     from genzoo_assets.instance import project_instance
     from genzoo_assets.pool_slots import materialize
 
-    config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}},
-              "ops": {"catalog": {"config": {"full": full}}}}
+    config = {
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        "ops": {"catalog": {"config": {"full": full}}},
+    }
     with project_instance() as instance:
-        run = materialize([catalog, results], instance, resources={"settings": settings_from_env(data_dir=str(root))},
-                          run_config=config)
-    return [str(e.materialization.metadata["path"].value) for e in run.get_asset_materialization_events()]
+        run = materialize(
+            [catalog, results],
+            instance,
+            resources={"settings": settings_from_env(data_dir=str(root))},
+            run_config=config,
+        )
+    return [
+        str(e.materialization.metadata["path"].value)
+        for e in run.get_asset_materialization_events()
+    ]
 
 
 def _with_catalog(root, read):
@@ -165,7 +235,10 @@ def _with_catalog(root, read):
     try:
         return read()
     except CatalogMissingError as exc:
-        print(f"genzoo: {exc}; materialising the `catalog` and `results` assets first", file=sys.stderr)
+        print(
+            f"genzoo: {exc}; materialising the `catalog` and `results` assets first",
+            file=sys.stderr,
+        )
         _materialize_catalogs(root)
         return read()
 
@@ -182,19 +255,32 @@ def _catalog(args) -> int:
     if args.limit < 0:
         raise ValueError(f"--limit must be 0 (every row) or more, got {args.limit}")
     if args.limit == 0 and args.format == "table":
-        raise ValueError("--limit 0 (every row) needs --format csv or json, which stream; a table is held in memory")
+        raise ValueError(
+            "--limit 0 (every row) needs --format csv or json, which stream; a table is held in memory"
+        )
     memory = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.format == "table":
-        df = _with_catalog(root, lambda: duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory))
-        _print_table(df.iloc[:args.limit])
+        df = _with_catalog(
+            root,
+            lambda: duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory),
+        )
+        _print_table(df.iloc[: args.limit])
         shown, more = min(len(df), args.limit), len(df) > args.limit
     else:
-        _with_catalog(root, lambda: duckdb_catalog.catalog_views(root))  # streaming starts only on a catalog
-        shown, more = _stream(duckdb_catalog.query_batches(args.query, data_dir=root, **memory), args.format,
-                              args.limit)
+        _with_catalog(
+            root, lambda: duckdb_catalog.catalog_views(root)
+        )  # streaming starts only on a catalog
+        shown, more = _stream(
+            duckdb_catalog.query_batches(args.query, data_dir=root, **memory),
+            args.format,
+            args.limit,
+        )
     if more:
-        print(f"genzoo: showed the first {shown} rows (--limit {args.limit}); the result has more: pass a larger "
-              "--limit, or --limit 0 with --format csv or json to stream every row", file=sys.stderr)
+        print(
+            f"genzoo: showed the first {shown} rows (--limit {args.limit}); the result has more: pass a larger "
+            "--limit, or --limit 0 with --format csv or json to stream every row",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -212,7 +298,10 @@ def _export(args) -> int:
         from genzoo_assets.core.interop.hf import export_hf
 
         result = _with_catalog(root, lambda: export_hf(root, args.out, body))
-        print(", ".join(f"{split} {n}" for split, n in result["counts"].items()) + f" -> {result['card']}")
+        print(
+            ", ".join(f"{split} {n}" for split, n in result["counts"].items())
+            + f" -> {result['card']}"
+        )
     return 0
 
 
@@ -235,7 +324,14 @@ def _ui(args) -> int:
     return run_ui(host=args.host, port=args.port, data_dir=args.data_dir)
 
 
-HANDLERS = {"body": _body_info, "species": _species, "catalog": _catalog, "export": _export, "demo": _demo, "ui": _ui}
+HANDLERS = {
+    "body": _body_info,
+    "species": _species,
+    "catalog": _catalog,
+    "export": _export,
+    "demo": _demo,
+    "ui": _ui,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("GENZOO_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        one_line = " ".join(line.strip() for line in str(message).splitlines())  # keeps the input as typed
+        one_line = " ".join(
+            line.strip() for line in str(message).splitlines()
+        )  # keeps the input as typed
         print(f"genzoo: error: {one_line}", file=sys.stderr)
         return 2
 

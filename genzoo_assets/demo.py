@@ -61,30 +61,90 @@ from genzoo_assets.instance import project_instance
 from genzoo_assets.pool_slots import materialize
 
 DEMO_SPECIES = (
-    "dog-labrador-retriever", "dog-german-shepherd-dog", "dog-dachshund", "dog-siberian-husky",
-    "equus-quagga", "giraffa-camelopardalis", "sus-scrofa", "ursus-arctos", "vulpes-vulpes", "cervus-elaphus",
+    "dog-labrador-retriever",
+    "dog-german-shepherd-dog",
+    "dog-dachshund",
+    "dog-siberian-husky",
+    "equus-quagga",
+    "giraffa-camelopardalis",
+    "sus-scrofa",
+    "ursus-arctos",
+    "vulpes-vulpes",
+    "cervus-elaphus",
     # 30 more, for shape and coat diversity (a seeded draw from the bundled table, Felidae excluded)
-    "syncerus-caffer", "herpestes-ichneumon", "sus-domesticus", "axis-axis", "tragelaphus-oryx", "mustela-putorius",
-    "tragelaphus-angasii", "tapirus-terrestris", "muntiacus-reevesi", "manis-crassicaudata",
-    "paradoxurus-hermaphroditus", "ursus-maritimus", "equus-hemionus", "equus-ferus", "mustela-erminea",
-    "kobus-ellipsiprymnus", "mephitis-mephitis", "hyaena-hyaena", "ovibos-moschatus", "cryptoprocta-ferox",
-    "smutsia-temminckii", "speothos-venaticus", "alces-alces", "vicugna-pacos",
-    "dog-redbone-coonhound", "dog-saarloos-wolfdog", "dog-french-bulldog", "dog-toy-poodle",
-    "dog-large-munsterlander", "dog-bloodhound",
+    "syncerus-caffer",
+    "herpestes-ichneumon",
+    "sus-domesticus",
+    "axis-axis",
+    "tragelaphus-oryx",
+    "mustela-putorius",
+    "tragelaphus-angasii",
+    "tapirus-terrestris",
+    "muntiacus-reevesi",
+    "manis-crassicaudata",
+    "paradoxurus-hermaphroditus",
+    "ursus-maritimus",
+    "equus-hemionus",
+    "equus-ferus",
+    "mustela-erminea",
+    "kobus-ellipsiprymnus",
+    "mephitis-mephitis",
+    "hyaena-hyaena",
+    "ovibos-moschatus",
+    "cryptoprocta-ferox",
+    "smutsia-temminckii",
+    "speothos-venaticus",
+    "alces-alces",
+    "vicugna-pacos",
+    "dog-redbone-coonhound",
+    "dog-saarloos-wolfdog",
+    "dog-french-bulldog",
+    "dog-toy-poodle",
+    "dog-large-munsterlander",
+    "dog-bloodhound",
     # 20 more (a seeded draw alternating dog breeds and other species; Felidae excluded)
-    "ovis-canadensis", "dog-bohemian-shepherd", "chrysocyon-brachyurus", "dog-lhasa-apso", "lama-guanicoe",
-    "dog-bluetick-coonhound", "helarctos-malayanus", "dog-shih-tzu", "litocranius-walleri", "dog-tibetan-terrier",
-    "cervus-nippon", "dog-giant-schnauzer", "boselaphus-tragocamelus", "dog-chinook", "redunca-arundinum",
-    "dog-irish-red-and-white-setter", "mustela-nivalis", "dog-border-collie", "capra-ibex", "dog-saluki",
-    "panthera-leo", "lynx-lynx",  # Felidae: held out of training, the benchmark's test species
+    "ovis-canadensis",
+    "dog-bohemian-shepherd",
+    "chrysocyon-brachyurus",
+    "dog-lhasa-apso",
+    "lama-guanicoe",
+    "dog-bluetick-coonhound",
+    "helarctos-malayanus",
+    "dog-shih-tzu",
+    "litocranius-walleri",
+    "dog-tibetan-terrier",
+    "cervus-nippon",
+    "dog-giant-schnauzer",
+    "boselaphus-tragocamelus",
+    "dog-chinook",
+    "redunca-arundinum",
+    "dog-irish-red-and-white-setter",
+    "mustela-nivalis",
+    "dog-border-collie",
+    "capra-ibex",
+    "dog-saluki",
+    "panthera-leo",
+    "lynx-lynx",  # Felidae: held out of training, the benchmark's test species
 )
 HELDOUT_SPECIES = DEMO_SPECIES[-2:]
-SUBDIVISIONS = 0  # of the mesh before rendering: at 128 px its triangles are below a pixel already (see above)
+SUBDIVISIONS = (
+    0  # of the mesh before rendering: at 128 px its triangles are below a pixel already (see above)
+)
 PER_SAMPLE = [shape_params, pose_params, control_renders, captions, prompts, images]
 # The demo's regressor (also `bench/data_scaling.py`'s): see the module docstring for why.
-TRAIN_CONFIG = {"size": "tiny", "backbone": "resnet", "batch_size": 32, "lr": 1e-3, "lr_schedule": "cosine",
-                "max_steps": 3500, "val_every": 125, "patience": 8, "grayscale": 0.5, "global_orient_weight": 30.0,
-                "resume": False}
+TRAIN_CONFIG = {
+    "size": "tiny",
+    "backbone": "resnet",
+    "batch_size": 32,
+    "lr": 1e-3,
+    "lr_schedule": "cosine",
+    "max_steps": 3500,
+    "val_every": 125,
+    "patience": 8,
+    "grayscale": 0.5,
+    "global_orient_weight": 30.0,
+    "resume": False,
+}
 LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -99,11 +159,22 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {}
 
 
-def run_assets(assets, instance, settings, partition_key=None, run_config=None) -> dg.ExecuteInProcessResult:
+def run_assets(
+    assets, instance, settings, partition_key=None, run_config=None
+) -> dg.ExecuteInProcessResult:
     config = {**LOGGING, **(run_config or {})}
-    resources = {"settings": settings, "animal3d": Animal3DRelease()}  # the demo benchmarks its held-out species only
-    return materialize(assets, instance, resources=resources, partition_key=partition_key,
-                       run_config=config, raise_on_error=True)
+    resources = {
+        "settings": settings,
+        "animal3d": Animal3DRelease(),
+    }  # the demo benchmarks its held-out species only
+    return materialize(
+        assets,
+        instance,
+        resources=resources,
+        partition_key=partition_key,
+        run_config=config,
+        raise_on_error=True,
+    )
 
 
 def generation_workers() -> int:
@@ -127,7 +198,9 @@ def _start_worker(home: str, settings: dict, threads: int) -> None:
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    _WORKER.update(instance=dg.DagsterInstance.from_config(home), settings=GenZooSettings(**settings))
+    _WORKER.update(
+        instance=dg.DagsterInstance.from_config(home), settings=GenZooSettings(**settings)
+    )
 
 
 def _generate_one(instance, settings, key: str) -> tuple[str, float, int]:
@@ -141,11 +214,15 @@ def _generate(key: str) -> tuple[str, float, int]:
     """:func:`_generate_one` in a worker process."""
     try:
         return _generate_one(_WORKER["instance"], _WORKER["settings"], key)
-    except Exception as error:  # Dagster's errors do not always pickle back to the parent: send the text
+    except (
+        Exception
+    ) as error:  # Dagster's errors do not always pickle back to the parent: send the text
         raise RuntimeError(f"partition {key}: {type(error).__name__}: {error}") from None
 
 
-def materialize_samples(instance, settings, shards_by_species: dict[str, int], say=print, workers: int = 1) -> int:
+def materialize_samples(
+    instance, settings, shards_by_species: dict[str, int], say=print, workers: int = 1
+) -> int:
     """Materialise shards ``000``… of each species' per-sample assets; partitions done before are skipped.
 
     Returns how many partitions were generated. A partition counts as done when the instance
@@ -162,7 +239,11 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     if workers < 1:
         raise ValueError(f"materialize_samples: workers must be at least 1, got {workers}")
     done = instance.get_materialized_partitions(dg.AssetKey("images"))
-    todo = [sample_partition_key(sp, f"{i:03d}") for sp, n in shards_by_species.items() for i in range(n)]
+    todo = [
+        sample_partition_key(sp, f"{i:03d}")
+        for sp, n in shards_by_species.items()
+        for i in range(n)
+    ]
     reused = [key for key in todo if key in done]
     todo = [key for key in todo if key not in done]
     if reused:
@@ -170,8 +251,10 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     workers = min(workers, max(1, len(todo)))
 
     def report(i: int, key: str, seconds: float, flagged: int) -> None:
-        say(f"{i:2d}/{len(todo)} {key}: {settings.samples_per_shard} samples rendered, captioned, prompted "
-            f"and generated ({flagged} flagged) in {seconds:.0f} s")
+        say(
+            f"{i:2d}/{len(todo)} {key}: {settings.samples_per_shard} samples rendered, captioned, prompted "
+            f"and generated ({flagged} flagged) in {seconds:.0f} s"
+        )
 
     if workers == 1:
         for i, key in enumerate(todo, 1):
@@ -182,14 +265,20 @@ def materialize_samples(instance, settings, shards_by_species: dict[str, int], s
     threads = max(1, (os.cpu_count() or 1) // workers)
     configure_pools(instance, cpu_slots=workers)
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                                 initargs=(instance.root_directory, settings.model_dump(), threads)) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(instance.root_directory, settings.model_dump(), threads),
+        ) as pool:
             futures = [pool.submit(_generate, key) for key in todo]
             try:
                 for i, future in enumerate(as_completed(futures), 1):
                     report(i, *future.result())
             except BaseException:
-                pool.shutdown(cancel_futures=True)  # the running partitions finish; the queued never start
+                pool.shutdown(
+                    cancel_futures=True
+                )  # the running partitions finish; the queued never start
                 raise
     finally:
         configure_pools(instance)
@@ -202,38 +291,72 @@ def export_shards(instance, settings) -> dict:
     return _metadata(run_assets([dataset_shards], instance, settings), "dataset_shards")
 
 
-def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution=None, train_steps=None,
-             workers=None) -> int:
+def run_demo(
+    data_dir=None,
+    num_species=None,
+    samples_per_shard=None,
+    resolution=None,
+    train_steps=None,
+    workers=None,
+) -> int:
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     root = resolve_data_dir(override=data_dir)
-    settings = settings_from_env(data_dir=str(root), samples_per_shard=samples_per_shard or 64,
-                                 resolution=resolution or 128, subdivisions=SUBDIVISIONS, dataset_size=1_000_000)
-    chosen = DEMO_SPECIES if not num_species else DEMO_SPECIES[:max(1, num_species - 2)] + DEMO_SPECIES[-2:]
+    settings = settings_from_env(
+        data_dir=str(root),
+        samples_per_shard=samples_per_shard or 64,
+        resolution=resolution or 128,
+        subdivisions=SUBDIVISIONS,
+        dataset_size=1_000_000,
+    )
+    chosen = (
+        DEMO_SPECIES
+        if not num_species
+        else DEMO_SPECIES[: max(1, num_species - 2)] + DEMO_SPECIES[-2:]
+    )
     instance = project_instance()
     start = time.monotonic()
     _say(f"genzoo demo → {root}  (Dagster instance {instance.root_directory})")
 
     meta = _metadata(run_assets([species], instance, settings), "species")
-    _say(f"[1/6] species table: {meta['num_species']} species, {meta['num_dog_breeds']} dog breeds registered as partitions")
+    _say(
+        f"[1/6] species table: {meta['num_species']} species, {meta['num_dog_breeds']} dog breeds "
+        "registered as partitions"
+    )
 
-    materialize_samples(instance, settings, {key: 1 for key in chosen}, say=lambda m: _say(f"[2/6] {m}"),
-                        workers=generation_workers() if workers is None else workers)
+    materialize_samples(
+        instance,
+        settings,
+        {key: 1 for key in chosen},
+        say=lambda m: _say(f"[2/6] {m}"),
+        workers=generation_workers() if workers is None else workers,
+    )
 
     meta = _metadata(run_assets([catalog], instance, settings), "catalog")
     _say(f"[3/6] catalog: {meta['samples']} samples of {meta['species']} species in {meta['path']}")
 
     meta = _metadata(run_assets([dataset_shards], instance, settings), "dataset_shards")
-    _say(f"[4/6] WebDataset shards: train {meta.get('samples_train', 0)}, val {meta.get('samples_val', 0)}, "
-         f"held-out Felidae {meta.get('samples_heldout', 0)}")
+    _say(
+        f"[4/6] WebDataset shards: train {meta.get('samples_train', 0)}, val {meta.get('samples_val', 0)}, "
+        f"held-out Felidae {meta.get('samples_heldout', 0)}"
+    )
 
     t = time.monotonic()
     train_cfg = {**TRAIN_CONFIG, **({"max_steps": train_steps} if train_steps else {})}
     train_cfg["val_every"] = min(train_cfg["val_every"], train_cfg["max_steps"])
-    meta = _metadata(run_assets([regressor], instance, settings, run_config={"ops": {"regressor": {"config": train_cfg}}}),
-                     "regressor")
-    _say(f"[5/6] regressor: {meta['steps']} steps in {time.monotonic() - t:.0f} s, best validation keypoint loss "
-         f"{meta['best_val_keypoint_loss']:.4f} at step {meta['best_step']}")
+    meta = _metadata(
+        run_assets(
+            [regressor],
+            instance,
+            settings,
+            run_config={"ops": {"regressor": {"config": train_cfg}}},
+        ),
+        "regressor",
+    )
+    _say(
+        f"[5/6] regressor: {meta['steps']} steps in {time.monotonic() - t:.0f} s, best validation keypoint loss "
+        f"{meta['best_val_keypoint_loss']:.4f} at step {meta['best_step']}"
+    )
 
     run_assets([benchmark], instance, settings, partition_key="heldout")
     run_assets([results], instance, settings)
@@ -243,6 +366,8 @@ def run_demo(data_dir=None, num_species=None, samples_per_shard=None, resolution
     _say("[6/6] benchmark on held-out species (PCK in %, errors ×1000):")
     _say(overall.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     _say(f"report: {report / 'report.html'}  (also {report / 'report.md'})")
-    _say(f"done in {(time.monotonic() - start) / 60:.1f} min; `make ui` shows these runs; "
-         f"`genzoo catalog sql \"SELECT * FROM samples LIMIT 5\"` queries the catalog")
+    _say(
+        f"done in {(time.monotonic() - start) / 60:.1f} min; `make ui` shows these runs; "
+        f'`genzoo catalog sql "SELECT * FROM samples LIMIT 5"` queries the catalog'
+    )
     return 0

@@ -67,8 +67,11 @@ def slot_uses(instance: dg.DagsterInstance) -> list[SlotUse]:
     for pool in sorted(storage.get_concurrency_keys()):
         info = storage.get_concurrency_info(pool)
         uses += [SlotUse(pool, s.run_id, s.step_key, True) for s in info.claimed_slots]
-        uses += [SlotUse(pool, p.run_id, p.step_key, False) for p in info.pending_steps
-                 if p.assigned_timestamp is None]
+        uses += [
+            SlotUse(pool, p.run_id, p.step_key, False)
+            for p in info.pending_steps
+            if p.assigned_timestamp is None
+        ]
     return uses
 
 
@@ -78,7 +81,9 @@ def _worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[str | Non
     if host is None:
         from dagster._core.launcher import DefaultRunLauncher
 
-        host = socket.gethostname() if isinstance(instance.run_launcher, DefaultRunLauncher) else None
+        host = (
+            socket.gethostname() if isinstance(instance.run_launcher, DefaultRunLauncher) else None
+        )
     pid = run.tags.get(PID_TAG)
     if pid is None:
         starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
@@ -117,7 +122,9 @@ def free_dead_slots(instance: dg.DagsterInstance, say: Say = _print) -> list[Slo
         if run is not None and not run.is_finished:
             instance.report_run_failed(run, f"Marked failed by genzoo: {reason}.")
         instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-        held = [f"'{u.pool}' (step {u.step_key})" for u in freed if u.run_id == run_id and u.claimed]
+        held = [
+            f"'{u.pool}' (step {u.step_key})" for u in freed if u.run_id == run_id and u.claimed
+        ]
         what = f"pool slot {', '.join(held)} held by" if held else "the queued pool claims of"
         say(f"genzoo: freed {what} run {run_id}: {reason}")
     return freed
@@ -130,8 +137,13 @@ def waiting_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     for wait in (u for u in uses if u.run_id == run_id and not u.claimed):
         holders = [u for u in uses if u.pool == wait.pool and u.claimed]
         limit = instance.event_log_storage.get_concurrency_info(wait.pool).limit
-        held = "; ".join(_describe_holder(instance, u) for u in holders) or "no run (the slot is being assigned)"
-        lines.append(f"step {wait.step_key} waits for a '{wait.pool}' pool slot (limit {limit}), held by {held}")
+        held = (
+            "; ".join(_describe_holder(instance, u) for u in holders)
+            or "no run (the slot is being assigned)"
+        )
+        lines.append(
+            f"step {wait.step_key} waits for a '{wait.pool}' pool slot (limit {limit}), held by {held}"
+        )
     return lines
 
 
@@ -143,8 +155,11 @@ def _describe_holder(instance: dg.DagsterInstance, use: SlotUse) -> str:
     return f"run {use.run_id} (step {use.step_key}, {status}{where})"
 
 
-def report_waiting(instance: dg.DagsterInstance, say: Say | None = None,
-                   runs: Callable[[dg.DagsterRun], bool] = lambda run: True) -> dict[str, list[str]]:
+def report_waiting(
+    instance: dg.DagsterInstance,
+    say: Say | None = None,
+    runs: Callable[[dg.DagsterRun], bool] = lambda run: True,
+) -> dict[str, list[str]]:
     """Write what every waiting run (of those ``runs`` selects) waits for into its event log."""
     reports = {}
     for run_id in dict.fromkeys(u.run_id for u in slot_uses(instance) if not u.claimed):
@@ -164,8 +179,12 @@ def own_tags() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def watch(instance: dg.DagsterInstance, say: Say = _print, poll_s: float = WATCH_POLL_S,
-          report_every_s: float = WAIT_REPORT_EVERY_S) -> Iterator[None]:
+def watch(
+    instance: dg.DagsterInstance,
+    say: Say = _print,
+    poll_s: float = WATCH_POLL_S,
+    report_every_s: float = WAIT_REPORT_EVERY_S,
+) -> Iterator[None]:
     """While the block runs: free dead runs' slots, and say what this process's waiting runs wait for."""
     stop = threading.Event()
     mine = own_tags()
@@ -175,7 +194,9 @@ def watch(instance: dg.DagsterInstance, say: Say = _print, poll_s: float = WATCH
         while not stop.wait(poll_s):
             free_dead_slots(instance, say)
             if time.monotonic() - last_report >= report_every_s:
-                reported = report_waiting(instance, say, runs=lambda r: all(r.tags.get(k) == v for k, v in mine.items()))
+                reported = report_waiting(
+                    instance, say, runs=lambda r: all(r.tags.get(k) == v for k, v in mine.items())
+                )
                 if any(reported.values()):
                     last_report = time.monotonic()
 
@@ -188,8 +209,12 @@ def watch(instance: dg.DagsterInstance, say: Say = _print, poll_s: float = WATCH
         thread.join(timeout=30)
 
 
-def materialize(assets, instance: dg.DagsterInstance, say: Say = _print, **kwargs) -> dg.ExecuteInProcessResult:
+def materialize(
+    assets, instance: dg.DagsterInstance, say: Say = _print, **kwargs
+) -> dg.ExecuteInProcessResult:
     """`dg.materialize` that never waits silently on a slot a dead run holds (see the module docstring)."""
     free_dead_slots(instance, say)
     with watch(instance, say):
-        return dg.materialize(assets, instance=instance, tags={**kwargs.pop("tags", {}), **own_tags()}, **kwargs)
+        return dg.materialize(
+            assets, instance=instance, tags={**kwargs.pop("tags", {}), **own_tags()}, **kwargs
+        )

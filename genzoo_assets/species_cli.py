@@ -16,7 +16,11 @@ from genzoo_assets.defs.resources import GenZooSettings, settings_from_env
 
 
 def _sizes(s: GenZooSettings) -> dict:
-    return {"dog_fraction": s.dog_fraction, "dataset_size": s.dataset_size, "samples_per_shard": s.samples_per_shard}
+    return {
+        "dog_fraction": s.dog_fraction,
+        "dataset_size": s.dataset_size,
+        "samples_per_shard": s.samples_per_shard,
+    }
 
 
 def materialize_species(settings: GenZooSettings) -> None:
@@ -42,8 +46,20 @@ def run(args) -> int:
     root = settings.root()
     if args.species_command == "list":
         exists = frame.species_table_path(root).exists()
-        table = frame.read_species_table(root) if exists else frame.build_table(root, **_sizes(settings))
-        cols = ["key", "scientific_name", "common_name", "order", "family", "is_dog", "planned_samples"]
+        table = (
+            frame.read_species_table(root)
+            if exists
+            else frame.build_table(root, **_sizes(settings))
+        )
+        cols = [
+            "key",
+            "scientific_name",
+            "common_name",
+            "order",
+            "family",
+            "is_dog",
+            "planned_samples",
+        ]
         if args.json:
             print(table[cols].to_json(orient="records"))
         else:
@@ -54,19 +70,41 @@ def run(args) -> int:
         row, newly = frame.add_species_by_name(root, args.name, **_sizes(settings))
         status = _after_record(args, settings)
         if args.json:
-            print(json.dumps({"added": newly, **{k: row[k] for k in ("key", "scientific_name", "common_name", "order", "family")},
-                              "planned_samples": int(row["planned_samples"])}))
+            print(
+                json.dumps(
+                    {
+                        "added": newly,
+                        **{
+                            k: row[k]
+                            for k in ("key", "scientific_name", "common_name", "order", "family")
+                        },
+                        "planned_samples": int(row["planned_samples"]),
+                    }
+                )
+            )
         else:
             verb = "added" if newly else "already in the table:"
-            print(f"{verb} {row['common_name'] or row['scientific_name']} ({row['scientific_name']}), key {row['key']}, "
-                  f"{int(row['planned_samples'])} planned samples; {status}")
+            print(
+                f"{verb} {row['common_name'] or row['scientific_name']} ({row['scientific_name']}), key {row['key']}, "
+                f"{int(row['planned_samples'])} planned samples; {status}"
+            )
         return 0
     table, counts = frame.import_mdd(root, args.path, **_sizes(settings))
     status = _after_record(args, settings)
     if args.json:
-        print(json.dumps({"species": int((~table["is_dog"]).sum()), "dog_breeds": int(table["is_dog"].sum()),
-                          "by_order": dict(zip(counts["order"], counts["species"].astype(int)))}))
+        print(
+            json.dumps(
+                {
+                    "species": int((~table["is_dog"]).sum()),
+                    "dog_breeds": int(table["is_dog"].sum()),
+                    "by_order": dict(zip(counts["order"], counts["species"].astype(int))),
+                }
+            )
+        )
     else:
         print(counts.to_string(index=False))
-        print(f"{int((~table['is_dog']).sum())} species from {args.path} + {int(table['is_dog'].sum())} dog breeds; {status}")
+        print(
+            f"{int((~table['is_dog']).sum())} species from {args.path} + "
+            f"{int(table['is_dog'].sum())} dog breeds; {status}"
+        )
     return 0

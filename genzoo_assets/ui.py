@@ -25,20 +25,26 @@ def ui_command(host: str, port: int) -> list[str]:
     return [dg_executable(), "dev", "--host", host, "--port", str(port)]
 
 
-def start_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None, **popen) -> subprocess.Popen:
+def start_ui(
+    host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None, **popen
+) -> subprocess.Popen:
     """Start ``dg dev`` in its own process group (so `stop_process_group` reaches every child)."""
     instance = project_instance()  # creates DAGSTER_HOME and sets the gpu pool before the UI starts
     venv = Path(sys.executable).parent.parent  # dg dev runs the project in this environment
     env = dict(os.environ, DAGSTER_HOME=str(Path(instance.root_directory)), VIRTUAL_ENV=str(venv))
     if data_dir:
         env["GENZOO_DATA_DIR"] = str(Path(data_dir).resolve())
-    return subprocess.Popen(ui_command(host, port), cwd=REPO_ROOT, env=env, start_new_session=True, **popen)
+    return subprocess.Popen(
+        ui_command(host, port), cwd=REPO_ROOT, env=env, start_new_session=True, **popen
+    )
 
 
 def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None) -> int:
     proc = start_ui(host, port, data_dir)
-    print(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={dagster_home()}; Ctrl-C stops it)",
-          flush=True)
+    print(
+        f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={dagster_home()}; Ctrl-C stops it)",
+        flush=True,
+    )
     try:
         return proc.wait()
     except KeyboardInterrupt:

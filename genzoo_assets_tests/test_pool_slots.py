@@ -52,7 +52,9 @@ def test_a_slot_whose_worker_process_is_gone_is_freed_and_its_run_marked_failed(
     assert [(u.pool, u.run_id, u.step_key) for u in freed] == [(POOL, dead, "control_renders")]
     assert _holders(instance) == set()
     assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
-    assert len(said) == 1 and said[0].startswith("genzoo: freed pool slot 'gpu' (step control_renders)")
+    assert len(said) == 1 and said[0].startswith(
+        "genzoo: freed pool slot 'gpu' (step control_renders)"
+    )
     assert dead in said[0] and "is gone" in said[0]
 
 
@@ -66,7 +68,9 @@ def test_a_finished_run_holding_a_slot_is_freed(instance):
 
 
 @pytest.mark.parametrize("holder", ["live-process", "other-host"])
-def test_a_live_or_remote_holder_keeps_its_slot_and_the_waiting_run_says_who_holds_it(instance, holder):
+def test_a_live_or_remote_holder_keeps_its_slot_and_the_waiting_run_says_who_holds_it(
+    instance, holder
+):
     pid, host = (os.getpid(), None) if holder == "live-process" else (_dead_pid(), "another-node")
     live = _run(instance, pid, host)
     assert _claim(instance, live, "control_renders")
@@ -82,7 +86,9 @@ def test_a_live_or_remote_holder_keeps_its_slot_and_the_waiting_run_says_who_hol
     assert line.startswith("step images waits for a 'gpu' pool slot (limit 1), held by run " + live)
     assert "step control_renders, STARTED" in line and f"worker pid {pid}" in line
     assert said == [f"genzoo: run {waiting} {line}"]
-    logged = [e.message for e in instance.all_logs(waiting, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+    logged = [
+        e.message for e in instance.all_logs(waiting, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    ]
     assert line in logged  # visible in the waiting run's event log (the web UI's run page)
 
 
@@ -93,5 +99,7 @@ def test_the_sensor_frees_dead_slots_and_requests_no_runs(instance):
     assert isinstance(result, dg.SkipReason)
     assert dead in result.skip_message and "freed pool slot 'gpu'" in result.skip_message
     assert _holders(instance) == set()
-    assert dead_run_pool_slots(dg.build_sensor_context(instance=instance)).skip_message == \
-        "no pool slot is held by a dead run"
+    assert (
+        dead_run_pool_slots(dg.build_sensor_context(instance=instance)).skip_message
+        == "no pool slot is held by a dead run"
+    )

@@ -24,7 +24,10 @@ def resolve_device(device: str | None = None) -> str:
 
 
 def resolve_dtype(dtype, device: str):
-    """A torch dtype from a name ("bfloat16", "float16", "float32"), a dtype, or ``None`` (bf16 on cuda, fp32 elsewhere)."""
+    """A torch dtype from a name ("bfloat16", "float16", "float32"), a dtype, or ``None``.
+
+    ``None`` is bf16 on cuda, fp32 elsewhere.
+    """
     import torch
 
     if dtype is None:

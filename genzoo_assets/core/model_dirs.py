@@ -23,8 +23,9 @@ class ModelDirectoryError(FileNotFoundError):
     """A model location is missing, incomplete or holds the wrong kind of model."""
 
 
-def resolve_location(location: str | os.PathLike | None, role: str,
-                     local_files_only: bool = True) -> tuple[Path, str | None]:
+def resolve_location(
+    location: str | os.PathLike | None, role: str, local_files_only: bool = True
+) -> tuple[Path, str | None]:
     """(folder, HF revision or None) of a local folder or a cached ``owner/name`` repo id.
 
     ``role`` names the backend in messages ("VLM captioner", "base", "canny_controlnet").
@@ -66,7 +67,11 @@ def missing_weights(folder: Path, role: str) -> list[str]:
     missing = []
     for index in sorted(folder.glob("*.index.json")):
         shards = set(_read_json(index, role).get("weight_map", {}).values())
-        missing.extend(f"weight shard {s} (named in {index.name})" for s in sorted(shards) if not (folder / s).is_file())
+        missing.extend(
+            f"weight shard {s} (named in {index.name})"
+            for s in sorted(shards)
+            if not (folder / s).is_file()
+        )
     if not any(f.suffix in WEIGHT_SUFFIXES and f.is_file() for f in folder.iterdir()):
         missing.append(f"weights: no weight file (*{', *'.join(WEIGHT_SUFFIXES)})")
     return missing
@@ -76,10 +81,14 @@ def check_weights(folder: Path, role: str) -> None:
     """At least one weight file, and every shard a ``*.index.json`` names."""
     missing = missing_weights(folder, role)
     if missing:
-        raise ModelDirectoryError(f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}")
+        raise ModelDirectoryError(
+            f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}"
+        )
 
 
-def check_transformers_dir(location: str | os.PathLike | None, role: str, needs_processor: bool = False) -> Path:
+def check_transformers_dir(
+    location: str | os.PathLike | None, role: str, needs_processor: bool = False
+) -> Path:
     """A transformers model folder, after checking config, weights, tokenizer (and image processor)."""
     folder, _ = resolve_location(location, role)
     names = {p.name for p in folder.iterdir()}
@@ -90,7 +99,9 @@ def check_transformers_dir(location: str | os.PathLike | None, role: str, needs_
     if needs_processor and not names.intersection(PROCESSOR_FILES):
         missing.append(f"an image processor config ({' or '.join(PROCESSOR_FILES)})")
     if missing:
-        raise ModelDirectoryError(f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}")
+        raise ModelDirectoryError(
+            f"{role} model folder {folder} is incomplete, missing: {'; '.join(missing)}"
+        )
     return folder
 
 
@@ -100,7 +111,8 @@ def check_model(folder: Path, role: str, expected_classes: tuple[str, ...]) -> d
     cls = config.get("_class_name")
     if cls not in expected_classes:
         raise ModelDirectoryError(
-            f"{role} model folder {folder} holds a {cls or 'model without _class_name'}, expected {' or '.join(expected_classes)}"
+            f"{role} model folder {folder} holds a {cls or 'model without _class_name'}, "
+            f"expected {' or '.join(expected_classes)}"
         )
     check_weights(folder, role)
     return config
@@ -111,19 +123,26 @@ def check_pipeline(folder: Path, role: str, class_prefix: str) -> dict:
     index = _read_json(folder / "model_index.json", role)
     cls = str(index.get("_class_name", ""))
     if not cls.startswith(class_prefix):
-        raise ModelDirectoryError(f"{role} model folder {folder} holds a {cls or 'pipeline without _class_name'}, expected a {class_prefix}* pipeline")
+        raise ModelDirectoryError(
+            f"{role} model folder {folder} holds a {cls or 'pipeline without _class_name'}, "
+            f"expected a {class_prefix}* pipeline"
+        )
     for name, spec in index.items():
         if name.startswith("_") or not isinstance(spec, list) or name in OPTIONAL_COMPONENTS:
             continue
         if spec[0] is None:
-            raise ModelDirectoryError(f"{role} model folder {folder}: model_index.json has no {name}")
+            raise ModelDirectoryError(
+                f"{role} model folder {folder}: model_index.json has no {name}"
+            )
         sub = folder / name
         if not sub.is_dir():
             raise ModelDirectoryError(f"{role} model folder {folder} has no {name}/ sub-folder")
         kind = spec[1]
         if "Tokenizer" in kind:
             if not any((sub / f).is_file() for f in TOKENIZER_FILES):
-                raise ModelDirectoryError(f"{role}: {sub} has none of the tokenizer files {TOKENIZER_FILES}")
+                raise ModelDirectoryError(
+                    f"{role}: {sub} has none of the tokenizer files {TOKENIZER_FILES}"
+                )
         elif "Scheduler" in kind:
             _read_json(sub / "scheduler_config.json", f"{role} {name}")
         else:

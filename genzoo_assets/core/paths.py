@@ -11,8 +11,8 @@ import secrets
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from genzoo_assets.core.processes import process_alive
 
@@ -27,22 +27,32 @@ def data_dir(create: bool = True, override: str | os.PathLike | None = None) -> 
     """The output root: ``override`` if given, else ``$GENZOO_DATA_DIR`` if set, else ``./data``."""
     root = Path(override or os.environ.get(DATA_DIR_ENV) or "data").expanduser().resolve()
     if root.exists() and not root.is_dir():
-        raise DataDirError(f"data directory {root} is a file, not a folder (set {DATA_DIR_ENV} to a folder)")
+        raise DataDirError(
+            f"data directory {root} is a file, not a folder (set {DATA_DIR_ENV} to a folder)"
+        )
     if create:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataDirError(f"data directory {root} cannot be created: {exc.strerror or exc}") from exc
+            raise DataDirError(
+                f"data directory {root} cannot be created: {exc.strerror or exc}"
+            ) from exc
         if not os.access(root, os.W_OK):
-            raise DataDirError(f"data directory {root} is not writable (set {DATA_DIR_ENV} to a writable folder)")
+            raise DataDirError(
+                f"data directory {root} is not writable (set {DATA_DIR_ENV} to a writable folder)"
+            )
     return root
 
 
 TEMP_SUFFIX = ".tmp"
 TEMP_SEP = "~"  # in no host name, so ``.<name>~<host>~<pid>~<token>.tmp`` parses from the right
-STALE_AFTER_S = 24 * 3600  # a temporary of another host, or of unknown owner, is stale after a day untouched
+STALE_AFTER_S = (
+    24 * 3600
+)  # a temporary of another host, or of unknown owner, is stale after a day untouched
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-DISK_FULL_FREE_BYTES = 1 << 20  # an opaque write error on a filesystem with less free space is a full disk
+DISK_FULL_FREE_BYTES = (
+    1 << 20
+)  # an opaque write error on a filesystem with less free space is a full disk
 
 _swept: set[Path] = set()  # folders this process has already cleared of stale temporaries
 
@@ -135,26 +145,35 @@ def new_temp_file(path: str | os.PathLike) -> Path:
 def _disk_full(exc: BaseException, folder: Path) -> bool:
     seen = exc
     while seen is not None:
-        if getattr(seen, "errno", None) in DISK_FULL_ERRNOS or "No space left on device" in str(seen):
+        if getattr(seen, "errno", None) in DISK_FULL_ERRNOS or "No space left on device" in str(
+            seen
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     try:  # torch.save and other writers lose the errno: judge by the space that is left
         st = os.statvfs(folder)
     except OSError:
         return False
-    return isinstance(exc, (OSError, RuntimeError)) and st.f_bavail * st.f_frsize < DISK_FULL_FREE_BYTES
+    return (
+        isinstance(exc, (OSError, RuntimeError))
+        and st.f_bavail * st.f_frsize < DISK_FULL_FREE_BYTES
+    )
 
 
 def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
     """Turn a write error on a full filesystem into one ``DiskFullError`` line naming the file."""
     path = Path(path)
     if _disk_full(exc, path.parent):
-        raise DiskFullError(f"disk full: writing {path} failed with no space left on its filesystem; "
-                            f"free space there or set {DATA_DIR_ENV} to a larger disk") from exc
+        raise DiskFullError(
+            f"disk full: writing {path} failed with no space left on its filesystem; "
+            f"free space there or set {DATA_DIR_ENV} to a larger disk"
+        ) from exc
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, shared: bool = False, timeout: float | None = None) -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike, shared: bool = False, timeout: float | None = None
+) -> Iterator[None]:
     """An ``flock`` on ``path`` (created with its folder), held for the block; the kernel releases it
     when the holder dies, so a killed process never leaves it held.
 
@@ -180,7 +199,9 @@ def file_lock(path: str | os.PathLike, shared: bool = False, timeout: float | No
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{path} is still locked by another process after {timeout} s") from None
+                    raise TimeoutError(
+                        f"{path} is still locked by another process after {timeout} s"
+                    ) from None
                 time.sleep(0.02)
         try:
             yield

@@ -16,7 +16,9 @@ def _linux_state(pid: int) -> tuple[str, float] | None:
             boot = next(float(line.split()[1]) for line in fh if line.startswith("btime"))
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3, starttime field 22
+    fields = stat.rsplit(")", 1)[
+        1
+    ].split()  # after "pid (comm)": state is field 3, starttime field 22
     return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -27,7 +29,9 @@ def process_alive(pid: int, since: float | None = None) -> bool:
         state = _linux_state(pid)
         if state is None or state[0] in "ZX":
             return False
-        return since is None or state[1] <= since + 2.0  # /proc start times have clock-tick resolution
+        return (
+            since is None or state[1] <= since + 2.0
+        )  # /proc start times have clock-tick resolution
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

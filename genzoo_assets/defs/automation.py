@@ -10,10 +10,22 @@ from __future__ import annotations
 import dagster as dg
 
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs.partitions import NUM_SHARDS, SHARD_KEYS, SPECIES_PARTITIONS_NAME, sample_partition_key
+from genzoo_assets.defs.partitions import (
+    NUM_SHARDS,
+    SHARD_KEYS,
+    SPECIES_PARTITIONS_NAME,
+    sample_partition_key,
+)
 from genzoo_assets.defs.resources import GenZooSettings
 
-PER_SAMPLE_ASSETS = ["shape_params", "pose_params", "control_renders", "captions", "prompts", "images"]
+PER_SAMPLE_ASSETS = [
+    "shape_params",
+    "pose_params",
+    "control_renders",
+    "captions",
+    "prompts",
+    "images",
+]
 MAX_RUNS_PER_TICK = 64
 
 generate_samples = dg.define_asset_job(
@@ -23,7 +35,9 @@ generate_samples = dg.define_asset_job(
 )
 
 
-def missing_partitions(instance: dg.DagsterInstance, table, species_keys=None) -> list[dg.MultiPartitionKey]:
+def missing_partitions(
+    instance: dg.DagsterInstance, table, species_keys=None
+) -> list[dg.MultiPartitionKey]:
     """Planned species × shard keys whose `images` partition has never been materialised."""
     done = {str(k) for k in instance.get_materialized_partitions(dg.AssetKey("images"))}
     keys = []
@@ -40,27 +54,42 @@ def missing_partitions(instance: dg.DagsterInstance, table, species_keys=None) -
 def _run_requests(keys, keyed: bool = False) -> list[dg.RunRequest]:
     """At most MAX_RUNS_PER_TICK requests; `keyed` gives each a run key so the sensor daemon skips
     a partition it already requested when a capped-off species is evaluated again."""
-    return [dg.RunRequest(partition_key=k, run_key=str(k) if keyed else None) for k in keys[:MAX_RUNS_PER_TICK]]
+    return [
+        dg.RunRequest(partition_key=k, run_key=str(k) if keyed else None)
+        for k in keys[:MAX_RUNS_PER_TICK]
+    ]
 
 
-@dg.sensor(job=generate_samples, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def new_species_sensor(context: dg.SensorEvaluationContext, settings: GenZooSettings) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    job=generate_samples, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def new_species_sensor(
+    context: dg.SensorEvaluationContext, settings: GenZooSettings
+) -> dg.SensorResult | dg.SkipReason:
     """Species that joined the table since the last tick (the `species` asset registered them) → generate them."""
     root = settings.root()
     if not frame.species_table_path(root).exists():
         return dg.SkipReason("no species table yet: materialise the `species` asset")
     table = frame.read_species_table(root)
     registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
-    table = table[table["key"].isin(registered)]  # the asset registers before it writes; a hand-edited table waits
+    table = table[
+        table["key"].isin(registered)
+    ]  # the asset registers before it writes; a hand-edited table waits
     seen = set(filter(None, (context.cursor or "").split(",")))
     fresh = set(table["key"]) - seen if context.cursor is not None else set()
     keys = missing_partitions(context.instance, table, species_keys=fresh) if fresh else []
-    capped_off = {k.keys_by_dimension["species"] for k in keys[MAX_RUNS_PER_TICK:]}  # not seen yet: next tick
-    return dg.SensorResult(run_requests=_run_requests(keys, keyed=True),
-                           cursor=",".join(sorted(set(table["key"]) - capped_off)))
+    capped_off = {
+        k.keys_by_dimension["species"] for k in keys[MAX_RUNS_PER_TICK:]
+    }  # not seen yet: next tick
+    return dg.SensorResult(
+        run_requests=_run_requests(keys, keyed=True),
+        cursor=",".join(sorted(set(table["key"]) - capped_off)),
+    )
 
 
-@dg.schedule(job=generate_samples, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(
+    job=generate_samples, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.STOPPED
+)
 def incremental_regeneration(context: dg.ScheduleEvaluationContext, settings: GenZooSettings):
     """Nightly: every registered species' missing partitions (reads the instance's species keys;
     Dagster's partitioned-schedule helper rejects dynamic partitions)."""
@@ -68,5 +97,7 @@ def incremental_regeneration(context: dg.ScheduleEvaluationContext, settings: Ge
     if not frame.species_table_path(root).exists():
         return dg.SkipReason("no species table yet: materialise the `species` asset")
     registered = set(context.instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME))
-    keys = missing_partitions(context.instance, frame.read_species_table(root), species_keys=registered)
+    keys = missing_partitions(
+        context.instance, frame.read_species_table(root), species_keys=registered
+    )
     return _run_requests(keys) or dg.SkipReason("every planned partition is materialised")

@@ -13,12 +13,16 @@ from genzoo_assets.defs.text import captions, prompts
 
 # Eager, but not blocked by the (many) species × shard partitions nobody has asked for yet.
 EAGER_ALLOW_MISSING = (
-    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).with_label("eager_allow_missing")
+    dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .with_label("eager_allow_missing")
 )
 
 
 class CatalogRefresh(dg.Config):
-    full: bool = pydantic.Field(default=False, description="rebuild from every Parquet file, not only changed folders")
+    full: bool = pydantic.Field(
+        default=False, description="rebuild from every Parquet file, not only changed folders"
+    )
 
 
 @dg.asset(
@@ -28,16 +32,28 @@ class CatalogRefresh(dg.Config):
     pool="duckdb",
     automation_condition=EAGER_ALLOW_MISSING,
 )
-def catalog(context: dg.AssetExecutionContext, config: CatalogRefresh, settings: GenZooSettings) -> dg.MaterializeResult:
+def catalog(
+    context: dg.AssetExecutionContext, config: CatalogRefresh, settings: GenZooSettings
+) -> dg.MaterializeResult:
     """`catalog.duckdb` (`species`, `samples`, one view per stage); query it with `genzoo catalog sql`.
     Updated in place for the partitions that changed, in one transaction (readers wait for it)."""
     root = settings.root()
     path = duckdb_catalog.refresh_catalog(root, full=config.full)
     samples = species = 0  # a catalog of the species table alone has no `samples` view yet
     if "samples" in duckdb_catalog.catalog_views(root):
-        samples, species = duckdb_catalog.query(
-            "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples", data_dir=root,
-            with_results=False).iloc[0].tolist()
+        samples, species = (
+            duckdb_catalog.query(
+                "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples",
+                data_dir=root,
+                with_results=False,
+            )
+            .iloc[0]
+            .tolist()
+        )
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "samples": int(samples), "species": int(species)}
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "samples": int(samples),
+            "species": int(species),
+        }
     )

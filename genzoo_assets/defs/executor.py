@@ -38,7 +38,9 @@ def max_concurrent(env: Mapping[str, str]) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"{MAX_CONCURRENT_ENV}={raw!r}: expected a positive integer (steps run at once)")
+        raise ValueError(
+            f"{MAX_CONCURRENT_ENV}={raw!r}: expected a positive integer (steps run at once)"
+        )
     return value
 
 
@@ -60,7 +62,9 @@ def slurm_config(env: Mapping[str, str]) -> dict:
         raise ValueError(f"{where}: expected a mapping of executor settings")
     unknown = sorted(set(config) - set(SLURM_EXECUTOR_CONFIG))
     if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SLURM_EXECUTOR_CONFIG)})")
+        raise ValueError(
+            f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SLURM_EXECUTOR_CONFIG)})"
+        )
     pool_requests(config.get("pools") or {}, f"{where}: pools")
     return config
 

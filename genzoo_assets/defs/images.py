@@ -6,14 +6,31 @@ from genzoo_assets.core import imagegen
 from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import (
-    backend_metadata, check_result, image_markdown, progress_log, read_merged, write_partition,
+    backend_metadata,
+    check_result,
+    image_markdown,
+    progress_log,
+    read_merged,
+    write_partition,
 )
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.resources import (
-    GPU_STEP, CheckedFields, GenZooSettings, at_least, between, checked, fail_fast_on_input_errors,
+    GPU_STEP,
+    CheckedFields,
+    GenZooSettings,
+    at_least,
+    between,
+    checked,
+    fail_fast_on_input_errors,
 )
 
-UPSTREAM = ["prompts", "captions", "control_renders", "pose_params", "shape_params"]  # read, so declared (+ species)
+UPSTREAM = [
+    "prompts",
+    "captions",
+    "control_renders",
+    "pose_params",
+    "shape_params",
+]  # read, so declared (+ species)
 
 
 class ImageConfig(CheckedFields, dg.Config):
@@ -24,7 +41,9 @@ class ImageConfig(CheckedFields, dg.Config):
     steps: int = 28
     guidance: float = 3.5
     batch_size: int = 4
-    max_sequence_length: int = 0  # T5 prompt tokens; 0: the family's default (FLUX.1-dev 512, SD3 256)
+    max_sequence_length: int = (
+        0  # T5 prompt tokens; 0: the family's default (FLUX.1-dev 512, SD3 256)
+    )
     flag_threshold: float = imagegen.DEFAULT_THRESHOLD
 
     _counts = checked("steps", "batch_size", check=at_least(1))
@@ -34,25 +53,51 @@ class ImageConfig(CheckedFields, dg.Config):
 
 def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
     if config.backend in ("render", "render_composite"):
-        return {"subdivisions": settings.subdivisions}  # the control renders' mesh, so the albedo fills their mask
-    return {"base_model": config.base_model, "canny_controlnet": config.canny_controlnet,
-            "depth_controlnet": config.depth_controlnet, "steps": config.steps, "guidance": config.guidance,
-            "batch_size": config.batch_size, "device": settings.torch_device(), "resolution": settings.resolution,
-            **({"max_sequence_length": config.max_sequence_length} if config.max_sequence_length else {})}
+        return {
+            "subdivisions": settings.subdivisions
+        }  # the control renders' mesh, so the albedo fills their mask
+    return {
+        "base_model": config.base_model,
+        "canny_controlnet": config.canny_controlnet,
+        "depth_controlnet": config.depth_controlnet,
+        "steps": config.steps,
+        "guidance": config.guidance,
+        "batch_size": config.batch_size,
+        "device": settings.torch_device(),
+        "resolution": settings.resolution,
+        **(
+            {"max_sequence_length": config.max_sequence_length}
+            if config.max_sequence_length
+            else {}
+        ),
+    }
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("images", deps=[*UPSTREAM, "species"], group_name="images", kinds={"pytorch", "parquet"},
-                        description="One image per sample, aligned with its controls; misaligned ones are kept "
-                                    "and flagged.")],
+    specs=[
+        dg.AssetSpec(
+            "images",
+            deps=[*UPSTREAM, "species"],
+            group_name="images",
+            kinds={"pytorch", "parquet"},
+            description="One image per sample, aligned with its controls; misaligned ones are kept "
+            "and flagged.",
+        )
+    ],
     partitions_def=sample_partitions,
     check_specs=[
-        dg.AssetCheckSpec("images_at_control_resolution", asset="images",
-                          description="every stored image has the size of its control render, the pixel frame "
-                                      "of its keypoints and bbox"),
-        dg.AssetCheckSpec("alignment_above_threshold", asset="images",
-                          description="generated images match their Canny edges and mask (FLUX/SD3 only: the "
-                                      "offline render backend is aligned by construction, so it is not run)"),
+        dg.AssetCheckSpec(
+            "images_at_control_resolution",
+            asset="images",
+            description="every stored image has the size of its control render, the pixel frame "
+            "of its keypoints and bbox",
+        ),
+        dg.AssetCheckSpec(
+            "alignment_above_threshold",
+            asset="images",
+            description="generated images match their Canny edges and mask (FLUX/SD3 only: the "
+            "offline render backend is aligned by construction, so it is not run)",
+        ),
     ],
     can_subset=True,
     **GPU_STEP,
@@ -64,30 +109,53 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     rows = read_merged(root, UPSTREAM, species_key, shard)
     generator = imagegen.make_generator(config.backend, **_generator_options(config, settings))
     row = frame.species_row(root, species_key)
-    species_info = {species_key: {k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")}
-                    | ({"breed": row["common_name"]} if row["is_dog"] else {})}
+    species_info = {
+        species_key: {
+            k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")
+        }
+        | ({"breed": row["common_name"]} if row["is_dog"] else {})
+    }
 
     df = imagegen.generate_partition(
-        rows, generator, root, threshold=config.flag_threshold, batch_size=config.batch_size,
+        rows,
+        generator,
+        root,
+        threshold=config.flag_threshold,
+        batch_size=config.batch_size,
         progress=progress_log(context, "generated images"),
-        body_model=settings.body(), species_info=species_info, base_seed=settings.base_seed, run_id=context.run.run_id,
+        body_model=settings.body(),
+        species_info=species_info,
+        base_seed=settings.base_seed,
+        run_id=context.run.run_id,
     )
     path = write_partition(root, "images", species_key, shard, df)
-    sheet = imagegen.write_image_sheet(df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root,
-                                       f"{species_key}__{shard}")
+    sheet = imagegen.write_image_sheet(
+        df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root, f"{species_key}__{shard}"
+    )
     resolution = dict(zip(rows["sample_id"], rows["render_resolution"]))
     checks = [check_result("images_at_control_resolution", image_resolution(df, resolution, root))]
     flagged = int(df["flagged"].sum())
     if generator.name in imagegen.GENERATIVE:
-        checks.append(dg.AssetCheckResult(
-            check_name="alignment_above_threshold", passed=flagged == 0, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"flagged": flagged, "threshold": config.flag_threshold,
-                      "flagged_ids": dg.MetadataValue.json(df.loc[df["flagged"], "sample_id"].tolist()[:50])},
-        ))
+        checks.append(
+            dg.AssetCheckResult(
+                check_name="alignment_above_threshold",
+                passed=flagged == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "flagged": flagged,
+                    "threshold": config.flag_threshold,
+                    "flagged_ids": dg.MetadataValue.json(
+                        df.loc[df["flagged"], "sample_id"].tolist()[:50]
+                    ),
+                },
+            )
+        )
     yield dg.MaterializeResult(
         asset_key="images",
         metadata={
-            "num_samples": len(df), **backend_metadata(df["image_backend"]), "flagged": flagged,
+            "num_samples": len(df),
+            **backend_metadata(df["image_backend"]),
+            "flagged": flagged,
             "mean_alignment": float(df["alignment_score"].mean()),
             "path": dg.MetadataValue.path(str(path)),
             "contact_sheet": image_markdown(sheet, "generated images"),

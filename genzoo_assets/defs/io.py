@@ -41,7 +41,9 @@ def read_merged(root: Path, assets: list[str], species: str, shard: str) -> pd.D
     some, and which): a join would silently drop them.
     """
     tables = {asset: read_partition(root, asset, species, shard) for asset in assets}
-    require_same_sample_ids({a: t["sample_id"] for a, t in tables.items()}, f"species={species} shard={shard}")
+    require_same_sample_ids(
+        {a: t["sample_id"] for a, t in tables.items()}, f"species={species} shard={shard}"
+    )
     merged = tables[assets[0]]
     for asset in assets[1:]:
         other = tables[asset]
@@ -56,8 +58,9 @@ def write_partition(root: Path, asset: str, species: str, shard: str, df: pd.Dat
     return path
 
 
-def progress_log(context: dg.AssetExecutionContext, what: str, every: int = 16,
-                 seconds: float = 10.0) -> Callable[[int, int], None]:
+def progress_log(
+    context: dg.AssetExecutionContext, what: str, every: int = 16, seconds: float = 10.0
+) -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback that logs "{what} done/total" every ``every`` items,
     after ``seconds`` without a line (a slow generator still reports each image) and at the end.
 
@@ -76,8 +79,13 @@ def progress_log(context: dg.AssetExecutionContext, what: str, every: int = 16,
 
 def check_result(name: str, outcome: CheckOutcome, **kwargs) -> dg.AssetCheckResult:
     """A core check's outcome as this asset's check result (lists and dicts shown as JSON)."""
-    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in outcome.metadata.items()}
-    return dg.AssetCheckResult(check_name=name, passed=bool(outcome.passed), metadata=metadata, **kwargs)
+    metadata = {
+        k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
+        for k, v in outcome.metadata.items()
+    }
+    return dg.AssetCheckResult(
+        check_name=name, passed=bool(outcome.passed), metadata=metadata, **kwargs
+    )
 
 
 def backend_metadata(backends) -> dict:

@@ -8,7 +8,9 @@ SHARD_KEYS = [f"{i:03d}" for i in range(NUM_SHARDS)]
 
 species_partitions = dg.DynamicPartitionsDefinition(name=SPECIES_PARTITIONS_NAME)
 shard_partitions = dg.StaticPartitionsDefinition(SHARD_KEYS)
-sample_partitions = dg.MultiPartitionsDefinition({"species": species_partitions, "shard": shard_partitions})
+sample_partitions = dg.MultiPartitionsDefinition(
+    {"species": species_partitions, "shard": shard_partitions}
+)
 
 TEST_SETS = ["heldout", "animal3d"]
 test_set_partitions = dg.StaticPartitionsDefinition(TEST_SETS)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +22,8 @@ import pydantic
 from dagster._config.field_utils import IntEnvVar
 
 from genzoo_assets.core.device import resolve_device
-from genzoo_assets.core.paths import DataDirError, data_dir as default_data_dir
+from genzoo_assets.core.paths import DataDirError
+from genzoo_assets.core.paths import data_dir as default_data_dir
 
 # GenZooSettings field -> the environment variable that sets it.
 SETTINGS_ENV = {
@@ -36,7 +37,10 @@ SETTINGS_ENV = {
 }
 _INT_FIELDS = {"samples_per_shard", "dataset_size", "resolution", "subdivisions"}
 # Animal3DRelease field -> its environment variable.
-ANIMAL3D_ENV = {"animal3d_json": "GENZOO_ANIMAL3D_JSON", "animal3d_smal_model": "GENZOO_ANIMAL3D_SMAL_MODEL"}
+ANIMAL3D_ENV = {
+    "animal3d_json": "GENZOO_ANIMAL3D_JSON",
+    "animal3d_smal_model": "GENZOO_ANIMAL3D_SMAL_MODEL",
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -73,8 +77,12 @@ class CheckedFields:
             return handler(data)
         except pydantic.ValidationError as exc:
             err = exc.errors()[0]
-            where = f".{'.'.join(str(p) for p in err['loc'])} = {err['input']!r}" if err["loc"] else ""
-            raise SettingError(f"{cls.__name__}{where}: {err['msg'].removeprefix('Value error, ')}") from None
+            where = (
+                f".{'.'.join(str(p) for p in err['loc'])} = {err['input']!r}" if err["loc"] else ""
+            )
+            raise SettingError(
+                f"{cls.__name__}{where}: {err['msg'].removeprefix('Value error, ')}"
+            ) from None
 
 
 def _skip(value, kind=(int, float)) -> bool:
@@ -194,7 +202,9 @@ def gpu_count() -> int:
 # GPU steps: the `gpu` pool, and on Kubernetes one pod per step requesting a GPU.
 GPU_OP_TAGS = {
     "dagster-k8s/config": {
-        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}}
+        "container_config": {
+            "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
+        }
     }
 }
 GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
@@ -202,8 +212,16 @@ GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTI
 GPU_STEP = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
 # Errors about inputs or configuration: retrying cannot help, so they fail the step at once.
-INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, DataDirError,
-                SettingError)
+INPUT_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+    DataDirError,
+    SettingError,
+)
 
 
 def _no_retry(exc: BaseException) -> dg.Failure:
@@ -243,8 +261,11 @@ class Animal3DRelease(dg.ConfigurableResource):
 
 
 def _env_bound(env: Mapping[str, str], fields: Mapping[str, str], ints=frozenset()) -> dict:
-    return {field: (dg.EnvVar.int(var) if field in ints else dg.EnvVar(var)) for field, var in fields.items()
-            if env.get(var)}
+    return {
+        field: (dg.EnvVar.int(var) if field in ints else dg.EnvVar(var))
+        for field, var in fields.items()
+        if env.get(var)
+    }
 
 
 def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> GenZooSettings:
@@ -263,12 +284,16 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> GenZ
 def settings_resource(env: Mapping[str, str] | None = None) -> GenZooSettings:
     """The code location's resource: a ``dg.EnvVar`` for each ``GENZOO_*`` variable set where the code
     location loads, the field's default otherwise; runs resolve the variables in their own process."""
-    return GenZooSettings(**_env_bound(os.environ if env is None else env, SETTINGS_ENV, _INT_FIELDS))
+    return GenZooSettings(
+        **_env_bound(os.environ if env is None else env, SETTINGS_ENV, _INT_FIELDS)
+    )
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={
-        "settings": settings_resource(),
-        "animal3d": Animal3DRelease(**_env_bound(os.environ, ANIMAL3D_ENV)),
-    })
+    return dg.Definitions(
+        resources={
+            "settings": settings_resource(),
+            "animal3d": Animal3DRelease(**_env_bound(os.environ, ANIMAL3D_ENV)),
+        }
+    )

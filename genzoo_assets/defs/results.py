@@ -25,8 +25,12 @@ def results(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.M
     root = settings.root()
     predictions = {name: root / "benchmark" / name / "predictions.parquet" for name in TEST_SETS}
     path = results_db.refresh_results(root, predictions, root / "regressor" / "lineage.parquet")
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(path)),
-        "tables": dg.MetadataValue.json(results_db.result_tables(root)),
-        "test_sets": dg.MetadataValue.json(sorted(n for n, p in predictions.items() if p.is_file())),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "tables": dg.MetadataValue.json(results_db.result_tables(root)),
+            "test_sets": dg.MetadataValue.json(
+                sorted(n for n, p in predictions.items() if p.is_file())
+            ),
+        }
+    )

@@ -18,7 +18,9 @@ class ShapeConfig(dg.Config):
     smal_data: str = ""  # prior: SMAL data file with family cluster means/covariances
     clip_dir: str = ""  # clip_flow: local CLIP text-encoder directory (ViT-B/32, laion2b_s34b_b79k)
     flow_checkpoint: str = ""  # clip_flow: AWOL RealNVP checkpoint
-    attributes: str = ""  # clip_flow: GenZoo's animal_attributes.npz (species Gaussians in CLIP space)
+    attributes: str = (
+        ""  # clip_flow: GenZoo's animal_attributes.npz (species Gaussians in CLIP space)
+    )
 
 
 class PoseConfig(CheckedFields, dg.Config):
@@ -34,7 +36,9 @@ class PoseConfig(CheckedFields, dg.Config):
 
 
 def _options(config: dg.Config, backend_field: str = "backend") -> dict:
-    return {k: v for k, v in config.model_dump().items() if k != backend_field and v not in ("", None)}
+    return {
+        k: v for k, v in config.model_dump().items() if k != backend_field and v not in ("", None)
+    }
 
 
 @dg.asset(
@@ -42,8 +46,13 @@ def _options(config: dg.Config, backend_field: str = "backend") -> dict:
     deps=[species],
     group_name="sampling",
     kinds={"pytorch", "parquet"},
-    check_specs=[dg.AssetCheckSpec("betas_within_sampler_bound", asset="shape_params",
-                                   description="stored betas are finite and inside the shape sampler's bound")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "betas_within_sampler_bound",
+            asset="shape_params",
+            description="stored betas are finite and inside the shape sampler's bound",
+        )
+    ],
 )
 def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, settings: GenZooSettings):
     """Betas per sample from the species' shape distribution (seeded by sample id)."""
@@ -52,14 +61,23 @@ def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, setting
     row = frame.species_row(root, species_key)
     sampler = make_shape_sampler(config.backend, settings.body(), **_options(config))
     df = sample_shapes_partition(
-        row, shard, settings.shard_indices(shard), sampler, base_seed=settings.base_seed, run_id=context.run.run_id
+        row,
+        shard,
+        settings.shard_indices(shard),
+        sampler,
+        base_seed=settings.base_seed,
+        run_id=context.run.run_id,
     )
     path = write_partition(root, "shape_params", species_key, shard, df)
     stored = read_partition(root, "shape_params", species_key, shard)
     outcome = betas_within_bound(stored["sample_id"], stored["betas"], sampler.beta_limit)
     return dg.MaterializeResult(
-        metadata={"num_samples": len(df), **backend_metadata(df["shape_backend"]),
-                  "path": dg.MetadataValue.path(str(path)), "beta_abs_max": outcome.metadata["abs_max"]},
+        metadata={
+            "num_samples": len(df),
+            **backend_metadata(df["shape_backend"]),
+            "path": dg.MetadataValue.path(str(path)),
+            "beta_abs_max": outcome.metadata["abs_max"],
+        },
         check_results=[check_result("betas_within_sampler_bound", outcome)],
     )
 
@@ -81,13 +99,23 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
         options["orientation"] = config.orientation
     pose_sampler = make_pose_sampler(config.backend, body, **options)
     df = sample_poses_partition(
-        shapes, body, pose_sampler, camera_model=config.camera_model, resolution=settings.resolution,
-        base_seed=settings.base_seed, run_id=context.run.run_id, margin=config.camera_margin,
+        shapes,
+        body,
+        pose_sampler,
+        camera_model=config.camera_model,
+        resolution=settings.resolution,
+        base_seed=settings.base_seed,
+        run_id=context.run.run_id,
+        margin=config.camera_margin,
     )
     path = write_partition(root, "pose_params", species_key, shard, df)
     return dg.MaterializeResult(
-        metadata={"num_samples": len(df), **backend_metadata(df["pose_backend"]), "camera_model": config.camera_model,
-                  "orientation": pose_sampler.orientation,
-                  "postures": dg.MetadataValue.json(df["posture"].value_counts().to_dict()),
-                  "path": dg.MetadataValue.path(str(path))},
+        metadata={
+            "num_samples": len(df),
+            **backend_metadata(df["pose_backend"]),
+            "camera_model": config.camera_model,
+            "orientation": pose_sampler.orientation,
+            "postures": dg.MetadataValue.json(df["posture"].value_counts().to_dict()),
+            "path": dg.MetadataValue.path(str(path)),
+        },
     )

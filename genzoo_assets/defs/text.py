@@ -3,21 +3,36 @@
 import dagster as dg
 
 from genzoo_assets.core.checks import fallback_rate
-from genzoo_assets.core.text import is_fallback, partition as text
 from genzoo_assets.core.taxonomy import frame
+from genzoo_assets.core.text import is_fallback
+from genzoo_assets.core.text import partition as text
 from genzoo_assets.defs.io import (
-    backend_metadata, check_result, frame_markdown, read_merged, read_partition, write_partition,
+    backend_metadata,
+    check_result,
+    frame_markdown,
+    read_merged,
+    read_partition,
+    write_partition,
 )
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
 from genzoo_assets.defs.render import control_renders
-from genzoo_assets.defs.resources import GPU_STEP, CheckedFields, GenZooSettings, between, checked, fail_fast_on_input_errors
+from genzoo_assets.defs.resources import (
+    GPU_STEP,
+    CheckedFields,
+    GenZooSettings,
+    between,
+    checked,
+    fail_fast_on_input_errors,
+)
 
 
 class CaptionConfig(CheckedFields, dg.Config):
     backend: str = "geometric"  # geometric (exact, offline default) | vlm (the paper: Molmo-7B)
     model_dir: str = ""  # vlm: local transformers image-text-to-text model directory
     trust_remote_code: bool = False  # vlm: Molmo ships its own modelling code
-    max_fallback_rate: float = 0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
+    max_fallback_rate: float = (
+        0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
+    )
 
     _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
 
@@ -26,7 +41,9 @@ class PromptConfig(CheckedFields, dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
     model_dir: str = ""  # llm: local transformers chat model directory
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
-    max_fallback_rate: float = 0.1  # llm: share of prompts the template fallback may write (the check's ceiling)
+    max_fallback_rate: float = (
+        0.1  # llm: share of prompts the template fallback may write (the check's ceiling)
+    )
 
     _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
     _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
@@ -37,9 +54,11 @@ MODEL_BACKENDS = ("vlm", "llm")  # the backends that fall back per sample
 
 def _fallback_spec(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        "fallback_rate_below_ceiling", asset=asset,
+        "fallback_rate_below_ceiling",
+        asset=asset,
         description="share of samples a model backend (vlm, llm) left to its fallback stays under "
-                    "max_fallback_rate; not run for the offline backends, which have no fallback")
+        "max_fallback_rate; not run for the offline backends, which have no fallback",
+    )
 
 
 def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: dict):
@@ -47,11 +66,20 @@ def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: d
     fell_back = df[backend_column].map(is_fallback)
     checks = []
     if config.backend in MODEL_BACKENDS:
-        checks.append(check_result("fallback_rate_below_ceiling",
-                                   fallback_rate(df["sample_id"], fell_back, config.max_fallback_rate)))
+        checks.append(
+            check_result(
+                "fallback_rate_below_ceiling",
+                fallback_rate(df["sample_id"], fell_back, config.max_fallback_rate),
+            )
+        )
     yield dg.MaterializeResult(
-        asset_key=asset, check_results=checks,
-        metadata={**metadata, **backend_metadata(df[backend_column]), "fallbacks": int(fell_back.sum())},
+        asset_key=asset,
+        check_results=checks,
+        metadata={
+            **metadata,
+            **backend_metadata(df[backend_column]),
+            "fallbacks": int(fell_back.sum()),
+        },
     )
 
 
@@ -65,9 +93,19 @@ def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("captions", deps=[control_renders, "pose_params"], group_name="text", kinds={"parquet"},
-                        description="How the animal is oriented in the control render, in words.")],
-    partitions_def=sample_partitions, check_specs=[_fallback_spec("captions")], can_subset=True, **GPU_STEP,
+    specs=[
+        dg.AssetSpec(
+            "captions",
+            deps=[control_renders, "pose_params"],
+            group_name="text",
+            kinds={"parquet"},
+            description="How the animal is oriented in the control render, in words.",
+        )
+    ],
+    partitions_def=sample_partitions,
+    check_specs=[_fallback_spec("captions")],
+    can_subset=True,
+    **GPU_STEP,
 )
 @fail_fast_on_input_errors
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
@@ -77,15 +115,33 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
     captioner = text.make_captioner(config.backend, **_model_options(config, settings))
     df = text.caption_partition(rows, captioner, settings.body().canonical_rotation, data_dir=root)
     path = write_partition(root, "captions", species_key, shard, df)
-    yield from _results("captions", df, "caption_backend", config, {
-        "num_samples": len(df), "path": dg.MetadataValue.path(str(path)),
-        "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8)})
+    yield from _results(
+        "captions",
+        df,
+        "caption_backend",
+        config,
+        {
+            "num_samples": len(df),
+            "path": dg.MetadataValue.path(str(path)),
+            "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8),
+        },
+    )
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec("prompts", deps=[captions, "species"], group_name="text", kinds={"parquet"},
-                        description="The text prompt per sample: species or breed, orientation, scene, lighting, lens.")],
-    partitions_def=sample_partitions, check_specs=[_fallback_spec("prompts")], can_subset=True, **GPU_STEP,
+    specs=[
+        dg.AssetSpec(
+            "prompts",
+            deps=[captions, "species"],
+            group_name="text",
+            kinds={"parquet"},
+            description="The text prompt per sample: species or breed, orientation, scene, lighting, lens.",
+        )
+    ],
+    partitions_def=sample_partitions,
+    check_specs=[_fallback_spec("prompts")],
+    can_subset=True,
+    **GPU_STEP,
 )
 @fail_fast_on_input_errors
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
@@ -93,9 +149,22 @@ def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: G
     root = settings.root()
     rows = read_partition(root, "captions", species_key, shard)
     prompter = text.make_prompter(config.backend, **_model_options(config, settings))
-    df = text.prompt_partition(rows, frame.species_row(root, species_key), prompter,
-                               text.TokenBudget(max_tokens=config.max_tokens))
+    df = text.prompt_partition(
+        rows,
+        frame.species_row(root, species_key),
+        prompter,
+        text.TokenBudget(max_tokens=config.max_tokens),
+    )
     path = write_partition(root, "prompts", species_key, shard, df)
-    yield from _results("prompts", df, "prompt_backend", config, {
-        "num_samples": len(df), "max_tokens": int(df["num_tokens"].max()), "path": dg.MetadataValue.path(str(path)),
-        "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6)})
+    yield from _results(
+        "prompts",
+        df,
+        "prompt_backend",
+        config,
+        {
+            "num_samples": len(df),
+            "max_tokens": int(df["num_tokens"].max()),
+            "path": dg.MetadataValue.path(str(path)),
+            "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6),
+        },
+    )

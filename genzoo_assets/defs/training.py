@@ -18,7 +18,15 @@ from genzoo_assets.core.regressor.train import TrainConfig, train
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.io import image_markdown
 from genzoo_assets.defs.resources import (
-    GPU_STEP, CheckedFields, GenZooSettings, SettingError, at_least, between, checked, existing_dir, fail_fast_on_input_errors,
+    GPU_STEP,
+    CheckedFields,
+    GenZooSettings,
+    SettingError,
+    at_least,
+    between,
+    checked,
+    existing_dir,
+    fail_fast_on_input_errors,
     one_of,
 )
 
@@ -29,7 +37,9 @@ class ExportConfig(CheckedFields, dg.Config):
     heldout_families: list[str] = ["Felidae"]  # GenZoo-Felidae: every cat held out of training
     val_fraction: float = 0.1
     exclude_flagged: bool = True
-    camera_version: str = "v2"  # GenZoo's conventions (docs/ARCHITECTURE.md): v2 transls + fovs; v1 scales, txs, tys
+    camera_version: str = (
+        "v2"  # GenZoo's conventions (docs/ARCHITECTURE.md): v2 transls + fovs; v1 scales, txs, tys
+    )
     maxcount: int = 1000
 
     _val = checked("val_fraction", check=between(0.0, 1.0, below_high=True))
@@ -37,39 +47,66 @@ class ExportConfig(CheckedFields, dg.Config):
     _camera = checked("camera_version", check=one_of("v1", "v2"))
 
 
-@dg.asset(deps=[catalog], group_name="training", kinds={"parquet"}, automation_condition=EAGER_ALLOW_MISSING)
-def dataset_shards(context: dg.AssetExecutionContext, config: ExportConfig, settings: GenZooSettings):
+@dg.asset(
+    deps=[catalog],
+    group_name="training",
+    kinds={"parquet"},
+    automation_condition=EAGER_ALLOW_MISSING,
+)
+def dataset_shards(
+    context: dg.AssetExecutionContext, config: ExportConfig, settings: GenZooSettings
+):
     """`shards/current/<split>-NNNNNN.tar` in the layout GenZoo's trainer reads, split by species."""
     root = settings.root()
     samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=root)
     if samples.empty:
-        raise ValueError("the catalog has no samples with images: materialise `images` partitions and `catalog` first")
+        raise ValueError(
+            "the catalog has no samples with images: materialise `images` partitions and `catalog` first"
+        )
     out = wds_export.export_shards(
-        samples, root, root / "shards", heldout_families=tuple(config.heldout_families),
-        val_fraction=config.val_fraction, exclude_flagged=config.exclude_flagged,
-        maxcount=config.maxcount, camera_version=config.camera_version, body_model=settings.body(),
+        samples,
+        root,
+        root / "shards",
+        heldout_families=tuple(config.heldout_families),
+        val_fraction=config.val_fraction,
+        exclude_flagged=config.exclude_flagged,
+        maxcount=config.maxcount,
+        camera_version=config.camera_version,
+        body_model=settings.body(),
     )
-    return dg.MaterializeResult(metadata={
-        **{f"samples_{k}": int(v) for k, v in out["counts"].items()},
-        **{f"excluded_{k}": int(v) for k, v in out["excluded"].items()},
-        "num_shards": len(out["shards"]), "shards_written": out["written"], "shards_reused": out["reused"],
-        "manifest": dg.MetadataValue.path(str(out["manifest"])),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            **{f"samples_{k}": int(v) for k, v in out["counts"].items()},
+            **{f"excluded_{k}": int(v) for k, v in out["excluded"].items()},
+            "num_shards": len(out["shards"]),
+            "shards_written": out["written"],
+            "shards_reused": out["reused"],
+            "manifest": dg.MetadataValue.path(str(out["manifest"])),
+        }
+    )
 
 
 class RegressorTrainConfig(CheckedFields, dg.Config):
-    size: Literal["auto", "tiny", "huge"] = "auto"  # huge (ViT-H, GenZoo's) | tiny (CPU) | auto: huge on CUDA, tiny otherwise
+    size: Literal["auto", "tiny", "huge"] = (
+        "auto"  # huge (ViT-H, GenZoo's) | tiny (CPU) | auto: huge on CUDA, tiny otherwise
+    )
     backbone: Literal["vitpose", "resnet"] = "vitpose"
     pretrained_backbone: str = ""  # local ViTPose directory (transformers format)
     batch_size: int = 128
     lr: float = 0.0  # 0: 1e-5 (GenZoo) for ViT-H, 2e-3 for the tiny CPU model
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (GenZoo) | cosine decay to 0 at max_steps
+    lr_schedule: Literal["constant", "cosine"] = (
+        "constant"  # constant (GenZoo) | cosine decay to 0 at max_steps
+    )
     max_steps: int = 100_000
     val_every: int = 1000
     patience: int = 10
-    grayscale: float = 0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
+    grayscale: float = (
+        0.0  # probability of grey training crops (the demo: 0.5, so coat colour matters less)
+    )
     flip: float = 0.0  # probability of a mirrored training crop (GenZoo: none); needs a mirror-symmetric body model
-    global_orient_weight: float = 100.0  # the 9D global-orientation loss term's weight (GenZoo: 100; the demo: 30)
+    global_orient_weight: float = (
+        100.0  # the 9D global-orientation loss term's weight (GenZoo: 100; the demo: 30)
+    )
     resume: bool = True
 
     _counts = checked("batch_size", "max_steps", "val_every", "patience", check=at_least(1))
@@ -79,13 +116,19 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
 
     @pydantic.model_validator(mode="after")
     def _pretrained_needs_full_size(self):
-        if self.pretrained_backbone and self.size == "tiny":  # after CheckedFields' wrap: raise its error ourselves
-            raise SettingError(f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=repr(self.size))}")
+        if (
+            self.pretrained_backbone and self.size == "tiny"
+        ):  # after CheckedFields' wrap: raise its error ourselves
+            raise SettingError(
+                f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=repr(self.size))}"
+            )
         return self
 
 
-PRETRAINED_NEEDS_HUGE = ("pretrained_backbone is a full-size backbone, which size {size} does not build: "
-                         "set size: huge to train from it, or leave pretrained_backbone empty")
+PRETRAINED_NEEDS_HUGE = (
+    "pretrained_backbone is a full-size backbone, which size {size} does not build: "
+    "set size: huge to train from it, or leave pretrained_backbone empty"
+)
 
 
 def train_augmentation(cfg: RegressorTrainConfig, body_model) -> Augmentation:
@@ -100,23 +143,42 @@ def train_augmentation(cfg: RegressorTrainConfig, body_model) -> Augmentation:
 def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
     huge = cfg.size == "huge" or (cfg.size == "auto" and device.startswith("cuda"))
     if cfg.pretrained_backbone and not huge:
-        raise SettingError(f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=f'auto on {device}')}")
+        raise SettingError(
+            f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=f'auto on {device}')}"
+        )
     if huge:
-        reg = RegressorConfig(backbone=cfg.backbone, num_betas=num_betas, pretrained_backbone=cfg.pretrained_backbone or None)
+        reg = RegressorConfig(
+            backbone=cfg.backbone,
+            num_betas=num_betas,
+            pretrained_backbone=cfg.pretrained_backbone or None,
+        )
     else:
         reg = RegressorConfig.tiny(num_betas, backbone=cfg.backbone)
     lr = cfg.lr or (1e-5 if huge else 2e-3)
-    return TrainConfig(regressor=reg, lr=lr, lr_schedule=cfg.lr_schedule, batch_size=cfg.batch_size, max_steps=cfg.max_steps,
-                       val_every=cfg.val_every, checkpoint_every=cfg.val_every, patience=cfg.patience,
-                       weights=LossWeights(global_orient=cfg.global_orient_weight))
+    return TrainConfig(
+        regressor=reg,
+        lr=lr,
+        lr_schedule=cfg.lr_schedule,
+        batch_size=cfg.batch_size,
+        max_steps=cfg.max_steps,
+        val_every=cfg.val_every,
+        checkpoint_every=cfg.val_every,
+        patience=cfg.patience,
+        weights=LossWeights(global_orient=cfg.global_orient_weight),
+    )
 
 
 @dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, **GPU_STEP)
 @fail_fast_on_input_errors
-def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings):
+def regressor(
+    context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings
+):
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
     root = settings.root()
-    shards, out_dir = wds_export.resolve_export(root / "shards"), root / "regressor"  # one export throughout
+    shards, out_dir = (
+        wds_export.resolve_export(root / "shards"),
+        root / "regressor",
+    )  # one export throughout
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())
     hw = tcfg.regressor.image_size
@@ -125,20 +187,33 @@ def regressor(context: dg.AssetExecutionContext, config: RegressorTrainConfig, s
     val_data = materialize(load_split(shards, "val", input_hw=hw))
 
     def progress(step: int, total: int, metrics: dict) -> None:
-        context.log.info(f"step {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        context.log.info(
+            f"step {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        )
 
-    result = train(tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume)
+    result = train(
+        tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume
+    )
     if result.best_step <= 0:
-        raise ValueError(f"regressor: {result.steps} training steps never beat the untrained model's validation "
-                         f"keypoint loss ({result.best_val_loss:.4g}); {result.checkpoint_path} was not replaced")
+        raise ValueError(
+            f"regressor: {result.steps} training steps never beat the untrained model's validation "
+            f"keypoint loss ({result.best_val_loss:.4g}); {result.checkpoint_path} was not replaced"
+        )
     lineage = _record_lineage(shards, out_dir, tcfg, context.run.run_id)
-    return dg.MaterializeResult(metadata={
-        "best_val_keypoint_loss": float(result.best_val_loss), "best_step": int(result.best_step),
-        "steps": int(result.steps), "stopped_early": bool(result.stopped_early),
-        "skipped_steps": int(result.skipped_steps),  # non-finite gradients: no update (core.regressor.train)
-        "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
-        "training_samples": lineage, "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "best_val_keypoint_loss": float(result.best_val_loss),
+            "best_step": int(result.best_step),
+            "steps": int(result.steps),
+            "stopped_early": bool(result.stopped_early),
+            "skipped_steps": int(
+                result.skipped_steps
+            ),  # non-finite gradients: no update (core.regressor.train)
+            "checkpoint": dg.MetadataValue.path(str(result.checkpoint_path)),
+            "training_samples": lineage,
+            "loss_curve": image_markdown(out_dir / "loss_curve.png", "loss curve"),
+        }
+    )
 
 
 def _require_splits(shards: Path) -> None:
@@ -146,8 +221,10 @@ def _require_splits(shards: Path) -> None:
     counts = wds_export.read_manifest(shards)["counts"]
     for split in ("train", "val"):
         if not int(counts.get(split, 0)):
-            raise ValueError(f"{shards}: the {split} split of the shard export is empty ({dict(counts)}): "
-                             "materialise images for more species, then `dataset_shards`")
+            raise ValueError(
+                f"{shards}: the {split} split of the shard export is empty ({dict(counts)}): "
+                "materialise images for more species, then `dataset_shards`"
+            )
 
 
 CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2 GiB
@@ -163,8 +240,10 @@ def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
 
 def _record_lineage(export_dir: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
     """Which shards and catalog rows trained this checkpoint (`regressor/lineage.parquet`)."""
-    lineage = read_table(export_dir / wds_export.INDEX).assign(export=export_dir.name,
-        run_id=run_id, checkpoint=str(out_dir / "checkpoint.pt"),
+    lineage = read_table(export_dir / wds_export.INDEX).assign(
+        export=export_dir.name,
+        run_id=run_id,
+        checkpoint=str(out_dir / "checkpoint.pt"),
         train_config=json.dumps(tcfg.to_dict(), default=str),
     )
     write_table_atomic(lineage, out_dir / "lineage.parquet")

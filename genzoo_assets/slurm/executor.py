@@ -45,23 +45,50 @@ from genzoo_assets.slurm.jobs import JobInfo, JobRequest, SlurmError
 
 SLURM_TAG = "genzoo/slurm"  # op tag: a JobRequest mapping, e.g. {"time": "12:00:00", "mem": "64G"}
 DEFAULT_POOLS = {"default": {"cpus": 1}, "gpu": {"gres": "gpu:1"}}
-OUTCOMES = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY}
+OUTCOMES = {
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.STEP_UP_FOR_RETRY,
+}
 NOT_FOUND_GRACE_S = 30.0  # squeue may not list a job in the first moments after sbatch returns
 FINAL_REPORT_WAIT_S = 30.0
 STDERR_TAIL_LINES = 20
 
 SLURM_EXECUTOR_CONFIG = {
-    "pools": dg.Field(dg.Permissive(), default_value={}, description=(
-        "Per pool SLURM request: {pool: {partition, account, qos, time, cpus, mem, gres, extra_args}}. "
-        "`default` applies to every step; `gpu` (GPU steps) adds gres gpu:1 unless set.")),
-    "per_step": dg.Field(dg.Permissive(), default_value={}, description="Per op name overrides, same fields."),
-    "max_jobs_in_flight": dg.Field(int, default_value=200, description=(
-        "Most genzoo jobs of this user pending or running at once, across all runs; a step waits to be submitted.")),
-    "max_concurrent": dg.Field(dg.Noneable(int), default_value=None, description="Most steps in flight per run."),
-    "poll_interval_seconds": dg.Field(int, default_value=5, description="How often job states are polled."),
-    "log_dir": dg.Field(str, default_value="", description=(
-        "Where batch scripts and job stdout/stderr go (a shared path); default DATA_DIR/slurm/RUN_ID.")),
-    "setup": dg.Field([str], default_value=[], description="Shell lines run before the step (module load, venv)."),
+    "pools": dg.Field(
+        dg.Permissive(),
+        default_value={},
+        description=(
+            "Per pool SLURM request: {pool: {partition, account, qos, time, cpus, mem, gres, extra_args}}. "
+            "`default` applies to every step; `gpu` (GPU steps) adds gres gpu:1 unless set."
+        ),
+    ),
+    "per_step": dg.Field(
+        dg.Permissive(), default_value={}, description="Per op name overrides, same fields."
+    ),
+    "max_jobs_in_flight": dg.Field(
+        int,
+        default_value=200,
+        description=(
+            "Most genzoo jobs of this user pending or running at once, across all runs; a step waits to be submitted."
+        ),
+    ),
+    "max_concurrent": dg.Field(
+        dg.Noneable(int), default_value=None, description="Most steps in flight per run."
+    ),
+    "poll_interval_seconds": dg.Field(
+        int, default_value=5, description="How often job states are polled."
+    ),
+    "log_dir": dg.Field(
+        str,
+        default_value="",
+        description=(
+            "Where batch scripts and job stdout/stderr go (a shared path); default DATA_DIR/slurm/RUN_ID."
+        ),
+    ),
+    "setup": dg.Field(
+        [str], default_value=[], description="Shell lines run before the step (module load, venv)."
+    ),
     "job_name_prefix": dg.Field(str, default_value="genzoo"),
     "retries": get_retries_config(),
 }
@@ -70,11 +97,18 @@ SLURM_EXECUTOR_CONFIG = {
 def pool_requests(pools: Mapping, where: str = "pools") -> dict[str, JobRequest]:
     """``DEFAULT_POOLS`` with ``pools`` merged over them, field by field."""
     if not isinstance(pools, Mapping):
-        raise ValueError(f"{where}: expected a mapping of pool name to SLURM settings, got {pools!r}")
-    out = {name: JobRequest.from_mapping(values, f"{where}.{name}") for name, values in DEFAULT_POOLS.items()}
+        raise ValueError(
+            f"{where}: expected a mapping of pool name to SLURM settings, got {pools!r}"
+        )
+    out = {
+        name: JobRequest.from_mapping(values, f"{where}.{name}")
+        for name, values in DEFAULT_POOLS.items()
+    }
     for name, values in pools.items():
         if not isinstance(values, Mapping):
-            raise ValueError(f"{where}.{name}: expected a mapping of SLURM settings, got {values!r}")
+            raise ValueError(
+                f"{where}.{name}: expected a mapping of SLURM settings, got {values!r}"
+            )
         given = JobRequest.from_mapping(values, f"{where}.{name}")
         out[name] = out[name].merged(given) if name in out else given
     return out
@@ -87,12 +121,19 @@ def tag_request(tags: Mapping[str, str], op_name: str) -> JobRequest:
         return JobRequest()
     values = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(values, Mapping):
-        raise ValueError(f"{op_name}: op tag {SLURM_TAG}={raw!r}: expected a mapping of SLURM settings")
+        raise ValueError(
+            f"{op_name}: op tag {SLURM_TAG}={raw!r}: expected a mapping of SLURM settings"
+        )
     return JobRequest.from_mapping(values, f"{op_name}: op tag {SLURM_TAG}")
 
 
-def step_request(pools: Mapping[str, JobRequest], per_step: Mapping[str, JobRequest], pool: str | None,
-                 tags: Mapping[str, str], op_name: str) -> JobRequest:
+def step_request(
+    pools: Mapping[str, JobRequest],
+    per_step: Mapping[str, JobRequest],
+    pool: str | None,
+    tags: Mapping[str, str],
+    op_name: str,
+) -> JobRequest:
     request = pools["default"]
     if pool and pool != "default" and pool in pools:
         request = request.merged(pools[pool])
@@ -128,8 +169,16 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
 class SlurmStepHandler(StepHandler):
     """Submits, polls and cancels one run's step jobs."""
 
-    def __init__(self, pools: Mapping[str, JobRequest], per_step: Mapping[str, JobRequest], max_jobs_in_flight: int,
-                 poll_interval_seconds: int, log_dir: str, setup: list[str], job_name_prefix: str):
+    def __init__(
+        self,
+        pools: Mapping[str, JobRequest],
+        per_step: Mapping[str, JobRequest],
+        max_jobs_in_flight: int,
+        poll_interval_seconds: int,
+        log_dir: str,
+        setup: list[str],
+        job_name_prefix: str,
+    ):
         super().__init__()
         self._pools = dict(pools)
         self._per_step = dict(per_step)
@@ -166,9 +215,14 @@ class SlurmStepHandler(StepHandler):
             if run is None or run.status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED):
                 return False
             if not announced:
-                DagsterEvent.engine_event(step_context, (
-                    f"Waiting to submit: {count} {self._prefix} SLURM jobs in flight (max_jobs_in_flight="
-                    f"{self._max_in_flight})"), EngineEventData())
+                DagsterEvent.engine_event(
+                    step_context,
+                    (
+                        f"Waiting to submit: {count} {self._prefix} SLURM jobs in flight (max_jobs_in_flight="
+                        f"{self._max_in_flight})"
+                    ),
+                    EngineEventData(),
+                )
                 announced = True
             time.sleep(self._poll)
         return True
@@ -183,13 +237,19 @@ class SlurmStepHandler(StepHandler):
         stem = f"{_safe(step_key)}.{attempt}"
         stdout, stderr = run_dir / f"{stem}.out", run_dir / f"{stem}.err"
         try:
-            request = step_request(self._pools, self._per_step, step.pool, ctx.step_tags[step_key], step.op_name)
+            request = step_request(
+                self._pools, self._per_step, step.pool, ctx.step_tags[step_key], step.op_name
+            )
         except ValueError as exc:  # a bad genzoo/slurm op tag: this step fails, the run goes on
-            self._jobs[(step_key, attempt)] = _Job(step_context, None, time.monotonic(), stdout, stderr)
+            self._jobs[(step_key, attempt)] = _Job(
+                step_context, None, time.monotonic(), stdout, stderr
+            )
             self._fail(step_context, str(exc))
             return
         if not self._wait_for_room(ctx, step_context):
-            self._jobs[(step_key, attempt)] = _Job(step_context, None, time.monotonic(), stdout, stderr)
+            self._jobs[(step_key, attempt)] = _Job(
+                step_context, None, time.monotonic(), stdout, stderr
+            )
             return
         origin = ctx.execute_step_args.job_origin
         command = [origin.executable_path, "-m", "genzoo_assets.slurm.worker"]
@@ -198,20 +258,33 @@ class SlurmStepHandler(StepHandler):
         job_name = f"{self._prefix}-{run_id[:8]}-{_safe(step_key)}"
         script = run_dir / f"{stem}.sbatch"
         with atomic_path(script) as tmp:
-            tmp.write_text(jobs.batch_script(job_name, request, stdout, stderr, Path.cwd(), self._setup, env, command))
+            tmp.write_text(
+                jobs.batch_script(
+                    job_name, request, stdout, stderr, Path.cwd(), self._setup, env, command
+                )
+            )
         try:
             job_id = jobs.submit(script)
         except SlurmError as exc:
-            self._jobs[(step_key, attempt)] = _Job(step_context, None, time.monotonic(), stdout, stderr)
+            self._jobs[(step_key, attempt)] = _Job(
+                step_context, None, time.monotonic(), stdout, stderr
+            )
             self._fail(step_context, f"sbatch refused step {step_key}: {exc} (script: {script})")
             return
-        self._jobs[(step_key, attempt)] = _Job(step_context, job_id, time.monotonic(), stdout, stderr)
+        self._jobs[(step_key, attempt)] = _Job(
+            step_context, job_id, time.monotonic(), stdout, stderr
+        )
         yield DagsterEvent.step_worker_starting(
             step_context,
             message=f'Executing step "{step_key}" in SLURM job {job_id} ({" ".join(request.sbatch_options())}).',
-            metadata={"SLURM job id": job_id, "SLURM job name": job_name, "sbatch options": " ".join(request.sbatch_options()),
-                      "batch script": dg.MetadataValue.path(str(script)),
-                      "job stdout": dg.MetadataValue.path(str(stdout)), "job stderr": dg.MetadataValue.path(str(stderr))},
+            metadata={
+                "SLURM job id": job_id,
+                "SLURM job name": job_name,
+                "sbatch options": " ".join(request.sbatch_options()),
+                "batch script": dg.MetadataValue.path(str(script)),
+                "job stdout": dg.MetadataValue.path(str(stdout)),
+                "job stderr": dg.MetadataValue.path(str(stderr)),
+            },
         )
 
     def _refresh(self) -> None:
@@ -224,7 +297,9 @@ class SlurmStepHandler(StepHandler):
     @staticmethod
     def _has_outcome(ctx: StepHandlerContext, step_key: str, attempt: int) -> bool:
         """Whether the step reported success, failure or a retry for this attempt itself."""
-        records = ctx.instance.get_records_for_run(ctx.execute_step_args.run_id, of_type=OUTCOMES).records
+        records = ctx.instance.get_records_for_run(
+            ctx.execute_step_args.run_id, of_type=OUTCOMES
+        ).records
         return sum(1 for r in records if r.event_log_entry.step_key == step_key) > attempt
 
     @staticmethod
@@ -232,14 +307,20 @@ class SlurmStepHandler(StepHandler):
         """Fail the step now, without retries (the job's state says retrying cannot help)."""
         DagsterEvent.step_failure_event(
             step_context=step_context,
-            step_failure_data=StepFailureData(error=SerializableErrorInfo(message, [], None), user_failure_data=None),
+            step_failure_data=StepFailureData(
+                error=SerializableErrorInfo(message, [], None), user_failure_data=None
+            ),
         )
 
     def _report(self, job: _Job, info: JobInfo) -> None:
         message = f"SLURM job {info.job_id} {'ended' if info.final else 'is'} {info.state} on node {info.node or '-'}"
-        metadata = {"SLURM job id": info.job_id, "SLURM state": info.state, "SLURM node": info.node or "",
-                    "job stdout": dg.MetadataValue.path(str(job.stdout)),
-                    "job stderr": dg.MetadataValue.path(str(job.stderr))}
+        metadata = {
+            "SLURM job id": info.job_id,
+            "SLURM state": info.state,
+            "SLURM node": info.node or "",
+            "job stdout": dg.MetadataValue.path(str(job.stdout)),
+            "job stderr": dg.MetadataValue.path(str(job.stderr)),
+        }
         if info.exit_code:
             metadata["SLURM exit code"] = info.exit_code
         DagsterEvent.engine_event(job.step_context, message, EngineEventData(metadata=metadata))
@@ -249,7 +330,9 @@ class SlurmStepHandler(StepHandler):
         step_key, attempt = self._key(ctx)
         job = self._jobs.get((step_key, attempt))
         if job is None:
-            return CheckStepHealthResult.unhealthy(f"step {step_key} attempt {attempt} has no SLURM job")
+            return CheckStepHealthResult.unhealthy(
+                f"step {step_key} attempt {attempt} has no SLURM job"
+            )
         if job.job_id is None:
             return CheckStepHealthResult.healthy()
         if job.final is None:
@@ -258,8 +341,10 @@ class SlurmStepHandler(StepHandler):
             if info is None:
                 if time.monotonic() - job.submitted < NOT_FOUND_GRACE_S:
                     return CheckStepHealthResult.healthy()
-                return CheckStepHealthResult.unhealthy(f"SLURM job {job.job_id} for step {step_key} is known "
-                                                       "neither to squeue nor to sacct")
+                return CheckStepHealthResult.unhealthy(
+                    f"SLURM job {job.job_id} for step {step_key} is known "
+                    "neither to squeue nor to sacct"
+                )
             if info.state == "RUNNING" and not job.running_reported:
                 job.running_reported = True
                 self._report(job, info)
@@ -282,7 +367,11 @@ class SlurmStepHandler(StepHandler):
             job.job_id = None  # the executor now applies the step's retry policy, once
             return CheckStepHealthResult.unhealthy(f"{where} (retryable; {logs})")
         tail = _tail(job.stderr)
-        self._fail(job.step_context, f"{where} (reason: {info.reason}; {logs})" + (f"\nlast lines of stderr:\n{tail}" if tail else ""))
+        self._fail(
+            job.step_context,
+            f"{where} (reason: {info.reason}; {logs})"
+            + (f"\nlast lines of stderr:\n{tail}" if tail else ""),
+        )
         job.job_id = None  # reported: later checks stay quiet until the failure is processed
         return CheckStepHealthResult.healthy()
 
@@ -291,8 +380,11 @@ class SlurmStepHandler(StepHandler):
         job = self._jobs.get((step_key, attempt))
         if job is None or job.job_id is None or job.final is not None:
             return
-        yield DagsterEvent.engine_event(job.step_context, f"Cancelling SLURM job {job.job_id} (scancel)",
-                                        EngineEventData(metadata={"SLURM job id": job.job_id}))
+        yield DagsterEvent.engine_event(
+            job.step_context,
+            f"Cancelling SLURM job {job.job_id} (scancel)",
+            EngineEventData(metadata={"SLURM job id": job.job_id}),
+        )
         jobs.cancel([job.job_id])
 
     def report_final_states(self) -> None:
@@ -323,17 +415,31 @@ class SlurmExecutor(StepDelegatingExecutor):
         self._step_handler.report_final_states()
 
 
-@dg.executor(name="slurm", config_schema=SLURM_EXECUTOR_CONFIG, requirements=multiple_process_executor_requirements())
+@dg.executor(
+    name="slurm",
+    config_schema=SLURM_EXECUTOR_CONFIG,
+    requirements=multiple_process_executor_requirements(),
+)
 def slurm_executor(init_context: InitExecutorContext) -> SlurmExecutor:
     """Every step as a SLURM batch job (see ``deploy/slurm/README.md`` for the settings)."""
     cfg = init_context.executor_config
-    per_step = {name: JobRequest.from_mapping(values, f"per_step.{name}") for name, values in cfg["per_step"].items()}
+    per_step = {
+        name: JobRequest.from_mapping(values, f"per_step.{name}")
+        for name, values in cfg["per_step"].items()
+    }
     handler = SlurmStepHandler(
-        pools=pool_requests(cfg["pools"]), per_step=per_step, max_jobs_in_flight=cfg["max_jobs_in_flight"],
-        poll_interval_seconds=cfg["poll_interval_seconds"], log_dir=cfg["log_dir"], setup=cfg["setup"],
+        pools=pool_requests(cfg["pools"]),
+        per_step=per_step,
+        max_jobs_in_flight=cfg["max_jobs_in_flight"],
+        poll_interval_seconds=cfg["poll_interval_seconds"],
+        log_dir=cfg["log_dir"],
+        setup=cfg["setup"],
         job_name_prefix=cfg["job_name_prefix"],
     )
     return SlurmExecutor(
-        handler, retries=RetryMode.from_config(cfg["retries"]), max_concurrent=cfg["max_concurrent"],
-        check_step_health_interval_seconds=cfg["poll_interval_seconds"], should_verify_step=True,
+        handler,
+        retries=RetryMode.from_config(cfg["retries"]),
+        max_concurrent=cfg["max_concurrent"],
+        check_step_health_interval_seconds=cfg["poll_interval_seconds"],
+        should_verify_step=True,
     )

@@ -15,7 +15,9 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-FAILED_STATES = frozenset({"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "BOOT_FAIL", "DEADLINE"})
+FAILED_STATES = frozenset(
+    {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "BOOT_FAIL", "DEADLINE"}
+)
 RETRY_STATES = frozenset({"PREEMPTED", "NODE_FAIL"})
 FINAL_STATES = FAILED_STATES | RETRY_STATES | {"COMPLETED"}
 IN_FLIGHT_STATES = "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED,REQUEUED,RESIZING"
@@ -44,7 +46,9 @@ class JobRequest:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:
-            raise ValueError(f"{where}: unknown SLURM setting(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+            raise ValueError(
+                f"{where}: unknown SLURM setting(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})"
+            )
         out = {}
         for name, value in values.items():
             if value is None:
@@ -54,7 +58,9 @@ class JobRequest:
                     raise ValueError(f"{where}: cpus={value!r}: expected a positive integer")
             elif name == "extra_args":
                 if isinstance(value, str) or not all(isinstance(a, str) for a in value):
-                    raise ValueError(f"{where}: extra_args={value!r}: expected a list of sbatch arguments")
+                    raise ValueError(
+                        f"{where}: extra_args={value!r}: expected a list of sbatch arguments"
+                    )
                 value = tuple(value)
             elif not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{where}: {name}={value!r}: expected a non-empty string")
@@ -63,14 +69,28 @@ class JobRequest:
 
     def merged(self, override: JobRequest) -> JobRequest:
         """``override``'s set fields win; extra arguments accumulate."""
-        changes = {f.name: getattr(override, f.name) for f in dataclasses.fields(self)
-                   if f.name != "extra_args" and getattr(override, f.name) is not None}
-        return dataclasses.replace(self, **changes, extra_args=self.extra_args + override.extra_args)
+        changes = {
+            f.name: getattr(override, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "extra_args" and getattr(override, f.name) is not None
+        }
+        return dataclasses.replace(
+            self, **changes, extra_args=self.extra_args + override.extra_args
+        )
 
     def sbatch_options(self) -> list[str]:
-        flags = [("--partition", self.partition), ("--account", self.account), ("--qos", self.qos),
-                 ("--time", self.time), ("--cpus-per-task", self.cpus), ("--mem", self.mem), ("--gres", self.gres)]
-        return [f"{flag}={value}" for flag, value in flags if value is not None] + list(self.extra_args)
+        flags = [
+            ("--partition", self.partition),
+            ("--account", self.account),
+            ("--qos", self.qos),
+            ("--time", self.time),
+            ("--cpus-per-task", self.cpus),
+            ("--mem", self.mem),
+            ("--gres", self.gres),
+        ]
+        return [f"{flag}={value}" for flag, value in flags if value is not None] + list(
+            self.extra_args
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +106,30 @@ class JobInfo:
         return self.state in FINAL_STATES
 
 
-def batch_script(job_name: str, request: JobRequest, stdout: Path, stderr: Path, workdir: Path,
-                 setup: Sequence[str], env: Mapping[str, str], command: Sequence[str]) -> str:
+def batch_script(
+    job_name: str,
+    request: JobRequest,
+    stdout: Path,
+    stderr: Path,
+    workdir: Path,
+    setup: Sequence[str],
+    env: Mapping[str, str],
+    command: Sequence[str],
+) -> str:
     """The sbatch script of one step (the template in ``deploy/slurm/README.md``)."""
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --output={stdout}",
-             f"#SBATCH --error={stderr}", f"#SBATCH --chdir={workdir}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
-             "#SBATCH --no-requeue",  # requeueing would rerun an attempt Dagster already counts; retries are its job
-             *(f"#SBATCH {option}" for option in request.sbatch_options()), "set -e", *setup]
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --output={stdout}",
+        f"#SBATCH --error={stderr}",
+        f"#SBATCH --chdir={workdir}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        "#SBATCH --no-requeue",  # requeueing would rerun an attempt Dagster already counts; retries are its job
+        *(f"#SBATCH {option}" for option in request.sbatch_options()),
+        "set -e",
+        *setup,
+    ]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     lines.append("exec " + " ".join(shlex.quote(part) for part in command))
     return "\n".join(lines) + "\n"
@@ -102,10 +139,14 @@ def _run(args: list[str], stdin: str | None = None) -> str:
     binary = shutil.which(args[0])
     if binary is None:
         raise SlurmError(f"{args[0]}: not found on PATH (is this a SLURM submit host?)")
-    done = subprocess.run([binary, *args[1:]], input=stdin, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [binary, *args[1:]], input=stdin, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        raise SlurmError(f"{' '.join(args[:2])}: {message[-1] if message else f'exit status {done.returncode}'}")
+        raise SlurmError(
+            f"{' '.join(args[:2])}: {message[-1] if message else f'exit status {done.returncode}'}"
+        )
     return done.stdout
 
 
@@ -124,14 +165,30 @@ def query(job_ids: Sequence[str]) -> dict[str, JobInfo]:
     if not job_ids:
         return {}
     found = {}
-    out = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r"])
+    out = _run(
+        [
+            "squeue",
+            "--noheader",
+            "--states=all",
+            f"--jobs={','.join(job_ids)}",
+            "--format=%i|%T|%N|%r",
+        ]
+    )
     for job_id, state, node, reason in _parse(out.splitlines(), 4):
         found[job_id] = JobInfo(job_id, state.split()[0], node, reason)
     missing = [j for j in job_ids if j not in found]
     if missing and shutil.which("sacct"):
         try:
-            out = _run(["sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={','.join(missing)}",
-                        "--format=JobID,State,NodeList,Reason,ExitCode"])
+            out = _run(
+                [
+                    "sacct",
+                    "--noheader",
+                    "--parsable2",
+                    "--allocations",
+                    f"--jobs={','.join(missing)}",
+                    "--format=JobID,State,NodeList,Reason,ExitCode",
+                ]
+            )
         except SlurmError:
             out = ""  # no accounting storage on this cluster: squeue is all there is
         for job_id, state, node, reason, exit_code in _parse(out.splitlines(), 5):

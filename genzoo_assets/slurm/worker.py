@@ -27,7 +27,9 @@ def main() -> None:
     from dagster._cli import main as dagster_main
     from dagster._utils import interrupts
 
-    interrupts.setup_interrupt_handlers = lambda: None  # Dagster would point SIGTERM at its SIGINT handler
+    interrupts.setup_interrupt_handlers = lambda: (
+        None
+    )  # Dagster would point SIGTERM at its SIGINT handler
     signal.signal(signal.SIGTERM, _exit_now)
     sys.argv = ["dagster", "api", "execute_step"]
     dagster_main()

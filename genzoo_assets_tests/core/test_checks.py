@@ -7,8 +7,13 @@ from PIL import Image
 
 from genzoo_assets.core.body import procedural_body_model
 from genzoo_assets.core.checks import (
-    SampleIdMismatchError, backend_counts, betas_within_bound, fallback_rate, image_resolution,
-    keypoint_reprojection, require_same_sample_ids,
+    SampleIdMismatchError,
+    backend_counts,
+    betas_within_bound,
+    fallback_rate,
+    image_resolution,
+    keypoint_reprojection,
+    require_same_sample_ids,
 )
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.core.render.renderer import ControlRenderer
@@ -38,20 +43,38 @@ def rendered(procedural, tmp_path_factory):
 
 
 def test_betas_within_the_samplers_bound(procedural):
-    sampler = make_shape_sampler("prior", procedural, std_scale=20.0)  # wide: many draws hit the clip
-    df = sample_shapes_partition({"species": "panthera-leo", "common_name": "Lion", "family": "Felidae",
-                                  "order": "Carnivora"}, "000", range(32), sampler)
+    sampler = make_shape_sampler(
+        "prior", procedural, std_scale=20.0
+    )  # wide: many draws hit the clip
+    df = sample_shapes_partition(
+        {
+            "species": "panthera-leo",
+            "common_name": "Lion",
+            "family": "Felidae",
+            "order": "Carnivora",
+        },
+        "000",
+        range(32),
+        sampler,
+    )
     assert sampler.beta_limit == 5.0
     good = betas_within_bound(df["sample_id"], df["betas"], sampler.beta_limit)
     assert good.passed and good.metadata["abs_max"] == pytest.approx(5.0)
 
-    leaked = [np.asarray(b) * (1.2 if i == 3 else 1.0) for i, b in enumerate(df["betas"])]  # the clip forgotten
+    leaked = [
+        np.asarray(b) * (1.2 if i == 3 else 1.0) for i, b in enumerate(df["betas"])
+    ]  # the clip forgotten
     bad = betas_within_bound(df["sample_id"], leaked, sampler.beta_limit)
     assert not bad.passed and bad.metadata["failing_ids"] == [df["sample_id"][3]]
     assert bad.metadata["abs_max"] == pytest.approx(6.0)
 
-    nan = [np.where(np.arange(len(b)) == 0, np.nan, b) if i == 5 else b for i, b in enumerate(df["betas"])]
-    assert betas_within_bound(df["sample_id"], nan, sampler.beta_limit).metadata["failing_ids"] == [df["sample_id"][5]]
+    nan = [
+        np.where(np.arange(len(b)) == 0, np.nan, b) if i == 5 else b
+        for i, b in enumerate(df["betas"])
+    ]
+    assert betas_within_bound(df["sample_id"], nan, sampler.beta_limit).metadata["failing_ids"] == [
+        df["sample_id"][5]
+    ]
 
 
 def test_keypoints_reproject_from_the_stored_parameters(rendered, procedural):
@@ -68,7 +91,9 @@ def test_keypoints_reproject_from_the_stored_parameters(rendered, procedural):
 
     moved = rendered.copy()  # parameters changed after rendering
     moved.at[2, "transl"] = (np.asarray(moved.at[2, "transl"]) + [0.02, 0.0, 0.0]).tolist()
-    assert keypoint_reprojection(moved, procedural).metadata["failing_ids"] == [rendered["sample_id"][2]]
+    assert keypoint_reprojection(moved, procedural).metadata["failing_ids"] == [
+        rendered["sample_id"][2]
+    ]
 
     other_frame = rendered.assign(render_resolution=2 * RES)  # labels read in another pixel frame
     assert keypoint_reprojection(other_frame, procedural).metadata["failing"] == len(rendered)
@@ -79,14 +104,22 @@ def test_images_at_the_control_resolution(tmp_path):
     paths = [f"images/lion/000/{sid}.jpg" for sid in ids]
     (tmp_path / "images/lion/000").mkdir(parents=True)
     for i, rel in enumerate(paths):
-        Image.new("RGB", (96, 96) if i == 1 else (RES, RES)).save(tmp_path / rel)  # 1: the generator's size
+        Image.new("RGB", (96, 96) if i == 1 else (RES, RES)).save(
+            tmp_path / rel
+        )  # 1: the generator's size
     df = pd.DataFrame({"sample_id": ids, "image_path": paths})
     expected = dict.fromkeys(ids, RES)
     bad = image_resolution(df, expected, tmp_path)
-    assert not bad.passed and bad.metadata["failing_ids"] == [ids[1]] and bad.metadata["failing_sizes"] == [[96, 96]]
+    assert (
+        not bad.passed
+        and bad.metadata["failing_ids"] == [ids[1]]
+        and bad.metadata["failing_sizes"] == [[96, 96]]
+    )
     assert image_resolution(df.drop(index=1), expected, tmp_path).passed
     (tmp_path / paths[0]).unlink()
-    assert image_resolution(df.drop(index=1), expected, tmp_path).metadata["failing_ids"] == [ids[0]]
+    assert image_resolution(df.drop(index=1), expected, tmp_path).metadata["failing_ids"] == [
+        ids[0]
+    ]
 
 
 def test_fallback_rate_under_the_ceiling_and_backend_counts():
@@ -96,13 +129,22 @@ def test_fallback_rate_under_the_ceiling_and_backend_counts():
     assert fell_back == [False] * 9 + [True]
     assert fallback_rate(ids, fell_back, 0.1).passed
     bad = fallback_rate(ids, fell_back, 0.05)
-    assert not bad.passed and bad.metadata["fallback_ids"] == ["s9"] and bad.metadata["fallback_rate"] == 0.1
+    assert (
+        not bad.passed
+        and bad.metadata["fallback_ids"] == ["s9"]
+        and bad.metadata["fallback_rate"] == 0.1
+    )
     assert backend_counts(backends) == {"vlm:molmo": 9, "geometric(fallback:vlm:molmo)": 1}
     assert not is_fallback("llm:qwen+orientation") and is_fallback("template(fallback:llm:qwen)")
 
 
 def test_sample_id_sets_must_be_equal():
     require_same_sample_ids({"a": ["x", "y"], "b": ["y", "x"]}, "here")
-    with pytest.raises(SampleIdMismatchError, match=r"species=lion shard=000: .*captions lacks 1 \(lion.000.00002\)"):
-        require_same_sample_ids({"prompts": ["lion.000.00001", "lion.000.00002"], "captions": ["lion.000.00001"]},
-                                "species=lion shard=000")
+    with pytest.raises(
+        SampleIdMismatchError,
+        match=r"species=lion shard=000: .*captions lacks 1 \(lion.000.00002\)",
+    ):
+        require_same_sample_ids(
+            {"prompts": ["lion.000.00001", "lion.000.00002"], "captions": ["lion.000.00001"]},
+            "species=lion shard=000",
+        )

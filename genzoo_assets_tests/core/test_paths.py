@@ -15,7 +15,13 @@ import pytest
 import torch
 
 from genzoo_assets.core import paths
-from genzoo_assets.core.paths import DiskFullError, atomic_path, new_temp_file, sweep_stale_temps, write_bytes_atomic
+from genzoo_assets.core.paths import (
+    DiskFullError,
+    atomic_path,
+    new_temp_file,
+    sweep_stale_temps,
+    write_bytes_atomic,
+)
 
 HOST = socket.gethostname()
 
@@ -43,7 +49,9 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _temp(folder: Path, name: str, host: str, pid: int, age_s: float = 0.0, folder_kind: bool = False) -> Path:
+def _temp(
+    folder: Path, name: str, host: str, pid: int, age_s: float = 0.0, folder_kind: bool = False
+) -> Path:
     path = folder / f".{name}~{host}~{pid}~{uuid.uuid4().hex[:8]}.tmp"
     if folder_kind:
         path.mkdir()
@@ -60,7 +68,9 @@ def test_stale_temps_are_removed_and_a_live_writers_temps_kept(tmp_path, monkeyp
     stale = [
         _temp(tmp_path, "000.parquet", HOST, _dead_pid()),  # killed writer on this host
         _temp(tmp_path, "shards", HOST, _dead_pid(), folder_kind=True),
-        _temp(tmp_path, "000.parquet", "other-node", 12345, age_s=2 * day),  # another host's, untouched for 2 days
+        _temp(
+            tmp_path, "000.parquet", "other-node", 12345, age_s=2 * day
+        ),  # another host's, untouched for 2 days
         tmp_path / ".000.parquet.k3j2h1.tmp",  # an older mkstemp-style name, untouched for 2 days
         tmp_path / ".export-abc123",  # an export folder of a killed run
     ]
@@ -69,7 +79,9 @@ def test_stale_temps_are_removed_and_a_live_writers_temps_kept(tmp_path, monkeyp
     for p in stale[3:]:
         os.utime(p, (time.time() - 2 * day,) * 2)
     kept = [
-        _temp(tmp_path, "000.parquet", HOST, os.getpid(), age_s=3 * day),  # a live writer: never, however old
+        _temp(
+            tmp_path, "000.parquet", HOST, os.getpid(), age_s=3 * day
+        ),  # a live writer: never, however old
         _temp(tmp_path, "000.parquet", "other-node", 12345, age_s=60),  # another host's, recent
         tmp_path / ".keep",
         tmp_path / "000.parquet",
@@ -108,7 +120,9 @@ def tiny_fs(tmp_path):
     """A 256 KiB tmpfs (needs root and mount rights; skipped where they are missing)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mount

@@ -43,7 +43,9 @@ def _resources(root):
 
 
 def _tick(instance, root, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources(root)) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=_resources(root)
+    ) as context:
         return automation.new_species_sensor(context)
 
 
@@ -57,7 +59,9 @@ def _add_skunk(root, instance):
     first = _tick(instance, root)
     row, newly = frame.add_species_by_name(root, "Hooded Skunk", **SIZES)
     assert newly and row["key"] == SKUNK
-    assert SKUNK not in set(frame.read_species_table(root)["key"])  # the command leaves the table to the asset
+    assert SKUNK not in set(
+        frame.read_species_table(root)["key"]
+    )  # the command leaves the table to the asset
     _materialize_species(root, instance)
     return row, _tick(instance, root, first.cursor)
 
@@ -81,20 +85,32 @@ def test_first_tick_after_species_asset_requests_nothing(root, registered, insta
     assert _tick(instance, root, result.cursor).run_requests == []
 
 
-def test_added_species_is_registered_and_gets_exactly_its_planned_shards(root, registered, instance):
+def test_added_species_is_registered_and_gets_exactly_its_planned_shards(
+    root, registered, instance
+):
     assert SKUNK not in instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME)
     row, result = _add_skunk(root, instance)
     assert row["planned_shards"] == 2
-    assert SKUNK in instance.get_dynamic_partitions(SPECIES_PARTITIONS_NAME)  # by the species asset, the one registrar
+    assert SKUNK in instance.get_dynamic_partitions(
+        SPECIES_PARTITIONS_NAME
+    )  # by the species asset, the one registrar
     assert result.dynamic_partitions_requests == []
-    assert _keys(result.run_requests) == [sample_partition_key(SKUNK, "000"), sample_partition_key(SKUNK, "001")]
+    assert _keys(result.run_requests) == [
+        sample_partition_key(SKUNK, "000"),
+        sample_partition_key(SKUNK, "001"),
+    ]
     assert SKUNK in result.cursor.split(",")
     assert _tick(instance, root, result.cursor).run_requests == []  # seen: not requested twice
 
-    defs = dg.Definitions(assets=PER_SAMPLE, jobs=[automation.generate_samples],
-                          resources={"settings": GenZooSettings(data_dir=str(root), **SIZES)})
+    defs = dg.Definitions(
+        assets=PER_SAMPLE,
+        jobs=[automation.generate_samples],
+        resources={"settings": GenZooSettings(data_dir=str(root), **SIZES)},
+    )
     job = defs.resolve_job_def("generate_samples")
-    valid = {str(k) for k in job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)}
+    valid = {
+        str(k) for k in job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+    }
     assert {str(k) for k in _keys(result.run_requests)} <= valid
 
 
@@ -105,14 +121,24 @@ def test_species_cut_off_by_the_cap_stays_unseen(root, registered, instance, mon
     assert SKUNK not in result.cursor.split(",")
     again = _tick(instance, root, result.cursor)
     assert again.dynamic_partitions_requests == []
-    assert [r.run_key for r in again.run_requests] == [str(sample_partition_key(SKUNK, "000"))]  # daemon dedupes
+    assert [r.run_key for r in again.run_requests] == [
+        str(sample_partition_key(SKUNK, "000"))
+    ]  # daemon dedupes
 
 
-def test_schedule_requests_only_missing_registered_partitions(root, registered, instance, monkeypatch):
-    frame.add_species_by_name(root, "Hooded Skunk", **SIZES)  # requested, not yet in the table nor registered
+def test_schedule_requests_only_missing_registered_partitions(
+    root, registered, instance, monkeypatch
+):
+    frame.add_species_by_name(
+        root, "Hooded Skunk", **SIZES
+    )  # requested, not yet in the table nor registered
     done = sample_partition_key(registered["key"].iloc[0], "000")
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="images", partition=str(done)))
-    assert str(done) in {str(k) for k in instance.get_materialized_partitions(dg.AssetKey("images"))}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="images", partition=str(done))
+    )
+    assert str(done) in {
+        str(k) for k in instance.get_materialized_partitions(dg.AssetKey("images"))
+    }
 
     table = frame.read_species_table(root)
     reg = set(table["key"]) - {SKUNK}
@@ -157,15 +183,24 @@ def _blocks_on_missing_deps(condition) -> bool:
 def _catalog_requests(instance, root, table, condition) -> int:
     """Catalog requests on the tick after one `images` partition lands (the first tick only
     records state: an eager condition fires on updates since then)."""
-    automated = catalog.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=condition))
-    defs = dg.Definitions(assets=[species, *PER_SAMPLE, automated],
-                          resources={"settings": GenZooSettings(data_dir=str(root), **SIZES)})
+    automated = catalog.map_asset_specs(
+        lambda spec: spec.replace_attributes(automation_condition=condition)
+    )
+    defs = dg.Definitions(
+        assets=[species, *PER_SAMPLE, automated],
+        resources={"settings": GenZooSettings(data_dir=str(root), **SIZES)},
+    )
     selection = dg.AssetSelection.assets(catalog)
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+    first = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection
+    )
     key = sample_partition_key(table["key"].iloc[len(table) // 2], "001")
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="images", partition=str(key)))
-    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                               cursor=first.cursor)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="images", partition=str(key))
+    )
+    result = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+    )
     return result.get_num_requested(catalog.key)
 
 

@@ -16,14 +16,28 @@ NONE = Animal3DRelease()  # no release configured for the deployment
 def test_animal3d_needs_its_own_smal_model(tmp_path):
     path, items = write_release(tmp_path)
     settings = GenZooSettings(data_dir=str(tmp_path / "data"))
-    with pytest.raises(ValueError, match="needs SMAL's 41-beta model for its ground truth: set animal3d_smal_model"):
-        _test_set("animal3d", BenchmarkConfig(animal3d_json=str(path), animal3d_smal_model=""), settings, NONE)
+    with pytest.raises(
+        ValueError, match="needs SMAL's 41-beta model for its ground truth: set animal3d_smal_model"
+    ):
+        _test_set(
+            "animal3d",
+            BenchmarkConfig(animal3d_json=str(path), animal3d_smal_model=""),
+            settings,
+            NONE,
+        )
     smal_plus = save_body_model(tiny_body_model(145), tmp_path / "smal_plus.npz")
     with pytest.raises(Animal3DError, match="smal_plus.npz' has 145 betas"):
-        _test_set("animal3d", BenchmarkConfig(animal3d_json=str(path), animal3d_smal_model=str(smal_plus)), settings, NONE)
+        _test_set(
+            "animal3d",
+            BenchmarkConfig(animal3d_json=str(path), animal3d_smal_model=str(smal_plus)),
+            settings,
+            NONE,
+        )
 
     smal = save_body_model(tiny_body_model(41), tmp_path / "smal.npz")
-    config = BenchmarkConfig(animal3d_json=str(path), animal3d_smal_model=str(smal), animal3d_keypoints_3d="json")
+    config = BenchmarkConfig(
+        animal3d_json=str(path), animal3d_smal_model=str(smal), animal3d_keypoints_3d="json"
+    )
     test_set, gt_model = _test_set("animal3d", config, settings, NONE)
     assert gt_model.num_betas == 41 and gt_model.source == str(smal)
     assert test_set.gt_betas.shape == (3, 41) and test_set.gt_keypoints_3d.shape == (3, 26, 3)

@@ -10,8 +10,18 @@ from dagster_k8s.job import get_user_defined_k8s_config
 REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_ASSETS = {
-    "species", "shape_params", "pose_params", "control_renders", "captions", "prompts", "images",
-    "catalog", "dataset_shards", "regressor", "benchmark", "results",
+    "species",
+    "shape_params",
+    "pose_params",
+    "control_renders",
+    "captions",
+    "prompts",
+    "images",
+    "catalog",
+    "dataset_shards",
+    "regressor",
+    "benchmark",
+    "results",
 }
 GPU_ASSETS = {"control_renders", "captions", "prompts", "images", "regressor"}
 
@@ -21,12 +31,23 @@ def test_definitions_load_and_list_the_asset_graph(all_defs):
     graph = all_defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert EXPECTED_ASSETS <= keys
-    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+        for k in graph.get_all_asset_keys()
+    }
     assert parents["pose_params"] == {"shape_params"}
     assert "prompts" in parents["images"]
     assert "images" in parents["catalog"]
     # Forward only: nothing downstream of the catalog feeds it; results.duckdb has its own asset.
-    assert parents["catalog"] == {"species", "shape_params", "pose_params", "control_renders", "captions", "prompts", "images"}
+    assert parents["catalog"] == {
+        "species",
+        "shape_params",
+        "pose_params",
+        "control_renders",
+        "captions",
+        "prompts",
+        "images",
+    }
     assert parents["results"] == {"regressor", "benchmark"}
     assert parents["benchmark"] == {"regressor", "dataset_shards"}
     assert {all_defs.resolve_assets_def(k).op.pool for k in ("catalog", "results")} == {"duckdb"}
@@ -46,10 +67,22 @@ def test_gpu_stages_are_in_the_gpu_pool_and_request_a_gpu_on_kubernetes(all_defs
 
 @pytest.mark.slow  # a `dagster` process loads the code location
 def test_dagster_definitions_validate_cli(tmp_path):
-    env = dict(os.environ, DAGSTER_HOME=str(tmp_path))  # any existing instance dir; a fresh clone has none yet
+    env = dict(
+        os.environ, DAGSTER_HOME=str(tmp_path)
+    )  # any existing instance dir; a fresh clone has none yet
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-m", "genzoo_assets.definitions"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-m",
+            "genzoo_assets.definitions",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -58,6 +91,10 @@ def test_dagster_definitions_validate_cli(tmp_path):
 def test_dg_check_defs_cli(tmp_path):
     out = subprocess.run(
         [str(Path(sys.executable).with_name("dg")), "check", "defs"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, DAGSTER_HOME=str(tmp_path)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, DAGSTER_HOME=str(tmp_path)),
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -28,7 +28,11 @@ def _partitions(pd) -> object:
         return f"dynamic: {pd.name}"
     if isinstance(pd, dg.StaticPartitionsDefinition):
         keys = pd.get_partition_keys()
-        return f"static: {keys[0]}..{keys[-1]} ({len(keys)})" if len(keys) > 4 else f"static: {', '.join(keys)}"
+        return (
+            f"static: {keys[0]}..{keys[-1]} ({len(keys)})"
+            if len(keys) > 4
+            else f"static: {', '.join(keys)}"
+        )
     return type(pd).__name__
 
 
@@ -60,9 +64,15 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "pool": op.pool if op is not None else None,
             "op_tags": _tags(op.tags) if op is not None else {},
-            "tags": {k: v for k, v in sorted(spec.tags.items()) if not k.startswith("dagster/kind/")},
-            "retry": f"{retry.max_retries} x {retry.delay}s {retry.backoff.value}" if retry else None,
-            "automation": node.automation_condition.get_label() if node.automation_condition else None,
+            "tags": {
+                k: v for k, v in sorted(spec.tags.items()) if not k.startswith("dagster/kind/")
+            },
+            "retry": f"{retry.max_retries} x {retry.delay}s {retry.backoff.value}"
+            if retry
+            else None,
+            "automation": node.automation_condition.get_label()
+            if node.automation_condition
+            else None,
             "checks": sorted(c.name for c in definition.check_keys),
         }
     return {
@@ -78,8 +88,11 @@ def test_asset_graph_matches_the_snapshot(all_defs):
     text = yaml.safe_dump(graph_snapshot(all_defs), sort_keys=False, width=120)
     if os.environ.get(UPDATE_ENV):
         SNAPSHOT.write_text(text)
-        raise AssertionError(f"{SNAPSHOT.name} rewritten ({UPDATE_ENV} set): review the diff, commit it, rerun without")
+        raise AssertionError(
+            f"{SNAPSHOT.name} rewritten ({UPDATE_ENV} set): review the diff, commit it, rerun without"
+        )
     assert SNAPSHOT.exists(), f"no {SNAPSHOT.name}: run with {UPDATE_ENV}=1 to write it"
     assert text == SNAPSHOT.read_text(), (
-        f"the asset graph differs from {SNAPSHOT.name}; if intended, regenerate with {UPDATE_ENV}=1 (see this test's docstring)"
+        f"the asset graph differs from {SNAPSHOT.name}; if intended, regenerate with "
+        f"{UPDATE_ENV}=1 (see this test's docstring)"
     )

@@ -36,32 +36,61 @@ def tiny_flux(tmp_path_factory):
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """species, then shard 000 and 001 of one species up to prompts, in one Dagster instance."""
-    settings = GenZooSettings(data_dir=str(tmp_path_factory.mktemp("data")), samples_per_shard=2,
-                              resolution=RESOLUTION, device="cpu")
+    settings = GenZooSettings(
+        data_dir=str(tmp_path_factory.mktemp("data")),
+        samples_per_shard=2,
+        resolution=RESOLUTION,
+        device="cpu",
+    )
     with dg.instance_for_test() as instance:
-        assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+        assert dg.materialize(
+            [species], instance=instance, resources={"settings": settings}
+        ).success
         for shard in ("000", "001"):
-            result = dg.materialize(UPSTREAM, instance=instance, resources={"settings": settings},
-                                    partition_key=sample_partition_key(SPECIES, shard))
+            result = dg.materialize(
+                UPSTREAM,
+                instance=instance,
+                resources={"settings": settings},
+                partition_key=sample_partition_key(SPECIES, shard),
+            )
             assert result.success
         yield instance, settings
 
 
 def _flux_config(base, canny, depth) -> dict:
-    return {"ops": {"images": {"config": {
-        "backend": "flux_controlnet", "base_model": str(base), "canny_controlnet": str(canny),
-        "depth_controlnet": str(depth), "steps": 2, "max_sequence_length": 64, "batch_size": 2,
-    }}}}
+    return {
+        "ops": {
+            "images": {
+                "config": {
+                    "backend": "flux_controlnet",
+                    "base_model": str(base),
+                    "canny_controlnet": str(canny),
+                    "depth_controlnet": str(depth),
+                    "steps": 2,
+                    "max_sequence_length": 64,
+                    "batch_size": 2,
+                }
+            }
+        }
+    }
 
 
 def _materialize_images(chain, shard, run_config):
     instance, settings = chain
-    return dg.materialize([images], instance=instance, resources={"settings": settings}, run_config=run_config,
-                          partition_key=sample_partition_key(SPECIES, shard), raise_on_error=False)
+    return dg.materialize(
+        [images],
+        instance=instance,
+        resources={"settings": settings},
+        run_config=run_config,
+        partition_key=sample_partition_key(SPECIES, shard),
+        raise_on_error=False,
+    )
 
 
 def test_flux_controlnet_backend_through_the_images_asset(chain, tiny_flux):
-    result = _materialize_images(chain, "000", _flux_config(tiny_flux.base, tiny_flux.canny, tiny_flux.depth))
+    result = _materialize_images(
+        chain, "000", _flux_config(tiny_flux.base, tiny_flux.canny, tiny_flux.depth)
+    )
     assert result.success
     root = chain[1].root()
     df = pd.read_parquet(root / "images" / SPECIES / "000.parquet")
@@ -81,7 +110,9 @@ def test_flux_controlnet_backend_through_the_images_asset(chain, tiny_flux):
     assert df["alignment_score"].between(0.0, 1.0).all()
     prov = json.loads(df["provenance"].iloc[0])
     assert prov["backend"] == "flux_controlnet" and prov["run_id"] == result.run_id
-    assert prov["params"]["max_sequence_length"] == 64 and prov["params"]["resolution"] == RESOLUTION
+    assert (
+        prov["params"]["max_sequence_length"] == 64 and prov["params"]["resolution"] == RESOLUTION
+    )
     for rel in df["image_path"]:
         with Image.open(root / rel) as im:
             assert im.size == (RESOLUTION, RESOLUTION) and im.mode == "RGB"
@@ -102,14 +133,20 @@ def test_incomplete_base_model_fails_fast_before_any_image(chain, tiny_flux, tmp
     for f in removed:
         f.unlink()
 
-    result = _materialize_images(chain, "001", _flux_config(broken, tiny_flux.canny, tiny_flux.depth))
+    result = _materialize_images(
+        chain, "001", _flux_config(broken, tiny_flux.canny, tiny_flux.depth)
+    )
     assert not result.success
     events = result.all_events
     assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in events)
     failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert len(failures) == 1
     message = failures[0].step_failure_data.user_failure_data.description
-    assert "ModelDirectoryError" in message and "transformer" in message and "no weight file" in message
+    assert (
+        "ModelDirectoryError" in message
+        and "transformer" in message
+        and "no weight file" in message
+    )
     assert str(broken) in message
 
     root = chain[1].root()

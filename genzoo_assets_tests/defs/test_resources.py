@@ -29,4 +29,9 @@ def test_code_location_binds_env_vars_that_the_run_resolves(monkeypatch):
         seen.update(settings.model_dump())
 
     assert dg.materialize([probe], resources={"settings": resource}).success
-    assert (seen["data_dir"], seen["samples_per_shard"], seen["device"], seen["resolution"]) == ("/srv/zoo", 24, "cpu", 1024)
+    assert (seen["data_dir"], seen["samples_per_shard"], seen["device"], seen["resolution"]) == (
+        "/srv/zoo",
+        24,
+        "cpu",
+        1024,
+    )

@@ -21,7 +21,9 @@ def _sha(path) -> str:
 
 
 def _materialize(assets, instance, settings, partition_key=None):
-    result = dg.materialize(assets, instance=instance, resources={"settings": settings}, partition_key=partition_key)
+    result = dg.materialize(
+        assets, instance=instance, resources={"settings": settings}, partition_key=partition_key
+    )
     assert result.success
     return result
 
@@ -32,7 +34,9 @@ def sampled(instance, settings):
     registered = set(instance.get_dynamic_partitions("species"))
     assert set(SPECIES) <= registered
     for key in SPECIES:
-        _materialize([shape_params, pose_params], instance, settings, sample_partition_key(key, "000"))
+        _materialize(
+            [shape_params, pose_params], instance, settings, sample_partition_key(key, "000")
+        )
     _materialize([catalog], instance, settings)
     return settings.root()
 
@@ -46,7 +50,8 @@ def test_two_species_through_dagster_read_back_through_the_catalog(sampled, sett
     assert rows["n"].tolist() == [settings.samples_per_shard] * 2
     assert rows["ids"].tolist() == [settings.samples_per_shard] * 2
     one = duckdb_catalog.query(
-        "SELECT betas, global_orient, body_pose, keypoints_3d, provenance FROM samples LIMIT 1", data_dir=sampled
+        "SELECT betas, global_orient, body_pose, keypoints_3d, provenance FROM samples LIMIT 1",
+        data_dir=sampled,
     )
     assert len(one["betas"].iloc[0]) > 0 and len(one["body_pose"].iloc[0]) == 102
     assert len(one["keypoints_3d"].iloc[0]) == 78

@@ -7,7 +7,11 @@ import pytest
 import yaml
 from dagster_k8s import k8s_job_executor
 from dagster_k8s.container_context import K8sContainerContext
-from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+from dagster_k8s.job import (
+    DagsterK8sJobConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
 
 from genzoo_assets.defs.executor import select_executor
 
@@ -27,14 +31,21 @@ def step_container(all_defs: dg.Definitions, asset: str):
     """The step pod's container, built the way dagster-k8s' K8sStepHandler builds it: the run
     launcher's job config, then the op's `dagster-k8s/config` tags merged on top."""
     op = all_defs.resolve_assets_def(asset).op
-    context = K8sContainerContext().merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(op.tags)))
+    context = K8sContainerContext().merge(
+        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(op.tags))
+    )
     job_config = DagsterK8sJobConfig(
-        job_image="genzoo-assets:test", dagster_home="/opt/dagster/dagster_home",
-        instance_config_map="dagster-instance", postgres_password_secret="dagster-postgresql-secret",
+        job_image="genzoo-assets:test",
+        dagster_home="/opt/dagster/dagster_home",
+        instance_config_map="dagster-instance",
+        postgres_password_secret="dagster-postgresql-secret",
     )
     job = construct_dagster_k8s_job(
-        job_config, args=["dagster", "api", "execute_step"], job_name=f"dagster-step-{asset.replace('_', '-')}",
-        component="step_worker", user_defined_k8s_config=context.run_k8s_config,
+        job_config,
+        args=["dagster", "api", "execute_step"],
+        job_name=f"dagster-step-{asset.replace('_', '-')}",
+        component="step_worker",
+        user_defined_k8s_config=context.run_k8s_config,
         labels={"dagster/op": asset},
     )
     containers = job.spec.template.spec.containers
@@ -76,9 +87,14 @@ def test_local_executor_is_multiprocess_with_max_concurrent_from_env():
     assert select_executor({"GENZOO_EXECUTOR": "in_process"}) is dg.in_process_executor
 
 
-@pytest.mark.parametrize("env, word", [({"GENZOO_EXECUTOR": "yarn"}, "GENZOO_EXECUTOR"),
-                                       ({"GENZOO_MAX_CONCURRENT": "0"}, "GENZOO_MAX_CONCURRENT"),
-                                       ({"GENZOO_MAX_CONCURRENT": "many"}, "GENZOO_MAX_CONCURRENT")])
+@pytest.mark.parametrize(
+    "env, word",
+    [
+        ({"GENZOO_EXECUTOR": "yarn"}, "GENZOO_EXECUTOR"),
+        ({"GENZOO_MAX_CONCURRENT": "0"}, "GENZOO_MAX_CONCURRENT"),
+        ({"GENZOO_MAX_CONCURRENT": "many"}, "GENZOO_MAX_CONCURRENT"),
+    ],
+)
 def test_bad_executor_settings_name_the_variable(env, word):
     with pytest.raises(ValueError, match=word):
         select_executor(env)
@@ -94,7 +110,9 @@ def test_deploy_instance_is_valid_with_postgres_and_the_k8s_run_launcher():
     assert checked.success, checked.errors
     for storage in ("run_storage", "event_log_storage", "schedule_storage"):
         assert instance[storage]["module"].startswith("dagster_postgres."), storage
-        assert instance[storage]["config"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+        assert instance[storage]["config"]["postgres_db"]["password"] == {
+            "env": "DAGSTER_PG_PASSWORD"
+        }
     launcher = instance["run_launcher"]
     assert launcher["class"] == "K8sRunLauncher"
     checked = process_config(K8sRunLauncher.config_type(), launcher["config"])
@@ -112,4 +130,7 @@ def test_helm_values_run_the_code_location_with_the_k8s_executor_and_shared_data
     assert values["dagster-user-deployments"]["enabled"] is True
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     instance = yaml.safe_load((REPO / "deploy" / "dagster-instance.yaml").read_text())
-    assert f"GENZOO_DATA_DIR={env['GENZOO_DATA_DIR']}" in instance["run_launcher"]["config"]["env_vars"]
+    assert (
+        f"GENZOO_DATA_DIR={env['GENZOO_DATA_DIR']}"
+        in instance["run_launcher"]["config"]["env_vars"]
+    )

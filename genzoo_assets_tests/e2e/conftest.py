@@ -25,9 +25,13 @@ def chromium() -> str:
     if path:
         return path
     if os.environ.get("CI"):
-        pytest.fail("chromium is not installed but CI is set: the web UI test must run on CI "
-                    "(`make test-deps` installs Debian's chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium); the web UI test needs a browser")
+        pytest.fail(
+            "chromium is not installed but CI is set: the web UI test must run on CI "
+            "(`make test-deps` installs Debian's chromium)"
+        )
+    pytest.skip(
+        "chromium is not installed (apt-get install chromium); the web UI test needs a browser"
+    )
 
 
 @dataclass
@@ -55,12 +59,18 @@ def web_ui(tmp_path, monkeypatch, chromium):
     from genzoo_assets.ui import start_ui
 
     home, data = tmp_path / "dagster_home", tmp_path / "data"
-    for key, value in {"DAGSTER_HOME": str(home), "GENZOO_DATA_DIR": str(data),
-                       "GENZOO_SAMPLES_PER_SHARD": str(SAMPLES_PER_SHARD), "GENZOO_RESOLUTION": str(RESOLUTION),
-                       "GENZOO_EXECUTOR": "in_process"}.items():  # one process per run: ~10 s less per step
+    for key, value in {
+        "DAGSTER_HOME": str(home),
+        "GENZOO_DATA_DIR": str(data),
+        "GENZOO_SAMPLES_PER_SHARD": str(SAMPLES_PER_SHARD),
+        "GENZOO_RESOLUTION": str(RESOLUTION),
+        "GENZOO_EXECUTOR": "in_process",
+    }.items():  # one process per run: ~10 s less per step
         monkeypatch.setenv(key, value)
     instance = project_instance()
-    settings = GenZooSettings(data_dir=str(data), samples_per_shard=SAMPLES_PER_SHARD, resolution=RESOLUTION)
+    settings = GenZooSettings(
+        data_dir=str(data), samples_per_shard=SAMPLES_PER_SHARD, resolution=RESOLUTION
+    )
     assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
     instance.dispose()
 

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.slow  # a browser against `dg dev`
 
 SPECIES = "dog-labrador-retriever"
 SHARD = "000"
-JOB = "generate_samples"  # shape_params → pose_params → control_renders → captions → prompts → images
+JOB = (
+    "generate_samples"  # shape_params → pose_params → control_renders → captions → prompts → images
+)
 UI_TIMEOUT_MS = 60_000
 
 
@@ -30,7 +32,9 @@ def _pick_partition(page, dialog, key: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
     picker = page.get_by_placeholder("Filter partitions")
-    for attempt in range(3):  # the newsletter modal (and its handler's Skip click) can close the picker
+    for attempt in range(
+        3
+    ):  # the newsletter modal (and its handler's Skip click) can close the picker
         dialog.get_by_text("Select a partition or create one").first.click()
         try:
             picker.wait_for(timeout=UI_TIMEOUT_MS // 4)
@@ -58,8 +62,10 @@ def test_launch_a_species_partition_from_the_web_ui(web_ui, chromium, tmp_path):
             page.set_default_timeout(UI_TIMEOUT_MS)
             # Dagster's first-visit newsletter modal covers the page whenever it shows up. It can open
             # under the launch dialog's overlay, where a pointer click on Skip never lands: dispatch it.
-            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                     lambda: page.get_by_role("button", name="Skip").dispatch_event("click"))
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"),
+                lambda: page.get_by_role("button", name="Skip").dispatch_event("click"),
+            )
 
             page.goto(f"{web_ui.base_url}/asset-groups", wait_until="domcontentloaded")
             for group in ("taxonomy", "sampling", "images", "catalog"):
@@ -67,11 +73,16 @@ def test_launch_a_species_partition_from_the_web_ui(web_ui, chromium, tmp_path):
             page.get_by_role("button", name="Materialize all").wait_for()
             _screenshot(page, tmp_path, "01-asset-graph")
 
-            page.goto(f"{web_ui.base_url}/locations/{web_ui.location}/jobs/{JOB}", wait_until="domcontentloaded")
+            page.goto(
+                f"{web_ui.base_url}/locations/{web_ui.location}/jobs/{JOB}",
+                wait_until="domcontentloaded",
+            )
             page.get_by_role("button", name="Materialize all").click()
             dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
             dialog.get_by_text("Launch runs to materialize 6 assets").wait_for()
-            _pick_partition(page, dialog, SHARD)  # dimensions are listed by name: shard, then species
+            _pick_partition(
+                page, dialog, SHARD
+            )  # dimensions are listed by name: shard, then species
             _pick_partition(page, dialog, SPECIES)
             launch = dialog.get_by_role("button", name="Launch 1 run")
             launch.wait_for()
@@ -95,11 +106,15 @@ def test_launch_a_species_partition_from_the_web_ui(web_ui, chromium, tmp_path):
 
     launched = [r for r in runs(web_ui.base_url) if r["jobName"] == JOB]
     assert [r["runId"] for r in launched] == [run["runId"]], (
-        f"only the clicked run should exist (new_species_sensor must not request partitions): {launched}")
+        f"only the clicked run should exist (new_species_sensor must not request partitions): {launched}"
+    )
 
     refresh_catalog(web_ui.data_dir)
-    rows = query(f"SELECT sample_id, species, shard, \"index\", image_path, caption, prompt FROM samples "
-                 f"WHERE species = '{SPECIES}' AND shard = '{SHARD}' ORDER BY \"index\"", data_dir=web_ui.data_dir)
+    rows = query(
+        f'SELECT sample_id, species, shard, "index", image_path, caption, prompt FROM samples '
+        f"WHERE species = '{SPECIES}' AND shard = '{SHARD}' ORDER BY \"index\"",
+        data_dir=web_ui.data_dir,
+    )
     assert rows["index"].tolist() == list(range(SAMPLES_PER_SHARD))
     assert rows["caption"].str.len().gt(0).all() and rows["prompt"].str.len().gt(0).all()
     for image in rows["image_path"]:

@@ -31,14 +31,23 @@ def _child(data: str, species_key: str, barrier, queue) -> None:
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("species", [species_key])
             barrier.wait(timeout=60)
-            result = dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
-                                    partition_key=sample_partition_key(species_key, "000"), raise_on_error=False)
-            report["errors"] += [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+            result = dg.materialize(
+                [shape_params, pose_params],
+                instance=instance,
+                resources={"settings": settings},
+                partition_key=sample_partition_key(species_key, "000"),
+                raise_on_error=False,
+            )
+            report["errors"] += [
+                str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure
+            ]
             refreshes = 0
             for _ in range(3):  # overlap as many refreshes and reads as the siblings allow
                 duckdb_catalog.refresh_catalog(data)
                 refreshes += 1
-                rows = duckdb_catalog.query("SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data)
+                rows = duckdb_catalog.query(
+                    "SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data
+                )
             report.update(success=result.success, refreshes=refreshes, species_seen=len(rows))
     except Exception:  # reported to the parent, which asserts on it
         report["errors"].append(traceback.format_exc())

@@ -20,7 +20,9 @@ def assets_by_name() -> dict:
     from genzoo_assets.defs.sampling import pose_params, shape_params
     from genzoo_assets.defs.species import species
 
-    return {a.key.to_user_string(): a for a in (species, shape_params, pose_params, control_renders)}
+    return {
+        a.key.to_user_string(): a for a in (species, shape_params, pose_params, control_renders)
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -31,15 +33,21 @@ def main(argv: list[str]) -> int:
     from genzoo_assets.pool_slots import materialize
 
     data, species_key, shard, samples, resolution, *names = argv
-    settings = GenZooSettings(data_dir=data, samples_per_shard=int(samples), resolution=int(resolution))
+    settings = GenZooSettings(
+        data_dir=data, samples_per_shard=int(samples), resolution=int(resolution)
+    )
     table = assets_by_name()
     instance = dg.DagsterInstance.get()
     if "species" in names:
         materialize([table["species"]], instance, resources={"settings": settings})
         names = [n for n in names if n != "species"]
     print("started", flush=True)
-    result = materialize([table[n] for n in names], instance, resources={"settings": settings},
-                         partition_key=sample_partition_key(species_key, shard))
+    result = materialize(
+        [table[n] for n in names],
+        instance,
+        resources={"settings": settings},
+        partition_key=sample_partition_key(species_key, shard),
+    )
     print("success" if result.success else "failure", flush=True)
     return 0 if result.success else 1
 

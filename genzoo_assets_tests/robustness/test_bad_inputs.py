@@ -52,7 +52,14 @@ pytestmark = pytest.mark.slow  # dozens of runs and CLI processes (~70 s in all)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[2]
-UNCLEAR = {"AttributeError", "IndexError", "ZeroDivisionError", "UnboundLocalError", "NameError", "AssertionError"}
+UNCLEAR = {
+    "AttributeError",
+    "IndexError",
+    "ZeroDivisionError",
+    "UnboundLocalError",
+    "NameError",
+    "AssertionError",
+}
 MDD_V2 = "sciName,mainCommonName,superorder,order,family,extinct,domestic\n"
 PWNED = "PWNED"  # what every hostile file below tries to create in the bad-files folder
 
@@ -73,7 +80,9 @@ class World:
 def _write_bad_files(bad: Path) -> None:
     bad.mkdir()
     arrays = model_arrays(procedural_body_model())
-    (bad / "truncated.pkl").write_bytes(pickle.dumps({k: v for k, v in arrays.items()}, protocol=2)[:200])
+    (bad / "truncated.pkl").write_bytes(
+        pickle.dumps({k: v for k, v in arrays.items()}, protocol=2)[:200]
+    )
     ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
     (bad / "image.pkl").write_bytes(png.tobytes())
     np.savez(bad / "wrong_shapes.npz", **{**arrays, "shapedirs": np.zeros((5, 3))})
@@ -85,14 +94,25 @@ def _write_bad_files(bad: Path) -> None:
     (bad / "binary.csv").write_bytes(bytes(range(256)) * 8)
     (bad / "empty.csv").write_bytes(b"")
     (bad / "header_only.csv").write_text(MDD_V2)
-    (bad / "bad_flag.csv").write_text(MDD_V2 + "Panthera_leo,Lion,Laurasiatheria,CARNIVORA,FELIDAE,maybe,0\n")
-    (bad / "ambiguous.csv").write_text(MDD_V2 + "Vulpes ghosta,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n"
-                                                "Vulpes spectra,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n")
+    (bad / "bad_flag.csv").write_text(
+        MDD_V2 + "Panthera_leo,Lion,Laurasiatheria,CARNIVORA,FELIDAE,maybe,0\n"
+    )
+    (bad / "ambiguous.csv").write_text(
+        MDD_V2 + "Vulpes ghosta,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n"
+        "Vulpes spectra,Ghost Fox,Laurasiatheria,CARNIVORA,CANIDAE,0,0\n"
+    )
     np.savez(bad / "nan_bank.npz", poses=np.full((4, 34, 3), np.nan))
     np.savez(bad / "wrong_shape_bank.npz", poses=np.zeros((4, 7)))
-    np.savez(bad / "attributes.npz", animals=np.array(["Canis lupus"]), mean=np.zeros((1, 4)), cov=np.eye(4)[None])
+    np.savez(
+        bad / "attributes.npz",
+        animals=np.array(["Canis lupus"]),
+        mean=np.zeros((1, 4)),
+        cov=np.eye(4)[None],
+    )
     (bad / "invalid.json").write_text('{"data": [ {"img_path": ')
-    (bad / "missing_fields.json").write_text(json.dumps({"data": [{"img_path": "a.png", "mask_path": "a_mask.png"}]}))
+    (bad / "missing_fields.json").write_text(
+        json.dumps({"data": [{"img_path": "a.png", "mask_path": "a_mask.png"}]})
+    )
     (bad / "not_a_dir").write_text("a regular file where a folder should be")
     for name in ("llm_incomplete", "clip_empty"):
         (bad / name).mkdir()
@@ -103,10 +123,12 @@ def _write_bad_files(bad: Path) -> None:
 def _write_hostile_files(bad: Path) -> None:
     """Files that run code when loaded carelessly: each would create ``bad/PWNED``."""
     marker = bad / PWNED
-    files = {"evil_stack_global.pkl": malicious.stack_global(marker),
-             "evil_os_system.pkl": malicious.payloads(marker)["global-os-system"][0],
-             "evil_numpy_savetxt.pkl": malicious.payloads(marker)["global-numpy-savetxt"][0],
-             "evil_smal_data.pkl": malicious.in_model_dict(marker)}
+    files = {
+        "evil_stack_global.pkl": malicious.stack_global(marker),
+        "evil_os_system.pkl": malicious.payloads(marker)["global-os-system"][0],
+        "evil_numpy_savetxt.pkl": malicious.payloads(marker)["global-numpy-savetxt"][0],
+        "evil_smal_data.pkl": malicious.in_model_dict(marker),
+    }
     for name, data in files.items():
         (bad / name).write_bytes(data)
     import torch
@@ -132,96 +154,226 @@ def world(tmp_path_factory) -> World:
     ambiguous = root / "ambiguous"
     frame.import_mdd(ambiguous, root / "bad" / "ambiguous.csv", samples_per_shard=2)
     with dg.instance_for_test() as instance:
-        assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
-        assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
-                              partition_key=sample_partition_key("panthera-leo", "000")).success
-        instance.add_dynamic_partitions("species", ["zzz-not-an-animal", "panthera_leo-", "panthera..leo"])
+        assert dg.materialize(
+            [species], instance=instance, resources={"settings": settings}
+        ).success
+        assert dg.materialize(
+            [shape_params, pose_params],
+            instance=instance,
+            resources={"settings": settings},
+            partition_key=sample_partition_key("panthera-leo", "000"),
+        ).success
+        instance.add_dynamic_partitions(
+            "species", ["zzz-not-an-animal", "panthera_leo-", "panthera..leo"]
+        )
         duckdb_catalog.refresh_catalog(settings.root())
         (root / "bad" / "truncated_catalog").mkdir()
         (root / "bad" / "truncated_catalog" / CATALOG_NAME).write_bytes(
-            (settings.root() / CATALOG_NAME).read_bytes()[:5000])
+            (settings.root() / CATALOG_NAME).read_bytes()[:5000]
+        )
         yield World(root, settings.root(), ambiguous, root / "bad", instance, settings)
 
 
 def _snapshot(*dirs: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for d in dirs if d.exists() for p in sorted(d.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for d in dirs
+        if d.exists()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --- the `genzoo` command -------------------------------------------------------------------------
 
 CLI_CASES = {
     # id: (argv, with {bad}/{data}/{ambiguous} filled in; words the one-line message must contain)
-    "body-missing-file": (["body", "info", "{bad}/no_such_model.pkl"], ["{bad}/no_such_model.pkl", "not found"]),
-    "body-truncated-pickle": (["body", "info", "{bad}/truncated.pkl"], ["{bad}/truncated.pkl", "truncated"]),
-    "body-png-renamed-pkl": (["body", "info", "{bad}/image.pkl"], ["{bad}/image.pkl", "not a pickle"]),
-    "body-npz-wrong-shapes": (["body", "info", "{bad}/wrong_shapes.npz"], ["{bad}/wrong_shapes.npz", "shapedirs"]),
-    "body-nan-template": (["body", "info", "{bad}/nan_template.npz"], ["{bad}/nan_template.npz", "v_template"]),
+    "body-missing-file": (
+        ["body", "info", "{bad}/no_such_model.pkl"],
+        ["{bad}/no_such_model.pkl", "not found"],
+    ),
+    "body-truncated-pickle": (
+        ["body", "info", "{bad}/truncated.pkl"],
+        ["{bad}/truncated.pkl", "truncated"],
+    ),
+    "body-png-renamed-pkl": (
+        ["body", "info", "{bad}/image.pkl"],
+        ["{bad}/image.pkl", "not a pickle"],
+    ),
+    "body-npz-wrong-shapes": (
+        ["body", "info", "{bad}/wrong_shapes.npz"],
+        ["{bad}/wrong_shapes.npz", "shapedirs"],
+    ),
+    "body-nan-template": (
+        ["body", "info", "{bad}/nan_template.npz"],
+        ["{bad}/nan_template.npz", "v_template"],
+    ),
     "body-empty-file": (["body", "info", "{bad}/empty.pkl"], ["{bad}/empty.pkl", "empty"]),
     "body-directory": (["body", "info", "{bad}"], ["{bad}", "directory"]),
-    "body-stack-global-exec": (["body", "info", "{bad}/evil_stack_global.pkl"],
-                               ["{bad}/evil_stack_global.pkl", "refusing to load global numpy._core.numeric.builtins.exec"]),
-    "body-os-system": (["body", "info", "{bad}/evil_os_system.pkl"], ["{bad}/evil_os_system.pkl", "global os.system"]),
-    "body-npz-object-array": (["body", "info", "{bad}/pickled_model.npz"],
-                              ["{bad}/pickled_model.npz", "pickled object arrays"]),
-    "body-numpy-savetxt": (["body", "info", "{bad}/evil_numpy_savetxt.pkl"],
-                           ["{bad}/evil_numpy_savetxt.pkl", "global numpy.savetxt"]),
-    "species-unknown": (["species", "add", "Zzyzx notananimal"], ["Zzyzx notananimal", "unknown species"]),
-    "species-ambiguous": (["--data-dir", "{ambiguous}", "species", "add", "ghost fox"], ["ghost fox", "ambiguous"]),
-    "species-sql-name": (["species", "add", "x'); DROP TABLE species; --"], ["DROP TABLE species", "unknown species"]),
+    "body-stack-global-exec": (
+        ["body", "info", "{bad}/evil_stack_global.pkl"],
+        [
+            "{bad}/evil_stack_global.pkl",
+            "refusing to load global numpy._core.numeric.builtins.exec",
+        ],
+    ),
+    "body-os-system": (
+        ["body", "info", "{bad}/evil_os_system.pkl"],
+        ["{bad}/evil_os_system.pkl", "global os.system"],
+    ),
+    "body-npz-object-array": (
+        ["body", "info", "{bad}/pickled_model.npz"],
+        ["{bad}/pickled_model.npz", "pickled object arrays"],
+    ),
+    "body-numpy-savetxt": (
+        ["body", "info", "{bad}/evil_numpy_savetxt.pkl"],
+        ["{bad}/evil_numpy_savetxt.pkl", "global numpy.savetxt"],
+    ),
+    "species-unknown": (
+        ["species", "add", "Zzyzx notananimal"],
+        ["Zzyzx notananimal", "unknown species"],
+    ),
+    "species-ambiguous": (
+        ["--data-dir", "{ambiguous}", "species", "add", "ghost fox"],
+        ["ghost fox", "ambiguous"],
+    ),
+    "species-sql-name": (
+        ["species", "add", "x'); DROP TABLE species; --"],
+        ["DROP TABLE species", "unknown species"],
+    ),
     "species-empty-name": (["species", "add", "  "], ["'  '", "empty"]),
-    "mdd-missing-columns": (["species", "import-mdd", "{bad}/missing_columns.csv"],
-                            ["{bad}/missing_columns.csv", "mainCommonName"]),
+    "mdd-missing-columns": (
+        ["species", "import-mdd", "{bad}/missing_columns.csv"],
+        ["{bad}/missing_columns.csv", "mainCommonName"],
+    ),
     "mdd-binary": (["species", "import-mdd", "{bad}/binary.csv"], ["{bad}/binary.csv", "binary"]),
     "mdd-empty": (["species", "import-mdd", "{bad}/empty.csv"], ["{bad}/empty.csv", "empty"]),
-    "mdd-header-only": (["species", "import-mdd", "{bad}/header_only.csv"],
-                        ["{bad}/header_only.csv", "no species rows"]),
-    "mdd-bad-flag": (["species", "import-mdd", "{bad}/bad_flag.csv"], ["{bad}/bad_flag.csv", "extinct", "maybe"]),
-    "mdd-missing-file": (["species", "import-mdd", "{bad}/MDD_v9.csv"], ["{bad}/MDD_v9.csv", "does not exist"]),
+    "mdd-header-only": (
+        ["species", "import-mdd", "{bad}/header_only.csv"],
+        ["{bad}/header_only.csv", "no species rows"],
+    ),
+    "mdd-bad-flag": (
+        ["species", "import-mdd", "{bad}/bad_flag.csv"],
+        ["{bad}/bad_flag.csv", "extinct", "maybe"],
+    ),
+    "mdd-missing-file": (
+        ["species", "import-mdd", "{bad}/MDD_v9.csv"],
+        ["{bad}/MDD_v9.csv", "does not exist"],
+    ),
     "demo-zero-workers": (["demo", "--workers", "0"], ["--workers", "at least 1", "got 0"]),
     "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
-    "sql-insert": (["catalog", "sql", "INSERT INTO _catalog_info (data_dir) VALUES ('x')"],
-                   ["INSERT INTO _catalog_info", "read-only"]),
-    "sql-copy": (["catalog", "sql", "COPY samples TO '{bad}/leak.csv'"], ["COPY samples", "read-only"]),
-    "sql-attach": (["catalog", "sql", "ATTACH '{bad}/evil.duckdb' AS evil"], ["ATTACH", "read-only"]),
-    "sql-create-view": (["catalog", "sql", "CREATE VIEW v AS SELECT 1"], ["CREATE VIEW v", "read-only"]),
-    "sql-two-statements": (["catalog", "sql", "SELECT 1; DROP TABLE samples"], ["DROP TABLE samples", "one statement"]),
+    "sql-insert": (
+        ["catalog", "sql", "INSERT INTO _catalog_info (data_dir) VALUES ('x')"],
+        ["INSERT INTO _catalog_info", "read-only"],
+    ),
+    "sql-copy": (
+        ["catalog", "sql", "COPY samples TO '{bad}/leak.csv'"],
+        ["COPY samples", "read-only"],
+    ),
+    "sql-attach": (
+        ["catalog", "sql", "ATTACH '{bad}/evil.duckdb' AS evil"],
+        ["ATTACH", "read-only"],
+    ),
+    "sql-create-view": (
+        ["catalog", "sql", "CREATE VIEW v AS SELECT 1"],
+        ["CREATE VIEW v", "read-only"],
+    ),
+    "sql-two-statements": (
+        ["catalog", "sql", "SELECT 1; DROP TABLE samples"],
+        ["DROP TABLE samples", "one statement"],
+    ),
     "sql-explain-analyze-copy-partition": (
-        ["catalog", "sql", "EXPLAIN ANALYZE COPY (SELECT * FROM shape_params WHERE false) TO "
-                           "'{data}/shape_params/panthera-leo/000.parquet' (FORMAT parquet)"],
-        ["EXPLAIN ANALYZE COPY", "read-only"]),
-    "sql-explain-analyze-copy-file": (["catalog", "sql", "EXPLAIN ANALYZE COPY (SELECT 1) TO '{bad}/leak.csv'"],
-                                      ["{bad}/leak.csv", "read-only"]),
-    "sql-read-csv-passwd": (["catalog", "sql", "SELECT * FROM read_csv('/etc/passwd')"], ["/etc/passwd", "read-only"]),
-    "sql-read-text-environ": (["catalog", "sql", "SELECT content FROM read_text('/proc/self/environ')"],
-                              ["/proc/self/environ", "read-only"]),
-    "sql-install-extension": (["catalog", "sql", "INSTALL httpfs"], ["INSTALL httpfs", "read-only"]),
+        [
+            "catalog",
+            "sql",
+            "EXPLAIN ANALYZE COPY (SELECT * FROM shape_params WHERE false) TO "
+            "'{data}/shape_params/panthera-leo/000.parquet' (FORMAT parquet)",
+        ],
+        ["EXPLAIN ANALYZE COPY", "read-only"],
+    ),
+    "sql-explain-analyze-copy-file": (
+        ["catalog", "sql", "EXPLAIN ANALYZE COPY (SELECT 1) TO '{bad}/leak.csv'"],
+        ["{bad}/leak.csv", "read-only"],
+    ),
+    "sql-read-csv-passwd": (
+        ["catalog", "sql", "SELECT * FROM read_csv('/etc/passwd')"],
+        ["/etc/passwd", "read-only"],
+    ),
+    "sql-read-text-environ": (
+        ["catalog", "sql", "SELECT content FROM read_text('/proc/self/environ')"],
+        ["/proc/self/environ", "read-only"],
+    ),
+    "sql-install-extension": (
+        ["catalog", "sql", "INSTALL httpfs"],
+        ["INSTALL httpfs", "read-only"],
+    ),
     "sql-load-extension": (["catalog", "sql", "LOAD httpfs"], ["LOAD httpfs", "read-only"]),
-    "sql-enable-external-access": (["catalog", "sql", "SET enable_external_access = true"],
-                                   ["enable_external_access", "read-only"]),
+    "sql-enable-external-access": (
+        ["catalog", "sql", "SET enable_external_access = true"],
+        ["enable_external_access", "read-only"],
+    ),
     "sql-negative-limit": (["catalog", "sql", "SELECT 1", "--limit", "-1"], ["--limit", "-1"]),
-    "sql-unlimited-table": (["catalog", "sql", "SELECT 1", "--limit", "0"], ["--limit 0", "csv or json"]),
-    "sql-memory-cap": (["catalog", "sql", "SELECT list(repeat('x', 1000)) FROM range(1000000)", "--memory-limit",
-                        "64MB"], ["range(1000000)", "memory limit of 64MB"]),
-    "sql-bad-memory-limit": (["catalog", "sql", "SELECT 1", "--memory-limit", "lots"], ["'lots'", "memory limit"]),
-    "catalog-random-bytes": (["--data-dir", "{bad}/corrupt_catalog", "catalog", "sql", "SELECT 1"],
-                             ["{bad}/corrupt_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"]),
-    "catalog-truncated": (["--data-dir", "{bad}/truncated_catalog", "catalog", "sql", "SELECT 1", "--format", "json"],
-                          ["{bad}/truncated_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"]),
-    "sql-syntax-error": (["catalog", "sql", "SELEC species FROM samples"], ["SELEC species", "syntax"]),
+    "sql-unlimited-table": (
+        ["catalog", "sql", "SELECT 1", "--limit", "0"],
+        ["--limit 0", "csv or json"],
+    ),
+    "sql-memory-cap": (
+        [
+            "catalog",
+            "sql",
+            "SELECT list(repeat('x', 1000)) FROM range(1000000)",
+            "--memory-limit",
+            "64MB",
+        ],
+        ["range(1000000)", "memory limit of 64MB"],
+    ),
+    "sql-bad-memory-limit": (
+        ["catalog", "sql", "SELECT 1", "--memory-limit", "lots"],
+        ["'lots'", "memory limit"],
+    ),
+    "catalog-random-bytes": (
+        ["--data-dir", "{bad}/corrupt_catalog", "catalog", "sql", "SELECT 1"],
+        ["{bad}/corrupt_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"],
+    ),
+    "catalog-truncated": (
+        ["--data-dir", "{bad}/truncated_catalog", "catalog", "sql", "SELECT 1", "--format", "json"],
+        ["{bad}/truncated_catalog/catalog.duckdb", "`genzoo catalog refresh` rebuilds it"],
+    ),
+    "sql-syntax-error": (
+        ["catalog", "sql", "SELEC species FROM samples"],
+        ["SELEC species", "syntax"],
+    ),
     "sql-unknown-table": (["catalog", "sql", "SELECT * FROM no_such_table"], ["no_such_table"]),
-    "sql-species-injection": (["catalog", "sql", "SELECT * FROM samples WHERE species = 'x'; DELETE FROM samples"],
-                              ["DELETE FROM samples", "one statement"]),
-    "export-animal3d-not-smal": (["export", "animal3d", "{bad}/a3d_out"], ["procedural", "41 betas"]),
+    "sql-species-injection": (
+        ["catalog", "sql", "SELECT * FROM samples WHERE species = 'x'; DELETE FROM samples"],
+        ["DELETE FROM samples", "one statement"],
+    ),
+    "export-animal3d-not-smal": (
+        ["export", "animal3d", "{bad}/a3d_out"],
+        ["procedural", "41 betas"],
+    ),
     "export-hf-into-a-full-folder": (["export", "hf", "{bad}"], ["{bad}", "not empty"]),
     "export-hf-no-images": (["export", "hf", "{bad}/hf_out"], ["no samples with images"]),
-    "data-dir-is-file": (["--data-dir", "{bad}/not_a_dir", "catalog", "refresh"], ["{bad}/not_a_dir"]),
-    "data-dir-under-file": (["--data-dir", "{bad}/not_a_dir/data", "species", "list"],
-                            ["{bad}/not_a_dir/data", "Not a directory"]),
+    "data-dir-is-file": (
+        ["--data-dir", "{bad}/not_a_dir", "catalog", "refresh"],
+        ["{bad}/not_a_dir"],
+    ),
+    "data-dir-under-file": (
+        ["--data-dir", "{bad}/not_a_dir/data", "species", "list"],
+        ["{bad}/not_a_dir/data", "Not a directory"],
+    ),
     # Tests run as root, where chmod 0o500 does not stop writes: /proc is unwritable even for root.
-    "data-dir-unwritable": (["--data-dir", "/proc/genzoo-data", "catalog", "refresh"], ["/proc/genzoo-data"]),
+    "data-dir-unwritable": (
+        ["--data-dir", "/proc/genzoo-data", "catalog", "refresh"],
+        ["/proc/genzoo-data"],
+    ),
 }
-SUBPROCESS_CASES = {"body-missing-file", "sql-drop", "body-stack-global-exec", "sql-explain-analyze-copy-partition"}  # also run as a real command: exit status 2, one line
+SUBPROCESS_CASES = {
+    "body-missing-file",
+    "sql-drop",
+    "body-stack-global-exec",
+    "sql-explain-analyze-copy-partition",
+}  # also run as a real command: exit status 2, one line
 
 
 def _fill(value, world: World):
@@ -252,14 +404,21 @@ def test_cli_bad_input(case, world, capsys, monkeypatch):
     if case in SUBPROCESS_CASES:
         env = {**os.environ, "GENZOO_DATA_DIR": str(world.data), "PYTHONPATH": str(REPO)}
         env.pop("GENZOO_DEBUG", None)
-        run = subprocess.run([sys.executable, "-m", "genzoo_assets.cli", *argv], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=60)
+        run = subprocess.run(
+            [sys.executable, "-m", "genzoo_assets.cli", *argv],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 2 and run.stdout == ""
         assert run.stderr.strip() == lines[0]
         assert _snapshot(world.data, world.ambiguous, world.bad) == before
 
 
 # --- Dagster run config and resources ------------------------------------------------------------
+
 
 def _key(species_key="panthera-leo"):
     return sample_partition_key(species_key, "000")
@@ -271,45 +430,158 @@ def _ops(asset: str, **config) -> dict:
 
 CONFIG_CASES = {
     # id: (assets, run config, settings overrides, partition species, words the failure must contain)
-    "shape-unknown-backend": ([shape_params], _ops("shape_params", backend="stylegan"), {}, "panthera-leo",
-                              ["'stylegan'", "shape sampler"]),
-    "shape-missing-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/smal_data.pkl"), {},
-                                "panthera-leo", ["{bad}/smal_data.pkl"]),
-    "shape-missing-flow-checkpoint": ([shape_params], _ops("shape_params", backend="clip_flow", flow_checkpoint=
-                                                           "{bad}/awol.pt", attributes="{bad}/attributes.npz"),
-                                      {}, "panthera-leo", ["{bad}/awol.pt"]),
-    "pose-unknown-backend": ([pose_params], _ops("pose_params", backend="mocap"), {}, "panthera-leo", ["'mocap'"]),
-    "pose-bad-camera-model": ([pose_params], _ops("pose_params", camera_model="fisheye"), {}, "panthera-leo",
-                              ["'fisheye'", "camera model"]),
-    "pose-bank-missing": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/dog_poses.npz"), {},
-                          "panthera-leo", ["{bad}/dog_poses.npz", "does not exist"]),
-    "pose-bank-nan": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/nan_bank.npz"), {},
-                      "panthera-leo", ["{bad}/nan_bank.npz", "NaN"]),
-    "pose-bank-wrong-shape": ([pose_params],
-                              _ops("pose_params", backend="bank", pose_bank="{bad}/wrong_shape_bank.npz"),
-                              {}, "panthera-leo", ["{bad}/wrong_shape_bank.npz", "shape"]),
-    "pose-bank-is-png": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/image.pkl"), {},
-                         "panthera-leo", ["{bad}/image.pkl"]),
-    "settings-missing-body-model": ([shape_params], {}, {"body_model": "{bad}/smal_plus.pkl"}, "panthera-leo",
-                                    ["{bad}/smal_plus.pkl", "not found"]),
-    "settings-hostile-body-model": ([shape_params], {}, {"body_model": "{bad}/evil_stack_global.pkl"}, "panthera-leo",
-                                    ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"]),
-    "shape-hostile-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/evil_smal_data.pkl"), {},
-                                "panthera-leo", ["{bad}/evil_smal_data.pkl", "global builtins.exec"]),
-    "shape-os-system-smal-data": ([shape_params], _ops("shape_params", smal_data="{bad}/evil_os_system.pkl"), {},
-                                  "panthera-leo", ["{bad}/evil_os_system.pkl", "global os.system"]),
-    "pose-bank-object-array": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/pickled_bank.npz"),
-                               {}, "panthera-leo", ["{bad}/pickled_bank.npz", "allow_pickle=False"]),
-    "pose-bank-is-pickle": ([pose_params], _ops("pose_params", backend="bank", pose_bank="{bad}/pickle_as_bank.npz"),
-                            {}, "panthera-leo", ["{bad}/pickle_as_bank.npz", "pickled"]),
-    "settings-truncated-body-model": ([shape_params], {}, {"body_model": "{bad}/truncated.pkl"}, "panthera-leo",
-                                      ["{bad}/truncated.pkl"]),
-    "settings-data-dir-is-file": ([shape_params], {}, {"data_dir": "{bad}/not_a_dir"}, "panthera-leo",
-                                  ["{bad}/not_a_dir"]),
-    "partition-unknown-species": ([shape_params], {}, {}, "zzz-not-an-animal", ["'zzz-not-an-animal'"]),
-    "partition-key-bad-end": ([shape_params], {}, {}, "panthera_leo-", ["'panthera_leo-'", "start and end"]),
-    "partition-key-dots": ([shape_params], {}, {}, "panthera..leo", ["'panthera..leo'", "forbidden"]),
-    "captions-missing-upstream": ([captions], {}, {}, "panthera-leo", ["'control_renders'", "materialise it first"]),
+    "shape-unknown-backend": (
+        [shape_params],
+        _ops("shape_params", backend="stylegan"),
+        {},
+        "panthera-leo",
+        ["'stylegan'", "shape sampler"],
+    ),
+    "shape-missing-smal-data": (
+        [shape_params],
+        _ops("shape_params", smal_data="{bad}/smal_data.pkl"),
+        {},
+        "panthera-leo",
+        ["{bad}/smal_data.pkl"],
+    ),
+    "shape-missing-flow-checkpoint": (
+        [shape_params],
+        _ops(
+            "shape_params",
+            backend="clip_flow",
+            flow_checkpoint="{bad}/awol.pt",
+            attributes="{bad}/attributes.npz",
+        ),
+        {},
+        "panthera-leo",
+        ["{bad}/awol.pt"],
+    ),
+    "pose-unknown-backend": (
+        [pose_params],
+        _ops("pose_params", backend="mocap"),
+        {},
+        "panthera-leo",
+        ["'mocap'"],
+    ),
+    "pose-bad-camera-model": (
+        [pose_params],
+        _ops("pose_params", camera_model="fisheye"),
+        {},
+        "panthera-leo",
+        ["'fisheye'", "camera model"],
+    ),
+    "pose-bank-missing": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/dog_poses.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/dog_poses.npz", "does not exist"],
+    ),
+    "pose-bank-nan": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/nan_bank.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/nan_bank.npz", "NaN"],
+    ),
+    "pose-bank-wrong-shape": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/wrong_shape_bank.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/wrong_shape_bank.npz", "shape"],
+    ),
+    "pose-bank-is-png": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/image.pkl"),
+        {},
+        "panthera-leo",
+        ["{bad}/image.pkl"],
+    ),
+    "settings-missing-body-model": (
+        [shape_params],
+        {},
+        {"body_model": "{bad}/smal_plus.pkl"},
+        "panthera-leo",
+        ["{bad}/smal_plus.pkl", "not found"],
+    ),
+    "settings-hostile-body-model": (
+        [shape_params],
+        {},
+        {"body_model": "{bad}/evil_stack_global.pkl"},
+        "panthera-leo",
+        ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"],
+    ),
+    "shape-hostile-smal-data": (
+        [shape_params],
+        _ops("shape_params", smal_data="{bad}/evil_smal_data.pkl"),
+        {},
+        "panthera-leo",
+        ["{bad}/evil_smal_data.pkl", "global builtins.exec"],
+    ),
+    "shape-os-system-smal-data": (
+        [shape_params],
+        _ops("shape_params", smal_data="{bad}/evil_os_system.pkl"),
+        {},
+        "panthera-leo",
+        ["{bad}/evil_os_system.pkl", "global os.system"],
+    ),
+    "pose-bank-object-array": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/pickled_bank.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/pickled_bank.npz", "allow_pickle=False"],
+    ),
+    "pose-bank-is-pickle": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/pickle_as_bank.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/pickle_as_bank.npz", "pickled"],
+    ),
+    "settings-truncated-body-model": (
+        [shape_params],
+        {},
+        {"body_model": "{bad}/truncated.pkl"},
+        "panthera-leo",
+        ["{bad}/truncated.pkl"],
+    ),
+    "settings-data-dir-is-file": (
+        [shape_params],
+        {},
+        {"data_dir": "{bad}/not_a_dir"},
+        "panthera-leo",
+        ["{bad}/not_a_dir"],
+    ),
+    "partition-unknown-species": (
+        [shape_params],
+        {},
+        {},
+        "zzz-not-an-animal",
+        ["'zzz-not-an-animal'"],
+    ),
+    "partition-key-bad-end": (
+        [shape_params],
+        {},
+        {},
+        "panthera_leo-",
+        ["'panthera_leo-'", "start and end"],
+    ),
+    "partition-key-dots": (
+        [shape_params],
+        {},
+        {},
+        "panthera..leo",
+        ["'panthera..leo'", "forbidden"],
+    ),
+    "captions-missing-upstream": (
+        [captions],
+        {},
+        {},
+        "panthera-leo",
+        ["'control_renders'", "materialise it first"],
+    ),
 }
 
 
@@ -333,8 +605,14 @@ def test_config_bad_input(case, world):
     fields = ("data_dir", "body_model", "samples_per_shard", "resolution")
     settings = GenZooSettings(**{**{f: getattr(world.settings, f) for f in fields}, **overrides})
     before = _snapshot(world.data, world.bad)
-    result = dg.materialize(assets, instance=world.instance, resources={"settings": settings},
-                            partition_key=_key(species_key), run_config=run_config, raise_on_error=False)
+    result = dg.materialize(
+        assets,
+        instance=world.instance,
+        resources={"settings": settings},
+        partition_key=_key(species_key),
+        run_config=run_config,
+        raise_on_error=False,
+    )
     assert not result.success
     assert _snapshot(world.data, world.bad) == before
     text, classes = _error_text(result)
@@ -347,41 +625,107 @@ def test_config_bad_input(case, world):
 
 SETTING_CASES = {
     # id: (the object built with the bad value, words its one-line SettingError must contain)
-    "settings-negative-resolution": (lambda w: GenZooSettings(resolution=-64),
-                                     ["GenZooSettings.resolution = -64", "[32, 4096]"]),
-    "settings-huge-resolution": (lambda w: GenZooSettings(resolution=100_000), ["resolution = 100000", "[32, 4096]"]),
-    "settings-zero-samples-per-shard": (lambda w: GenZooSettings(samples_per_shard=0),
-                                        ["samples_per_shard = 0", ">= 1"]),
-    "settings-zero-dataset-size": (lambda w: GenZooSettings(dataset_size=0), ["dataset_size = 0", ">= 1"]),
-    "settings-dog-fraction": (lambda w: GenZooSettings(dog_fraction=1.5), ["dog_fraction = 1.5", "[0.0, 1.0]"]),
-    "settings-unknown-device": (lambda w: GenZooSettings(device="gpu"), ["device = 'gpu'", "cuda:N"]),
+    "settings-negative-resolution": (
+        lambda w: GenZooSettings(resolution=-64),
+        ["GenZooSettings.resolution = -64", "[32, 4096]"],
+    ),
+    "settings-huge-resolution": (
+        lambda w: GenZooSettings(resolution=100_000),
+        ["resolution = 100000", "[32, 4096]"],
+    ),
+    "settings-zero-samples-per-shard": (
+        lambda w: GenZooSettings(samples_per_shard=0),
+        ["samples_per_shard = 0", ">= 1"],
+    ),
+    "settings-zero-dataset-size": (
+        lambda w: GenZooSettings(dataset_size=0),
+        ["dataset_size = 0", ">= 1"],
+    ),
+    "settings-dog-fraction": (
+        lambda w: GenZooSettings(dog_fraction=1.5),
+        ["dog_fraction = 1.5", "[0.0, 1.0]"],
+    ),
+    "settings-unknown-device": (
+        lambda w: GenZooSettings(device="gpu"),
+        ["device = 'gpu'", "cuda:N"],
+    ),
     "settings-negative-seed": (lambda w: GenZooSettings(base_seed=-1), ["base_seed = -1", ">= 0"]),
-    "settings-too-many-subdivisions": (lambda w: GenZooSettings(subdivisions=5), ["subdivisions = 5", "[0, 4]"]),
-    "regressor-negative-max-steps": (lambda w: RegressorTrainConfig(max_steps=-1), ["max_steps = -1", ">= 1"]),
-    "regressor-zero-val-every": (lambda w: RegressorTrainConfig(val_every=0), ["val_every = 0", ">= 1"]),
-    "regressor-zero-batch-size": (lambda w: RegressorTrainConfig(batch_size=0), ["batch_size = 0", ">= 1"]),
-    "regressor-unknown-size": (lambda w: RegressorTrainConfig(size="gigantic"),
-                               ["size = 'gigantic'", "'auto', 'tiny' or 'huge'"]),
-    "regressor-unknown-backbone": (lambda w: RegressorTrainConfig(backbone="vgg"), ["backbone = 'vgg'", "'resnet'"]),
-    "regressor-missing-pretrained": (lambda w: RegressorTrainConfig(size="huge", pretrained_backbone=w.f("vitpose-h")),
-                                     ["pretrained_backbone = '{bad}/vitpose-h'", "no such folder"]),
-    "regressor-pretrained-with-tiny": (lambda w: RegressorTrainConfig(size="tiny", pretrained_backbone=w.f("clip_empty")),
-                                       ["pretrained_backbone", "size: huge"]),
-    "regressor-grayscale-above-one": (lambda w: RegressorTrainConfig(grayscale=1.5), ["grayscale = 1.5", "[0.0, 1.0]"]),
-    "regressor-negative-flip": (lambda w: RegressorTrainConfig(flip=-0.5), ["flip = -0.5", "[0.0, 1.0]"]),
+    "settings-too-many-subdivisions": (
+        lambda w: GenZooSettings(subdivisions=5),
+        ["subdivisions = 5", "[0, 4]"],
+    ),
+    "regressor-negative-max-steps": (
+        lambda w: RegressorTrainConfig(max_steps=-1),
+        ["max_steps = -1", ">= 1"],
+    ),
+    "regressor-zero-val-every": (
+        lambda w: RegressorTrainConfig(val_every=0),
+        ["val_every = 0", ">= 1"],
+    ),
+    "regressor-zero-batch-size": (
+        lambda w: RegressorTrainConfig(batch_size=0),
+        ["batch_size = 0", ">= 1"],
+    ),
+    "regressor-unknown-size": (
+        lambda w: RegressorTrainConfig(size="gigantic"),
+        ["size = 'gigantic'", "'auto', 'tiny' or 'huge'"],
+    ),
+    "regressor-unknown-backbone": (
+        lambda w: RegressorTrainConfig(backbone="vgg"),
+        ["backbone = 'vgg'", "'resnet'"],
+    ),
+    "regressor-missing-pretrained": (
+        lambda w: RegressorTrainConfig(size="huge", pretrained_backbone=w.f("vitpose-h")),
+        ["pretrained_backbone = '{bad}/vitpose-h'", "no such folder"],
+    ),
+    "regressor-pretrained-with-tiny": (
+        lambda w: RegressorTrainConfig(size="tiny", pretrained_backbone=w.f("clip_empty")),
+        ["pretrained_backbone", "size: huge"],
+    ),
+    "regressor-grayscale-above-one": (
+        lambda w: RegressorTrainConfig(grayscale=1.5),
+        ["grayscale = 1.5", "[0.0, 1.0]"],
+    ),
+    "regressor-negative-flip": (
+        lambda w: RegressorTrainConfig(flip=-0.5),
+        ["flip = -0.5", "[0.0, 1.0]"],
+    ),
     "regressor-negative-lr": (lambda w: RegressorTrainConfig(lr=-1e-3), ["lr = -0.001", ">= 0.0"]),
-    "regressor-negative-orient-weight": (lambda w: RegressorTrainConfig(global_orient_weight=-1.0),
-                                         ["global_orient_weight = -1.0", ">= 0.0"]),
-    "render-resolution-too-small": (lambda w: RenderConfig(resolution=16), ["resolution = 16", "[32, 4096]"]),
-    "export-val-fraction-one": (lambda w: ExportConfig(val_fraction=1.0), ["val_fraction = 1.0", "[0.0, 1.0)"]),
-    "export-unknown-camera": (lambda w: ExportConfig(camera_version="v3"), ["camera_version = 'v3'", "'v1', 'v2'"]),
+    "regressor-negative-orient-weight": (
+        lambda w: RegressorTrainConfig(global_orient_weight=-1.0),
+        ["global_orient_weight = -1.0", ">= 0.0"],
+    ),
+    "render-resolution-too-small": (
+        lambda w: RenderConfig(resolution=16),
+        ["resolution = 16", "[32, 4096]"],
+    ),
+    "export-val-fraction-one": (
+        lambda w: ExportConfig(val_fraction=1.0),
+        ["val_fraction = 1.0", "[0.0, 1.0)"],
+    ),
+    "export-unknown-camera": (
+        lambda w: ExportConfig(camera_version="v3"),
+        ["camera_version = 'v3'", "'v1', 'v2'"],
+    ),
     "export-zero-maxcount": (lambda w: ExportConfig(maxcount=0), ["maxcount = 0", ">= 1"]),
     "images-zero-steps": (lambda w: ImageConfig(steps=0), ["steps = 0", ">= 1"]),
-    "images-threshold-above-one": (lambda w: ImageConfig(flag_threshold=2.0), ["flag_threshold = 2.0", "[0.0, 1.0]"]),
-    "prompts-zero-tokens": (lambda w: PromptConfig(max_tokens=0), ["max_tokens = 0", "[1, 512] tokens"]),
+    "images-threshold-above-one": (
+        lambda w: ImageConfig(flag_threshold=2.0),
+        ["flag_threshold = 2.0", "[0.0, 1.0]"],
+    ),
+    "prompts-zero-tokens": (
+        lambda w: PromptConfig(max_tokens=0),
+        ["max_tokens = 0", "[1, 512] tokens"],
+    ),
     "benchmark-zero-batch": (lambda w: BenchmarkConfig(batch_size=0), ["batch_size = 0", ">= 1"]),
-    "captions-fallback-rate": (lambda w: CaptionConfig(max_fallback_rate=-0.1), ["max_fallback_rate = -0.1", "[0.0, 1.0]"]),
-    "pose-camera-margin-half": (lambda w: PoseConfig(camera_margin=0.5), ["camera_margin = 0.5", "[0.0, 0.5)"]),
+    "captions-fallback-rate": (
+        lambda w: CaptionConfig(max_fallback_rate=-0.1),
+        ["max_fallback_rate = -0.1", "[0.0, 1.0]"],
+    ),
+    "pose-camera-margin-half": (
+        lambda w: PoseConfig(camera_margin=0.5),
+        ["camera_margin = 0.5", "[0.0, 0.5)"],
+    ),
 }
 
 
@@ -405,10 +749,15 @@ def _plant_checkpoint(world) -> Path:
 
 RUN_CONFIG_SETTING_CASES = {
     # id: (run config, words the one-line step failure must contain): built in the step, before its body
-    "run-regressor-negative-max-steps": (_ops("regressor", max_steps=-1), ["max_steps = -1", ">= 1"]),
+    "run-regressor-negative-max-steps": (
+        _ops("regressor", max_steps=-1),
+        ["max_steps = -1", ">= 1"],
+    ),
     "run-regressor-zero-val-every": (_ops("regressor", val_every=0), ["val_every = 0", ">= 1"]),
-    "run-settings-tiny-resolution": ({"resources": {"settings": {"config": {"resolution": 8}}}},
-                                     ["resolution = 8", "[32, 4096]"]),
+    "run-settings-tiny-resolution": (
+        {"resources": {"settings": {"config": {"resolution": 8}}}},
+        ["resolution = 8", "[32, 4096]"],
+    ),
 }
 
 
@@ -417,10 +766,18 @@ def test_setting_in_run_config_fails_the_step_once_and_replaces_no_checkpoint(ca
     run_config, words = RUN_CONFIG_SETTING_CASES[case]
     checkpoint = _plant_checkpoint(world)
     before = _snapshot(world.data, world.bad)
-    result = dg.materialize([regressor], instance=world.instance, resources={"settings": GenZooSettings(
-        data_dir=str(world.data))}, run_config=run_config, raise_on_error=False)
+    result = dg.materialize(
+        [regressor],
+        instance=world.instance,
+        resources={"settings": GenZooSettings(data_dir=str(world.data))},
+        run_config=run_config,
+        raise_on_error=False,
+    )
     assert not result.success
-    assert _snapshot(world.data, world.bad) == before and checkpoint.read_bytes() == b"a trained checkpoint"
+    assert (
+        _snapshot(world.data, world.bad) == before
+        and checkpoint.read_bytes() == b"a trained checkpoint"
+    )
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     text, classes = _error_text(result)
     lines = [line for line in text.splitlines() if "SettingError" in line]
@@ -431,13 +788,18 @@ def test_setting_in_run_config_fails_the_step_once_and_replaces_no_checkpoint(ca
 
 def test_unknown_regressor_size_is_refused_when_the_run_is_launched(world):
     with pytest.raises(dg.DagsterInvalidConfigError) as info:
-        dg.materialize([regressor], instance=world.instance, resources={"settings": world.settings},
-                       run_config=_ops("regressor", size="gigantic"))
+        dg.materialize(
+            [regressor],
+            instance=world.instance,
+            resources={"settings": world.settings},
+            run_config=_ops("regressor", size="gigantic"),
+        )
     (line,) = [line for line in str(info.value).splitlines() if "gigantic" in line]
     assert "regressor:config:size" in line and "'tiny'" in line and "'huge'" in line, line
 
 
 # --- files and model folders given to core loaders ----------------------------------------------
+
 
 def _vitpose(world):
     cfg = dataclasses.replace(RegressorConfig.tiny(20), pretrained_backbone=world.f("vitpose-base"))
@@ -451,36 +813,79 @@ def _animal3d_missing_fields(world):
 
 FILE_CASES = {
     # id: (call, words the message must contain)
-    "flux-missing-weights": (lambda w: make_generator("flux_controlnet", base_model=w.f("FLUX.1-dev"),
-                                                      canny_controlnet=w.f("canny"), depth_controlnet=w.f("depth")),
-                             ["{bad}/FLUX.1-dev", "does not exist"]),
-    "vlm-missing-weights": (lambda w: make_captioner("vlm", model_dir=w.f("Molmo-7B-D")), ["{bad}/Molmo-7B-D"]),
-    "llm-incomplete-folder": (lambda w: make_prompter("llm", model_dir=w.f("llm_incomplete")),
-                              ["{bad}/llm_incomplete", "weights", "tokenizer"]),
-    "clip-missing-folder": (lambda w: ClipTextEncoder(w.f("clip-vit-b-32")), ["{bad}/clip-vit-b-32"]),
+    "flux-missing-weights": (
+        lambda w: make_generator(
+            "flux_controlnet",
+            base_model=w.f("FLUX.1-dev"),
+            canny_controlnet=w.f("canny"),
+            depth_controlnet=w.f("depth"),
+        ),
+        ["{bad}/FLUX.1-dev", "does not exist"],
+    ),
+    "vlm-missing-weights": (
+        lambda w: make_captioner("vlm", model_dir=w.f("Molmo-7B-D")),
+        ["{bad}/Molmo-7B-D"],
+    ),
+    "llm-incomplete-folder": (
+        lambda w: make_prompter("llm", model_dir=w.f("llm_incomplete")),
+        ["{bad}/llm_incomplete", "weights", "tokenizer"],
+    ),
+    "clip-missing-folder": (
+        lambda w: ClipTextEncoder(w.f("clip-vit-b-32")),
+        ["{bad}/clip-vit-b-32"],
+    ),
     "clip-empty-folder": (lambda w: ClipTextEncoder(w.f("clip_empty")), ["{bad}/clip_empty"]),
     "vitpose-missing-folder": (_vitpose, ["{bad}/vitpose-base"]),
-    "attributes-without-species": (lambda w: load_animal_attributes(w.f("attributes.npz")).gaussian("Panthera leo"),
-                                   ["'Panthera leo'", "{bad}/attributes.npz"]),
-    "attributes-is-text": (lambda w: load_animal_attributes(w.f("missing_columns.csv")), ["{bad}/missing_columns.csv"]),
-    "animal3d-invalid-json": (lambda w: load_animal3d(w.f("invalid.json"), types.SimpleNamespace(num_betas=41)),
-                              ["{bad}/invalid.json", "not valid JSON"]),
-    "animal3d-missing-fields": (_animal3d_missing_fields, ["{bad}/missing_fields.json", "supercategory"]),
-    "species-row-sql-key": (lambda w: frame.species_row(w.data, "x'; DROP TABLE samples; --"),
-                            ["DROP TABLE samples", "forbidden"]),
-    "catalog-query-write": (lambda w: duckdb_catalog.query("UPDATE _snap_samples SET shard = 'x'", data_dir=w.data),
-                            ["UPDATE _snap_samples", "read-only"]),
-    "catalog-query-corrupt-file": (lambda w: duckdb_catalog.query("SELECT 1", data_dir=w.bad / "corrupt_catalog"),
-                                   ["{bad}/corrupt_catalog/catalog.duckdb", "genzoo catalog refresh"]),
-    "smal-data-stack-global": (lambda w: load_smal_clusters(w.f("evil_stack_global.pkl")),
-                               ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"]),
-    "benchmark-hostile-checkpoint": (lambda w: load_regressor(w.f("evil_checkpoint.pt")),
-                                     ["{bad}/evil_checkpoint.pt", "refusing to load global builtins.exec"]),
-    "benchmark-other-body-model": (lambda w: load_regressor(w.f("smal_checkpoint.pt"), body_model=procedural_body_model()),
-                                   ["{bad}/smal_checkpoint.pt", "/models/smal_CVPR2017.pkl", "procedural"]),
-    "resume-hostile-last-pt": (lambda w: train(TrainConfig(regressor=RegressorConfig.tiny(20), max_steps=1), [], [],
-                                               procedural_body_model(), w.bad / "resume"),
-                               ["{bad}/resume/last.pt", "refusing to load global builtins.exec"]),
+    "attributes-without-species": (
+        lambda w: load_animal_attributes(w.f("attributes.npz")).gaussian("Panthera leo"),
+        ["'Panthera leo'", "{bad}/attributes.npz"],
+    ),
+    "attributes-is-text": (
+        lambda w: load_animal_attributes(w.f("missing_columns.csv")),
+        ["{bad}/missing_columns.csv"],
+    ),
+    "animal3d-invalid-json": (
+        lambda w: load_animal3d(w.f("invalid.json"), types.SimpleNamespace(num_betas=41)),
+        ["{bad}/invalid.json", "not valid JSON"],
+    ),
+    "animal3d-missing-fields": (
+        _animal3d_missing_fields,
+        ["{bad}/missing_fields.json", "supercategory"],
+    ),
+    "species-row-sql-key": (
+        lambda w: frame.species_row(w.data, "x'; DROP TABLE samples; --"),
+        ["DROP TABLE samples", "forbidden"],
+    ),
+    "catalog-query-write": (
+        lambda w: duckdb_catalog.query("UPDATE _snap_samples SET shard = 'x'", data_dir=w.data),
+        ["UPDATE _snap_samples", "read-only"],
+    ),
+    "catalog-query-corrupt-file": (
+        lambda w: duckdb_catalog.query("SELECT 1", data_dir=w.bad / "corrupt_catalog"),
+        ["{bad}/corrupt_catalog/catalog.duckdb", "genzoo catalog refresh"],
+    ),
+    "smal-data-stack-global": (
+        lambda w: load_smal_clusters(w.f("evil_stack_global.pkl")),
+        ["{bad}/evil_stack_global.pkl", "numpy._core.numeric.builtins.exec"],
+    ),
+    "benchmark-hostile-checkpoint": (
+        lambda w: load_regressor(w.f("evil_checkpoint.pt")),
+        ["{bad}/evil_checkpoint.pt", "refusing to load global builtins.exec"],
+    ),
+    "benchmark-other-body-model": (
+        lambda w: load_regressor(w.f("smal_checkpoint.pt"), body_model=procedural_body_model()),
+        ["{bad}/smal_checkpoint.pt", "/models/smal_CVPR2017.pkl", "procedural"],
+    ),
+    "resume-hostile-last-pt": (
+        lambda w: train(
+            TrainConfig(regressor=RegressorConfig.tiny(20), max_steps=1),
+            [],
+            [],
+            procedural_body_model(),
+            w.bad / "resume",
+        ),
+        ["{bad}/resume/last.pt", "refusing to load global builtins.exec"],
+    ),
 }
 
 
@@ -488,7 +893,9 @@ FILE_CASES = {
 def test_file_bad_input(case, world):
     call, words = FILE_CASES[case]
     before = _snapshot(world.data, world.bad)
-    with pytest.raises((ValueError, OSError, RuntimeError)) as info:  # what the CLI and the steps report cleanly
+    with pytest.raises(
+        (ValueError, OSError, RuntimeError)
+    ) as info:  # what the CLI and the steps report cleanly
         call(world)
     assert _snapshot(world.data, world.bad) == before
     message = str(info.value)

@@ -38,13 +38,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK_MESSAGES = ("Could not set lock", "Conflicting lock")
-CONCURRENT_SPECIES = ["panthera-leo", "panthera-tigris", "acinonyx-jubatus", "canis-lupus", "ursus-arctos",
-                      "equus-quagga", "dog-labrador-retriever", "dog-beagle"]
+CONCURRENT_SPECIES = [
+    "panthera-leo",
+    "panthera-tigris",
+    "acinonyx-jubatus",
+    "canis-lupus",
+    "ursus-arctos",
+    "equus-quagga",
+    "dog-labrador-retriever",
+    "dog-beagle",
+]
 
 
 def _env(dagster_home: Path) -> dict:
-    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYOPENGL_PLATFORM": "egl", "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "PYOPENGL_PLATFORM": "egl",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+    }
 
 
 def _count(sql: str, root: Path) -> int:
@@ -54,12 +67,23 @@ def _count(sql: str, root: Path) -> int:
 def _partition_rows(table: str, root: Path, species_key: str, shard: str) -> int:
     if table not in duckdb_catalog.catalog_views(root):
         return 0
-    return _count(f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root)
+    return _count(
+        f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root
+    )
 
 
 def _partition_runner(data: Path, key: str, shard: str, samples: int, *assets: str) -> list[str]:
-    return [sys.executable, "-m", "genzoo_assets_tests.robustness.partition_runner", str(data), key, shard,
-            str(samples), "128", *assets]
+    return [
+        sys.executable,
+        "-m",
+        "genzoo_assets_tests.robustness.partition_runner",
+        str(data),
+        key,
+        shard,
+        str(samples),
+        "128",
+        *assets,
+    ]
 
 
 def _dead_pid() -> int:
@@ -71,8 +95,12 @@ def _dead_pid() -> int:
 def _kill_mid_render(data: Path, home: Path, key: str, shard: str, samples: int) -> None:
     """SIGKILL a run in the middle of control_renders: some PNGs written, no Parquet."""
     renders = data / "renders" / key / shard
-    cmd = _partition_runner(data, key, shard, samples, "species", "shape_params", "pose_params", "control_renders")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = _partition_runner(
+        data, key, shard, samples, "species", "shape_params", "pose_params", "control_renders"
+    )
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 120
         while not (renders.is_dir() and any(p.suffix == ".png" for p in renders.iterdir())):
@@ -103,15 +131,23 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
             assert np.isfinite(np.load(path)).all(), path
 
     duckdb_catalog.refresh_catalog(data)
-    assert _partition_rows("control_renders", data, key, shard) == 0  # no partial rows of the killed stage
-    assert _partition_rows("pose_params", data, key, shard) == samples  # completed stages are intact
+    assert (
+        _partition_rows("control_renders", data, key, shard) == 0
+    )  # no partial rows of the killed stage
+    assert (
+        _partition_rows("pose_params", data, key, shard) == samples
+    )  # completed stages are intact
     assert "control_renders" not in duckdb_catalog.catalog_views(data)
 
     settings = GenZooSettings(data_dir=str(data), samples_per_shard=samples, resolution=128)
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        result = dg.materialize([shape_params, pose_params, control_renders], instance=instance,
-                                resources={"settings": settings}, partition_key=sample_partition_key(key, shard))
+        result = dg.materialize(
+            [shape_params, pose_params, control_renders],
+            instance=instance,
+            resources={"settings": settings},
+            partition_key=sample_partition_key(key, shard),
+        )
         assert result.success
         runs = instance.get_runs()
         assert len(runs) == 3  # species, the killed run, the rerun
@@ -122,7 +158,9 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
         assert _partition_rows(table, data, key, shard) == samples, table
     assert _count("SELECT count(*) - count(DISTINCT sample_id) FROM samples", data) == 0
     assert _count("SELECT count(*) FROM samples WHERE rgb_path IS NULL", data) == 0
-    for rel in duckdb_catalog.query("SELECT rgb_path, canny_path FROM control_renders", data_dir=data).stack():
+    for rel in duckdb_catalog.query(
+        "SELECT rgb_path, canny_path FROM control_renders", data_dir=data
+    ).stack():
         assert cv2.imread(str(data / rel), cv2.IMREAD_UNCHANGED) is not None, rel
 
 
@@ -137,8 +175,12 @@ def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path
     key, shard, samples = "panthera-leo", "000", 32
     _kill_mid_render(data, home, key, shard, samples)
     renders = data / "renders" / key / shard
-    leftover = renders / f".x.png~{socket.gethostname()}~{_dead_pid()}~0000.tmp"  # a killed writer's temp
-    live = renders / f".y.png~{socket.gethostname()}~{os.getpid()}~0000.tmp"  # a live writer's: kept
+    leftover = (
+        renders / f".x.png~{socket.gethostname()}~{_dead_pid()}~0000.tmp"
+    )  # a killed writer's temp
+    live = (
+        renders / f".y.png~{socket.gethostname()}~{os.getpid()}~0000.tmp"
+    )  # a live writer's: kept
     leftover.write_bytes(b"half")
     live.write_bytes(b"half")
     instance = dg.DagsterInstance.from_config(str(home))
@@ -146,8 +188,14 @@ def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path
         (killed,) = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         held = instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
         assert [(s.run_id, s.step_key) for s in held] == [(killed.run_id, "control_renders")]
-        rerun = subprocess.run(_partition_runner(data, key, shard, samples, "control_renders"), cwd=REPO,
-                               env=_env(home), capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(
+            _partition_runner(data, key, shard, samples, "control_renders"),
+            cwd=REPO,
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         out = rerun.stdout + rerun.stderr
         assert rerun.returncode == 0 and "success" in rerun.stdout, out[-3000:]
         freed = [line for line in rerun.stderr.splitlines() if line.startswith("genzoo: freed")]
@@ -159,14 +207,24 @@ def test_sigkill_mid_step_frees_its_gpu_slot_and_the_next_run_completes(tmp_path
     finally:
         instance.dispose()
     assert (data / "control_renders" / key / f"{shard}.parquet").exists()
-    assert [p.name for p in renders.glob(".*.tmp")] == [live.name]  # the rerun removed the dead writers' temps
+    assert [p.name for p in renders.glob(".*.tmp")] == [
+        live.name
+    ]  # the rerun removed the dead writers' temps
 
 
 def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
     data = tmp_path / "data"
     frame.refresh_species_table(data, samples_per_shard=2)
-    cmd = [sys.executable, "-m", "genzoo_assets_tests.robustness.concurrent_runner", str(data), *CONCURRENT_SPECIES]
-    out = subprocess.run(cmd, cwd=REPO, env=_env(tmp_path / "unused"), capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "genzoo_assets_tests.robustness.concurrent_runner",
+        str(data),
+        *CONCURRENT_SPECIES,
+    ]
+    out = subprocess.run(
+        cmd, cwd=REPO, env=_env(tmp_path / "unused"), capture_output=True, text=True, timeout=300
+    )
     logs = out.stdout + out.stderr
     assert out.returncode == 0, logs[-3000:]
     reports = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -175,7 +233,9 @@ def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
     assert lock_errors == [], logs[-3000:]
     assert [r["errors"] for r in reports if not r["success"] or r["errors"]] == []
     duckdb_catalog.refresh_catalog(data)
-    counts = duckdb_catalog.query("SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data)
+    counts = duckdb_catalog.query(
+        "SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data
+    )
     assert dict(zip(counts["species"], counts["n"])) == {k: 2 for k in CONCURRENT_SPECIES}
 
 
@@ -185,17 +245,25 @@ def sampled(tmp_path_factory):
     root = tmp_path_factory.mktemp("sampled")
     settings = GenZooSettings(data_dir=str(root / "data"), samples_per_shard=4, resolution=64)
     with dg.instance_for_test() as instance:
-        assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
+        assert dg.materialize(
+            [species], instance=instance, resources={"settings": settings}
+        ).success
         key = sample_partition_key("panthera-leo", "000")
-        assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
-                              partition_key=key).success
+        assert dg.materialize(
+            [shape_params, pose_params],
+            instance=instance,
+            resources={"settings": settings},
+            partition_key=key,
+        ).success
         yield instance, settings, key
 
 
 def _ground_truth(root: Path):
     return duckdb_catalog.query(
         "SELECT sample_id, betas, global_orient, body_pose, transl, keypoints_3d, yaw_deg FROM samples "
-        "ORDER BY sample_id", data_dir=root)
+        "ORDER BY sample_id",
+        data_dir=root,
+    )
 
 
 def test_rerunning_a_partition_is_idempotent(sampled):
@@ -203,8 +271,12 @@ def test_rerunning_a_partition_is_idempotent(sampled):
     root = settings.root()
     duckdb_catalog.refresh_catalog(root)
     before = _ground_truth(root)
-    assert dg.materialize([shape_params, pose_params], instance=instance, resources={"settings": settings},
-                          partition_key=key).success
+    assert dg.materialize(
+        [shape_params, pose_params],
+        instance=instance,
+        resources={"settings": settings},
+        partition_key=key,
+    ).success
     duckdb_catalog.refresh_catalog(root)
     after = _ground_truth(root)
     assert len(after) == len(before) == settings.samples_per_shard
@@ -222,7 +294,9 @@ def _retries(result) -> int:
 def _fast_retries_for(asset, monkeypatch):
     """Same retry count as GPU_RETRY, without its 10 s back-off (the policy itself is asserted)."""
     assert asset.op.retry_policy == GPU_RETRY and GPU_RETRY.max_retries >= 1
-    monkeypatch.setattr(asset.op, "_retry_policy", dg.RetryPolicy(max_retries=GPU_RETRY.max_retries))
+    monkeypatch.setattr(
+        asset.op, "_retry_policy", dg.RetryPolicy(max_retries=GPU_RETRY.max_retries)
+    )
 
 
 def _fast_retries(monkeypatch):
@@ -241,7 +315,9 @@ def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(render_defs, "render_partition", flaky)
-    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key)
+    result = dg.materialize(
+        [control_renders], instance=instance, resources={"settings": settings}, partition_key=key
+    )
     assert result.success
     assert len(calls) == 2 and _retries(result) == 1
     assert (settings.root() / "control_renders" / "panthera-leo" / "000.parquet").exists()
@@ -250,9 +326,14 @@ def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
 def test_input_error_fails_at_once_without_retries(sampled, monkeypatch):
     instance, settings, key = sampled
     _fast_retries(monkeypatch)
-    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key,
-                            run_config={"ops": {"control_renders": {"config": {"resolution": -64}}}},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [control_renders],
+        instance=instance,
+        resources={"settings": settings},
+        partition_key=key,
+        run_config={"ops": {"control_renders": {"config": {"resolution": -64}}}},
+        raise_on_error=False,
+    )
     assert not result.success
     assert _retries(result) == 0
     failure = [e for e in result.all_events if e.is_step_failure][0]
@@ -271,13 +352,20 @@ def test_disk_full_mid_render_fails_once_with_one_line_and_leaves_no_temp(sample
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", filling)
-    result = dg.materialize([control_renders], instance=instance, resources={"settings": settings}, partition_key=key,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [control_renders],
+        instance=instance,
+        resources={"settings": settings},
+        partition_key=key,
+        raise_on_error=False,
+    )
     assert not result.success
     assert _retries(result) == 0
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.event_specific_data.error.message.strip()
-    target = writes[-1].parent / writes[-1].name[1:].split("~")[0]  # the file whose temporary hit the full disk
+    target = (
+        writes[-1].parent / writes[-1].name[1:].split("~")[0]
+    )  # the file whose temporary hit the full disk
     assert "\n" not in message and "disk full" in message and str(target) in message, message
     assert [p for p in settings.root().rglob("*.tmp")] == []
 
@@ -289,10 +377,15 @@ def test_output_modes_follow_the_umask(tmp_path, mask):
     old = os.umask(mask)
     try:
         with dg.instance_for_test() as instance:
-            assert dg.materialize([species], instance=instance, resources={"settings": settings}).success
-            assert dg.materialize([shape_params, pose_params, control_renders], instance=instance,
-                                  resources={"settings": settings},
-                                  partition_key=sample_partition_key("panthera-leo", "000")).success
+            assert dg.materialize(
+                [species], instance=instance, resources={"settings": settings}
+            ).success
+            assert dg.materialize(
+                [shape_params, pose_params, control_renders],
+                instance=instance,
+                resources={"settings": settings},
+                partition_key=sample_partition_key("panthera-leo", "000"),
+            ).success
         duckdb_catalog.refresh_catalog(settings.root())
     finally:
         os.umask(old)
@@ -310,8 +403,13 @@ def test_an_empty_validation_split_is_one_clear_error_not_retried(tmp_path, monk
     (shards / wds_export.MANIFEST).write_text(json.dumps(manifest))
     settings = GenZooSettings(data_dir=str(tmp_path / "data"))
     with dg.instance_for_test() as instance:
-        result = dg.materialize([regressor], instance=instance, resources={"settings": settings},
-                                run_config={"ops": {"regressor": {"config": {"size": "tiny"}}}}, raise_on_error=False)
+        result = dg.materialize(
+            [regressor],
+            instance=instance,
+            resources={"settings": settings},
+            run_config={"ops": {"regressor": {"config": {"size": "tiny"}}}},
+            raise_on_error=False,
+        )
     assert not result.success and _retries(result) == 0
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.event_specific_data.error.message.strip()
@@ -322,12 +420,32 @@ def test_an_empty_validation_split_is_one_clear_error_not_retried(tmp_path, monk
 @pytest.mark.slow
 def test_demo_with_three_species_validates_on_samples_of_its_one_training_species(tmp_path):
     env = {**_env(tmp_path / "home"), "GENZOO_DATA_DIR": str(tmp_path / "data")}
-    out = subprocess.run([sys.executable, "-m", "genzoo_assets.cli", "demo", "--species", "3", "--samples-per-shard",
-                          "6", "--resolution", "96", "--train-steps", "4"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genzoo_assets.cli",
+            "demo",
+            "--species",
+            "3",
+            "--samples-per-shard",
+            "6",
+            "--resolution",
+            "96",
+            "--train-steps",
+            "4",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     # One training species: its samples split so val is never empty (flagged images are left out of every split).
-    split = re.search(r"\[4/6\] WebDataset shards: train (\d+), val (\d+), held-out Felidae (\d+)", out.stdout)
+    split = re.search(
+        r"\[4/6\] WebDataset shards: train (\d+), val (\d+), held-out Felidae (\d+)", out.stdout
+    )
     assert split, out.stdout[-3000:]
     train, val, heldout = map(int, split.groups())
     assert train >= 1 and val >= 1 and heldout >= 1

@@ -39,11 +39,19 @@ def slurm_cluster():
     base = Path(tempfile.mkdtemp(prefix="genzoo-slurm-"))
     base.chmod(0o755)
     state = base / "cluster"
-    env = {**os.environ, "GENZOO_SLURM_DIR": str(state), "GENZOO_SLURM_PORT": str(_free_port_pair()),
-           "GENZOO_SLURM_GPUS": "2"}
-    started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "GENZOO_SLURM_DIR": str(state),
+        "GENZOO_SLURM_PORT": str(_free_port_pair()),
+        "GENZOO_SLURM_GPUS": "2",
+    }
+    started = subprocess.run(
+        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120
+    )
     if started.returncode != 0:
-        pytest.fail(f"local-cluster.sh start failed: {started.stderr.strip() or started.stdout.strip()}")
+        pytest.fail(
+            f"local-cluster.sh start failed: {started.stderr.strip() or started.stdout.strip()}"
+        )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLURM_CONF", str(state / "slurm.conf"))
         mp.setenv("PYOPENGL_PLATFORM", "egl")
@@ -75,8 +83,11 @@ def jobcomp(state: Path) -> dict[str, dict[str, str]]:
 
 
 def step_events(instance: dg.DagsterInstance, run_id: str, step_key: str, kind: str) -> list:
-    return [e for e in instance.all_logs(run_id) if e.step_key == step_key and e.dagster_event
-            and e.dagster_event.event_type_value == kind]
+    return [
+        e
+        for e in instance.all_logs(run_id)
+        if e.step_key == step_key and e.dagster_event and e.dagster_event.event_type_value == kind
+    ]
 
 
 def slurm_job_ids(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str]]:

@@ -44,8 +44,13 @@ def _defs() -> dg.Definitions:
     from genzoo_assets.defs.species import species
 
     return dg.Definitions(
-        assets=[species, *per_sample_assets(), slow], resources={"settings": GenZooSettings()}, executor=slurm_executor,
-        jobs=[dg.define_asset_job("per_sample", selection=PER_SAMPLE), dg.define_asset_job("slow_job", selection=[slow])],
+        assets=[species, *per_sample_assets(), slow],
+        resources={"settings": GenZooSettings()},
+        executor=slurm_executor,
+        jobs=[
+            dg.define_asset_job("per_sample", selection=PER_SAMPLE),
+            dg.define_asset_job("slow_job", selection=[slow]),
+        ],
     )
 
 

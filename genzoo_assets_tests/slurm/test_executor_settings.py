@@ -37,11 +37,20 @@ def test_cpu_steps_ask_for_cpus_only(all_defs, asset):
 
 
 def test_pool_settings_apply_to_their_pool_and_per_step_config_wins(all_defs):
-    pools = {"default": {"partition": "cpu", "account": "lab", "time": "1:00:00"},
-             "gpu": {"partition": "a100", "qos": "high", "cpus": 8, "mem": "64G"}}
+    pools = {
+        "default": {"partition": "cpu", "account": "lab", "time": "1:00:00"},
+        "gpu": {"partition": "a100", "qos": "high", "cpus": 8, "mem": "64G"},
+    }
     gpu = _request(all_defs, "images", pools, {"images": JobRequest(time="12:00:00")})
-    assert gpu == JobRequest(partition="a100", account="lab", qos="high", time="12:00:00", cpus=8, mem="64G",
-                             gres="gpu:1")
+    assert gpu == JobRequest(
+        partition="a100",
+        account="lab",
+        qos="high",
+        time="12:00:00",
+        cpus=8,
+        mem="64G",
+        gres="gpu:1",
+    )
     cpu = _request(all_defs, "shape_params", pools)
     assert cpu == JobRequest(partition="cpu", account="lab", time="1:00:00", cpus=1)
 
@@ -49,7 +58,9 @@ def test_pool_settings_apply_to_their_pool_and_per_step_config_wins(all_defs):
 def test_op_tag_overrides_the_pool_and_is_validated():
     pools = pool_requests({"gpu": {"time": "4:00:00"}})
     tags = {SLURM_TAG: json.dumps({"time": "30", "mem": "8G"})}
-    assert step_request(pools, {}, "gpu", tags, "op") == JobRequest(cpus=1, gres="gpu:1", time="30", mem="8G")
+    assert step_request(pools, {}, "gpu", tags, "op") == JobRequest(
+        cpus=1, gres="gpu:1", time="30", mem="8G"
+    )
     with pytest.raises(ValueError, match="op: op tag genzoo/slurm: unknown SLURM setting"):
         tag_request({SLURM_TAG: json.dumps({"gpus": 2})}, "op")
 

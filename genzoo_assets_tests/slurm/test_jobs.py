@@ -21,20 +21,45 @@ def test_request_fields_are_validated_with_the_source_named():
 def test_later_requests_win_field_by_field_and_extra_args_accumulate():
     pool = JobRequest(partition="gpu", time="4:00:00", gres="gpu:1", extra_args=("--exclusive",))
     merged = pool.merged(JobRequest(time="12:00:00", mem="64G", extra_args=("--constraint=a100",)))
-    assert merged == JobRequest(partition="gpu", time="12:00:00", gres="gpu:1", mem="64G",
-                                extra_args=("--exclusive", "--constraint=a100"))
-    assert merged.sbatch_options() == ["--partition=gpu", "--time=12:00:00", "--mem=64G", "--gres=gpu:1",
-                                       "--exclusive", "--constraint=a100"]
+    assert merged == JobRequest(
+        partition="gpu",
+        time="12:00:00",
+        gres="gpu:1",
+        mem="64G",
+        extra_args=("--exclusive", "--constraint=a100"),
+    )
+    assert merged.sbatch_options() == [
+        "--partition=gpu",
+        "--time=12:00:00",
+        "--mem=64G",
+        "--gres=gpu:1",
+        "--exclusive",
+        "--constraint=a100",
+    ]
 
 
 def test_batch_script_quotes_the_environment_and_runs_the_command_last():
-    script = batch_script("genzoo-1234abcd-images", JobRequest(partition="gpu", gres="gpu:1"), Path("/l/o"),
-                          Path("/l/e"), Path("/work"), ["module load cuda"], {"ARGS": "a b'c"},
-                          ["/venv/bin/python", "-m", "genzoo_assets.slurm.worker"])
+    script = batch_script(
+        "genzoo-1234abcd-images",
+        JobRequest(partition="gpu", gres="gpu:1"),
+        Path("/l/o"),
+        Path("/l/e"),
+        Path("/work"),
+        ["module load cuda"],
+        {"ARGS": "a b'c"},
+        ["/venv/bin/python", "-m", "genzoo_assets.slurm.worker"],
+    )
     lines = script.splitlines()
     assert lines[0] == "#!/bin/bash"
-    for option in ("--job-name=genzoo-1234abcd-images", "--output=/l/o", "--error=/l/e", "--chdir=/work",
-                   "--no-requeue", "--partition=gpu", "--gres=gpu:1"):
+    for option in (
+        "--job-name=genzoo-1234abcd-images",
+        "--output=/l/o",
+        "--error=/l/e",
+        "--chdir=/work",
+        "--no-requeue",
+        "--partition=gpu",
+        "--gres=gpu:1",
+    ):
         assert f"#SBATCH {option}" in lines, option
     assert lines.index("module load cuda") < lines.index("export ARGS='a b'\"'\"'c'")
     assert lines[-1] == "exec /venv/bin/python -m genzoo_assets.slurm.worker"

@@ -7,6 +7,15 @@ from .procedural import PROCEDURAL_SHAPE_AXES, procedural_body_model
 from .skeleton import KEYPOINT_NAMES, SMAL_JOINT_NAMES
 
 __all__ = [
-    "BodyModel", "BodyModelError", "BodyOutput", "KEYPOINT_NAMES", "PROCEDURAL_SHAPE_AXES", "SMAL_JOINT_NAMES",
-    "body_info", "load_body_model", "procedural_body_model", "resolve_body_model", "save_body_model",
+    "BodyModel",
+    "BodyModelError",
+    "BodyOutput",
+    "KEYPOINT_NAMES",
+    "PROCEDURAL_SHAPE_AXES",
+    "SMAL_JOINT_NAMES",
+    "body_info",
+    "load_body_model",
+    "procedural_body_model",
+    "resolve_body_model",
+    "save_body_model",
 ]

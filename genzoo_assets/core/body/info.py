@@ -12,7 +12,11 @@ def resolve_body_model(spec: str) -> BodyModel:
 
     The one place a body-model setting (``GenZooSettings.body_model``, the CLI) becomes a model.
     """
-    return procedural_body_model() if str(spec).strip().lower() == "procedural" else load_body_model(spec)
+    return (
+        procedural_body_model()
+        if str(spec).strip().lower() == "procedural"
+        else load_body_model(spec)
+    )
 
 
 def body_info(spec: str) -> dict:

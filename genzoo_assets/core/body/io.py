@@ -13,12 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import atomic_path
-from .animer_keypoints import KEYPOINT_SET_ANIMER, KEYPOINT_SET_DERIVED, animer_keypoint_groups, is_smal_topology
+from .animer_keypoints import (
+    KEYPOINT_SET_ANIMER,
+    KEYPOINT_SET_DERIVED,
+    animer_keypoint_groups,
+    is_smal_topology,
+)
 from .model import BodyModel, BodyModelError, validate_arrays
 from .smal_geometry import derive_canonical_rotation, derive_keypoint_groups
 from .unpickle import UnpickleFailed, UnpickleRefused, safe_load, to_array
 
-REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+REQUIRED_KEYS = (
+    "v_template",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "kintree_table",
+    "f",
+)
 
 
 def _read(path: Path) -> dict:
@@ -38,8 +51,10 @@ def _read(path: Path) -> dict:
                 raw = {k: z[k] for k in z.files}
         except ValueError as exc:
             if "allow_pickle" in str(exc):
-                raise BodyModelError(f"{path}: .npz holds pickled object arrays, which are never loaded "
-                                     "(allow_pickle=False)") from exc
+                raise BodyModelError(
+                    f"{path}: .npz holds pickled object arrays, which are never loaded "
+                    "(allow_pickle=False)"
+                ) from exc
             raise BodyModelError(f"{path}: corrupt or truncated .npz ({exc})") from exc
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise BodyModelError(f"{path}: corrupt or truncated .npz ({exc})") from exc
@@ -49,10 +64,16 @@ def _read(path: Path) -> dict:
         except UnpickleRefused as exc:
             raise BodyModelError(f"{path}: not a body model pickle: {exc}") from exc
         except UnpickleFailed as exc:
-            kind = "truncated or corrupt pickle" if data[:1] == b"\x80" else "not a pickle or .npz file"
+            kind = (
+                "truncated or corrupt pickle"
+                if data[:1] == b"\x80"
+                else "not a pickle or .npz file"
+            )
             raise BodyModelError(f"{path}: {kind} ({exc})") from exc
     if not isinstance(raw, dict):
-        raise BodyModelError(f"{path}: holds a {type(raw).__name__}, expected a dict of model arrays")
+        raise BodyModelError(
+            f"{path}: holds a {type(raw).__name__}, expected a dict of model arrays"
+        )
     out = {}
     for k, v in raw.items():
         try:
@@ -70,7 +91,9 @@ def _groups(path: Path, value) -> list[list[int]]:
     try:
         return [[int(i) for i in np.asarray(g).ravel()] for g in arr]
     except (TypeError, ValueError) as exc:
-        raise BodyModelError(f"{path}: 'keypoint_groups' must be 26 lists of vertex ids ({exc})") from exc
+        raise BodyModelError(
+            f"{path}: 'keypoint_groups' must be 26 lists of vertex ids ({exc})"
+        ) from exc
 
 
 def load_body_model(path, canonical_rotation=None, dtype=None) -> BodyModel:
@@ -89,18 +112,30 @@ def load_body_model(path, canonical_rotation=None, dtype=None) -> BodyModel:
     a = _read(path)
     missing = [k for k in REQUIRED_KEYS if k not in a]
     if missing:
-        raise BodyModelError(f"{path}: missing key(s) {missing}; a SMAL-family file needs {list(REQUIRED_KEYS)}")
+        raise BodyModelError(
+            f"{path}: missing key(s) {missing}; a SMAL-family file needs {list(REQUIRED_KEYS)}"
+        )
     kt = np.asarray(a["kintree_table"])
     if kt.ndim != 2 or kt.shape[0] != 2:
         raise BodyModelError(f"{path}: 'kintree_table' must be (2, J), got shape {kt.shape}")
     parents = kt[0].astype(np.int64)
     parents[0] = -1  # SMAL stores the root's parent as 2**32-1
     if parents.shape[0] != 35:
-        raise BodyModelError(f"{path}: the kinematic tree has {parents.shape[0]} joints, a SMAL-family model needs 35")
+        raise BodyModelError(
+            f"{path}: the kinematic tree has {parents.shape[0]} joints, a SMAL-family model needs 35"
+        )
     names = a.get("joint_names")
     names = [str(n) for n in np.asarray(names).ravel()] if names is not None else None
-    arrays = validate_arrays(str(path), a["v_template"], a["shapedirs"], a["posedirs"], a["J_regressor"],
-                             a["weights"], parents, a["f"])
+    arrays = validate_arrays(
+        str(path),
+        a["v_template"],
+        a["shapedirs"],
+        a["posedirs"],
+        a["J_regressor"],
+        a["weights"],
+        parents,
+        a["f"],
+    )
     if canonical_rotation is None and "canonical_rotation" in a:
         canonical_rotation = np.asarray(a["canonical_rotation"], dtype=np.float64)
     if canonical_rotation is None:
@@ -111,13 +146,28 @@ def load_body_model(path, canonical_rotation=None, dtype=None) -> BodyModel:
     elif is_smal_topology(arrays["v_template"].shape[0], parents):
         groups, keypoint_set = animer_keypoint_groups(), KEYPOINT_SET_ANIMER
     else:
-        groups = derive_keypoint_groups(arrays["v_template"], arrays["weights"], arrays["J_regressor"],
-                                        np.asarray(canonical_rotation, dtype=np.float64))
+        groups = derive_keypoint_groups(
+            arrays["v_template"],
+            arrays["weights"],
+            arrays["J_regressor"],
+            np.asarray(canonical_rotation, dtype=np.float64),
+        )
         keypoint_set = KEYPOINT_SET_DERIVED
-    model = BodyModel(arrays["v_template"], arrays["shapedirs"], a["posedirs"], arrays["J_regressor"],
-                      arrays["weights"], parents, arrays["faces"], keypoint_groups=groups, joint_names=names,
-                      canonical_rotation=canonical_rotation, source=str(path), sha256=a["_sha256"],
-                      keypoint_set=keypoint_set)
+    model = BodyModel(
+        arrays["v_template"],
+        arrays["shapedirs"],
+        a["posedirs"],
+        arrays["J_regressor"],
+        arrays["weights"],
+        parents,
+        arrays["faces"],
+        keypoint_groups=groups,
+        joint_names=names,
+        canonical_rotation=canonical_rotation,
+        source=str(path),
+        sha256=a["_sha256"],
+        keypoint_set=keypoint_set,
+    )
     return model.to(dtype) if dtype is not None else model
 
 
@@ -128,14 +178,20 @@ def model_arrays(model: BodyModel) -> dict[str, np.ndarray]:
     width = max(len(g) for g in groups)
     padded = np.full((len(groups), width), -1, dtype=np.int64)
     for i, g in enumerate(groups):
-        padded[i, :len(g)] = g
+        padded[i, : len(g)] = g
     np_ = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
     return {
-        "v_template": np_(model.v_template), "shapedirs": np_(model.shapedirs),
-        "posedirs": np_(model.posedirs).T.reshape(nv, 3, -1), "J_regressor": np_(model.J_regressor),
-        "weights": np_(model.lbs_weights), "kintree_table": np.stack([model.parents, np.arange(model.num_joints)]),
-        "f": model.faces, "joint_names": np.array(model.joint_names), "keypoint_groups": padded,
-        "canonical_rotation": model.canonical_rotation, "keypoint_set": np.array(model.keypoint_set),
+        "v_template": np_(model.v_template),
+        "shapedirs": np_(model.shapedirs),
+        "posedirs": np_(model.posedirs).T.reshape(nv, 3, -1),
+        "J_regressor": np_(model.J_regressor),
+        "weights": np_(model.lbs_weights),
+        "kintree_table": np.stack([model.parents, np.arange(model.num_joints)]),
+        "f": model.faces,
+        "joint_names": np.array(model.joint_names),
+        "keypoint_groups": padded,
+        "canonical_rotation": model.canonical_rotation,
+        "keypoint_set": np.array(model.keypoint_set),
     }
 
 

@@ -26,7 +26,7 @@ def partner_indices(names) -> np.ndarray:
     out = []
     for name in names:
         prefix = next((p for p in swap if name.startswith(p)), None)
-        partner = swap[prefix] + name[len(prefix):] if prefix else name
+        partner = swap[prefix] + name[len(prefix) :] if prefix else name
         if partner not in index:
             raise ValueError(f"{name!r} has no partner {partner!r} among the names")
         out.append(index[partner])
@@ -67,10 +67,17 @@ def asymmetry(body_model, samples: int = 4, seed: int = 0) -> float:
     """Largest distance of a rest-pose joint from its mirrored partner, over zero and random betas,
     as a fraction of the body's extent: 0 for an exactly symmetric model."""
     gen = torch.Generator().manual_seed(seed)
-    betas = torch.cat([torch.zeros(1, body_model.num_betas), torch.randn(samples, body_model.num_betas, generator=gen)])
+    betas = torch.cat(
+        [
+            torch.zeros(1, body_model.num_betas),
+            torch.randn(samples, body_model.num_betas, generator=gen),
+        ]
+    )
     betas = betas.to(body_model.dtype)
     eye = torch.eye(3, dtype=body_model.dtype)
-    out = body_model(betas, eye.expand(len(betas), 3, 3), eye.expand(len(betas), body_model.num_joints - 1, 3, 3))
+    out = body_model(
+        betas, eye.expand(len(betas), 3, 3), eye.expand(len(betas), body_model.num_joints - 1, 3, 3)
+    )
     joints = out.joints
     m = torch.as_tensor(sagittal_reflection(body_model.canonical_rotation), dtype=joints.dtype)
     mirrored = (joints @ m.T)[:, JOINT_PARTNERS]
@@ -85,7 +92,9 @@ def checked_reflection(body_model) -> np.ndarray:
     """The sagittal reflection of ``body_model``, refusing a model that is not mirror-symmetric."""
     off = asymmetry(body_model)
     if off > MIRROR_TOLERANCE:
-        raise ValueError(f"body model {getattr(body_model, 'source', body_model)} is not mirror-symmetric: a rest joint "
-                         f"lies {off:.2%} of the body's extent from its mirrored partner (tolerance "
-                         f"{MIRROR_TOLERANCE:.1%}), so a flipped image would carry wrong labels; train with flip 0")
+        raise ValueError(
+            f"body model {getattr(body_model, 'source', body_model)} is not mirror-symmetric: a rest joint "
+            f"lies {off:.2%} of the body's extent from its mirrored partner (tolerance "
+            f"{MIRROR_TOLERANCE:.1%}), so a flipped image would carry wrong labels; train with flip 0"
+        )
     return sagittal_reflection(body_model.canonical_rotation)

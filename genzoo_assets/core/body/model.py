@@ -7,8 +7,8 @@ models without pose correctives take the cache-friendly rigid path in :mod:`.ski
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse
@@ -35,7 +35,9 @@ def _finite(source: str, key: str, a: np.ndarray) -> np.ndarray:
     try:
         a = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise BodyModelError(f"{source}: '{key}' is not a numeric array ({type(a).__name__}: {exc})") from exc
+        raise BodyModelError(
+            f"{source}: '{key}' is not a numeric array ({type(a).__name__}: {exc})"
+        ) from exc
     if not np.all(np.isfinite(a)):
         raise BodyModelError(f"{source}: '{key}' holds non-finite values (NaN or inf)")
     return a
@@ -60,52 +62,83 @@ def validate_arrays(
     if sd.ndim == 2 and sd.shape[0] == nv * 3:
         sd = sd.reshape(nv, 3, -1)
     if sd.ndim != 3 or sd.shape[:2] != (nv, 3):
-        why = " (its vertex count differs from the template's)" if sd.ndim == 3 and sd.shape[0] != nv else ""
-        raise BodyModelError(f"{source}: 'shapedirs' must be (V={nv}, 3, num_betas), got shape {sd.shape}{why}")
+        why = (
+            " (its vertex count differs from the template's)"
+            if sd.ndim == 3 and sd.shape[0] != nv
+            else ""
+        )
+        raise BodyModelError(
+            f"{source}: 'shapedirs' must be (V={nv}, 3, num_betas), got shape {sd.shape}{why}"
+        )
     par = np.asarray(parents).astype(np.int64).ravel()
     nj = par.shape[0]
     if nj != NUM_JOINTS:
-        raise BodyModelError(f"{source}: the kinematic tree has {nj} joints, a SMAL-family model needs {NUM_JOINTS}")
+        raise BodyModelError(
+            f"{source}: the kinematic tree has {nj} joints, a SMAL-family model needs {NUM_JOINTS}"
+        )
     if par[0] != -1 or np.any(par[1:] < 0) or np.any(par[1:] >= np.arange(1, nj)):
-        raise BodyModelError(f"{source}: 'kintree_table' parents {par.tolist()} are not a tree rooted at joint 0 "
-                             f"with every parent before its child")
+        raise BodyModelError(
+            f"{source}: 'kintree_table' parents {par.tolist()} are not a tree rooted at joint 0 "
+            f"with every parent before its child"
+        )
     num_pose = 9 * (nj - 1)
     pd = _finite(source, "posedirs", posedirs)
     if pd.ndim == 3 and pd.shape[:2] == (nv, 3) and pd.shape[2] == num_pose:
         pd = pd.reshape(nv * 3, num_pose).T
     elif not (pd.ndim == 2 and pd.shape == (num_pose, nv * 3)):
-        raise BodyModelError(f"{source}: 'posedirs' must be (V={nv}, 3, {num_pose}), got shape {pd.shape}")
+        raise BodyModelError(
+            f"{source}: 'posedirs' must be (V={nv}, 3, {num_pose}), got shape {pd.shape}"
+        )
     jr = J_regressor.toarray() if scipy.sparse.issparse(J_regressor) else J_regressor
     jr = _finite(source, "J_regressor", jr)
     if jr.shape != (nj, nv):
-        raise BodyModelError(f"{source}: 'J_regressor' must be (J={nj}, V={nv}), got shape {jr.shape}")
+        raise BodyModelError(
+            f"{source}: 'J_regressor' must be (J={nj}, V={nv}), got shape {jr.shape}"
+        )
     w = _finite(source, "weights", weights)
     if w.shape != (nv, nj):
-        raise BodyModelError(f"{source}: skinning 'weights' must be (V={nv}, J={nj}), got shape {w.shape}")
+        raise BodyModelError(
+            f"{source}: skinning 'weights' must be (V={nv}, J={nj}), got shape {w.shape}"
+        )
     f = np.asarray(faces)
     if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
-        raise BodyModelError(f"{source}: faces 'f' must be an (F, 3) integer array, got {f.dtype} {f.shape}")
+        raise BodyModelError(
+            f"{source}: faces 'f' must be an (F, 3) integer array, got {f.dtype} {f.shape}"
+        )
     f = f.astype(np.int64)
     if f.size and (f.min() < 0 or f.max() >= nv):
-        raise BodyModelError(f"{source}: faces 'f' index vertices {f.min()}..{f.max()}, outside 0..{nv - 1}")
-    return {"v_template": v, "shapedirs": sd, "posedirs": pd, "J_regressor": jr, "weights": w,
-            "parents": par, "faces": f}
+        raise BodyModelError(
+            f"{source}: faces 'f' index vertices {f.min()}..{f.max()}, outside 0..{nv - 1}"
+        )
+    return {
+        "v_template": v,
+        "shapedirs": sd,
+        "posedirs": pd,
+        "J_regressor": jr,
+        "weights": w,
+        "parents": par,
+        "faces": f,
+    }
 
 
 def keypoint_gather(source: str, groups: Sequence[Sequence[int]], num_vertices: int):
     """(26, K) vertex ids and weights (1/len(group), 0 for padding): keypoint = weighted sum."""
     if len(groups) != NUM_KEYPOINTS:
-        raise BodyModelError(f"{source}: {len(groups)} keypoint groups given, {NUM_KEYPOINTS} needed")
+        raise BodyModelError(
+            f"{source}: {len(groups)} keypoint groups given, {NUM_KEYPOINTS} needed"
+        )
     width = max(len(g) for g in groups) or 1
     index = np.zeros((NUM_KEYPOINTS, width), dtype=np.int64)
     weight = np.zeros((NUM_KEYPOINTS, width))
     for k, group in enumerate(groups):
         idx = np.asarray(group, dtype=np.int64).ravel()
         if idx.size == 0 or idx.min() < 0 or idx.max() >= num_vertices:
-            raise BodyModelError(f"{source}: keypoint group '{KEYPOINT_NAMES[k]}' is empty or indexes "
-                                 f"vertices outside 0..{num_vertices - 1}")
-        index[k, :idx.size] = idx
-        weight[k, :idx.size] = 1.0 / idx.size
+            raise BodyModelError(
+                f"{source}: keypoint group '{KEYPOINT_NAMES[k]}' is empty or indexes "
+                f"vertices outside 0..{num_vertices - 1}"
+            )
+        index[k, : idx.size] = idx
+        weight[k, : idx.size] = 1.0 / idx.size
     return index, weight
 
 
@@ -135,19 +168,31 @@ class BodyModel(torch.nn.Module):
         keypoint_set: str = "derived",
     ):
         super().__init__()
-        a = validate_arrays(source, v_template, shapedirs, posedirs, J_regressor, weights, parents, faces)
+        a = validate_arrays(
+            source, v_template, shapedirs, posedirs, J_regressor, weights, parents, faces
+        )
         names = tuple(joint_names) if joint_names is not None else SMAL_JOINT_NAMES
         if len(names) != NUM_JOINTS:
             raise BodyModelError(f"{source}: {len(names)} joint names for {NUM_JOINTS} joints")
-        c = np.eye(3) if canonical_rotation is None else np.asarray(canonical_rotation, dtype=np.float64)
-        if c.shape != (3, 3) or not np.allclose(c @ c.T, np.eye(3), atol=1e-6) or np.linalg.det(c) < 0:
+        c = (
+            np.eye(3)
+            if canonical_rotation is None
+            else np.asarray(canonical_rotation, dtype=np.float64)
+        )
+        if (
+            c.shape != (3, 3)
+            or not np.allclose(c @ c.T, np.eye(3), atol=1e-6)
+            or np.linalg.det(c) < 0
+        ):
             raise BodyModelError(f"{source}: canonical_rotation must be a 3x3 rotation matrix")
         nv = a["v_template"].shape[0]
         self.source = str(source)
         self.sha256 = sha256
         self.joint_names: tuple[str, ...] = names
         self.keypoint_names: tuple[str, ...] = KEYPOINT_NAMES
-        self.keypoint_groups: list[list[int]] = [[int(i) for i in np.asarray(g).ravel()] for g in keypoint_groups]
+        self.keypoint_groups: list[list[int]] = [
+            [int(i) for i in np.asarray(g).ravel()] for g in keypoint_groups
+        ]
         self.keypoint_set = str(keypoint_set)
         self.canonical_rotation: np.ndarray = c
         self.parents: np.ndarray = a["parents"]
@@ -160,9 +205,13 @@ class BodyModel(torch.nn.Module):
         self.register_buffer("J_regressor", t(a["J_regressor"]))
         self.register_buffer("lbs_weights", t(a["weights"]))
         self.register_buffer("joint_template", t(a["J_regressor"] @ a["v_template"]))
-        self.register_buffer("joint_shapedirs", t(np.einsum("jv,vcb->jcb", a["J_regressor"], a["shapedirs"])))
+        self.register_buffer(
+            "joint_shapedirs", t(np.einsum("jv,vcb->jcb", a["J_regressor"], a["shapedirs"]))
+        )
         skin_index, skin_weight = sparse_skinning(self.lbs_weights)
-        self.register_buffer("skin_index", skin_index, persistent=False)  # derived: kept out of state_dict
+        self.register_buffer(
+            "skin_index", skin_index, persistent=False
+        )  # derived: kept out of state_dict
         self.register_buffer("skin_weight", skin_weight, persistent=False)
         self.register_buffer("keypoint_index", torch.as_tensor(kp_index))
         self.register_buffer("keypoint_weight", t(kp_weight))
@@ -183,8 +232,10 @@ class BodyModel(torch.nn.Module):
         if b.ndim != 2:
             raise ValueError(f"betas must be (B, num_betas), got shape {tuple(b.shape)}")
         if b.shape[1] > self.num_betas:
-            raise ValueError(f"betas has {b.shape[1]} columns but the model ({self.source}) has only "
-                             f"{self.num_betas} shape blend shapes")
+            raise ValueError(
+                f"betas has {b.shape[1]} columns but the model ({self.source}) has only "
+                f"{self.num_betas} shape blend shapes"
+            )
         if b.shape[1] < self.num_betas:
             b = torch.nn.functional.pad(b, (0, self.num_betas - b.shape[1]))
         if batch is not None and b.shape[0] != batch:
@@ -205,8 +256,10 @@ class BodyModel(torch.nn.Module):
             return r[:, None]
         if r.ndim == 4 and r.shape[1:] == (count, 3, 3):
             return r
-        raise ValueError(f"{name} must be axis-angle (B,{count * 3}) / (B,{count},3) or matrices "
-                         f"(B,{count},3,3){' / (B,3,3)' if count == 1 else ''}; got shape {tuple(r.shape)}")
+        raise ValueError(
+            f"{name} must be axis-angle (B,{count * 3}) / (B,{count},3) or matrices "
+            f"(B,{count},3,3){' / (B,3,3)' if count == 1 else ''}; got shape {tuple(r.shape)}"
+        )
 
     def tpose_vertices(self, betas) -> torch.Tensor:
         """Shaped template at zero pose, (B, V, 3): what the regressor's betas loss compares."""
@@ -221,11 +274,29 @@ class BodyModel(torch.nn.Module):
         full = torch.cat([go, bp], dim=1).contiguous()
         b = self._betas(betas, batch)
         if self.pose_correctives:
-            verts, joints = lbs(b, full, self.v_template, self.shapedirs, self.posedirs, self.J_regressor,
-                                self.parents_t, self.lbs_weights, pose2rot=False)
+            verts, joints = lbs(
+                b,
+                full,
+                self.v_template,
+                self.shapedirs,
+                self.posedirs,
+                self.J_regressor,
+                self.parents_t,
+                self.lbs_weights,
+                pose2rot=False,
+            )
         else:
-            verts, joints = rigid_lbs(b, full, self.v_template, self.shapedirs, self.joint_template,
-                                      self.joint_shapedirs, self.parents_t, self.skin_index, self.skin_weight)
+            verts, joints = rigid_lbs(
+                b,
+                full,
+                self.v_template,
+                self.shapedirs,
+                self.joint_template,
+                self.joint_shapedirs,
+                self.parents_t,
+                self.skin_index,
+                self.skin_weight,
+            )
         # Gathered as (26, width, 3, B): rows stay contiguous when vertices are a view of (V, 3, B).
         by_vertex = verts.permute(1, 2, 0)[self.keypoint_index]
         kps = (by_vertex * self.keypoint_weight[..., None, None]).sum(1).permute(2, 0, 1)
@@ -235,5 +306,7 @@ class BodyModel(torch.nn.Module):
         return BodyOutput(vertices=verts, joints=joints, keypoints=kps)
 
     def extra_repr(self) -> str:
-        return (f"source={self.source!r}, vertices={self.num_vertices}, faces={self.num_faces}, "
-                f"joints={self.num_joints}, betas={self.num_betas}")
+        return (
+            f"source={self.source!r}, vertices={self.num_vertices}, faces={self.num_faces}, "
+            f"joints={self.num_joints}, betas={self.num_betas}"
+        )

@@ -42,10 +42,10 @@ def _outward(verts: np.ndarray, faces: np.ndarray, meshes, offsets) -> np.ndarra
     out = faces.copy()
     fo = np.cumsum([0] + [len(m.faces) for m in meshes])
     for i in range(len(meshes)):
-        f = out[fo[i]:fo[i + 1]]
+        f = out[fo[i] : fo[i + 1]]
         a, b, c = verts[f[:, 0]], verts[f[:, 1]], verts[f[:, 2]]
         if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() < 0:
-            out[fo[i]:fo[i + 1]] = f[:, ::-1]
+            out[fo[i] : fo[i + 1]] = f[:, ::-1]
     return out
 
 
@@ -99,10 +99,14 @@ def _keypoint_groups(verts: np.ndarray, specs, meshes, offsets) -> list[list[int
         for where in ("front", "back"):
             leg = f"{lr}_{where}_leg"
             j0 = {"front": 7, "back": 17}[where] + (0 if lr == "left" else 4)
-            groups[f"{lr}_{where}_paw"] = near(leg, point(leg, 4) + np.array([0.03, -0.03, 0.0]), 10)
+            groups[f"{lr}_{where}_paw"] = near(
+                leg, point(leg, 4) + np.array([0.03, -0.03, 0.0]), 10
+            )
             groups[f"{lr}_{where}_thigh"] = ring(leg, j0 + 1)
             groups[f"{lr}_{where}_knee"] = ring(leg, j0 + 2)
-        groups[f"{lr}_shoulder"] = near("torso", point(f"{lr}_front_leg", 1) + np.array([0.0, 0.02, sgn * 0.08]), 8)
+        groups[f"{lr}_shoulder"] = near(
+            "torso", point(f"{lr}_front_leg", 1) + np.array([0.0, 0.02, sgn * 0.08]), 8
+        )
     groups["mouth_mid"] = near("jaw", point("jaw", 2) + np.array([0.02, 0.01, 0.0]), 6)
     groups["nose"] = near("neck_head", snout_tip + np.array([0.03, 0.0, 0.0]), 6)
     groups["neck"] = ring("neck_head", 15)
@@ -116,7 +120,9 @@ def _keypoint_groups(verts: np.ndarray, specs, meshes, offsets) -> list[list[int
 def procedural_arrays(num_betas: int = 20) -> dict:
     """All arrays of the procedural model (cached; numpy, float64)."""
     if num_betas < len(PROCEDURAL_SHAPE_AXES):
-        raise ValueError(f"the procedural model needs num_betas >= {len(PROCEDURAL_SHAPE_AXES)}, got {num_betas}")
+        raise ValueError(
+            f"the procedural model needs num_betas >= {len(PROCEDURAL_SHAPE_AXES)}, got {num_betas}"
+        )
     zero = np.zeros(len(PROCEDURAL_SHAPE_AXES))
     specs, meshes, frames = _assemble(zero)
     verts, faces, offsets = _stack(meshes)
@@ -132,13 +138,14 @@ def procedural_arrays(num_betas: int = 20) -> dict:
             num += b * (_stack(_assemble(axes, frames)[1])[0] - verts)
         shapedirs[:, :, i] = num / np.sum(_FIT_BETAS**2)
     if num_betas > len(PROCEDURAL_SHAPE_AXES):
-        shapedirs[:, :, len(PROCEDURAL_SHAPE_AXES):] = _extra_directions(
-            verts, num_betas - len(PROCEDURAL_SHAPE_AXES), PROCEDURAL_SEED)
+        shapedirs[:, :, len(PROCEDURAL_SHAPE_AXES) :] = _extra_directions(
+            verts, num_betas - len(PROCEDURAL_SHAPE_AXES), PROCEDURAL_SEED
+        )
 
     weights = np.zeros((nv, NUM_JOINTS))
     j_regressor = np.zeros((NUM_JOINTS, nv))
     for spec, mesh, off in zip(specs, meshes, offsets):
-        weights[off:off + len(mesh.vertices)] = chain_weights(mesh.param, spec.bones, NUM_JOINTS)
+        weights[off : off + len(mesh.vertices)] = chain_weights(mesh.param, spec.bones, NUM_JOINTS)
         for joint, ring in mesh.joint_rings.items():
             j_regressor[joint, off + ring] = 1.0 / len(ring)
     missing = [SMAL_JOINT_NAMES[j] for j in range(NUM_JOINTS) if j_regressor[j].sum() == 0]
@@ -146,9 +153,15 @@ def procedural_arrays(num_betas: int = 20) -> dict:
         raise RuntimeError(f"procedural layout places no ring at joints {missing}")
     kintree = np.stack([np.array(SMAL_PARENTS), np.arange(NUM_JOINTS)])
     return {
-        "v_template": verts, "shapedirs": shapedirs, "posedirs": np.zeros((nv, 3, 9 * (NUM_JOINTS - 1))),
-        "J_regressor": j_regressor, "weights": weights, "kintree_table": kintree, "f": faces,
-        "joint_names": np.array(SMAL_JOINT_NAMES), "keypoint_groups": _keypoint_groups(verts, specs, meshes, offsets),
+        "v_template": verts,
+        "shapedirs": shapedirs,
+        "posedirs": np.zeros((nv, 3, 9 * (NUM_JOINTS - 1))),
+        "J_regressor": j_regressor,
+        "weights": weights,
+        "kintree_table": kintree,
+        "f": faces,
+        "joint_names": np.array(SMAL_JOINT_NAMES),
+        "keypoint_groups": _keypoint_groups(verts, specs, meshes, offsets),
         "shape_axes": np.array(PROCEDURAL_SHAPE_AXES),
     }
 
@@ -157,7 +170,17 @@ def procedural_body_model(num_betas: int = 20) -> BodyModel:
     """The embedded quadruped: SMAL's 35 joints and names, canonical frame (identity rotation)."""
     a = procedural_arrays(num_betas)
     return BodyModel(
-        a["v_template"], a["shapedirs"], a["posedirs"], a["J_regressor"], a["weights"], a["kintree_table"][0],
-        a["f"], keypoint_groups=a["keypoint_groups"], joint_names=SMAL_JOINT_NAMES, canonical_rotation=np.eye(3),
-        source=f"procedural(num_betas={num_betas})", sha256=None, keypoint_set="derived",
+        a["v_template"],
+        a["shapedirs"],
+        a["posedirs"],
+        a["J_regressor"],
+        a["weights"],
+        a["kintree_table"][0],
+        a["f"],
+        keypoint_groups=a["keypoint_groups"],
+        joint_names=SMAL_JOINT_NAMES,
+        canonical_rotation=np.eye(3),
+        source=f"procedural(num_betas={num_betas})",
+        sha256=None,
+        keypoint_set="derived",
     )

@@ -24,7 +24,9 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / theta2_safe)
     x, y, z = axis_angle.unbind(-1)
     zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis_angle.shape[:-1], 3, 3)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(
+        *axis_angle.shape[:-1], 3, 3
+    )
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(k)
     return eye + a[..., None] * k + b[..., None] * (k @ k)
 
@@ -39,7 +41,9 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"rotation matrices must end in (3, 3), got shape {tuple(matrix.shape)}")
     m = matrix
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    q_abs2 = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    q_abs2 = torch.stack(
+        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1
+    )
     q_abs = torch.sqrt(torch.clamp(q_abs2, min=0.0))
     m21_12 = m[..., 2, 1] - m[..., 1, 2]
     m02_20 = m[..., 0, 2] - m[..., 2, 0]
@@ -111,7 +115,9 @@ def symmetric_orthogonalization(x: torch.Tensor) -> torch.Tensor:
     elif x.shape[-2:] == (3, 3):
         m = x
     else:
-        raise ValueError(f"symmetric orthogonalization needs (..., 9) or (..., 3, 3), got {tuple(x.shape)}")
+        raise ValueError(
+            f"symmetric orthogonalization needs (..., 9) or (..., 3, 3), got {tuple(x.shape)}"
+        )
     u, _, vh = torch.linalg.svd(m)
     det = torch.linalg.det(u @ vh)
     ones = torch.ones_like(det)

@@ -27,8 +27,18 @@ def sparse_skinning(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return index.contiguous(), value.contiguous()
 
 
-def rigid_lbs(betas, rot_mats, v_template, shapedirs, joint_template, joint_shapedirs, parents, skin_index,
-              skin_weight, block: int | None = None):
+def rigid_lbs(
+    betas,
+    rot_mats,
+    v_template,
+    shapedirs,
+    joint_template,
+    joint_shapedirs,
+    parents,
+    skin_index,
+    skin_weight,
+    block: int | None = None,
+):
     """``smplx.lbs.lbs`` without pose correctives: vertices (B, V, 3), posed joints (B, J, 3).
 
     Rest joints are the regressed template plus regressed blend shapes (the joint regressor is
@@ -40,22 +50,30 @@ def rigid_lbs(betas, rot_mats, v_template, shapedirs, joint_template, joint_shap
     joints = joint_template + blend_shapes(betas, joint_shapedirs)
     posed_joints, rel = batch_rigid_transform(rot_mats, joints, parents, dtype=v_template.dtype)
     nj = rel.shape[1]
-    per_joint = rel[:, :, :3, :].permute(1, 2, 3, 0).reshape(nj, 12 * b)  # (J, 3x4 x B), sample innermost
+    per_joint = (
+        rel[:, :, :3, :].permute(1, 2, 3, 0).reshape(nj, 12 * b)
+    )  # (J, 3x4 x B), sample innermost
     template, dirs, betas_t = v_template.reshape(nv * 3, 1), shapedirs.reshape(nv * 3, -1), betas.T
     if b == 0:  # embedding_bag cannot gather from an empty table
         return v_template.new_empty(0, nv, 3), posed_joints
     if block is None:
-        block = max(8, CPU_BLOCK_FLOATS // max(12 * b, 1)) if v_template.device.type == "cpu" else nv
+        block = (
+            max(8, CPU_BLOCK_FLOATS // max(12 * b, 1)) if v_template.device.type == "cpu" else nv
+        )
     # Without autograd each block is written in place; with it, blocks are concatenated (out= has no grad).
     tracked = torch.is_grad_enabled() and (per_joint.requires_grad or betas.requires_grad)
     verts = None if tracked else v_template.new_empty(nv, 3, b)
     parts = []
     for s in range(0, nv, block):
         e = min(nv, s + block)
-        t = F.embedding_bag(skin_index[s:e], per_joint, per_sample_weights=skin_weight[s:e], mode="sum")
+        t = F.embedding_bag(
+            skin_index[s:e], per_joint, per_sample_weights=skin_weight[s:e], mode="sum"
+        )
         t = t.view(e - s, 3, 4, b)
-        x = torch.addmm(template[3 * s:3 * e], dirs[3 * s:3 * e], betas_t).view(e - s, 3, b)
-        v = torch.addcmul(t[:, :, 3], t[:, :, 0], x[:, None, 0], out=None if tracked else verts[s:e])
+        x = torch.addmm(template[3 * s : 3 * e], dirs[3 * s : 3 * e], betas_t).view(e - s, 3, b)
+        v = torch.addcmul(
+            t[:, :, 3], t[:, :, 0], x[:, None, 0], out=None if tracked else verts[s:e]
+        )
         parts.append(v.addcmul_(t[:, :, 1], x[:, None, 1]).addcmul_(t[:, :, 2], x[:, None, 2]))
     if tracked:
         verts = torch.cat(parts) if len(parts) > 1 else parts[0]

@@ -46,8 +46,12 @@ def _take(ids: np.ndarray, score: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in ids[np.argsort(-score)[:k]]]
 
 
-def derive_keypoint_groups(v_template: np.ndarray, weights: np.ndarray, j_regressor: np.ndarray,
-                           canonical_rotation: np.ndarray) -> list[list[int]]:
+def derive_keypoint_groups(
+    v_template: np.ndarray,
+    weights: np.ndarray,
+    j_regressor: np.ndarray,
+    canonical_rotation: np.ndarray,
+) -> list[list[int]]:
     """26 vertex groups in KEYPOINT_NAMES order (see module docstring for the rule)."""
     v = v_template @ canonical_rotation.T
     j = (j_regressor @ v_template) @ canonical_rotation.T
@@ -79,7 +83,10 @@ def derive_keypoint_groups(v_template: np.ndarray, weights: np.ndarray, j_regres
         near_x = near_x if near_x.size else side
         g[f"{lr}_eye"] = _take(near_x, (v[near_x, 1] - j[16, 1]) + np.abs(v[near_x, 2]), 5)
         mouth_x = j[32, 0] + 0.3 * (nose[0] - j[32, 0])
-        corner = side[(np.abs(v[side, 0] - mouth_x) < 0.15 * head_len) & (np.abs(v[side, 1] - j[32, 1]) < 0.25 * head_len)]
+        corner = side[
+            (np.abs(v[side, 0] - mouth_x) < 0.15 * head_len)
+            & (np.abs(v[side, 1] - j[32, 1]) < 0.25 * head_len)
+        ]
         corner = corner if corner.size else side
         g[f"{lr}_mouth"] = _take(corner, np.abs(v[corner, 2]), 5)
         ear_ids = dominated([ear])
@@ -94,7 +101,9 @@ def derive_keypoint_groups(v_template: np.ndarray, weights: np.ndarray, j_regres
         torso = dominated([4, 5, 6, f1])
         torso = torso[sgn * v[torso, 2] > 0]
         target = j[f1] + np.array([0.0, 0.05 * size, 0.0])
-        g[f"{lr}_shoulder"] = _take(torso, np.abs(v[torso, 2]) * 0.5 - np.linalg.norm(v[torso] - target, axis=1), 8)
+        g[f"{lr}_shoulder"] = _take(
+            torso, np.abs(v[torso, 2]) * 0.5 - np.linalg.norm(v[torso] - target, axis=1), 8
+        )
     g["neck"] = nearest(15, [15, 6])
     g["tail_base"] = nearest(25, [25, 0])
     g["tail_mid"] = nearest(28, [27, 28])

@@ -44,7 +44,12 @@ def _catmull_rom(p: np.ndarray, s: np.ndarray) -> np.ndarray:
     k = np.clip(np.floor(s).astype(int), 0, n - 2)
     t = (s - k)[:, None]
     p0, p1, p2, p3 = ext[k], ext[k + 1], ext[k + 2], ext[k + 3]
-    return 0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+    return 0.5 * (
+        (2 * p1)
+        + (-p0 + p2) * t
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+        + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3
+    )
 
 
 def _frames(centres: np.ndarray, frame_centres: np.ndarray | None = None):
@@ -63,10 +68,15 @@ def build_tube(spec: TubeSpec, frame_centres: np.ndarray | None = None) -> TubeM
     vertices are an affine function of the control points and radii: the blend shapes are then exact.
     """
     n = len(spec.points)
-    s = np.concatenate([np.arange(k, k + 1, 1.0 / spec.sub) for k in range(n - 1)] + [np.array([n - 1.0])])
+    s = np.concatenate(
+        [np.arange(k, k + 1, 1.0 / spec.sub) for k in range(n - 1)] + [np.array([n - 1.0])]
+    )
     s = np.round(s, 9)
     centres = _catmull_rom(spec.points, s)
-    radii = np.interp(s[:, None], np.arange(n), spec.radii[:, 0])[:, 0], np.interp(s, np.arange(n), spec.radii[:, 1])
+    radii = (
+        np.interp(s[:, None], np.arange(n), spec.radii[:, 0])[:, 0],
+        np.interp(s, np.arange(n), spec.radii[:, 1]),
+    )
     a, b = radii
     t, u, w = _frames(centres, frame_centres)
     phi = 2 * np.pi * np.arange(spec.around) / spec.around
@@ -84,11 +94,15 @@ def build_tube(spec: TubeSpec, frame_centres: np.ndarray | None = None) -> TubeM
     cap_len1 = 0.8 * min(a[-1], b[-1])
     for ang in _CAP_ANGLES:
         c = centres[-1] + t[-1] * cap_len1 * np.sin(ang)
-        rings.append(c + np.cos(ang) * (a[-1] * cos[:, None] * u[-1] + b[-1] * sin[:, None] * w[-1]))
+        rings.append(
+            c + np.cos(ang) * (a[-1] * cos[:, None] * u[-1] + b[-1] * sin[:, None] * w[-1])
+        )
         params.append(n - 1.0)
     m = spec.around
     nr = len(rings)
-    verts = np.concatenate(rings + [(centres[0] - t[0] * cap_len0)[None], (centres[-1] + t[-1] * cap_len1)[None]])
+    verts = np.concatenate(
+        rings + [(centres[0] - t[0] * cap_len0)[None], (centres[-1] + t[-1] * cap_len1)[None]]
+    )
     param = np.concatenate([np.full(m, p) for p in params] + [np.array([0.0, n - 1.0])])
     faces = []
     j = np.arange(m)
@@ -111,11 +125,15 @@ def build_tube(spec: TubeSpec, frame_centres: np.ndarray | None = None) -> TubeM
 def ring_centres(spec: TubeSpec) -> np.ndarray:
     """Centres of the rings (to freeze a template's ring frames with :func:`build_tube`)."""
     n = len(spec.points)
-    s = np.concatenate([np.arange(k, k + 1, 1.0 / spec.sub) for k in range(n - 1)] + [np.array([n - 1.0])])
+    s = np.concatenate(
+        [np.arange(k, k + 1, 1.0 / spec.sub) for k in range(n - 1)] + [np.array([n - 1.0])]
+    )
     return _catmull_rom(spec.points, np.round(s, 9))
 
 
-def chain_weights(param: np.ndarray, bones: tuple[int, ...], num_joints: int, half_width: float = 0.4) -> np.ndarray:
+def chain_weights(
+    param: np.ndarray, bones: tuple[int, ...], num_joints: int, half_width: float = 0.4
+) -> np.ndarray:
     """Skinning weights along a chain: segment k belongs to ``bones[k]``, blended smoothly (smoothstep)
     across each control point over +-``half_width`` segments; rows sum to 1."""
     w = np.zeros((len(param), num_joints))

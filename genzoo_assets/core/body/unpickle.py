@@ -37,8 +37,18 @@ class UnpickleFailed(ValueError):
 
 
 # What pickle raises on foreign, truncated or corrupt bytes.
-_CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, MemoryError, OverflowError)
+_CORRUPT = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    MemoryError,
+    OverflowError,
+)
 
 
 class ChumpyStub:
@@ -69,20 +79,41 @@ def _stub(module: str, name: str) -> type:
 
 def _allowed() -> dict[tuple[str, str], Any]:
     """Every global a real SMAL / SMAL+ file (numpy 1 or 2, scipy old or new, Python 2 or 3) uses."""
-    table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                         ("_codecs", "encode"): codecs.encode,  # py3 bytes, protocol 2
-                                         ("copy_reg", "_reconstructor"): copyreg._reconstructor,
-                                         ("copyreg", "_reconstructor"): copyreg._reconstructor}
-    for core in ("numpy.core", "numpy._core"):  # numpy 1 wrote numpy.core, numpy 2 writes numpy._core
+    table: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # py3 bytes, protocol 2
+        ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+        ("copyreg", "_reconstructor"): copyreg._reconstructor,
+    }
+    for core in (
+        "numpy.core",
+        "numpy._core",
+    ):  # numpy 1 wrote numpy.core, numpy 2 writes numpy._core
         table[(f"{core}.multiarray", "_reconstruct")] = np._core.multiarray._reconstruct
         table[(f"{core}.multiarray", "scalar")] = np._core.multiarray.scalar
         table[(f"{core}.numeric", "_frombuffer")] = np._core.numeric._frombuffer  # protocol 5
     for fmt in ("csc", "csr", "coo"):
         for kind in ("matrix", "array"):
             cls = getattr(scipy.sparse, f"{fmt}_{kind}")
-            for module in ("scipy.sparse", f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}", "scipy.sparse._arrays"):
+            for module in (
+                "scipy.sparse",
+                f"scipy.sparse.{fmt}",
+                f"scipy.sparse._{fmt}",
+                "scipy.sparse._arrays",
+            ):
                 table[(module, cls.__name__)] = cls
-    for name in ("object", "set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray"):
+    for name in (
+        "object",
+        "set",
+        "frozenset",
+        "list",
+        "dict",
+        "tuple",
+        "slice",
+        "complex",
+        "bytearray",
+    ):
         for module in ("__builtin__", "builtins"):
             table[(module, name)] = getattr(builtins, name)
     return table
@@ -101,8 +132,10 @@ class SafeUnpickler(pickle.Unpickler):
             return ALLOWED[(module, name)]
         if _is_chumpy(module, name):
             return _stub(module, name)
-        raise UnpickleRefused(f"refusing to load global {module}.{name} (not on the allow-list of numpy, "
-                              f"scipy.sparse and chumpy stand-ins)")
+        raise UnpickleRefused(
+            f"refusing to load global {module}.{name} (not on the allow-list of numpy, "
+            f"scipy.sparse and chumpy stand-ins)"
+        )
 
 
 def safe_load(data: bytes) -> Any:
@@ -130,13 +163,21 @@ def to_array(value: Any, key: str) -> Any:
             if "newshape" in st:
                 return np.reshape(inner, st["newshape"])
             return np.asarray(inner)
-        raise ValueError(f"'{key}' is a {value.chumpy_class} object whose array could not be recovered "
-                         f"(state keys: {sorted(st)})")
+        raise ValueError(
+            f"'{key}' is a {value.chumpy_class} object whose array could not be recovered "
+            f"(state keys: {sorted(st)})"
+        )
     if scipy.sparse.issparse(value):
         try:
             return value.toarray()
         except Exception:  # an old scipy pickle: rebuild from its stored parts
             d = value.__dict__
-            cls = scipy.sparse.csr_matrix if d.get("format", "csc") == "csr" else scipy.sparse.csc_matrix
-            return cls((d["data"], d["indices"], d["indptr"]), shape=d.get("_shape") or d.get("shape")).toarray()
+            cls = (
+                scipy.sparse.csr_matrix
+                if d.get("format", "csc") == "csr"
+                else scipy.sparse.csc_matrix
+            )
+            return cls(
+                (d["data"], d["indices"], d["indptr"]), shape=d.get("_shape") or d.get("shape")
+            ).toarray()
     return value

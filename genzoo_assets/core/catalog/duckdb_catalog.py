@@ -32,7 +32,8 @@ previous catalog; a new column is added (``ALTER TABLE``), a changed type rebuil
 Readers never see a half-updated file: every query holds a shared ``flock`` on
 ``catalog.duckdb.lock`` while its read-only handle is open, and the refresh takes it exclusively
 (so a query waits for the refresh, well under a second). Handles are never cached across
-queries: a cached one would hold DuckDB's own file lock and keep the refresh out. When a reader keeps it past ``WRITE_WAIT_S`` (a
+queries: a cached one would hold DuckDB's own file lock and keep the refresh out. When a reader keeps it past
+``WRITE_WAIT_S`` (a
 long export stream) or a process outside the lock holds the file (``duckdb -readonly``), the
 refresh copies the file, updates the copy and renames it into place instead (the old way: the
 reader keeps its snapshot, the refresh is slow but never blocked). A full build (first refresh,
@@ -70,7 +71,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -85,7 +86,9 @@ FORMAT = 3  # bump when the snapshot layout changes: an older catalog is rebuilt
 SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
 SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
-QUERY_MEMORY_LIMIT = "4GB"  # DuckDB's memory cap for a query (no spilling to disk): a runaway join fails cleanly
+QUERY_MEMORY_LIMIT = (
+    "4GB"  # DuckDB's memory cap for a query (no spilling to disk): a runaway join fails cleanly
+)
 REFRESH_HINT = "`genzoo catalog refresh` rebuilds it from the Parquet files"
 RACY_NS = 2_000_000_000  # a directory changed this close to its listing is listed again (covers 1-2 s mtimes)
 WRITE_WAIT_S = 2.0  # how long an in-place refresh waits for readers before it writes a copy instead
@@ -161,8 +164,12 @@ class _Listing:
     """What the data directory holds now, as far as it had to be listed."""
 
     dirs: dict[str, int] = field(default_factory=dict)  # every table and species folder -> mtime_ns
-    scanned: set[str] = field(default_factory=set)  # folders listed now (or gone): their files are below
-    files: list[tuple] = field(default_factory=list)  # _FILE_FIELDS rows of the scanned folders' files
+    scanned: set[str] = field(
+        default_factory=set
+    )  # folders listed now (or gone): their files are below
+    files: list[tuple] = field(
+        default_factory=list
+    )  # _FILE_FIELDS rows of the scanned folders' files
 
 
 def _mtime(path: str) -> int | None:
@@ -189,8 +196,17 @@ def _scan(table: str, folder: str) -> list[tuple]:
             st = e.stat()
         except FileNotFoundError:  # deleted while listing
             continue
-        rows.append((table, folder, f"{species}/{e.name[:-len('.parquet')]}", Path(e.path).as_posix(),
-                     st.st_size, st.st_mtime_ns, st.st_ino))
+        rows.append(
+            (
+                table,
+                folder,
+                f"{species}/{e.name[: -len('.parquet')]}",
+                Path(e.path).as_posix(),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
+            )
+        )
     return rows
 
 
@@ -206,8 +222,17 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
     out.scanned.add(os.path.dirname(species_file))  # one file: always looked at
     try:
         st = os.stat(species_file)
-        out.files.append(("species", os.path.dirname(species_file), None, species_file, st.st_size, st.st_mtime_ns,
-                          st.st_ino))
+        out.files.append(
+            (
+                "species",
+                os.path.dirname(species_file),
+                None,
+                species_file,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
+            )
+        )
     except FileNotFoundError:
         pass
     for table in SAMPLE_TABLES:
@@ -218,8 +243,11 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
             species_dirs = children.get(tdir, [])
         else:
             try:
-                species_dirs = [Path(e.path).as_posix() for e in os.scandir(tdir)
-                                if not e.name.startswith(".") and e.is_dir()]
+                species_dirs = [
+                    Path(e.path).as_posix()
+                    for e in os.scandir(tdir)
+                    if not e.name.startswith(".") and e.is_dir()
+                ]
             except (FileNotFoundError, NotADirectoryError):
                 continue
         out.dirs[tdir] = mtime if mtime < now - RACY_NS else _UNSETTLED
@@ -230,22 +258,30 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
                 out.files.extend(_scan(table, sdir))
                 out.scanned.add(sdir)
             out.dirs[sdir] = m if m < now - RACY_NS else _UNSETTLED
-    out.scanned.update(d for d in known if d not in out.dirs)  # folders that are gone: their files too
+    out.scanned.update(
+        d for d in known if d not in out.dirs
+    )  # folders that are gone: their files too
     return out
 
 
 # --- building ------------------------------------------------------------------------------------
+
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_ident(table)}").fetchall()]
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
-                            [table]).fetchone()[0])
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]
+        ).fetchone()[0]
+    )
 
 
-def samples_columns(columns: dict[str, list[str]], species_columns: list[str]) -> list[tuple[str, str, str]]:
+def samples_columns(
+    columns: dict[str, list[str]], species_columns: list[str]
+) -> list[tuple[str, str, str]]:
     """``samples``'s columns as (table, column, output name): the keys, then each stage's columns in
     stage order (a name taken by an earlier one becomes ``<table>_<column>``), then the species
     columns (``species_<column>`` on a clash). ``columns``: each present stage's column names."""
@@ -269,26 +305,43 @@ def samples_columns(columns: dict[str, list[str]], species_columns: list[str]) -
 
 def _samples_sql(columns: dict[str, list[str]], species_columns: list[str]) -> str:
     """The rows with shape parameters, every stage's columns, the species' and one merged provenance."""
-    select = [f"sp.{_ident(c)} AS {_ident(o)}" if t == "species" else f"w.{_ident(_wide_col(t, c))} AS {_ident(o)}"
-              for t, c, o in samples_columns(columns, species_columns)]
-    prov = [f"{_lit(t)}, TRY_CAST(w.{_ident(_wide_col(t, 'provenance'))} AS JSON)"
-            for t in SAMPLE_TABLES if "provenance" in columns.get(t, [])]
-    select.append(f"json_object({', '.join(prov)}) AS provenance" if prov else "NULL::JSON AS provenance")
+    select = [
+        f"sp.{_ident(c)} AS {_ident(o)}"
+        if t == "species"
+        else f"w.{_ident(_wide_col(t, c))} AS {_ident(o)}"
+        for t, c, o in samples_columns(columns, species_columns)
+    ]
+    prov = [
+        f"{_lit(t)}, TRY_CAST(w.{_ident(_wide_col(t, 'provenance'))} AS JSON)"
+        for t in SAMPLE_TABLES
+        if "provenance" in columns.get(t, [])
+    ]
+    select.append(
+        f"json_object({', '.join(prov)}) AS provenance" if prov else "NULL::JSON AS provenance"
+    )
     join = f" LEFT JOIN {_SPECIES} sp ON sp.key = w.species" if "key" in species_columns else ""
-    return (f"SELECT {', '.join(select)} FROM {_WIDE} w{join} "
-            f"WHERE w.{_ident(_file_col('shape_params'))} IS NOT NULL")
+    return (
+        f"SELECT {', '.join(select)} FROM {_WIDE} w{join} "
+        f"WHERE w.{_ident(_file_col('shape_params'))} IS NOT NULL"
+    )
 
 
 def _read_sql(root: Path, table: str, files: list[str]) -> str:
     """Rows of ``files`` with their file (``_file``) and partition (``_part``, from the path)."""
     listing = ", ".join(_lit(f) for f in files)
     prefix = len((root / table).as_posix()) + 2
-    return (f"SELECT *, {_FILE_COL}[{prefix}:-9] AS {_PART} FROM read_parquet([{listing}], hive_partitioning=false, "
-            f"union_by_name=true, filename={_lit(_FILE_COL)})")
+    return (
+        f"SELECT *, {_FILE_COL}[{prefix}:-9] AS {_PART} FROM read_parquet([{listing}], hive_partitioning=false, "
+        f"union_by_name=true, filename={_lit(_FILE_COL)})"
+    )
 
 
-def _ingest(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[str]],
-            columns: dict[str, list[str]]) -> None:
+def _ingest(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    files: dict[str, list[str]],
+    columns: dict[str, list[str]],
+) -> None:
     """Insert the rows of some partitions' ``files`` (table -> paths) into ``_snap_samples``: each
     table's rows joined on (partition, sample_id), new columns added, ``columns`` extended."""
     staged = []
@@ -296,10 +349,14 @@ def _ingest(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[st
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
         except duckdb.Error as exc:  # a bad partition file: a full rebuild would fail on it too
-            raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
+            raise CatalogQueryError(
+                f"cannot build the catalog for {root}: {_one_line(exc)}"
+            ) from exc
         cols = [c for c, _ in _columns(con, f"_t{i}") if c not in (_FILE_COL, _PART)]
         if "sample_id" not in cols:
-            raise CatalogQueryError(f"{paths_[0]} has no sample_id column: cannot catalog table {table}")
+            raise CatalogQueryError(
+                f"{paths_[0]} has no sample_id column: cannot catalog table {table}"
+            )
         known = columns.setdefault(table, [])
         known.extend(c for c in cols if c not in known)
         staged.append((f"_t{i}", table, cols))
@@ -312,7 +369,11 @@ def _ingest(con: duckdb.DuckDBPyConnection, root: Path, files: dict[str, list[st
     joins = []
     for t, table, cols in staged:
         select.append(f"{t}.{_FILE_COL} AS {_ident(_file_col(table))}")
-        select.extend(f"{t}.{_ident(c)} AS {_ident(_wide_col(table, c))}" for c in cols if c not in KEY_COLUMNS)
+        select.extend(
+            f"{t}.{_ident(c)} AS {_ident(_wide_col(table, c))}"
+            for c in cols
+            if c not in KEY_COLUMNS
+        )
         joins.append(f"LEFT JOIN {t} ON {t}.{_PART} = k.{_PART} AND {t}.sample_id = k.sample_id")
     # In batch order (partitions sorted): rows stay clustered by species across row groups.
     joined = f"SELECT {', '.join(select)} FROM ({keys}) k {' '.join(joins)}"
@@ -349,8 +410,10 @@ def _views(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]]) -> lis
     tables = {t: columns[t] for t in SAMPLE_TABLES if t in present}
     for table, cols in tables.items():
         select = ", ".join(f"{_ident(_wide_col(table, c))} AS {_ident(c)}" for c in cols)
-        con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {select} FROM {_WIDE} "
-                    f"WHERE {_ident(_file_col(table))} IS NOT NULL")
+        con.execute(
+            f"CREATE VIEW {_ident(table)} AS SELECT {select} FROM {_WIDE} "
+            f"WHERE {_ident(_file_col(table))} IS NOT NULL"
+        )
         views.append(table)
     if "shape_params" in tables:
         con.execute(f"CREATE VIEW samples AS {_samples_sql(tables, species_columns)}")
@@ -360,27 +423,47 @@ def _views(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]]) -> lis
 
 def _drop_ad_hoc(con: duckdb.DuckDBPyConnection) -> None:
     """Drop what ``query(read_only=False)`` created in the catalog: it does not last."""
-    keep = {"species", *SAMPLE_TABLES, "samples", _SPECIES, _WIDE, _FILES_TABLE, _DIRS_TABLE, _INFO_TABLE}
-    for kind, sql in (("VIEW", "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"),
-                      ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary"),
-                      ("MACRO", "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'macro' "
-                                "AND NOT internal"),
-                      ("SEQUENCE", "SELECT sequence_name FROM duckdb_sequences() WHERE NOT temporary")):
+    keep = {
+        "species",
+        *SAMPLE_TABLES,
+        "samples",
+        _SPECIES,
+        _WIDE,
+        _FILES_TABLE,
+        _DIRS_TABLE,
+        _INFO_TABLE,
+    }
+    for kind, sql in (
+        ("VIEW", "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"),
+        ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary"),
+        (
+            "MACRO",
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'macro' "
+            "AND NOT internal",
+        ),
+        ("SEQUENCE", "SELECT sequence_name FROM duckdb_sequences() WHERE NOT temporary"),
+    ):
         for (name,) in con.execute(sql).fetchall():
             if name not in keep:
                 con.execute(f"DROP {kind} IF EXISTS {_ident(name)} CASCADE")
 
 
-def _apply(con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, columns: dict[str, list[str]]) -> None:
+def _apply(
+    con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, columns: dict[str, list[str]]
+) -> None:
     """Bring the snapshot in line with ``listing``: the partitions with a new, changed or deleted
     file lose their rows and get them again from their current files."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_FILES_TABLE} (tbl VARCHAR, dir VARCHAR, part VARCHAR, path VARCHAR, "
-                "size BIGINT, mtime_ns BIGINT, inode BIGINT)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_FILES_TABLE} (tbl VARCHAR, dir VARCHAR, part VARCHAR, path VARCHAR, "
+        "size BIGINT, mtime_ns BIGINT, inode BIGINT)"
+    )
     con.register("_scan_files", _frame(listing.files, _FILE_FIELDS, ("size", "mtime_ns", "inode")))
     con.register("_scan_dirs", _frame([(d,) for d in listing.scanned], ("dir",), ()))
     old = f"SELECT * FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)"
-    changed = con.execute(f"SELECT DISTINCT tbl, part FROM (({old}) EXCEPT (FROM _scan_files) UNION ALL "
-                          f"(FROM _scan_files EXCEPT ({old})))").fetchall()
+    changed = con.execute(
+        f"SELECT DISTINCT tbl, part FROM (({old}) EXCEPT (FROM _scan_files) UNION ALL "
+        f"(FROM _scan_files EXCEPT ({old})))"
+    ).fetchall()
     con.execute(f"DELETE FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)")
     con.execute(f"INSERT INTO {_FILES_TABLE} FROM _scan_files")
     read = 0
@@ -395,11 +478,13 @@ def _apply(con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, column
         con.register("_parts", _frame([(p,) for p in parts], ("part",), ()))
         if _exists(con, _WIDE):
             con.execute(f"DELETE FROM {_WIDE} WHERE {_PART} IN (SELECT part FROM _parts)")
-        rows = con.execute(f"SELECT part, tbl, path FROM {_FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
-                           "ORDER BY part, path").fetchall()
+        rows = con.execute(
+            f"SELECT part, tbl, path FROM {_FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
+            "ORDER BY part, path"
+        ).fetchall()
         read += len(rows)
         for start in range(0, len(parts), BATCH_PARTITIONS):
-            batch = set(parts[start:start + BATCH_PARTITIONS])
+            batch = set(parts[start : start + BATCH_PARTITIONS])
             files: dict[str, list[str]] = {}
             for part, table, path in rows:
                 if part in batch:
@@ -409,18 +494,30 @@ def _apply(con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, column
     views = _views(con, columns)
     con.execute(f"CREATE OR REPLACE TABLE {_DIRS_TABLE} AS FROM _dirs_now")
     total = con.execute(f"SELECT count(*) FROM {_FILES_TABLE}").fetchone()[0]
-    con.execute(f"CREATE OR REPLACE TABLE {_INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
-                "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR)")
-    con.execute(f"INSERT INTO {_INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        root.as_posix(), datetime.now(timezone.utc).isoformat(timespec="seconds"), json.dumps(views),
-        FORMAT, total - read, read, json.dumps(columns),
-    ])
+    con.execute(
+        f"CREATE OR REPLACE TABLE {_INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
+        "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR)"
+    )
+    con.execute(
+        f"INSERT INTO {_INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            root.as_posix(),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            json.dumps(views),
+            FORMAT,
+            total - read,
+            read,
+            json.dumps(columns),
+        ],
+    )
     for name in ("_scan_files", "_scan_dirs", "_parts"):
         with contextlib.suppress(duckdb.Error):
             con.unregister(name)
 
 
-def _known(con: duckdb.DuckDBPyConnection, root: Path) -> tuple[dict[str, int], dict[str, list[str]]]:
+def _known(
+    con: duckdb.DuckDBPyConnection, root: Path
+) -> tuple[dict[str, int], dict[str, list[str]]]:
     """The folders' mtimes and the stages' columns recorded in a previous snapshot; raises _Rebuild
     when it cannot be built on (another data directory or format, an older layout)."""
     try:
@@ -437,7 +534,9 @@ def _update(con: duckdb.DuckDBPyConnection, root: Path, full: bool = False) -> N
     """Update the snapshot ``con`` holds (an empty one when ``full``) in one transaction."""
     dirs, columns = ({}, {}) if full else _known(con, root)
     listing = _list(root, dirs)
-    con.register("_dirs_now", _frame(list(listing.dirs.items()), ("path", "mtime_ns"), ("mtime_ns",)))
+    con.register(
+        "_dirs_now", _frame(list(listing.dirs.items()), ("path", "mtime_ns"), ("mtime_ns",))
+    )
     con.execute("BEGIN TRANSACTION")
     try:
         if not full:
@@ -524,7 +623,9 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = Fals
     root = _root(data_dir)
     target = root / CATALOG_NAME
     root.mkdir(parents=True, exist_ok=True)
-    (root / LOCK_NAME).open("a").close()  # made by the writer: a query leaves the data directory as it was
+    (root / LOCK_NAME).open(
+        "a"
+    ).close()  # made by the writer: a query leaves the data directory as it was
     try:
         if not full and target.is_file():
             for way in (_in_place, _on_copy):
@@ -562,7 +663,9 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     return db
 
 
-def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckdb.DuckDBPyConnection:
+def _locked_reader(
+    path: Path, results: Path | None, memory_limit: str
+) -> duckdb.DuckDBPyConnection:
     """The handle user SQL runs on: ``path`` (and ``results.duckdb`` when given) attached read-only,
     then external access off and the configuration locked, so no statement (``COPY``, ``ATTACH``,
     ``read_csv``, ``INSTALL``, ``SET``, any of them inside ``EXPLAIN ANALYZE``) can read or write a
@@ -570,21 +673,33 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
     (temp tables), capped with the rest by ``memory_limit``; with no temp directory, DuckDB never
     spills to disk."""
     try:
-        db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                    "memory_limit": memory_limit, "temp_directory": ""})
+        db = duckdb.connect(
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "memory_limit": memory_limit,
+                "temp_directory": "",
+            }
+        )
     except duckdb.Error as exc:
-        raise CatalogQueryError(f"memory limit {memory_limit!r} is not a size such as '2GB' ({_one_line(exc)})") from exc
+        raise CatalogQueryError(
+            f"memory limit {memory_limit!r} is not a size such as '2GB' ({_one_line(exc)})"
+        ) from exc
     try:
         try:
             db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
         except duckdb.Error as exc:
-            raise CatalogQueryError(f"the catalog {path} cannot be opened ({_one_line(exc)}): {REFRESH_HINT}") from exc
+            raise CatalogQueryError(
+                f"the catalog {path} cannot be opened ({_one_line(exc)}): {REFRESH_HINT}"
+            ) from exc
         if results is not None:
             try:
                 db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
             except duckdb.Error as exc:
-                raise CatalogQueryError(f"the results file {results} cannot be opened ({_one_line(exc)}): "
-                                        "`genzoo catalog refresh` rebuilds it") from exc
+                raise CatalogQueryError(
+                    f"the results file {results} cannot be opened ({_one_line(exc)}): "
+                    "`genzoo catalog refresh` rebuilds it"
+                ) from exc
         db.execute("SET enable_external_access = false")
         db.execute("SET lock_configuration = true")
         db.execute(f"USE {_ALIAS}")
@@ -596,44 +711,62 @@ def _locked_reader(path: Path, results: Path | None, memory_limit: str) -> duckd
     return db
 
 
-def _database(path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
-              with_results: bool = True) -> duckdb.DuckDBPyConnection:
+def _database(
+    path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True
+) -> duckdb.DuckDBPyConnection:
     """A new handle per query (the caller holds the catalog's lock while it is open): a cached one
     would hold DuckDB's file lock and keep the in-place refresh out."""
     if not read_only:
         return duckdb.connect(str(path), read_only=False)
     results = path.parent / RESULTS_NAME
-    return _locked_reader(path, results if with_results and results.exists() else None, memory_limit)
+    return _locked_reader(
+        path, results if with_results and results.exists() else None, memory_limit
+    )
 
 
 @contextlib.contextmanager
-def _opened(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
-            with_results: bool = True) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict]]:
+def _opened(
+    root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict]]:
     """The catalog's handle and its ``_catalog_info``, under the catalog's lock (shared when
     ``read_only``), so an in-place refresh never runs while the handle is open."""
     path = root / CATALOG_NAME
     if not path.exists():
-        raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it")
+        raise CatalogMissingError(
+            f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it"
+        )
     lock = root / LOCK_NAME
     # Every refresh makes the lock file before it writes in place; without one (a catalog copied
     # here, or made by hand) no writer can be mid-update, and DuckDB's own file lock sends one that
     # starts now to a copy. A query never creates it: it leaves the data directory as it found it.
-    held = paths.file_lock(lock, shared=read_only) if not read_only or lock.exists() else contextlib.nullcontext()
+    held = (
+        paths.file_lock(lock, shared=read_only)
+        if not read_only or lock.exists()
+        else contextlib.nullcontext()
+    )
     with held:
         if not path.exists():  # removed while waiting
-            raise CatalogMissingError(f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) "
-                                      "builds it")
+            raise CatalogMissingError(
+                f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) "
+                "builds it"
+            )
         con = _database(path, read_only, memory_limit, with_results)
         try:
             try:
-                row = con.execute(f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}").fetchone()
+                row = con.execute(
+                    f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}"
+                ).fetchone()
             except duckdb.CatalogException:
                 row = (None, None, "[]")
             except duckdb.Error as exc:  # e.g. a truncated file whose header still attaches
-                raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
+                raise CatalogQueryError(
+                    f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}"
+                ) from exc
             info = dict(zip(("data_dir", "refreshed_at", "views"), row))
             if info["data_dir"] != root.as_posix():
-                raise CatalogMissingError(f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}")
+                raise CatalogMissingError(
+                    f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}"
+                )
             yield con, info
         finally:
             con.close()
@@ -641,7 +774,11 @@ def _opened(root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT,
 
 def _refusal(exc: duckdb.Error) -> bool:
     text = str(exc)
-    return isinstance(exc, duckdb.PermissionException) or "read-only mode" in text or "has been locked" in text
+    return (
+        isinstance(exc, duckdb.PermissionException)
+        or "read-only mode" in text
+        or "has been locked" in text
+    )
 
 
 @contextlib.contextmanager
@@ -650,35 +787,56 @@ def _errors(sql: str, path: Path, memory_limit: str) -> Iterator[None]:
     try:
         yield
     except duckdb.OutOfMemoryException as exc:
-        raise CatalogQueryError(f"catalog query {sql!r} needs more than its memory limit of {memory_limit}: "
-                                "filter or aggregate it, or raise the limit (--memory-limit)") from exc
+        raise CatalogQueryError(
+            f"catalog query {sql!r} needs more than its memory limit of {memory_limit}: "
+            "filter or aggregate it, or raise the limit (--memory-limit)"
+        ) from exc
     except duckdb.Error as exc:
         if _refusal(exc):
-            raise CatalogQueryError(f"catalog query {sql!r} refused: the catalog is read-only and queries cannot "
-                                    f"reach files, extensions or settings ({_one_line(exc)})") from exc
-        if isinstance(exc, (duckdb.IOException, duckdb.SerializationException)) or "Corrupt" in str(exc):
-            raise CatalogQueryError(f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}") from exc
-        raise CatalogQueryError(f"catalog query {sql!r} failed on {path}: {_one_line(exc)}") from exc
+            raise CatalogQueryError(
+                f"catalog query {sql!r} refused: the catalog is read-only and queries cannot "
+                f"reach files, extensions or settings ({_one_line(exc)})"
+            ) from exc
+        if isinstance(exc, (duckdb.IOException, duckdb.SerializationException)) or "Corrupt" in str(
+            exc
+        ):
+            raise CatalogQueryError(
+                f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}"
+            ) from exc
+        raise CatalogQueryError(
+            f"catalog query {sql!r} failed on {path}: {_one_line(exc)}"
+        ) from exc
 
 
 @contextlib.contextmanager
-def _executed(sql: str, data_dir, read_only: bool, memory_limit: str,
-              with_results: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+def _executed(
+    sql: str, data_dir, read_only: bool, memory_limit: str, with_results: bool = True
+) -> Iterator[duckdb.DuckDBPyConnection]:
     root = _root(data_dir)
     with _opened(root, read_only, memory_limit, with_results) as (con, _):
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
-            raise CatalogQueryError(f"cannot parse catalog query {sql!r}: {_one_line(exc)}") from exc
+            raise CatalogQueryError(
+                f"cannot parse catalog query {sql!r}: {_one_line(exc)}"
+            ) from exc
         if len(statements) != 1:  # a usage check: the read-only handle is what protects
-            raise CatalogQueryError(f"catalog query must be exactly one statement, got {len(statements)}: {sql!r}")
+            raise CatalogQueryError(
+                f"catalog query must be exactly one statement, got {len(statements)}: {sql!r}"
+            )
         with _errors(sql, root / CATALOG_NAME, memory_limit):
             con.execute(sql)
             yield con
 
 
-def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool = True, limit: int | None = None,
-          memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True) -> pd.DataFrame:
+def query(
+    sql: str,
+    data_dir: str | os.PathLike | None = None,
+    read_only: bool = True,
+    limit: int | None = None,
+    memory_limit: str = QUERY_MEMORY_LIMIT,
+    with_results: bool = True,
+) -> pd.DataFrame:
     """Run ONE SQL statement against the catalog and return (at most ``limit`` rows of) its result.
 
     Read-only by default, whatever the statement: it runs on :func:`_locked_reader`'s handle,
@@ -698,11 +856,17 @@ def query(sql: str, data_dir: str | os.PathLike | None = None, read_only: bool =
         parts = [con.fetch_df_chunk(1)]  # 2048 rows at a time: a huge result is never materialised
         while not parts[-1].empty and sum(map(len, parts)) < limit:
             parts.append(con.fetch_df_chunk(1))
-        return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True).iloc[:limit]
+        return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True).iloc[
+            :limit
+        ]
 
 
-def query_batches(sql: str, data_dir: str | os.PathLike | None = None, vectors: int = 8,
-                  memory_limit: str = QUERY_MEMORY_LIMIT) -> Iterator[pd.DataFrame]:
+def query_batches(
+    sql: str,
+    data_dir: str | os.PathLike | None = None,
+    vectors: int = 8,
+    memory_limit: str = QUERY_MEMORY_LIMIT,
+) -> Iterator[pd.DataFrame]:
     """The read-only result of ``sql`` streamed in DataFrames of up to ``vectors`` × 2048 rows,
     for exports of any size in bounded memory. The first frame carries the columns even when empty."""
     with _executed(sql, data_dir, True, memory_limit) as con:

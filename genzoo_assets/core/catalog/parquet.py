@@ -33,7 +33,9 @@ def _list_array(name: str, series: pd.Series, path: Path) -> pa.Array:
     first = np.asarray(_first_value(series))
     value_type = pa.bool_() if first.dtype == np.bool_ else pa.float32()
     if first.dtype.kind not in "biuf":
-        raise TableWriteError(f"{path}: list column {name!r} holds {first.dtype} values (expected numbers/bools)")
+        raise TableWriteError(
+            f"{path}: list column {name!r} holds {first.dtype} values (expected numbers/bools)"
+        )
     np_type = np.bool_ if value_type == pa.bool_() else np.float32
     try:  # fast path: every row the same length, no nulls (the usual per-sample parameter vector)
         block = np.asarray(list(series))
@@ -42,7 +44,9 @@ def _list_array(name: str, series: pd.Series, path: Path) -> pa.Array:
     if block is not None and block.ndim >= 2 and block.dtype.kind in "biuf":
         flat = block.reshape(len(block), -1)
         offsets = np.arange(len(flat) + 1, dtype=np.int32) * flat.shape[1]
-        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1).astype(np_type)))
+        return pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(flat.reshape(-1).astype(np_type))
+        )
     values = []
     for i, v in enumerate(series):
         if v is None:
@@ -67,7 +71,9 @@ def to_arrow(df: pd.DataFrame, path: Path | str = "<table>") -> pa.Table:
             try:
                 arrays.append(pa.Array.from_pandas(series))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise TableWriteError(f"{path}: column {name!r} cannot be stored in Parquet: {exc}") from exc
+                raise TableWriteError(
+                    f"{path}: column {name!r} cannot be stored in Parquet: {exc}"
+                ) from exc
         names.append(str(name))
     return pa.Table.from_arrays(arrays, names=names)
 
@@ -79,11 +85,18 @@ def write_table_atomic(df: pd.DataFrame | pa.Table, path: str | os.PathLike) -> 
     # Dictionary-encode only text/flag columns: random floats gain nothing and cost write time.
     # LZ4: half zstd's CPU per partition; sampled floats barely compress either way. Statistics
     # (for row-group pruning) only on flat columns: min/max of list elements prune nothing useful.
-    dictionary = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                  or pa.types.is_boolean(f.type)]
+    dictionary = [
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_boolean(f.type)
+    ]
     flat = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="lz4", use_dictionary=dictionary, write_statistics=flat)
+        pq.write_table(
+            table, tmp, compression="lz4", use_dictionary=dictionary, write_statistics=flat
+        )
     return path
 
 

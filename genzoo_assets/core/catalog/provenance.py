@@ -7,16 +7,23 @@ import hashlib
 import json
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 TRACKED_PACKAGES = (
-    "genzoo-assets", "torch", "numpy", "smplx", "pyrender", "diffusers", "transformers", "dagster",
+    "genzoo-assets",
+    "torch",
+    "numpy",
+    "smplx",
+    "pyrender",
+    "diffusers",
+    "transformers",
+    "dagster",
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def package_versions() -> dict[str, str]:
     out = {}
     for name in TRACKED_PACKAGES:
@@ -37,7 +44,11 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
-    return f"git:{sha}" if sha else f"genzoo-assets:{package_versions().get('genzoo-assets', 'unknown')}"
+    return (
+        f"git:{sha}"
+        if sha
+        else f"genzoo-assets:{package_versions().get('genzoo-assets', 'unknown')}"
+    )
 
 
 def _files(p: Path) -> list[Path]:
@@ -46,14 +57,20 @@ def _files(p: Path) -> list[Path]:
 
 def _fingerprint(p: Path) -> str:
     """Names, sizes and mtimes of everything hashed: changes whenever the content may have."""
-    entries = [(str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns)
-               for f in _files(p)]
+    entries = [
+        (str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns)
+        for f in _files(p)
+    ]
     return hashlib.sha1(json.dumps([str(p), entries]).encode()).hexdigest()
 
 
 def hash_cache_path() -> Path:
     """Where hashes of model files persist across processes (``$GENZOO_HASH_CACHE``)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genzoo-assets" / "sha256.json"
+    default = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "genzoo-assets"
+        / "sha256.json"
+    )
     return Path(os.environ.get("GENZOO_HASH_CACHE") or default)
 
 
@@ -82,7 +99,9 @@ def _sha256(path: str, fingerprint: str) -> str:
     try:
         from genzoo_assets.core.paths import write_bytes_atomic
 
-        write_bytes_atomic(cache_file, json.dumps({**_load_cache(cache_file), fingerprint: value}).encode())
+        write_bytes_atomic(
+            cache_file, json.dumps({**_load_cache(cache_file), fingerprint: value}).encode()
+        )
     except OSError:  # a read-only home only costs the next process a re-hash
         pass
     return value
@@ -114,7 +133,7 @@ def provenance(
         "code_version": code_version(),
         "packages": package_versions(),
         "run_id": run_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
 

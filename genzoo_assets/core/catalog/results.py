@@ -29,7 +29,9 @@ def results_path(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / RESULTS_NAME
 
 
-def refresh_results(data_dir: str | os.PathLike, predictions: dict[str, Path], lineage: Path | None) -> Path:
+def refresh_results(
+    data_dir: str | os.PathLike, predictions: dict[str, Path], lineage: Path | None
+) -> Path:
     """(Re)build ``<data_dir>/results.duckdb`` from the given files; returns its path.
 
     ``predictions`` maps a test set name to its ``predictions.parquet``; missing files and a
@@ -44,10 +46,13 @@ def refresh_results(data_dir: str | os.PathLike, predictions: dict[str, Path], l
             if present:
                 union = " UNION ALL BY NAME ".join(
                     f"SELECT *, {_lit(name)} AS test_set FROM read_parquet({_lit(p.as_posix())})"
-                    for name, p in sorted(present.items()))
+                    for name, p in sorted(present.items())
+                )
                 con.execute(f"CREATE TABLE metrics AS {union}")
             if lineage is not None and Path(lineage).is_file():
-                con.execute(f"CREATE TABLE training_lineage AS SELECT * FROM read_parquet({_lit(Path(lineage).as_posix())})")
+                con.execute(
+                    f"CREATE TABLE training_lineage AS SELECT * FROM read_parquet({_lit(Path(lineage).as_posix())})"
+                )
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -63,7 +68,11 @@ def result_tables(data_dir: str | os.PathLike) -> list[str]:
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH {_lit(str(path))} AS results (READ_ONLY)")
-        return sorted(r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'results'").fetchall())
+        return sorted(
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'results'"
+            ).fetchall()
+        )
     finally:
         con.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,7 +11,9 @@ from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet
 from genzoo_assets.core.evaluate.gallery import load_rgb
 
 
-def regressor_predict_fn(model, input_hw: tuple[int, int] | None = None) -> Callable[[BenchmarkSet], object]:
+def regressor_predict_fn(
+    model, input_hw: tuple[int, int] | None = None
+) -> Callable[[BenchmarkSet], object]:
     """A predict_fn running ``model`` (``core.regressor``) on the benchmark's crop windows.
 
     Each image is cropped with the batch's ``crop_box`` by the regressor's own ``crop_image`` and
@@ -23,8 +25,10 @@ def regressor_predict_fn(model, input_hw: tuple[int, int] | None = None) -> Call
     hw = tuple(input_hw or INPUT_HW)
 
     def predict_fn(batch: BenchmarkSet):
-        crops = [normalize_image(crop_image(load_rgb(im, sid), box, hw))
-                 for im, sid, box in zip(batch.images, batch.sample_ids, batch.crop_box)]
+        crops = [
+            normalize_image(crop_image(load_rgb(im, sid), box, hw))
+            for im, sid, box in zip(batch.images, batch.sample_ids, batch.crop_box)
+        ]
         return predict(model, torch.from_numpy(np.stack(crops)))
 
     return predict_fn

@@ -24,7 +24,17 @@ SMAL_NUM_BETAS = 41  # Animal3D's ``shape`` (20) + ``shape_extra`` (21)
 KEYPOINTS_3D_SOURCES = ("smal", "json")
 NUM_POSE = 105  # 35 joints × axis-angle; row 0 is the global orientation
 NUM_KEYPOINTS = 26
-REQUIRED_FIELDS = ("img_path", "mask_path", "supercategory", "keypoint_2d", "bbox", "pose", "shape", "shape_extra", "trans")
+REQUIRED_FIELDS = (
+    "img_path",
+    "mask_path",
+    "supercategory",
+    "keypoint_2d",
+    "bbox",
+    "pose",
+    "shape",
+    "shape_extra",
+    "trans",
+)
 
 
 class Animal3DError(ValueError):
@@ -46,7 +56,9 @@ class Animal3DSet:
     trans: np.ndarray  # (N, 3)
     vertices: np.ndarray  # (N, V, 3) float32, from the SMAL parameters
     joints: np.ndarray  # (N, 35, 3) float32
-    keypoints_3d: np.ndarray  # (N, 26, 3) float32: the SMAL mesh's, or the JSON's (keypoints_3d_source)
+    keypoints_3d: (
+        np.ndarray
+    )  # (N, 26, 3) float32: the SMAL mesh's, or the JSON's (keypoints_3d_source)
     keypoints_3d_source: str = "smal"  # "smal" | "json"
 
     def __len__(self) -> int:
@@ -84,28 +96,52 @@ def read_animal3d_json(json_path: str | Path) -> list[dict]:
     return data
 
 
-def smal_forward(body_model, betas: np.ndarray, pose: np.ndarray, trans: np.ndarray | None = None, chunk: int = 256):
+def smal_forward(
+    body_model,
+    betas: np.ndarray,
+    pose: np.ndarray,
+    trans: np.ndarray | None = None,
+    chunk: int = 256,
+):
     """(vertices, joints, keypoints) float32 numpy for axis-angle ``pose`` (N,35,3) or rotmats (N,35,3,3).
 
     Betas shorter than the model's are zero-padded (SMAL's 41 into SMAL+'s 145).
     """
     nb = int(body_model.num_betas)
     if betas.shape[1] > nb:
-        raise Animal3DError(f"body model {body_model.source!r} has {nb} betas, fewer than the {betas.shape[1]} given")
+        raise Animal3DError(
+            f"body model {body_model.source!r} has {nb} betas, fewer than the {betas.shape[1]} given"
+        )
     outs: list[tuple[np.ndarray, ...]] = []
     with torch.no_grad():
         for start in range(0, len(betas), chunk):
             b = torch.zeros(min(chunk, len(betas) - start), nb, dtype=torch.float32)
-            b[:, : betas.shape[1]] = torch.as_tensor(betas[start : start + chunk], dtype=torch.float32)
+            b[:, : betas.shape[1]] = torch.as_tensor(
+                betas[start : start + chunk], dtype=torch.float32
+            )
             p = torch.as_tensor(pose[start : start + chunk], dtype=torch.float32)
-            t = None if trans is None else torch.as_tensor(trans[start : start + chunk], dtype=torch.float32)
+            t = (
+                None
+                if trans is None
+                else torch.as_tensor(trans[start : start + chunk], dtype=torch.float32)
+            )
             out = body_model(b, p[:, 0], p[:, 1:], transl=t)
-            outs.append(tuple(x.detach().cpu().numpy().astype(np.float32) for x in (out.vertices, out.joints, out.keypoints)))
+            outs.append(
+                tuple(
+                    x.detach().cpu().numpy().astype(np.float32)
+                    for x in (out.vertices, out.joints, out.keypoints)
+                )
+            )
     return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
-def load_animal3d(json_path: str | Path, smal_model, image_root: str | Path | None = None, check_files: bool = True,
-                  keypoints_3d: str = "smal") -> Animal3DSet:
+def load_animal3d(
+    json_path: str | Path,
+    smal_model,
+    image_root: str | Path | None = None,
+    check_files: bool = True,
+    keypoints_3d: str = "smal",
+) -> Animal3DSet:
     """Load an Animal3D split (e.g. ``test.json``) and derive GT geometry with ``smal_model``.
 
     ``smal_model`` must be SMAL's 41-beta model (see the module docstring). ``img_path`` /
@@ -115,7 +151,9 @@ def load_animal3d(json_path: str | Path, smal_model, image_root: str | Path | No
     """
     path = Path(json_path)
     if keypoints_3d not in KEYPOINTS_3D_SOURCES:
-        raise Animal3DError(f"keypoints_3d must be one of {KEYPOINTS_3D_SOURCES}, got {keypoints_3d!r}")
+        raise Animal3DError(
+            f"keypoints_3d must be one of {KEYPOINTS_3D_SOURCES}, got {keypoints_3d!r}"
+        )
     if int(smal_model.num_betas) != SMAL_NUM_BETAS:
         raise Animal3DError(
             f"Animal3D ({path}) ground truth needs SMAL's {SMAL_NUM_BETAS}-beta model; "
@@ -124,7 +162,9 @@ def load_animal3d(json_path: str | Path, smal_model, image_root: str | Path | No
         )
     data = read_animal3d_json(path)
     root = Path(image_root) if image_root is not None else path.parent
-    cols: dict[str, list] = {k: [] for k in ("img", "mask", "cat", "kp2d", "kp3d", "bbox", "betas", "pose", "trans")}
+    cols: dict[str, list] = {
+        k: [] for k in ("img", "mask", "cat", "kp2d", "kp3d", "bbox", "betas", "pose", "trans")
+    }
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise Animal3DError(f"{path}: data[{i}] is not an object")
@@ -140,13 +180,22 @@ def load_animal3d(json_path: str | Path, smal_model, image_root: str | Path | No
         cols["kp2d"].append(_numbers(path, i, item, "keypoint_2d", (NUM_KEYPOINTS, 3)))
         if keypoints_3d == "json":
             if "keypoint_3d" not in item:
-                raise Animal3DError(f"{path}: data[{i}] has no 'keypoint_3d' (keypoints_3d='json' needs it on every item)")
+                raise Animal3DError(
+                    f"{path}: data[{i}] has no 'keypoint_3d' (keypoints_3d='json' needs it on every item)"
+                )
             cols["kp3d"].append(_numbers(path, i, item, "keypoint_3d", (NUM_KEYPOINTS, 3)))
         bbox = _numbers(path, i, item, "bbox", (4,))
         if bbox[2] <= 0 or bbox[3] <= 0:
-            raise Animal3DError(f"{path}: data[{i}].bbox {bbox.tolist()} has a non-positive width or height")
+            raise Animal3DError(
+                f"{path}: data[{i}].bbox {bbox.tolist()} has a non-positive width or height"
+            )
         cols["bbox"].append(bbox)
-        shape = np.concatenate([np.ravel(_numbers(path, i, item, f, (np.size(item[f]),))) for f in ("shape", "shape_extra")])
+        shape = np.concatenate(
+            [
+                np.ravel(_numbers(path, i, item, f, (np.size(item[f]),)))
+                for f in ("shape", "shape_extra")
+            ]
+        )
         if shape.size != SMAL_NUM_BETAS:
             raise Animal3DError(
                 f"{path}: data[{i}].shape + shape_extra have {shape.size} values, expected {SMAL_NUM_BETAS}"

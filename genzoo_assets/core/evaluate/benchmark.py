@@ -29,8 +29,8 @@ Translation is irrelevant: every 3D metric aligns it away.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -65,13 +65,21 @@ def as_prediction(out, n: int, method: str) -> Prediction:
     try:
         rotmat, betas, cam = (_numpy(get(k)) for k in ("rotmat", "betas", "cam"))
     except (KeyError, AttributeError) as exc:
-        raise ValueError(f"method {method!r}: prediction lacks {exc} (needs rotmat, betas, cam)") from exc
-    rotmat = rotmat.reshape(rotmat.shape[0], -1, 3, 3) if rotmat.ndim in (3, 4) and rotmat.shape[-1] in (3, 9) else rotmat
+        raise ValueError(
+            f"method {method!r}: prediction lacks {exc} (needs rotmat, betas, cam)"
+        ) from exc
+    rotmat = (
+        rotmat.reshape(rotmat.shape[0], -1, 3, 3)
+        if rotmat.ndim in (3, 4) and rotmat.shape[-1] in (3, 9)
+        else rotmat
+    )
     for key, arr, shape in (("rotmat", rotmat, (n, 35, 3, 3)), ("cam", cam, (n, 3))):
         if arr.shape != shape:
             raise ValueError(f"method {method!r}: {key} has shape {arr.shape}, expected {shape}")
     if betas.ndim != 2 or betas.shape[0] != n:
-        raise ValueError(f"method {method!r}: betas has shape {betas.shape}, expected ({n}, num_betas)")
+        raise ValueError(
+            f"method {method!r}: betas has shape {betas.shape}, expected ({n}, num_betas)"
+        )
     for key, arr in (("rotmat", rotmat), ("betas", betas), ("cam", cam)):
         if not np.isfinite(arr).all():
             raise ValueError(f"method {method!r}: {key} has non-finite values")
@@ -88,15 +96,23 @@ class BenchmarkResult:
     test_set: str
     per_sample: pd.DataFrame  # one row per (sample, method); 3D errors in model units
     summary: pd.DataFrame  # methods × groups; 3D errors ×1000, PCK and AUC in percent
-    keypoint_errors: dict[str, np.ndarray] = field(default_factory=dict)  # (B, 26) px / sqrt(mask area), NaN invisible
+    keypoint_errors: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # (B, 26) px / sqrt(mask area), NaN invisible
     predictions: dict[str, Prediction] = field(default_factory=dict)
-    keypoint_sets: dict[str, str] = field(default_factory=dict)  # {"prediction": ..., "ground_truth": ...}
+    keypoint_sets: dict[str, str] = field(
+        default_factory=dict
+    )  # {"prediction": ..., "ground_truth": ...}
 
 
 def same_topology(a, b) -> bool:
     """Same vertex count and the same faces: vertex i means the same surface point on both."""
     fa, fb = np.asarray(a.faces), np.asarray(b.faces)
-    return int(a.num_vertices) == int(b.num_vertices) and fa.shape == fb.shape and bool(np.array_equal(fa, fb))
+    return (
+        int(a.num_vertices) == int(b.num_vertices)
+        and fa.shape == fb.shape
+        and bool(np.array_equal(fa, fb))
+    )
 
 
 def _check_models(test_set: BenchmarkSet, body_model, gt_body_model, v2v: bool) -> None:
@@ -105,21 +121,29 @@ def _check_models(test_set: BenchmarkSet, body_model, gt_body_model, v2v: bool) 
         raise ValueError(
             f"test set {test_set.name!r} has {nb}-beta ground truth but the GT body model "
             f"{gt_body_model.source!r} has {gt_body_model.num_betas} betas: give the model those betas belong to "
-            "(Animal3D: SMAL's 41-beta model)")
+            "(Animal3D: SMAL's 41-beta model)"
+        )
     if v2v and not same_topology(body_model, gt_body_model):
         raise ValueError(
             f"V2V compares vertex i with vertex i, but the prediction's body model {body_model.source!r} "
             f"({body_model.num_vertices} vertices, {body_model.num_faces} faces) and the GT model "
             f"{gt_body_model.source!r} ({gt_body_model.num_vertices} vertices, {gt_body_model.num_faces} faces) "
-            "have different topologies; score keypoints only with v2v=False")
+            "have different topologies; score keypoints only with v2v=False"
+        )
 
 
-def _score(batch: BenchmarkSet, pred: Prediction, gt: tuple[np.ndarray, np.ndarray], body_model, v2v: bool):
+def _score(
+    batch: BenchmarkSet, pred: Prediction, gt: tuple[np.ndarray, np.ndarray], body_model, v2v: bool
+):
     verts, _, kps = smal_forward(body_model, pred.betas, pred.rotmat)
     gt_verts, gt_kps = gt
     kp_px = batch.crop_to_pixels(project_weak(kps.astype(np.float64), pred.cam))
-    err_mask = metrics.normalized_errors(kp_px, batch.keypoints_2d, batch.visibility, np.sqrt(batch.mask_area))
-    err_crop = metrics.normalized_errors(kp_px, batch.keypoints_2d, batch.visibility, batch.crop_size)
+    err_mask = metrics.normalized_errors(
+        kp_px, batch.keypoints_2d, batch.visibility, np.sqrt(batch.mask_area)
+    )
+    err_crop = metrics.normalized_errors(
+        kp_px, batch.keypoints_2d, batch.visibility, batch.crop_size
+    )
     at_mask = metrics.image_pck(err_mask, (0.10, 0.15))
     nan = np.full(len(batch), np.nan)
     cols = {
@@ -136,9 +160,16 @@ def _score(batch: BenchmarkSet, pred: Prediction, gt: tuple[np.ndarray, np.ndarr
     return cols, err_mask
 
 
-def run_benchmark(test_set: BenchmarkSet, predict_fn: Callable | None, body_model,
-                  baselines: dict[str, Callable] | None = None, method_name: str = "model",
-                  batch_size: int = 64, gt_body_model=None, v2v: bool = True) -> BenchmarkResult:
+def run_benchmark(
+    test_set: BenchmarkSet,
+    predict_fn: Callable | None,
+    body_model,
+    baselines: dict[str, Callable] | None = None,
+    method_name: str = "model",
+    batch_size: int = 64,
+    gt_body_model=None,
+    v2v: bool = True,
+) -> BenchmarkResult:
     """Score ``predict_fn`` (as ``method_name``) and each baseline on every sample of ``test_set``.
 
     ``predict_fn`` may be None to score baselines only. ``gt_body_model`` (default ``body_model``)
@@ -163,8 +194,13 @@ def run_benchmark(test_set: BenchmarkSet, predict_fn: Callable | None, body_mode
         for method, fn in methods.items():
             pred = as_prediction(fn(batch), len(batch), method)
             cols, err = _score(batch, pred, (gt_verts, gt_kps), body_model, v2v)
-            meta = {"sample_id": batch.sample_ids, "species": batch.species, "family": batch.family,
-                    "test_set": [test_set.name] * len(batch), "method": [method] * len(batch)}
+            meta = {
+                "sample_id": batch.sample_ids,
+                "species": batch.species,
+                "family": batch.family,
+                "test_set": [test_set.name] * len(batch),
+                "method": [method] * len(batch),
+            }
             rows[method].append(pd.DataFrame(meta | cols))
             errs[method].append(err)
             preds[method].append(pred)
@@ -175,10 +211,21 @@ def run_benchmark(test_set: BenchmarkSet, predict_fn: Callable | None, body_mode
         per_sample=per_sample,
         summary=summarize(per_sample),
         keypoint_errors={m: np.concatenate(errs[m]) for m in methods},
-        predictions={m: Prediction(*(np.concatenate([getattr(p, k) for p in preds[m]]) for k in ("rotmat", "betas", "cam")))
-                     for m in methods},
-        keypoint_sets={"prediction": body_model.keypoint_set,
-                       "ground_truth": "json" if test_set.gt_keypoints_3d is not None else gt_model.keypoint_set},
+        predictions={
+            m: Prediction(
+                *(
+                    np.concatenate([getattr(p, k) for p in preds[m]])
+                    for k in ("rotmat", "betas", "cam")
+                )
+            )
+            for m in methods
+        },
+        keypoint_sets={
+            "prediction": body_model.keypoint_set,
+            "ground_truth": "json"
+            if test_set.gt_keypoints_3d is not None
+            else gt_model.keypoint_set,
+        },
     )
 
 
@@ -196,12 +243,20 @@ def summarize(per_sample: pd.DataFrame) -> pd.DataFrame:
     for group, method in ((g, m) for g in ("overall", "family", "species") for m in methods):
         for value, g in df[df["method"] == method].groupby(group, sort=True):
             scored = g["n_visible"].to_numpy() > 0
-            row = {"method": method, "group": group, "value": value, "n": len(g), "n_no_visible": int((~scored).sum())}
+            row = {
+                "method": method,
+                "group": group,
+                "value": value,
+                "n": len(g),
+                "n_no_visible": int((~scored).sum()),
+            }
             row |= {c: float(g[c].mean()) * REPORT_SCALE for c in ERROR_COLUMNS}
             for c in PCK_COLUMNS:
                 row[c] = 100.0 * float(g[c].to_numpy()[scored].mean()) if scored.any() else np.nan
             parts.append(row)
-    return pd.DataFrame(parts, columns=["method", "group", "value", "n", "n_no_visible", *METRIC_COLUMNS])
+    return pd.DataFrame(
+        parts, columns=["method", "group", "value", "n", "n_no_visible", *METRIC_COLUMNS]
+    )
 
 
 def mean_rotation(rotmats: np.ndarray) -> np.ndarray:
@@ -213,7 +268,9 @@ def mean_rotation(rotmats: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
-def fit_weak_camera(points_2d_n: np.ndarray, model_points: np.ndarray, visible: np.ndarray) -> np.ndarray:
+def fit_weak_camera(
+    points_2d_n: np.ndarray, model_points: np.ndarray, visible: np.ndarray
+) -> np.ndarray:
     """Least-squares (s, tx, ty) per sample so that ``s·X_xy + t ≈ x_n`` over visible points.
 
     Samples with fewer than two visible points get the camera that centres the model and fits
@@ -233,7 +290,9 @@ def fit_weak_camera(points_2d_n: np.ndarray, model_points: np.ndarray, visible: 
     return np.concatenate([s[:, None], t], axis=1)
 
 
-def mean_pose_baseline(train_poses_rotmat, train_betas, body_model) -> Callable[[BenchmarkSet], Prediction]:
+def mean_pose_baseline(
+    train_poses_rotmat, train_betas, body_model
+) -> Callable[[BenchmarkSet], Prediction]:
     """A predict_fn answering the training set's mean pose and mean betas for every image.
 
     The pose is the per-joint rotation mean (SVD-orthogonalised arithmetic mean, global
@@ -243,15 +302,22 @@ def mean_pose_baseline(train_poses_rotmat, train_betas, body_model) -> Callable[
     poses = np.asarray(train_poses_rotmat, dtype=np.float64)
     poses = poses.reshape(poses.shape[0], -1, 3, 3)
     if poses.shape[1:] != (35, 3, 3) or poses.shape[0] == 0:
-        raise ValueError(f"train_poses_rotmat must be (N, 35, 3, 3) or (N, 35, 9), got {np.shape(train_poses_rotmat)}")
+        raise ValueError(
+            f"train_poses_rotmat must be (N, 35, 3, 3) or (N, 35, 9), got {np.shape(train_poses_rotmat)}"
+        )
     rot = mean_rotation(poses.transpose(1, 0, 2, 3)[None])[0]
     betas = np.asarray(train_betas, dtype=np.float64).mean(axis=0)
     _, _, kps = smal_forward(body_model, betas[None], rot[None])
 
     def predict(batch: BenchmarkSet) -> Prediction:
         n = len(batch)
-        cam = fit_weak_camera(batch.pixels_to_crop(batch.keypoints_2d), kps.astype(np.float64), batch.visibility)
-        return Prediction(rotmat=np.broadcast_to(rot, (n, 35, 3, 3)).copy(),
-                          betas=np.broadcast_to(betas, (n, betas.size)).copy(), cam=cam)
+        cam = fit_weak_camera(
+            batch.pixels_to_crop(batch.keypoints_2d), kps.astype(np.float64), batch.visibility
+        )
+        return Prediction(
+            rotmat=np.broadcast_to(rot, (n, 35, 3, 3)).copy(),
+            betas=np.broadcast_to(betas, (n, betas.size)).copy(),
+            cam=cam,
+        )
 
     return predict

@@ -9,9 +9,9 @@ pixels, origin at the top-left corner of the top-left pixel); crop coordinates a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,9 @@ class BenchmarkSet:
     family: list[str]
     crop_center: np.ndarray  # (B, 2) image pixels
     crop_size: np.ndarray  # (B,) crop height, pixels
-    gt_keypoints_3d: np.ndarray | None = None  # (B, 26, 3): given 3D keypoints (Animal3D's JSON) instead of the GT model's
+    gt_keypoints_3d: np.ndarray | None = (
+        None  # (B, 26, 3): given 3D keypoints (Animal3D's JSON) instead of the GT model's
+    )
 
     def __post_init__(self):
         n = len(self.sample_ids)
@@ -55,32 +57,54 @@ class BenchmarkSet:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "name" and value is not None and len(value) != n:
-                raise ValueError(f"test set {self.name!r}: {f.name} has {len(value)} rows, sample_ids has {n}")
-        expect = {"keypoints_2d": (26, 2), "visibility": (26,), "gt_rotmat": (35, 3, 3), "gt_keypoints_3d": (26, 3)}
+                raise ValueError(
+                    f"test set {self.name!r}: {f.name} has {len(value)} rows, sample_ids has {n}"
+                )
+        expect = {
+            "keypoints_2d": (26, 2),
+            "visibility": (26,),
+            "gt_rotmat": (35, 3, 3),
+            "gt_keypoints_3d": (26, 3),
+        }
         for key, shape in expect.items():
             if getattr(self, key) is not None and getattr(self, key).shape[1:] != shape:
-                raise ValueError(f"test set {self.name!r}: {key} must be (B, {shape}), got {getattr(self, key).shape}")
+                raise ValueError(
+                    f"test set {self.name!r}: {key} must be (B, {shape}), got {getattr(self, key).shape}"
+                )
         for key in ("mask_area", "crop_size"):
             bad = ~(np.isfinite(getattr(self, key)) & (getattr(self, key) > 0))
             if bad.any():
                 i = int(np.nonzero(bad)[0][0])
-                raise ValueError(f"test set {self.name!r}: sample {self.sample_ids[i]!r} has {key} "
-                                 f"{float(getattr(self, key)[i])} (must be > 0; a zero-area mask cannot normalise PCK)")
+                raise ValueError(
+                    f"test set {self.name!r}: sample {self.sample_ids[i]!r} has {key} "
+                    f"{float(getattr(self, key)[i])} (must be > 0; a zero-area mask cannot normalise PCK)"
+                )
         for key in ("keypoints_2d", "gt_betas", "gt_rotmat", "crop_center"):
             arr = getattr(self, key)
-            finite = np.isfinite(arr) if key != "keypoints_2d" else np.isfinite(arr) | ~self.visibility[..., None]
+            finite = (
+                np.isfinite(arr)
+                if key != "keypoints_2d"
+                else np.isfinite(arr) | ~self.visibility[..., None]
+            )
             if not finite.all():
                 i = int(np.argwhere(~finite)[0][0])
-                raise ValueError(f"test set {self.name!r}: sample {self.sample_ids[i]!r} has non-finite {key}")
+                raise ValueError(
+                    f"test set {self.name!r}: sample {self.sample_ids[i]!r} has non-finite {key}"
+                )
 
     def __len__(self) -> int:
         return len(self.sample_ids)
 
-    def subset(self, index) -> "BenchmarkSet":
+    def subset(self, index) -> BenchmarkSet:
         """Rows ``index`` (slice, ints or bool mask) as a new set; what ``predict_fn`` receives."""
         idx = np.arange(len(self))[index]
-        pick = lambda v: [v[i] for i in idx] if isinstance(v, list) else (None if v is None else v[idx])  # noqa: E731
-        return replace(self, **{f.name: pick(getattr(self, f.name)) for f in fields(self) if f.name != "name"})
+
+        def pick(v):
+            return [v[i] for i in idx] if isinstance(v, list) else (None if v is None else v[idx])
+
+        return replace(
+            self, **{f.name: pick(getattr(self, f.name)) for f in fields(self) if f.name != "name"}
+        )
 
     @property
     def crop_box(self) -> np.ndarray:
@@ -108,11 +132,17 @@ def mask_area_from_file(path: str | Path) -> int:
 
 
 def _boxes(bbox, padding: float) -> np.ndarray:
-    return np.stack([crop_box(b, padding=padding) for b in np.asarray(bbox, dtype=np.float64).reshape(-1, 4)])
+    return np.stack(
+        [crop_box(b, padding=padding) for b in np.asarray(bbox, dtype=np.float64).reshape(-1, 4)]
+    )
 
 
-def benchmark_set_from_animal3d(a3d: Animal3DSet, name: str = "animal3d", padding: float = BBOX_PADDING,
-                                mask_area: np.ndarray | None = None) -> BenchmarkSet:
+def benchmark_set_from_animal3d(
+    a3d: Animal3DSet,
+    name: str = "animal3d",
+    padding: float = BBOX_PADDING,
+    mask_area: np.ndarray | None = None,
+) -> BenchmarkSet:
     """Animal3D as a BenchmarkSet: mask areas read from the masks (unless given), crop windows from
     the bboxes exactly as the regressor's reader makes them (``core.regressor.crop.crop_box``).
 
@@ -125,8 +155,10 @@ def benchmark_set_from_animal3d(a3d: Animal3DSet, name: str = "animal3d", paddin
     zero = np.nonzero(np.asarray(mask_area) <= 0)[0]
     if zero.size:
         i = int(zero[0])
-        raise ValueError(f"{a3d.json_path}: data[{i}] mask {a3d.mask_paths[i]} is empty (zero area): "
-                         "PCK cannot be normalised by sqrt(mask area)")
+        raise ValueError(
+            f"{a3d.json_path}: data[{i}] mask {a3d.mask_paths[i]} is empty (zero area): "
+            "PCK cannot be normalised by sqrt(mask area)"
+        )
     rotmat = axis_angle_to_matrix(torch.as_tensor(a3d.pose, dtype=torch.float64)).numpy()
     box = _boxes(a3d.bbox, padding)
     return BenchmarkSet(
@@ -146,11 +178,23 @@ def benchmark_set_from_animal3d(a3d: Animal3DSet, name: str = "animal3d", paddin
     )
 
 
-def benchmark_set_from_arrays(name: str, images: Sequence, keypoints_2d, mask_area, gt_betas, gt_rotmat,
-                              species: Sequence[str], family: Sequence[str] | None = None,
-                              sample_ids: Sequence[str] | None = None, visibility=None,
-                              crop_center=None, crop_size=None, bbox=None, image_size=None,
-                              padding: float = BBOX_PADDING) -> BenchmarkSet:
+def benchmark_set_from_arrays(
+    name: str,
+    images: Sequence,
+    keypoints_2d,
+    mask_area,
+    gt_betas,
+    gt_rotmat,
+    species: Sequence[str],
+    family: Sequence[str] | None = None,
+    sample_ids: Sequence[str] | None = None,
+    visibility=None,
+    crop_center=None,
+    crop_size=None,
+    bbox=None,
+    image_size=None,
+    padding: float = BBOX_PADDING,
+) -> BenchmarkSet:
     """Generic builder (our WebDataset ``heldout`` split, or any arrays).
 
     ``keypoints_2d`` (B, 26, 2|3) in image pixels; a third column is the visibility unless
@@ -169,14 +213,18 @@ def benchmark_set_from_arrays(name: str, images: Sequence, keypoints_2d, mask_ar
     if crop_center is None or crop_size is None:
         if image_size is None:
             if not all(isinstance(im, np.ndarray) for im in images):
-                raise ValueError(f"test set {name!r}: give crop_center/crop_size or image_size when images are paths")
+                raise ValueError(
+                    f"test set {name!r}: give crop_center/crop_size or image_size when images are paths"
+                )
             image_size = [(im.shape[1], im.shape[0]) for im in images]
         wh = np.asarray(image_size, dtype=np.float64).reshape(n, 2)
         crop_center = wh / 2.0 if crop_center is None else crop_center
         crop_size = wh.max(axis=1) if crop_size is None else crop_size
     return BenchmarkSet(
         name=name,
-        sample_ids=list(sample_ids) if sample_ids is not None else [f"{name}.{i:05d}" for i in range(n)],
+        sample_ids=list(sample_ids)
+        if sample_ids is not None
+        else [f"{name}.{i:05d}" for i in range(n)],
         images=list(images),
         keypoints_2d=kp[..., :2],
         visibility=visibility,
@@ -201,24 +249,38 @@ def benchmark_set_from_samples(samples: Iterable[dict], name: str = "heldout") -
         raise ValueError(f"test set {name!r}: no samples")
     need = ("poses", "betas", "keypoints_2d", "mask_area", "species")
     for i, row in enumerate(rows):
-        missing = [k for k in need if k not in row] + ([] if ("image" in row or "jpg" in row) else ["image"])
+        missing = [k for k in need if k not in row] + (
+            [] if ("image" in row or "jpg" in row) else ["image"]
+        )
         if missing:
-            raise ValueError(f"test set {name!r}: sample {row.get('sample_id', row.get('__key__', i))!r} "
-                             f"is missing {missing}")
+            raise ValueError(
+                f"test set {name!r}: sample {row.get('sample_id', row.get('__key__', i))!r} "
+                f"is missing {missing}"
+            )
     images = [np.asarray(r["image"] if "image" in r else r["jpg"]) for r in rows]
     kp = np.stack([np.asarray(r["keypoints_2d"], dtype=np.float64).reshape(26, -1) for r in rows])
     has = lambda key: all(key in r for r in rows)  # noqa: E731
-    vis = np.stack([np.asarray(r["keypoints_vis"]).reshape(26) for r in rows]) if has("keypoints_vis") else None
+    vis = (
+        np.stack([np.asarray(r["keypoints_vis"]).reshape(26) for r in rows])
+        if has("keypoints_vis")
+        else None
+    )
     return benchmark_set_from_arrays(
         name=name,
         images=images,
         keypoints_2d=kp,
         visibility=vis,
-        bbox=np.stack([np.asarray(r["bbox"], dtype=np.float64).reshape(4) for r in rows]) if has("bbox") else None,
+        bbox=np.stack([np.asarray(r["bbox"], dtype=np.float64).reshape(4) for r in rows])
+        if has("bbox")
+        else None,
         mask_area=np.array([float(r["mask_area"]) for r in rows]),
         gt_betas=np.stack([np.asarray(r["betas"], dtype=np.float64).ravel() for r in rows]),
-        gt_rotmat=np.stack([np.asarray(r["poses"], dtype=np.float64).reshape(35, 3, 3) for r in rows]),
+        gt_rotmat=np.stack(
+            [np.asarray(r["poses"], dtype=np.float64).reshape(35, 3, 3) for r in rows]
+        ),
         species=[str(r["species"]) for r in rows],
         family=[str(r.get("family", r["species"])) for r in rows],
-        sample_ids=[str(r.get("sample_id", r.get("__key__", f"{name}.{i:05d}"))) for i, r in enumerate(rows)],
+        sample_ids=[
+            str(r.get("sample_id", r.get("__key__", f"{name}.{i:05d}"))) for i, r in enumerate(rows)
+        ],
     )

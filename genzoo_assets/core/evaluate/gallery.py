@@ -58,21 +58,39 @@ def load_rgb(image, name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def crop_image(img: np.ndarray, center: np.ndarray, size: float, out: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_image(
+    img: np.ndarray, center: np.ndarray, size: float, out: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(crop (out, out, 3), affine 2×3 image px → crop px) for a square crop, grey outside the image."""
     k = out / float(size)
     m = np.array([[k, 0.0, out / 2.0 - k * center[0]], [0.0, k, out / 2.0 - k * center[1]]])
-    crop = cv2.warpAffine(img, m, (out, out), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(90, 90, 90))
+    crop = cv2.warpAffine(
+        img,
+        m,
+        (out, out),
+        flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(90, 90, 90),
+    )
     return crop, m
 
 
-def select_gallery(result: BenchmarkResult, test_set: BenchmarkSet, body_model, method: str | None = None,
-                   metric: str = "pa_mpjpe", n_best: int = 3, n_worst: int = 3, size: int = 320) -> list[GalleryItem]:
+def select_gallery(
+    result: BenchmarkResult,
+    test_set: BenchmarkSet,
+    body_model,
+    method: str | None = None,
+    metric: str = "pa_mpjpe",
+    n_best: int = 3,
+    n_worst: int = 3,
+    size: int = 320,
+) -> list[GalleryItem]:
     """The ``n_best`` and ``n_worst`` samples of ``method`` (default: the first) by ``metric``."""
     method = method or next(iter(result.predictions))
     if method not in result.predictions:
-        raise ValueError(f"method {method!r} is not in the result (have {sorted(result.predictions)})")
+        raise ValueError(
+            f"method {method!r} is not in the result (have {sorted(result.predictions)})"
+        )
     rows = result.per_sample[result.per_sample["method"] == method].reset_index(drop=True)
     if metric not in rows:
         raise ValueError(f"metric {metric!r} is not a per-sample column")
@@ -80,7 +98,9 @@ def select_gallery(result: BenchmarkResult, test_set: BenchmarkSet, body_model, 
     order = rows[metric].sort_values(ascending=ascending, kind="stable").index.to_numpy()
     n_best = min(n_best, len(order))
     n_worst = min(n_worst, len(order) - n_best)
-    picks = [(i, "best") for i in order[:n_best]] + [(i, "worst") for i in order[len(order) - n_worst:][::-1]]
+    picks = [(i, "best") for i in order[:n_best]] + [
+        (i, "worst") for i in order[len(order) - n_worst :][::-1]
+    ]
     if not picks:
         return []
     idx = np.array([i for i, _ in picks])
@@ -91,16 +111,26 @@ def select_gallery(result: BenchmarkResult, test_set: BenchmarkSet, body_model, 
     k_px = sub.crop_to_pixels(project_weak(kps.astype(np.float64), pred.cam[idx]))
     items = []
     for j, (i, label) in enumerate(picks):
-        img, m = crop_image(load_rgb(sub.images[j], sub.sample_ids[j]), sub.crop_center[j], sub.crop_size[j], size)
+        img, m = crop_image(
+            load_rgb(sub.images[j], sub.sample_ids[j]), sub.crop_center[j], sub.crop_size[j], size
+        )
         to_crop = lambda p: p @ m[:, :2].T + m[:, 2]  # noqa: E731
         value = rows.loc[i, metric] * (1000.0 if not metric.startswith("pck") else 100.0)
         faces = np.asarray(body_model.faces)
-        items.append(GalleryItem(
-            image=img, vertices_2d=to_crop(v_px[j]), faces=faces,
-            keypoints_2d=to_crop(k_px[j]), gt_keypoints_2d=to_crop(sub.keypoints_2d[j]), visibility=sub.visibility[j],
-            title=f"{sub.sample_ids[j]}\n{sub.species[j]} | {method} | {metric} {value:.1f}", label=label,
-            depth=verts[j, :, 2].astype(np.float64), shade=face_shading(verts[j].astype(np.float64), faces),
-        ))
+        items.append(
+            GalleryItem(
+                image=img,
+                vertices_2d=to_crop(v_px[j]),
+                faces=faces,
+                keypoints_2d=to_crop(k_px[j]),
+                gt_keypoints_2d=to_crop(sub.keypoints_2d[j]),
+                visibility=sub.visibility[j],
+                title=f"{sub.sample_ids[j]}\n{sub.species[j]} | {method} | {metric} {value:.1f}",
+                label=label,
+                depth=verts[j, :, 2].astype(np.float64),
+                shade=face_shading(verts[j].astype(np.float64), faces),
+            )
+        )
     return items
 
 
@@ -137,6 +167,14 @@ def draw_overlay(item: GalleryItem, alpha: float = 0.6) -> np.ndarray:
     lines = item.title.split("\n")
     bar = np.full((8 + 14 * len(lines), w, 3), 24, np.uint8)
     for k, text in enumerate(lines):
-        cv2.putText(bar, text[: w // 6], (5, 16 + 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                    (240, 240, 240) if k == 0 else (170, 190, 220), 1, cv2.LINE_AA)
+        cv2.putText(
+            bar,
+            text[: w // 6],
+            (5, 16 + 14 * k),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.38,
+            (240, 240, 240) if k == 0 else (170, 190, 220),
+            1,
+            cv2.LINE_AA,
+        )
     return np.concatenate([bar, img], axis=0)

@@ -56,7 +56,9 @@ def scale_align(pred, gt) -> np.ndarray:
     denom = np.einsum("bnk,bnk->b", pc, pc)
     if (denom <= 0).any():
         bad = np.nonzero(denom <= 0)[0]
-        raise ValueError(f"pred collapses to a single point in sample(s) {bad[:10].tolist()}: no scale fits")
+        raise ValueError(
+            f"pred collapses to a single point in sample(s) {bad[:10].tolist()}: no scale fits"
+        )
     s = np.einsum("bnk,bnk->b", g - gm, pc) / denom
     return s[:, None, None] * pc + gm
 
@@ -74,7 +76,9 @@ def procrustes_align(pred, gt) -> np.ndarray:
     var = np.einsum("bnk,bnk->b", pc, pc)
     if (var <= 0).any():
         bad = np.nonzero(var <= 0)[0]
-        raise ValueError(f"pred collapses to a single point in sample(s) {bad[:10].tolist()}: no similarity fits")
+        raise ValueError(
+            f"pred collapses to a single point in sample(s) {bad[:10].tolist()}: no similarity fits"
+        )
     k = np.einsum("bni,bnj->bij", pc, gc)
     u, _, vt = np.linalg.svd(k)
     v = np.swapaxes(vt, 1, 2)
@@ -123,7 +127,9 @@ def _pck_inputs(pred_2d, gt_2d, visible, normalizer):
     if norm.ndim == 0:
         norm = np.full(g.shape[0], float(norm))
     if norm.shape != (g.shape[0],):
-        raise ValueError(f"normalizer must have shape ({g.shape[0]},) (one per sample), got {norm.shape}")
+        raise ValueError(
+            f"normalizer must have shape ({g.shape[0]},) (one per sample), got {norm.shape}"
+        )
     bad = ~(np.isfinite(norm) & (norm > 0))
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
@@ -168,7 +174,11 @@ def image_pck(errors, thresholds=PCK_THRESHOLDS, weights=None) -> np.ndarray:
     err = np.asarray(errors, dtype=np.float64)
     if err.ndim != 2:
         raise ValueError(f"errors must have shape (B, K), got {err.shape}")
-    conf = np.isfinite(err).astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
+    conf = (
+        np.isfinite(err).astype(np.float64)
+        if weights is None
+        else np.asarray(weights, dtype=np.float64)
+    )
     if conf.shape != err.shape:
         raise ValueError(f"weights must have shape {err.shape}, got {conf.shape}")
     if not (np.isfinite(conf).all() and (conf >= 0).all()):

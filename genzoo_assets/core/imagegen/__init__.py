@@ -1,10 +1,16 @@
 """imagegen stage: generators (render-composite default, FLUX/SD3 + ControlNets), alignment score,
 and the per-partition function the Dagster asset calls."""
 
+from genzoo_assets.core.model_dirs import ModelDirectoryError
+
 from .alignment import DEFAULT_THRESHOLD, alignment_score
 from .base import GenerationRequest, ImageGenerator
-from .flux import FAMILIES, DiffusersControlNetGenerator, FluxControlNetGenerator, SD3ControlNetGenerator
-from genzoo_assets.core.model_dirs import ModelDirectoryError
+from .flux import (
+    FAMILIES,
+    DiffusersControlNetGenerator,
+    FluxControlNetGenerator,
+    SD3ControlNetGenerator,
+)
 from .partition import OUTPUT_COLUMNS, generate_partition
 from .render_composite import RenderCompositeGenerator
 
@@ -30,8 +36,20 @@ def make_generator(name: str, **kwargs) -> ImageGenerator:
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "FAMILIES", "GENERATIVE", "GENERATORS", "OUTPUT_COLUMNS", "DiffusersControlNetGenerator",
-    "FluxControlNetGenerator", "GenerationRequest", "ImageGenerator", "ModelDirectoryError",
-    "RenderCompositeGenerator", "SD3ControlNetGenerator", "alignment_score", "generate_partition", "make_generator",
+    "DEFAULT_THRESHOLD",
+    "FAMILIES",
+    "GENERATIVE",
+    "GENERATORS",
+    "OUTPUT_COLUMNS",
+    "DiffusersControlNetGenerator",
+    "FluxControlNetGenerator",
+    "GenerationRequest",
+    "ImageGenerator",
+    "ModelDirectoryError",
+    "RenderCompositeGenerator",
+    "SD3ControlNetGenerator",
+    "alignment_score",
+    "generate_partition",
+    "make_generator",
     "write_image_sheet",
 ]

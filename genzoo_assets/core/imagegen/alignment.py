@@ -45,10 +45,21 @@ def _band(mask: np.ndarray, frac: float) -> np.ndarray:
     ys, xs = np.nonzero(mask)
     size = max(np.ptp(xs), np.ptp(ys)) + 1 if len(xs) else 1
     r = max(1, int(round(frac * size)))
-    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    return (
+        cv2.dilate(
+            mask.astype(np.uint8),
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)),
+        )
+        > 0
+    )
 
 
-def edge_f1(edges: np.ndarray, control: np.ndarray, region: np.ndarray | None = None, tol: float | None = None) -> float:
+def edge_f1(
+    edges: np.ndarray,
+    control: np.ndarray,
+    region: np.ndarray | None = None,
+    tol: float | None = None,
+) -> float:
     """F-score of boolean edge maps with a pixel tolerance (distance transform on each side)."""
     h, w = control.shape
     tol = EDGE_TOLERANCE * float(np.hypot(h, w)) if tol is None else tol
@@ -78,7 +89,15 @@ def grabcut_foreground(rgb: np.ndarray, mask: np.ndarray, seed: int = 0) -> np.n
         init[0, :] = init[-1, :] = init[:, 0] = init[:, -1] = cv2.GC_BGD
     cv2.setRNGSeed(seed)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), init, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(
+        cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+        init,
+        None,
+        bgd,
+        fgd,
+        GRABCUT_ITERATIONS,
+        cv2.GC_INIT_WITH_MASK,
+    )
     fg = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)).astype(np.uint8)
     return cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
@@ -93,7 +112,9 @@ def alignment_score(image, canny: np.ndarray, mask: np.ndarray) -> dict:
     rgb = _as_rgb(image)
     canny, mask = np.asarray(canny) > 0, np.asarray(mask).astype(bool)
     if rgb.shape[:2] != canny.shape or canny.shape != mask.shape:
-        raise ValueError(f"alignment_score: image {rgb.shape[:2]}, canny {canny.shape} and mask {mask.shape} differ in size")
+        raise ValueError(
+            f"alignment_score: image {rgb.shape[:2]}, canny {canny.shape} and mask {mask.shape} differ in size"
+        )
     if not mask.any():
         return {"edge_f1": 0.0, "mask_iou": 0.0, "alignment_score": 0.0}
     f1 = edge_f1(image_edges(rgb), canny, region=_band(mask, 0.2))

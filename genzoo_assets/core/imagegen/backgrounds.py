@@ -19,7 +19,12 @@ GROUNDS = {  # (near colour, far colour), sRGB 0..1
     "floor": ((0.55, 0.45, 0.36), (0.7, 0.62, 0.54)),
 }
 SHAPE_COLOURS = (  # foliage, dry foliage, rock, bark, distant haze
-    (0.2, 0.33, 0.12), (0.32, 0.42, 0.18), (0.5, 0.48, 0.3), (0.46, 0.45, 0.43), (0.35, 0.26, 0.18), (0.6, 0.66, 0.72),
+    (0.2, 0.33, 0.12),
+    (0.32, 0.42, 0.18),
+    (0.5, 0.48, 0.3),
+    (0.46, 0.45, 0.43),
+    (0.35, 0.26, 0.18),
+    (0.6, 0.66, 0.72),
 )
 SKIES = {
     "clear": ((0.38, 0.6, 0.9), (0.78, 0.86, 0.95)),
@@ -36,7 +41,9 @@ def value_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndar
     return np.clip(cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
 
 
-def fractal_noise(rng: np.random.Generator, h: int, w: int, octaves: int = 4, base: int = 4) -> np.ndarray:
+def fractal_noise(
+    rng: np.random.Generator, h: int, w: int, octaves: int = 4, base: int = 4
+) -> np.ndarray:
     out = np.zeros((h, w), np.float32)
     total = 0.0
     for o in range(octaves):
@@ -64,7 +71,9 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     t_ground = np.clip((ys - horizon_line) / max(h - horizon, 1.0), 0, 1)[..., None]
     ground = far * (1 - t_ground) + near * t_ground
     texture = fractal_noise(rng, h, w, 5, 6)
-    ground = ground * (0.75 + 0.5 * texture)[..., None] * (0.85 + 0.3 * rng.random(3, dtype=np.float32))
+    ground = (
+        ground * (0.75 + 0.5 * texture)[..., None] * (0.85 + 0.3 * rng.random(3, dtype=np.float32))
+    )
 
     blend = np.clip((ys - horizon_line) / (0.015 * h + 1), 0, 1)[..., None]
     img = sky * (1 - blend) + ground * blend
@@ -72,7 +81,9 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def _out_of_focus_shapes(rng: np.random.Generator, img: np.ndarray, horizon_line: np.ndarray) -> np.ndarray:
+def _out_of_focus_shapes(
+    rng: np.random.Generator, img: np.ndarray, horizon_line: np.ndarray
+) -> np.ndarray:
     """Blurred ellipses and polygons (bushes, rocks, trees) around the horizon."""
     h, w = img.shape[:2]
     layer = np.zeros_like(img)
@@ -87,7 +98,9 @@ def _out_of_focus_shapes(rng: np.random.Generator, img: np.ndarray, horizon_line
             axes = (int(rng.uniform(0.03, 0.2) * w), int(rng.uniform(0.02, 0.12) * h))
             cv2.ellipse(shape, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
         else:
-            pts = np.stack([x + rng.normal(0, 0.07 * w, 6), y + rng.normal(0, 0.06 * h, 6)], 1).astype(np.int32)
+            pts = np.stack(
+                [x + rng.normal(0, 0.07 * w, 6), y + rng.normal(0, 0.06 * h, 6)], 1
+            ).astype(np.int32)
             cv2.fillPoly(shape, [cv2.convexHull(pts)], 255)
         a = shape.astype(np.float32) / 255.0
         layer = layer * (1 - a[..., None]) + colour * a[..., None]

@@ -17,6 +17,7 @@ from importlib import resources
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class Coat:
     pattern: str
@@ -29,7 +30,11 @@ class Coat:
 
 @functools.lru_cache(maxsize=1)
 def palettes() -> dict:
-    return json.loads(resources.files("genzoo_assets.core.imagegen").joinpath("data/coat_palettes.json").read_text())
+    return json.loads(
+        resources.files("genzoo_assets.core.imagegen")
+        .joinpath("data/coat_palettes.json")
+        .read_text()
+    )
 
 
 def _words(text: str) -> str:
@@ -41,7 +46,9 @@ def match_rule(species: str, species_info: dict, prompt: str) -> tuple[dict, str
     table = palettes()
     info = {str(k).lower(): str(v) for k, v in species_info.items()}
     fields = [info.pop("breed", ""), species.replace("_", " ").replace("-", " ")]
-    fields += [info.pop(k, "") for k in ("common_name", "scientific_name", "genus", "family", "order")]
+    fields += [
+        info.pop(k, "") for k in ("common_name", "scientific_name", "genus", "family", "order")
+    ]
     fields += [*info.values(), prompt]
     texts = [_words(f) for f in fields if f]
     for text in texts:
@@ -67,7 +74,9 @@ def choose_coat(rng: np.random.Generator, species: str, species_info: dict, prom
     return Coat(pattern, base, secondary, opt("belly"), opt("back"), name)
 
 
-def _smooth_noise(rng: np.random.Generator, points: np.ndarray, freq: float, octaves: int = 6) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, points: np.ndarray, freq: float, octaves: int = 6
+) -> np.ndarray:
     """Sum of random 3-D sinusoids: smooth, seeded, cheap noise in about [-1, 1]."""
     out = np.zeros(len(points))
     for _ in range(octaves):
@@ -95,7 +104,9 @@ def normalise_body(points: np.ndarray) -> np.ndarray:
     return (points - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-9)
 
 
-def coat_albedo(coat: Coat, points: np.ndarray, up: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def coat_albedo(
+    coat: Coat, points: np.ndarray, up: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """(N, 3) albedo at canonical ``points`` (normalised body) with ``up`` (N,) in [-1, 1]:
     the canonical up-component of the surface normal (or height), for countershading."""
     n = len(points)
@@ -119,5 +130,7 @@ def coat_albedo(coat: Coat, points: np.ndarray, up: np.ndarray, rng: np.random.G
         s = np.clip(up * 1.6 + 0.1 * _smooth_noise(rng, points, 12.0), -1, 1)
         lower, upper = np.clip(-s, 0, 1)[:, None], np.clip(s, 0, 1)[:, None]
         keep = 1.0 if coat.pattern == "countershading" else 0.6
-        albedo = albedo * (1 - keep * lower - keep * 0.6 * upper) + keep * (lower * belly + 0.6 * upper * back)
+        albedo = albedo * (1 - keep * lower - keep * 0.6 * upper) + keep * (
+            lower * belly + 0.6 * upper * back
+        )
     return np.clip(albedo, 0, 1)

@@ -36,9 +36,16 @@ class ControlNetFamily:
 
 
 FAMILIES: dict[str, ControlNetFamily] = {
-    "flux": ControlNetFamily("FluxControlNetPipeline", "FluxMultiControlNetModel", "FluxControlNetModel", "Flux", 512, 16),
+    "flux": ControlNetFamily(
+        "FluxControlNetPipeline", "FluxMultiControlNetModel", "FluxControlNetModel", "Flux", 512, 16
+    ),
     "sd3": ControlNetFamily(
-        "StableDiffusion3ControlNetPipeline", "SD3MultiControlNetModel", "SD3ControlNetModel", "StableDiffusion3", 256, 16
+        "StableDiffusion3ControlNetPipeline",
+        "SD3MultiControlNetModel",
+        "SD3ControlNetModel",
+        "StableDiffusion3",
+        256,
+        16,
     ),
 }
 
@@ -83,11 +90,17 @@ class DiffusersControlNetGenerator:
         self.resolution = resolution
         self.max_sequence_length = int(max_sequence_length or self.family.max_sequence_length)
         if resolution is not None and resolution % self.family.size_multiple:
-            raise ValueError(f"resolution {resolution} must be a multiple of {self.family.size_multiple}")
+            raise ValueError(
+                f"resolution {resolution} must be a multiple of {self.family.size_multiple}"
+            )
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._locations = {}
-        for role, loc in (("base", base_model), ("canny_controlnet", canny_controlnet), ("depth_controlnet", depth_controlnet)):
+        for role, loc in (
+            ("base", base_model),
+            ("canny_controlnet", canny_controlnet),
+            ("depth_controlnet", depth_controlnet),
+        ):
             folder, revision = resolve_location(loc, role, local_files_only)
             if role == "base":
                 check_pipeline(folder, role, self.family.base_prefix)
@@ -98,18 +111,26 @@ class DiffusersControlNetGenerator:
 
     @classmethod
     def from_pretrained(cls, base_model, canny_controlnet, depth_controlnet, **kwargs):
-        return cls(kwargs.pop("family", "flux"), base_model, canny_controlnet, depth_controlnet, **kwargs)
+        return cls(
+            kwargs.pop("family", "flux"), base_model, canny_controlnet, depth_controlnet, **kwargs
+        )
 
     @functools.cached_property
     def model_hashes(self) -> dict[str, str]:
-        return {role: _location_hash(f, rev, repo) for role, (f, rev, repo) in self._locations.items()}
+        return {
+            role: _location_hash(f, rev, repo) for role, (f, rev, repo) in self._locations.items()
+        }
 
     @property
     def params(self) -> dict:
         return {
-            "steps": self.steps, "guidance": self.guidance, "cond_scales": list(self.cond_scales),
-            "resolution": self.resolution, "dtype": str(self.dtype).removeprefix("torch."),
-            "max_sequence_length": self.max_sequence_length, "batch_size": self.batch_size,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "cond_scales": list(self.cond_scales),
+            "resolution": self.resolution,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "max_sequence_length": self.max_sequence_length,
+            "batch_size": self.batch_size,
         }
 
     @property
@@ -119,11 +140,15 @@ class DiffusersControlNetGenerator:
 
             load = dict(dtype=self.dtype, local_files_only=True)
             nets = [
-                getattr(diffusers, self.family.controlnet).from_pretrained(self._locations[r][0], **load)
+                getattr(diffusers, self.family.controlnet).from_pretrained(
+                    self._locations[r][0], **load
+                )
                 for r in ("canny_controlnet", "depth_controlnet")
             ]
             multi = getattr(diffusers, self.family.multi_controlnet)(nets)
-            pipe = getattr(diffusers, self.family.pipeline).from_pretrained(self._locations["base"][0], controlnet=multi, **load)
+            pipe = getattr(diffusers, self.family.pipeline).from_pretrained(
+                self._locations["base"][0], controlnet=multi, **load
+            )
             pipe.set_progress_bar_config(disable=True)
             self._pipe = pipe.to(self.device)
         return self._pipe
@@ -133,11 +158,15 @@ class DiffusersControlNetGenerator:
             return self.resolution, self.resolution
         sizes = {r.size for r in batch}
         if len(sizes) != 1:
-            raise ValueError(f"requests in one call have different control sizes {sorted(sizes)}; set resolution")
+            raise ValueError(
+                f"requests in one call have different control sizes {sorted(sizes)}; set resolution"
+            )
         h, w = sizes.pop()
         m = self.family.size_multiple
         if h % m or w % m:
-            raise ValueError(f"control size {h}x{w} of {batch[0].sample_id} is not a multiple of {m}")
+            raise ValueError(
+                f"control size {h}x{w} of {batch[0].sample_id} is not a multiple of {m}"
+            )
         return h, w
 
     def generate(self, batch: list[GenerationRequest]) -> list[Image.Image]:
@@ -149,16 +178,22 @@ class DiffusersControlNetGenerator:
         pipe = self.pipeline
         out: list[Image.Image] = []
         for start in range(0, len(batch), self.batch_size):
-            chunk = batch[start:start + self.batch_size]
+            chunk = batch[start : start + self.batch_size]
             canny = [Image.fromarray(np.asarray(r.canny, np.uint8)).convert("RGB") for r in chunk]
             depth = [Image.fromarray(np.asarray(r.depth, np.uint8)).convert("RGB") for r in chunk]
             gens = [torch.Generator(device="cpu").manual_seed(int(r.seed)) for r in chunk]
             with torch.inference_mode():
                 images = pipe(
-                    prompt=[r.prompt for r in chunk], control_image=[canny, depth],
-                    controlnet_conditioning_scale=list(self.cond_scales), num_inference_steps=self.steps,
-                    guidance_scale=self.guidance, height=height, width=width, generator=gens,
-                    max_sequence_length=self.max_sequence_length, output_type="pil",
+                    prompt=[r.prompt for r in chunk],
+                    control_image=[canny, depth],
+                    controlnet_conditioning_scale=list(self.cond_scales),
+                    num_inference_steps=self.steps,
+                    guidance_scale=self.guidance,
+                    height=height,
+                    width=width,
+                    generator=gens,
+                    max_sequence_length=self.max_sequence_length,
+                    output_type="pil",
                 ).images
             out.extend(im.convert("RGB") for im in images)
         return out

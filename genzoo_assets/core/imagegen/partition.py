@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,12 +24,36 @@ from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
 from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
 from genzoo_assets.core.seeds import derive_seed
 
-REQUIRED_COLUMNS = ("sample_id", "species", "shard", "index", "prompt", "rgb_path", "depth_path", "canny_path", "mask_path")
+REQUIRED_COLUMNS = (
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "prompt",
+    "rgb_path",
+    "depth_path",
+    "canny_path",
+    "mask_path",
+)
 POSE_COLUMNS = ("betas", "global_orient", "body_pose", "transl", "camera_model")
 SPECIES_INFO_COLUMNS = ("common_name", "scientific_name", "genus", "family", "order", "breed")
 OUTPUT_COLUMNS = (
-    "sample_id", "species", "shard", "index", "image_path", "image_backend", "model_hashes", "image_seed",
-    "steps", "guidance", "cond_scales", "alignment_score", "edge_f1", "mask_iou", "flagged", "provenance",
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "image_path",
+    "image_backend",
+    "model_hashes",
+    "image_seed",
+    "steps",
+    "guidance",
+    "cond_scales",
+    "alignment_score",
+    "edge_f1",
+    "mask_iou",
+    "flagged",
+    "provenance",
 )
 JPEG_QUALITY = 95
 
@@ -44,7 +68,9 @@ def _read(data_dir: Path, row: pd.Series, column: str, mode: str) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert(mode))
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"sample {row['sample_id']}: cannot read {column} {path}: {exc}") from exc
+        raise FileNotFoundError(
+            f"sample {row['sample_id']}: cannot read {column} {path}: {exc}"
+        ) from exc
 
 
 def _mesh(rows: pd.DataFrame, body_model, size: int) -> list[dict]:
@@ -57,19 +83,28 @@ def _mesh(rows: pd.DataFrame, body_model, size: int) -> list[dict]:
     stack = lambda key, n: np.stack([np.asarray(v, np.float64).reshape(n) for v in rows[key]])  # noqa: E731
     betas = np.stack([np.asarray(b, np.float64) for b in rows["betas"]])
     with torch.no_grad():
-        out = body_model(betas, stack("global_orient", 3), stack("body_pose", 3 * (nj - 1)), stack("transl", 3))
+        out = body_model(
+            betas, stack("global_orient", 3), stack("body_pose", 3 * (nj - 1)), stack("transl", 3)
+        )
         rest = body_model.tpose_vertices(torch.as_tensor(betas, dtype=torch.float32))
     c = np.asarray(body_model.canonical_rotation, np.float64)
     verts = out.vertices.detach().cpu().double().numpy()
     rest = rest.detach().cpu().double().numpy() @ c.T
     faces = np.asarray(body_model.faces)
     return [
-        {"vertices": verts[i], "faces": faces, "canonical_vertices": rest[i], "camera": camera_from_row(row, size)}
+        {
+            "vertices": verts[i],
+            "faces": faces,
+            "canonical_vertices": rest[i],
+            "camera": camera_from_row(row, size),
+        }
         for i, (_, row) in enumerate(rows.iterrows())
     ]
 
 
-def _requests(rows: pd.DataFrame, data_dir: Path, body_model, species_info: dict, base_seed: int) -> list[GenerationRequest]:
+def _requests(
+    rows: pd.DataFrame, data_dir: Path, body_model, species_info: dict, base_seed: int
+) -> list[GenerationRequest]:
     controls = [
         {
             "canny": _read(data_dir, row, "canny_path", "L"),
@@ -84,12 +119,21 @@ def _requests(rows: pd.DataFrame, data_dir: Path, body_model, species_info: dict
         meshes = _mesh(rows, body_model, controls[0]["canny"].shape[0])
     reqs = []
     for (_, row), ctl, mesh in zip(rows.iterrows(), controls, meshes):
-        info = {c: row[c] for c in SPECIES_INFO_COLUMNS if c in rows.columns and isinstance(row[c], str)}
+        info = {
+            c: row[c] for c in SPECIES_INFO_COLUMNS if c in rows.columns and isinstance(row[c], str)
+        }
         info.update(species_info.get(row["species"], {}))
-        reqs.append(GenerationRequest(
-            sample_id=row["sample_id"], prompt=str(row["prompt"]), seed=image_seed(row["sample_id"], base_seed),
-            species=str(row["species"]), species_info=info, **ctl, **mesh,
-        ))
+        reqs.append(
+            GenerationRequest(
+                sample_id=row["sample_id"],
+                prompt=str(row["prompt"]),
+                seed=image_seed(row["sample_id"], base_seed),
+                species=str(row["species"]),
+                species_info=info,
+                **ctl,
+                **mesh,
+            )
+        )
     return reqs
 
 
@@ -140,35 +184,58 @@ def generate_partition(
     data_dir = Path(data_dir)
     params = dict(generator.params)
     hashes = dict(generator.model_hashes)
-    prov = provenance_json(provenance(
-        "images", generator.name, model_files=hashes, run_id=run_id, params=params, threshold=float(threshold),
-    ))
+    prov = provenance_json(
+        provenance(
+            "images",
+            generator.name,
+            model_files=hashes,
+            run_id=run_id,
+            params=params,
+            threshold=float(threshold),
+        )
+    )
     out_rows: list[dict] = []
     pending: list[tuple[Path, Path]] = []  # (temporary, final)
     total = len(rows)
     try:
         for start in range(0, total, batch_size):
-            chunk = rows.iloc[start:start + batch_size]
+            chunk = rows.iloc[start : start + batch_size]
             reqs = _requests(chunk, data_dir, body_model, species_info or {}, base_seed)
             images = generator.generate(reqs)
             if len(images) != len(reqs):
-                raise RuntimeError(f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests")
+                raise RuntimeError(
+                    f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests"
+                )
             for (_, row), req, image in zip(chunk.iterrows(), reqs, images):
                 h, w = req.size  # the control resolution: the frame of the keypoints and bbox
-                image = image if image.size == (w, h) else image.resize((w, h), Image.Resampling.LANCZOS)
+                image = (
+                    image
+                    if image.size == (w, h)
+                    else image.resize((w, h), Image.Resampling.LANCZOS)
+                )
                 score = alignment_score(image, req.canny, req.mask)
                 rel = f"images/{row['species']}/{row['shard']}/{row['sample_id']}.jpg"
                 pending.append((_write_hidden(data_dir / rel, _jpeg(image)), data_dir / rel))
-                out_rows.append({
-                    "sample_id": row["sample_id"], "species": row["species"], "shard": row["shard"],
-                    "index": int(row["index"]), "image_path": rel, "image_backend": generator.name,
-                    "model_hashes": json.dumps(hashes, sort_keys=True), "image_seed": int(req.seed),
-                    "steps": int(params.get("steps", 0)), "guidance": float(params.get("guidance", 0.0)),
-                    "cond_scales": [float(s) for s in params.get("cond_scales", [])],
-                    "alignment_score": score["alignment_score"], "edge_f1": score["edge_f1"],
-                    "mask_iou": score["mask_iou"], "flagged": bool(score["alignment_score"] < threshold),
-                    "provenance": prov,
-                })
+                out_rows.append(
+                    {
+                        "sample_id": row["sample_id"],
+                        "species": row["species"],
+                        "shard": row["shard"],
+                        "index": int(row["index"]),
+                        "image_path": rel,
+                        "image_backend": generator.name,
+                        "model_hashes": json.dumps(hashes, sort_keys=True),
+                        "image_seed": int(req.seed),
+                        "steps": int(params.get("steps", 0)),
+                        "guidance": float(params.get("guidance", 0.0)),
+                        "cond_scales": [float(s) for s in params.get("cond_scales", [])],
+                        "alignment_score": score["alignment_score"],
+                        "edge_f1": score["edge_f1"],
+                        "mask_iou": score["mask_iou"],
+                        "flagged": bool(score["alignment_score"] < threshold),
+                        "provenance": prov,
+                    }
+                )
                 if progress is not None:
                     progress(len(out_rows), total)
         done: list[Path] = []

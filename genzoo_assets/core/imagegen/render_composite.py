@@ -49,17 +49,27 @@ class RenderCompositeGenerator:
 
         self.subdivisions = int(subdivisions)
         self.augment = bool(augment)
-        self._subdivider = ControlRenderer(subdivisions=self.subdivisions)  # its subdivision cache only
+        self._subdivider = ControlRenderer(
+            subdivisions=self.subdivisions
+        )  # its subdivision cache only
         self._gl = None
 
     @property
     def model_hashes(self) -> dict[str, str]:
-        path = coats.resources.files("genzoo_assets.core.imagegen").joinpath("data/coat_palettes.json")
+        path = coats.resources.files("genzoo_assets.core.imagegen").joinpath(
+            "data/coat_palettes.json"
+        )
         return {"coat_palettes": f"sha256:{file_sha256(str(path))}"}
 
     @property
     def params(self) -> dict:
-        return {"steps": 0, "guidance": 0.0, "cond_scales": [], "subdivisions": self.subdivisions, "augment": self.augment}
+        return {
+            "steps": 0,
+            "guidance": 0.0,
+            "cond_scales": [],
+            "subdivisions": self.subdivisions,
+            "augment": self.augment,
+        }
 
     def generate(self, batch: list[GenerationRequest]) -> list[Image.Image]:
         return [self.generate_one(r) for r in batch]
@@ -83,16 +93,25 @@ class RenderCompositeGenerator:
             img = photometric_augment(img, rng)
         return Image.fromarray(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))
 
-    def _mesh_albedo(self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator) -> np.ndarray:
-        from genzoo_assets.core.render.renderer import pyrender, pyrender_camera  # the renderer picks the GL platform
+    def _mesh_albedo(
+        self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator
+    ) -> np.ndarray:
+        from genzoo_assets.core.render.renderer import (
+            pyrender,
+            pyrender_camera,
+        )  # the renderer picks the GL platform
 
         h, w = req.size
         if req.camera.resolution != h or h != w:
-            raise ValueError(f"request {req.sample_id}: controls are {h}x{w} but the camera renders {req.camera.resolution}²")
+            raise ValueError(
+                f"request {req.sample_id}: controls are {h}x{w} but the camera renders {req.camera.resolution}²"
+            )
         faces = np.asarray(req.faces, np.int64)
         posed, sub_faces = self._subdivider.subdivide(np.asarray(req.vertices, np.float64), faces)
         if req.canonical_vertices is not None:
-            canon, _ = self._subdivider.subdivide(np.asarray(req.canonical_vertices, np.float64), faces)
+            canon, _ = self._subdivider.subdivide(
+                np.asarray(req.canonical_vertices, np.float64), faces
+            )
         else:  # no rest pose given: the camera frame with y up stands in (patterns then follow the view)
             canon = posed * np.array([1.0, -1.0, 1.0])
         points = coats.normalise_body(canon)
@@ -100,7 +119,9 @@ class RenderCompositeGenerator:
         up = 0.6 * normal_up + 0.8 * points[:, 1] / max(float(np.ptp(points[:, 1])), 1e-6)
         colours = np.ones((len(posed), 4), np.float32)
         colours[:, :3] = coats.coat_albedo(coat, points, up, rng)
-        prim = pyrender.Primitive(positions=posed.astype(np.float32), indices=sub_faces, color_0=colours, mode=4)
+        prim = pyrender.Primitive(
+            positions=posed.astype(np.float32), indices=sub_faces, color_0=colours, mode=4
+        )
         cam, pose, _ = pyrender_camera(req.camera, np.stack([posed.min(0), posed.max(0)]))
         scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.ones(3))
         scene.add(pyrender.Mesh([prim]))
@@ -112,11 +133,15 @@ class RenderCompositeGenerator:
         colour, depth = self._gl.render(scene, flags=flags)
         albedo = np.ascontiguousarray(colour[..., :3])
         missing = (np.asarray(req.mask, bool) & (depth <= 0)).astype(np.uint8)
-        if missing.any():  # silhouette pixels the albedo pass missed (subdivision/raster differences)
+        if (
+            missing.any()
+        ):  # silhouette pixels the albedo pass missed (subdivision/raster differences)
             albedo = cv2.inpaint(albedo, missing, 3, cv2.INPAINT_TELEA)
         return albedo.astype(np.float32) / 255.0
 
-    def _image_albedo(self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator) -> np.ndarray:
+    def _image_albedo(
+        self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator
+    ) -> np.ndarray:
         mask = np.asarray(req.mask, bool)
         ys, xs = np.nonzero(mask)
         albedo = np.zeros((*req.size, 3), np.float32)
@@ -130,7 +155,9 @@ class RenderCompositeGenerator:
         return albedo
 
     def _shade(self, req: GenerationRequest, albedo: np.ndarray, rng: np.random.Generator):
-        n = np.asarray(req.normal_rgb, np.float32) / 127.5 - 1.0  # GL camera frame: x right, y up, z to viewer
+        n = (
+            np.asarray(req.normal_rgb, np.float32) / 127.5 - 1.0
+        )  # GL camera frame: x right, y up, z to viewer
         n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
         az, el = rng.uniform(-np.pi * 0.8, np.pi * 0.8), rng.uniform(0.15, 1.2)
         light = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)], np.float32)
@@ -150,7 +177,9 @@ class RenderCompositeGenerator:
         return np.clip(shaded, 0, 1) ** (1 / 2.2), light
 
     @staticmethod
-    def _contact_shadow(bg: np.ndarray, mask: np.ndarray, light: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _contact_shadow(
+        bg: np.ndarray, mask: np.ndarray, light: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """A soft shadow cast onto the ground, offset away from the light."""
         h, w = mask.shape
         shift = np.float32([[1, 0, -light[0] * 0.05 * w], [0, 1, 0.02 * h]])
@@ -179,7 +208,9 @@ def photometric_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray
     img = img.astype(np.float32)
     grey = img.mean(-1, keepdims=True)
     img = grey + (img - grey) * rng.uniform(0.7, 1.3)  # saturation
-    img = (img - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)  # contrast, brightness
+    img = (
+        (img - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
+    )  # contrast, brightness
     img = img * (1 + rng.normal(0, 0.03, 3).astype(np.float32))  # white balance
     img = np.clip(img, 0, 1) ** rng.uniform(0.85, 1.15)
     if rng.random() < 0.3:
@@ -190,5 +221,8 @@ def photometric_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray
     if rng.random() < 0.7:
         bgr = cv2.cvtColor((img * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
         _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
-        img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        img = (
+            cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32)
+            / 255.0
+        )
     return img

@@ -14,7 +14,9 @@ def _tile(path: Path, size: int, mode: str = "RGB") -> Image.Image:
     return Image.open(path).convert(mode).convert("RGB").resize((size, size))
 
 
-def image_sheet(rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 6, tile: int = 224) -> Image.Image:
+def image_sheet(
+    rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 6, tile: int = 224
+) -> Image.Image:
     """Pairs (image | control Canny) with the alignment score; flagged samples framed in red."""
     data_dir = Path(data_dir)
     rows = rows.head(max_samples)
@@ -27,14 +29,20 @@ def image_sheet(rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 6, 
         if canny:
             sheet.paste(_tile(data_dir / canny, tile, "L"), (tile, y + 18))
         colour = "red" if row.flagged else "black"
-        draw.text((4, y + 3), f"{row.sample_id}  alignment {row.alignment_score:.2f}"
-                  + ("  FLAGGED" if row.flagged else ""), fill=colour)
+        draw.text(
+            (4, y + 3),
+            f"{row.sample_id}  alignment {row.alignment_score:.2f}"
+            + ("  FLAGGED" if row.flagged else ""),
+            fill=colour,
+        )
         if row.flagged:
             draw.rectangle([0, y + 18, tile - 1, y + 17 + tile], outline="red", width=3)
     return sheet
 
 
-def write_image_sheet(rows: pd.DataFrame, data_dir: str | Path, name: str, max_samples: int = 6) -> Path:
+def write_image_sheet(
+    rows: pd.DataFrame, data_dir: str | Path, name: str, max_samples: int = 6
+) -> Path:
     """Write ``previews/images/<name>.png`` and return its path."""
     path = Path(data_dir) / "previews" / "images" / f"{name}.png"
     with atomic_path(path) as tmp:

@@ -36,15 +36,19 @@ JSON_NAME = "train.json"
 def _check_body_model(body_model) -> None:
     nb, nv = int(body_model.num_betas), int(body_model.num_vertices)
     if nb != SMAL_NUM_BETAS or nv != SMAL_NUM_VERTICES:
-        raise ValueError(f"body model {body_model.source!r} has {nb} betas and {nv} vertices; the Animal3D layout "
-                         f"holds SMAL's {SMAL_NUM_BETAS} betas on its {SMAL_NUM_VERTICES} vertices: make the dataset "
-                         f"with a 41-beta SMAL model (GENZOO_BODY_MODEL)")
+        raise ValueError(
+            f"body model {body_model.source!r} has {nb} betas and {nv} vertices; the Animal3D layout "
+            f"holds SMAL's {SMAL_NUM_BETAS} betas on its {SMAL_NUM_VERTICES} vertices: make the dataset "
+            f"with a 41-beta SMAL model (GENZOO_BODY_MODEL)"
+        )
 
 
 def _floats(row, column: str, size: int) -> list[float]:
     values = np.asarray(row[column], dtype=np.float64).reshape(-1)
     if values.size != size:
-        raise ValueError(f"sample {row['sample_id']}: column {column!r} has {values.size} values, expected {size}")
+        raise ValueError(
+            f"sample {row['sample_id']}: column {column!r} has {values.size} values, expected {size}"
+        )
     return [float(v) for v in values]
 
 
@@ -63,18 +67,25 @@ def animal3d_item(row, category: int, data_dir: Path, out: Path) -> dict:
     kp2 = np.asarray(_floats(row, "keypoints_2d", 52)).reshape(26, 2)
     vis = np.asarray(row["keypoints_vis"], dtype=np.float64).reshape(-1)
     return {
-        "img_path": img_rel, "mask_path": mask_rel, "supercategory": int(category),
+        "img_path": img_rel,
+        "mask_path": mask_rel,
+        "supercategory": int(category),
         "keypoint_2d": np.concatenate([kp2, vis[:, None]], 1).tolist(),
         "keypoint_3d": np.asarray(_floats(row, "keypoints_3d", 78)).reshape(26, 3).tolist(),
         "bbox": _floats(row, "bbox", 4),
         "pose": _floats(row, "global_orient", 3) + _floats(row, "body_pose", 102),
-        "shape": betas[:20], "shape_extra": betas[20:],
+        "shape": betas[:20],
+        "shape_extra": betas[20:],
         "trans": _floats(row, "transl", 3),
-        "sample_id": sid, "species": str(row["species"]), "split": split,
+        "sample_id": sid,
+        "species": str(row["species"]),
+        "split": split,
     }
 
 
-def export_animal3d(data_dir, out_dir, body_model, samples: pd.DataFrame | None = None, **split_options) -> dict:
+def export_animal3d(
+    data_dir, out_dir, body_model, samples: pd.DataFrame | None = None, **split_options
+) -> dict:
     """Write the Animal3D-layout export of the catalog (or ``samples``) into the new folder ``out_dir``.
 
     ``body_model``: the model the dataset was made with (a ``BodyModel`` or a spec for
@@ -87,21 +98,39 @@ def export_animal3d(data_dir, out_dir, body_model, samples: pd.DataFrame | None 
     with fresh_output(out_dir) as tmp:
         rows = catalog_samples(data_dir, samples, **split_options)
         data, categories = _items(rows, body_model, data_dir, tmp)
-        doc = {"info": {"description": "GenZoo-style synthetic animals (genzoo-assets)", "num_betas": SMAL_NUM_BETAS,
-                        "body_model": {"source": str(body_model.source), "sha256": body_model.sha256}},
-               "categories": [{"id": i, "name": n} for n, i in categories.items()],
-               "data": data}
+        doc = {
+            "info": {
+                "description": "GenZoo-style synthetic animals (genzoo-assets)",
+                "num_betas": SMAL_NUM_BETAS,
+                "body_model": {"source": str(body_model.source), "sha256": body_model.sha256},
+            },
+            "categories": [{"id": i, "name": n} for n, i in categories.items()],
+            "data": data,
+        }
         (tmp / JSON_NAME).write_text(json.dumps(doc))
     return {"json": str(Path(out_dir) / JSON_NAME), "count": len(data), "categories": categories}
 
 
-def _items(rows: pd.DataFrame, body_model, data_dir: Path, out: Path) -> tuple[list[dict], dict[str, int]]:
+def _items(
+    rows: pd.DataFrame, body_model, data_dir: Path, out: Path
+) -> tuple[list[dict], dict[str, int]]:
     """Every row's ``data`` item (files written under ``out``) and the family → supercategory ids."""
-    wrong = [(sid, np.size(b)) for sid, b in zip(rows["sample_id"], rows["betas"]) if np.size(b) != SMAL_NUM_BETAS]
+    wrong = [
+        (sid, np.size(b))
+        for sid, b in zip(rows["sample_id"], rows["betas"])
+        if np.size(b) != SMAL_NUM_BETAS
+    ]
     if wrong:
-        raise ValueError(f"sample {wrong[0][0]} has {wrong[0][1]} betas: the dataset was not made with the 41-beta "
-                         f"SMAL model {body_model.source!r}")
-    families = rows["family"].fillna("unknown").astype(str) if "family" in rows.columns else pd.Series(
-        "unknown", index=rows.index)
+        raise ValueError(
+            f"sample {wrong[0][0]} has {wrong[0][1]} betas: the dataset was not made with the 41-beta "
+            f"SMAL model {body_model.source!r}"
+        )
+    families = (
+        rows["family"].fillna("unknown").astype(str)
+        if "family" in rows.columns
+        else pd.Series("unknown", index=rows.index)
+    )
     categories = {name: i for i, name in enumerate(sorted(set(families)))}
-    return [animal3d_item(row, categories[families.loc[i]], data_dir, out) for i, row in rows.iterrows()], categories
+    return [
+        animal3d_item(row, categories[families.loc[i]], data_dir, out) for i, row in rows.iterrows()
+    ], categories

@@ -6,8 +6,8 @@ import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -25,8 +25,13 @@ def as_body_model(body_model):
     return body_model
 
 
-def catalog_samples(data_dir, samples: pd.DataFrame | None = None, exclude_flagged: bool = True,
-                    heldout_families=("Felidae",), val_fraction: float = 0.1) -> pd.DataFrame:
+def catalog_samples(
+    data_dir,
+    samples: pd.DataFrame | None = None,
+    exclude_flagged: bool = True,
+    heldout_families=("Felidae",),
+    val_fraction: float = 0.1,
+) -> pd.DataFrame:
     """The catalog's samples with images (or ``samples``), flagged ones dropped, with a ``split`` column.
 
     The splits are the WebDataset export's (``assign_splits``, same defaults), so a model trained on
@@ -39,7 +44,9 @@ def catalog_samples(data_dir, samples: pd.DataFrame | None = None, exclude_flagg
     if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
         samples = samples[samples["image_path"].notna()]
     if samples.empty or "image_path" not in samples.columns:
-        raise ValueError(f"the catalog of {data_dir} has no samples with images: materialise `images` and `catalog` first")
+        raise ValueError(
+            f"the catalog of {data_dir} has no samples with images: materialise `images` and `catalog` first"
+        )
     if exclude_flagged and "flagged" in samples.columns:
         samples = samples[~samples["flagged"].fillna(False).astype(bool)]
     samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
@@ -54,7 +61,9 @@ def fresh_output(out_dir) -> Iterator[Path]:
     """
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"output folder {out_dir} already exists and is not empty: choose a new folder")
+        raise ValueError(
+            f"output folder {out_dir} already exists and is not empty: choose a new folder"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir()

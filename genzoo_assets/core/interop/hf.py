@@ -29,21 +29,46 @@ from genzoo_assets.core.regressor.export import image_jpeg
 HF_SPLITS = {"train": "train", "val": "validation", "heldout": "test"}
 # (column, kind, shape): kind "float" lists are fixed-size float32, shape () a scalar.
 GROUND_TRUTH = (
-    ("betas", "float", None), ("global_orient", "float", (3,)), ("body_pose", "float", (34, 3)),
-    ("transl", "float", (3,)), ("keypoints_2d", "float", (26, 2)), ("keypoints_vis", "bool", (26,)),
-    ("keypoints_3d", "float", (26, 3)), ("joints_3d", "float", (35, 3)), ("bbox", "float", (4,)),
-    ("mask_area", "int64", ()), ("camera_model", "string", ()), ("fov_deg", "float", ()),
-    ("cam_scale", "float", ()), ("cam_tx", "float", ()), ("cam_ty", "float", ()), ("yaw_deg", "float", ()),
-    ("pitch_deg", "float", ()), ("posture", "string", ()), ("caption", "string", ()), ("prompt", "string", ()),
+    ("betas", "float", None),
+    ("global_orient", "float", (3,)),
+    ("body_pose", "float", (34, 3)),
+    ("transl", "float", (3,)),
+    ("keypoints_2d", "float", (26, 2)),
+    ("keypoints_vis", "bool", (26,)),
+    ("keypoints_3d", "float", (26, 3)),
+    ("joints_3d", "float", (35, 3)),
+    ("bbox", "float", (4,)),
+    ("mask_area", "int64", ()),
+    ("camera_model", "string", ()),
+    ("fov_deg", "float", ()),
+    ("cam_scale", "float", ()),
+    ("cam_tx", "float", ()),
+    ("cam_ty", "float", ()),
+    ("yaw_deg", "float", ()),
+    ("pitch_deg", "float", ()),
+    ("posture", "string", ()),
+    ("caption", "string", ()),
+    ("prompt", "string", ()),
     ("generator", "string", ()),
 )
 IDENTITY = (("sample_id", "string", ()), ("species", "string", ()), ("family", "string", ()))
-BACKEND_COLUMNS = ("shape_backend", "pose_backend", "camera_model", "caption_backend", "prompt_backend", "generator")
+BACKEND_COLUMNS = (
+    "shape_backend",
+    "pose_backend",
+    "camera_model",
+    "caption_backend",
+    "prompt_backend",
+    "generator",
+)
 
 
 def _value_type(kind: str) -> tuple[pa.DataType, str]:
-    return {"float": (pa.float32(), "float32"), "bool": (pa.bool_(), "bool"), "int64": (pa.int64(), "int64"),
-            "string": (pa.string(), "string")}[kind]
+    return {
+        "float": (pa.float32(), "float32"),
+        "bool": (pa.bool_(), "bool"),
+        "int64": (pa.int64(), "int64"),
+        "string": (pa.string(), "string"),
+    }[kind]
 
 
 def _feature(kind: str, shape) -> tuple[pa.DataType, dict, dict]:
@@ -92,11 +117,19 @@ def _cell(value, kind: str, shape):
 
 def _record(row, data_dir: Path, columns) -> dict:
     sid = str(row["sample_id"])
-    mask = data_dir / str(row["mask_path"]) if "mask_path" in row.index and isinstance(row["mask_path"], str) else None
+    mask = (
+        data_dir / str(row["mask_path"])
+        if "mask_path" in row.index and isinstance(row["mask_path"], str)
+        else None
+    )
     if mask is not None and not mask.is_file():
         raise FileNotFoundError(f"sample {sid}: mask {mask} does not exist")
-    out = {"image": {"bytes": image_jpeg(data_dir, row)[0], "path": f"{sid}.jpg"},
-           "mask": {"bytes": mask.read_bytes(), "path": f"{sid}.mask.png"} if mask is not None else None}
+    out = {
+        "image": {"bytes": image_jpeg(data_dir, row)[0], "path": f"{sid}.jpg"},
+        "mask": {"bytes": mask.read_bytes(), "path": f"{sid}.mask.png"}
+        if mask is not None
+        else None,
+    }
     for name, kind, shape in columns:
         out[name] = _cell(row[name], kind, shape)
     return out
@@ -104,7 +137,11 @@ def _record(row, data_dir: Path, columns) -> dict:
 
 def provenance_summary(rows: pd.DataFrame) -> dict:
     """Backends per stage (sample counts) and the code versions that made the samples."""
-    summary = {c: dict(Counter(str(v) for v in rows[c].dropna())) for c in BACKEND_COLUMNS if c in rows.columns}
+    summary = {
+        c: dict(Counter(str(v) for v in rows[c].dropna()))
+        for c in BACKEND_COLUMNS
+        if c in rows.columns
+    }
     versions = Counter()
     for text in rows.get("provenance", pd.Series(dtype=object)).dropna():
         try:
@@ -119,46 +156,87 @@ def provenance_summary(rows: pd.DataFrame) -> dict:
     return summary
 
 
-def dataset_card(rows: pd.DataFrame, files: dict[str, list[str]], features: list[dict], body_model) -> str:
+def dataset_card(
+    rows: pd.DataFrame, files: dict[str, list[str]], features: list[dict], body_model
+) -> str:
     """``README.md``: YAML front matter for ``datasets`` / the Hub, then counts and provenance."""
     splits = [s for s in HF_SPLITS.values() if files.get(s)]
-    counts = {hf: int((rows["split"] == ours).sum()) for ours, hf in HF_SPLITS.items() if hf in splits}
+    counts = {
+        hf: int((rows["split"] == ours).sum()) for ours, hf in HF_SPLITS.items() if hf in splits
+    }
     front = {
         "license": None,
         "pretty_name": "GenZoo-style synthetic animals",
         "task_categories": ["keypoint-detection"],
         "tags": ["synthetic", "3d-pose", "smal", "animals"],
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
-        "dataset_info": {"features": features,
-                         "splits": [{"name": s, "num_examples": counts[s]} for s in splits]},
-        "body_model": {"name": Path(str(body_model.source)).name, "sha256": body_model.sha256,
-                       "num_betas": int(body_model.num_betas), "num_vertices": int(body_model.num_vertices)},
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
+            }
+        ],
+        "dataset_info": {
+            "features": features,
+            "splits": [{"name": s, "num_examples": counts[s]} for s in splits],
+        },
+        "body_model": {
+            "name": Path(str(body_model.source)).name,
+            "sha256": body_model.sha256,
+            "num_betas": int(body_model.num_betas),
+            "num_vertices": int(body_model.num_vertices),
+        },
     }
     table = rows.assign(split=rows["split"].map(HF_SPLITS)).pivot_table(
-        index="species", columns="split", values="sample_id", aggfunc="count", fill_value=0)
+        index="species", columns="split", values="sample_id", aggfunc="count", fill_value=0
+    )
     lines = ["| species | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
-    lines += [f"| {sp} | " + " | ".join(str(int(table.loc[sp].get(s, 0))) for s in splits) + " |" for sp in table.index]
+    lines += [
+        f"| {sp} | " + " | ".join(str(int(table.loc[sp].get(s, 0))) for s in splits) + " |"
+        for sp in table.index
+    ]
     prov = yaml.safe_dump(provenance_summary(rows), sort_keys=True).strip()
-    return "\n".join([
-        "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
-        "# GenZoo-style synthetic animals", "",
-        "Synthetic images of animals with exact 3D ground truth (SMAL-family pose, shape and camera), made by "
-        "genzoo-assets. Set `license:` above to the terms of your data: the body model's and the image "
-        "generator's licences apply.", "",
-        "Frames: camera frame is OpenCV (x right, y down, z forward); `keypoints_2d` in image pixels, (0, 0) the "
-        "top-left corner of the top-left pixel; `global_orient` and `body_pose` axis-angle; the body model posed "
-        "by `betas`, `global_orient`, `body_pose` and translated by `transl` gives `keypoints_3d` in the camera "
-        "frame. Splits are by species: `test` holds the held-out families.", "",
-        f"Body model: `{front['body_model']['name']}` (sha256 `{body_model.sha256}`, "
-        f"{int(body_model.num_betas)} betas).", "",
-        "## Counts per species and split", "", *lines, "",
-        "## Provenance", "", "```yaml", prov, "```", "",
-    ])
+    return "\n".join(
+        [
+            "---",
+            yaml.safe_dump(front, sort_keys=False).strip(),
+            "---",
+            "",
+            "# GenZoo-style synthetic animals",
+            "",
+            "Synthetic images of animals with exact 3D ground truth (SMAL-family pose, shape and camera), made by "
+            "genzoo-assets. Set `license:` above to the terms of your data: the body model's and the image "
+            "generator's licences apply.",
+            "",
+            "Frames: camera frame is OpenCV (x right, y down, z forward); `keypoints_2d` in image pixels, (0, 0) the "
+            "top-left corner of the top-left pixel; `global_orient` and `body_pose` axis-angle; the body model posed "
+            "by `betas`, `global_orient`, `body_pose` and translated by `transl` gives `keypoints_3d` in the camera "
+            "frame. Splits are by species: `test` holds the held-out families.",
+            "",
+            f"Body model: `{front['body_model']['name']}` (sha256 `{body_model.sha256}`, "
+            f"{int(body_model.num_betas)} betas).",
+            "",
+            "## Counts per species and split",
+            "",
+            *lines,
+            "",
+            "## Provenance",
+            "",
+            "```yaml",
+            prov,
+            "```",
+            "",
+        ]
+    )
 
 
-def export_hf(data_dir, out_dir, body_model, samples: pd.DataFrame | None = None, rows_per_file: int = 500,
-              **split_options) -> dict:
+def export_hf(
+    data_dir,
+    out_dir,
+    body_model,
+    samples: pd.DataFrame | None = None,
+    rows_per_file: int = 500,
+    **split_options,
+) -> dict:
     """Write the Parquet shards and ``README.md`` of the catalog (or ``samples``) into the new folder ``out_dir``.
 
     ``body_model``: the model the dataset was made with (a ``BodyModel`` or a spec for
@@ -179,9 +257,11 @@ def export_hf(data_dir, out_dir, body_model, samples: pd.DataFrame | None = None
             part = rows[rows["split"] == ours]
             n_files = -(-len(part) // rows_per_file)
             for k in range(n_files):
-                chunk = part.iloc[k * rows_per_file:(k + 1) * rows_per_file]
-                table = pa.Table.from_pylist([_record(r, data_dir, columns) for _, r in chunk.iterrows()],
-                                             schema=arrow_schema)
+                chunk = part.iloc[k * rows_per_file : (k + 1) * rows_per_file]
+                table = pa.Table.from_pylist(
+                    [_record(r, data_dir, columns) for _, r in chunk.iterrows()],
+                    schema=arrow_schema,
+                )
                 rel = f"data/{hf}-{k:05d}-of-{n_files:05d}.parquet"
                 pq.write_table(table, tmp / rel)
                 files.setdefault(hf, []).append(rel)

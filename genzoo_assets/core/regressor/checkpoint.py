@@ -44,16 +44,24 @@ def config_data(config: RegressorConfig) -> dict:
 def body_model_identity(body_model) -> dict:
     """What a checkpoint records of its body model. The procedural model has no file and no
     sha256: its ``source`` (``procedural(num_betas=N)``) identifies it."""
-    return {"sha256": getattr(body_model, "sha256", None), "source": str(getattr(body_model, "source", "")),
-            "num_betas": int(body_model.num_betas)}
+    return {
+        "sha256": getattr(body_model, "sha256", None),
+        "source": str(getattr(body_model, "source", "")),
+        "num_betas": int(body_model.num_betas),
+    }
 
 
-def save_checkpoint(path: str | os.PathLike, model_state: dict, config: RegressorConfig, body_model,
-                    **extra: Any) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model_state: dict, config: RegressorConfig, body_model, **extra: Any
+) -> Path:
     """Write (atomically) ``model_state`` with its config, body-model identity and ``extra`` plain data."""
     path = Path(path)
-    state = {"config": config_data(config), "body_model": body_model_identity(body_model), "model": model_state,
-             **extra}
+    state = {
+        "config": config_data(config),
+        "body_model": body_model_identity(body_model),
+        "model": model_state,
+        **extra,
+    }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
@@ -77,13 +85,19 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     except pickle.UnpicklingError as exc:
         refused = _refused(str(exc))
         if refused:
-            raise CheckpointError(f"regressor checkpoint {path}: refusing to load global {refused} "
-                                  "(a checkpoint holds tensors and plain data only)") from exc
-        raise CheckpointError(f"regressor checkpoint {path} is not a torch checkpoint of tensors and plain data "
-                              "(weights-only unpickling failed)") from exc
+            raise CheckpointError(
+                f"regressor checkpoint {path}: refusing to load global {refused} "
+                "(a checkpoint holds tensors and plain data only)"
+            ) from exc
+        raise CheckpointError(
+            f"regressor checkpoint {path} is not a torch checkpoint of tensors and plain data "
+            "(weights-only unpickling failed)"
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         detail = " ".join(str(exc).split(". ")[0].split())
-        raise CheckpointError(f"regressor checkpoint {path} is truncated or corrupt ({detail})") from exc
+        raise CheckpointError(
+            f"regressor checkpoint {path} is truncated or corrupt ({detail})"
+        ) from exc
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise CheckpointError(f"regressor checkpoint {path} lacks 'config' and 'model' entries")
     return state
@@ -93,12 +107,16 @@ def check_body_model(state: dict, body_model, path: str | os.PathLike) -> None:
     """Refuse a ``body_model`` other than the one the checkpoint at ``path`` was trained with."""
     saved = state.get("body_model")
     if not isinstance(saved, dict):
-        raise CheckpointError(f"regressor checkpoint {path} does not record the body model it was trained with "
-                              "(written by an older genzoo-assets): train it again")
+        raise CheckpointError(
+            f"regressor checkpoint {path} does not record the body model it was trained with "
+            "(written by an older genzoo-assets): train it again"
+        )
     have = body_model_identity(body_model)
     if saved.get("num_betas") != have["num_betas"]:
-        raise CheckpointError(f"regressor checkpoint {path} predicts the {saved.get('num_betas')} betas of the body "
-                              f"model {saved.get('source')}, but the body model {have['source']} has {have['num_betas']}")
+        raise CheckpointError(
+            f"regressor checkpoint {path} predicts the {saved.get('num_betas')} betas of the body "
+            f"model {saved.get('source')}, but the body model {have['source']} has {have['num_betas']}"
+        )
     if saved.get("sha256") or have["sha256"]:
         same = saved.get("sha256") == have["sha256"]
     else:  # both procedural
@@ -106,7 +124,8 @@ def check_body_model(state: dict, body_model, path: str | os.PathLike) -> None:
     if not same:
         raise CheckpointError(
             f"regressor checkpoint {path} was trained with the body model {saved.get('source')} "
-            f"(sha256 {saved.get('sha256')}), not {have['source']} (sha256 {have['sha256']})")
+            f"(sha256 {saved.get('sha256')}), not {have['source']} (sha256 {have['sha256']})"
+        )
 
 
 def load_regressor(path: str | os.PathLike, body_model=None, map_location="cpu") -> GenZooRegressor:
@@ -122,5 +141,7 @@ def load_regressor(path: str | os.PathLike, body_model=None, map_location="cpu")
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())[:300]
-        raise CheckpointError(f"regressor checkpoint {path} does not fit its own config ({detail})") from exc
+        raise CheckpointError(
+            f"regressor checkpoint {path} does not fit its own config ({detail})"
+        ) from exc
     return model.eval()

@@ -23,7 +23,9 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def crop_box(bbox_xywh, input_hw: tuple[int, int] = INPUT_HW, padding: float = BBOX_PADDING) -> np.ndarray:
+def crop_box(
+    bbox_xywh, input_hw: tuple[int, int] = INPUT_HW, padding: float = BBOX_PADDING
+) -> np.ndarray:
     """``(cx, cy, crop_height)`` in pixels: the bbox padded and widened to the input aspect."""
     x, y, w, h = (float(v) for v in np.asarray(bbox_xywh, dtype=np.float64).reshape(4))
     if not (w > 0 and h > 0):
@@ -33,8 +35,12 @@ def crop_box(bbox_xywh, input_hw: tuple[int, int] = INPUT_HW, padding: float = B
     return np.array([x + w / 2.0, y + h / 2.0, height], dtype=np.float64)
 
 
-def crop_image(image: np.ndarray, box: np.ndarray, input_hw: tuple[int, int] = INPUT_HW,
-               rotation_deg: float = 0.0) -> np.ndarray:
+def crop_image(
+    image: np.ndarray,
+    box: np.ndarray,
+    input_hw: tuple[int, int] = INPUT_HW,
+    rotation_deg: float = 0.0,
+) -> np.ndarray:
     """Resample ``image`` (H, W, C) into the crop window ``box``; outside the image is black.
 
     ``rotation_deg`` turns the window by that angle about its centre (image x towards y), so the
@@ -50,8 +56,12 @@ def crop_image(image: np.ndarray, box: np.ndarray, input_hw: tuple[int, int] = I
     offset = np.array([cx, cy]) - lin @ np.array([out_w / 2.0 - 0.5, out_h / 2.0 - 0.5]) - 0.5
     inverse = np.concatenate([lin, offset[:, None]], axis=1)
     return cv2.warpAffine(
-        image, inverse, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+        image,
+        inverse,
+        (out_w, out_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
 
 
@@ -73,8 +83,9 @@ def from_crop_coords(points_c: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.asarray(points_c, dtype=np.float64) * box[..., None, 2:3] + box[..., None, :2]
 
 
-def weak_camera_to_crop(scale: float, tx: float, ty: float, transl, image_width: float,
-                        box: np.ndarray) -> np.ndarray:
+def weak_camera_to_crop(
+    scale: float, tx: float, ty: float, transl, image_width: float, box: np.ndarray
+) -> np.ndarray:
     """GenZoo v1 camera (``camera.project``, normalised over the whole image) → crop camera.
 
     ``camera.project`` applies ``x_n = s·(X + t_x) + tx`` to camera-frame points (the body
@@ -92,7 +103,9 @@ def weak_camera_to_crop(scale: float, tx: float, ty: float, transl, image_width:
     return np.array([s_c, tx_c, ty_c], dtype=np.float64)
 
 
-def perspective_camera_to_crop(transl, fov_deg: float, image_width: float, box: np.ndarray) -> np.ndarray:
+def perspective_camera_to_crop(
+    transl, fov_deg: float, image_width: float, box: np.ndarray
+) -> np.ndarray:
     """GenZoo v2 (perspective) → the weak camera that matches it at the root's depth.
 
     Exact only for points at depth ``t_z``; the 2D loss uses the rendered keypoints, not this.
@@ -100,10 +113,14 @@ def perspective_camera_to_crop(transl, fov_deg: float, image_width: float, box: 
     cx, cy, h = (float(v) for v in box)
     t = np.asarray(transl, dtype=np.float64).reshape(3)
     if not t[2] > 0:
-        raise ValueError(f"perspective camera needs the body in front of it (transl z > 0), got {t.tolist()}")
+        raise ValueError(
+            f"perspective camera needs the body in front of it (transl z > 0), got {t.tolist()}"
+        )
     focal = (image_width / 2.0) / np.tan(np.radians(fov_deg) / 2.0)
     s = focal / t[2]
-    return np.array([s / h, (s * t[0] + image_width / 2.0 - cx) / h, (s * t[1] + image_width / 2.0 - cy) / h])
+    return np.array(
+        [s / h, (s * t[0] + image_width / 2.0 - cx) / h, (s * t[1] + image_width / 2.0 - cy) / h]
+    )
 
 
 def normalize_image(crop_rgb: np.ndarray) -> np.ndarray:

@@ -41,8 +41,15 @@ import webdataset as wds
 from genzoo_assets.core.body.mirror import KEYPOINT_PARTNERS, mirror_points, mirror_pose
 from genzoo_assets.core.body.rotations import symmetric_orthogonalization
 from genzoo_assets.core.regressor.crop import (
-    BBOX_PADDING, INPUT_HW, crop_box, crop_image, normalize_image, perspective_camera_to_crop, rotate_crop_points,
-    to_crop_coords, weak_camera_to_crop,
+    BBOX_PADDING,
+    INPUT_HW,
+    crop_box,
+    crop_image,
+    normalize_image,
+    perspective_camera_to_crop,
+    rotate_crop_points,
+    to_crop_coords,
+    weak_camera_to_crop,
 )
 from genzoo_assets.core.regressor.export import SPLITS, ExportLease, read_manifest
 from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg
@@ -58,9 +65,21 @@ class Augmentation:
     colour: float = 0.2  # brightness/contrast/saturation factors U(1 - c, 1 + c)
     grayscale: float = 0.0  # probability of dropping colour, so shape cues outweigh coat colour
     rotation: float = 0.0  # in-plane turn of the crop: N(0, rotation) degrees clipped to ±2σ ...
-    rotation_rate: float = 0.0  # ... applied with this probability; the global orientation turns with it
+    rotation_rate: float = (
+        0.0  # ... applied with this probability; the global orientation turns with it
+    )
     flip: float = 0.0  # probability of a horizontal flip (mirrored labels); only for a mirror-symmetric body model
-    reflection: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # body.mirror.sagittal_reflection, row-major
+    reflection: tuple[float, ...] = (
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        -1.0,
+    )  # body.mirror.sagittal_reflection, row-major
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
@@ -71,7 +90,9 @@ def shard_urls(out_dir, split: str) -> list[str]:
     urls = [str(Path(manifest["export_dir"]) / n) for n in manifest["shards"].get(split, [])]
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
-        raise FileNotFoundError(f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing")
+        raise FileNotFoundError(
+            f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing"
+        )
     return urls
 
 
@@ -83,26 +104,43 @@ def _npz(data: bytes) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def decode_shards(dataset: wds.WebDataset, members: tuple[str, ...] = SHARD_MEMBERS) -> wds.WebDataset:
+def decode_shards(
+    dataset: wds.WebDataset, members: tuple[str, ...] = SHARD_MEMBERS
+) -> wds.WebDataset:
     """Decode only ``members`` of the export, images as RGB uint8 and npz without pickles. Any
     other member of a (planted) shard stays bytes: webdataset's default handlers would unpickle
     ``.pyd`` / ``.pkl`` members and ``torch.load`` ``.pth`` ones."""
-    return dataset.decode(wds.handle_extension("npz", _npz), wds.imagehandler("rgb8"), only=members, post=[])
+    return dataset.decode(
+        wds.handle_extension("npz", _npz), wds.imagehandler("rgb8"), only=members, post=[]
+    )
 
 
-def load_split(out_dir, split: str, input_hw: tuple[int, int] = INPUT_HW, augment: Augmentation | None = None,
-               shuffle: int = 0, seed: int = 0, padding: float = BBOX_PADDING) -> wds.WebDataset:
+def load_split(
+    out_dir,
+    split: str,
+    input_hw: tuple[int, int] = INPUT_HW,
+    augment: Augmentation | None = None,
+    shuffle: int = 0,
+    seed: int = 0,
+    padding: float = BBOX_PADDING,
+) -> wds.WebDataset:
     """A ``torch`` IterableDataset over one split's examples (see the module docstring)."""
     lease = ExportLease(read_manifest(out_dir)["export_dir"])  # taken before the files are listed
     urls = shard_urls(lease.export_dir, split)
-    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node)
+    dataset = wds.WebDataset(
+        urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node
+    )
     if shuffle:
         dataset = dataset.shuffle(shuffle, seed=seed)
     counter = {"n": 0}
 
     def process(sample):
         counter["n"] += 1
-        rng = np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"])) if augment else None
+        rng = (
+            np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"]))
+            if augment
+            else None
+        )
         return make_example(sample["jpg"], dict(sample["npz"]), input_hw, augment, rng, padding)
 
     dataset = decode_shards(dataset).map(process)
@@ -118,15 +156,31 @@ class CachedSplit(torch.utils.data.Dataset):
     (seed, sample, access count), so epochs differ and reruns repeat.
     """
 
-    def __init__(self, out_dir, split: str, input_hw=INPUT_HW, augment: Augmentation | None = None,
-                 seed: int = 0, padding: float = BBOX_PADDING):
+    def __init__(
+        self,
+        out_dir,
+        split: str,
+        input_hw=INPUT_HW,
+        augment: Augmentation | None = None,
+        seed: int = 0,
+        padding: float = BBOX_PADDING,
+    ):
         lease = ExportLease(read_manifest(out_dir)["export_dir"])
         try:
-            raw = decode_shards(wds.WebDataset(shard_urls(lease.export_dir, split), shardshuffle=False, empty_check=False))
+            raw = decode_shards(
+                wds.WebDataset(
+                    shard_urls(lease.export_dir, split), shardshuffle=False, empty_check=False
+                )
+            )
             self.items = [(sample["jpg"], dict(sample["npz"]), sample["__key__"]) for sample in raw]
         finally:
             lease.close()
-        self.input_hw, self.augment, self.seed, self.padding = tuple(input_hw), augment, seed, padding
+        self.input_hw, self.augment, self.seed, self.padding = (
+            tuple(input_hw),
+            augment,
+            seed,
+            padding,
+        )
         self.accesses = [0] * len(self.items)
 
     def __len__(self) -> int:
@@ -135,18 +189,30 @@ class CachedSplit(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         image, npz, key = self.items[i]
         self.accesses[i] += 1
-        rng = np.random.default_rng(derive_seed(self.seed, key, self.accesses[i])) if self.augment else None
+        rng = (
+            np.random.default_rng(derive_seed(self.seed, key, self.accesses[i]))
+            if self.augment
+            else None
+        )
         return make_example(image, npz, self.input_hw, self.augment, rng, self.padding)
 
 
-def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentation | None = None,
-                 rng: np.random.Generator | None = None, padding: float = BBOX_PADDING) -> dict:
+def make_example(
+    image: np.ndarray,
+    npz,
+    input_hw=INPUT_HW,
+    augment: Augmentation | None = None,
+    rng: np.random.Generator | None = None,
+    padding: float = BBOX_PADDING,
+) -> dict:
     """One training example from a decoded RGB image (H, W, 3 uint8) and its npz dict."""
     sid = str(npz["sample_id"])
     if image.ndim != 3 or image.shape[0] != image.shape[1]:
         raise ValueError(f"sample {sid}: expected a square RGB image, got shape {image.shape}")
     width = image.shape[1]
-    k = width / float(npz["image_size"])  # the export records the image's width; a resized copy still maps
+    k = width / float(
+        npz["image_size"]
+    )  # the export records the image's width; a resized copy still maps
     kp = np.asarray(npz["keypoints_2d"], dtype=np.float64).copy()
     kp[:, :2] *= k
     box = crop_box(np.asarray(npz["bbox"], dtype=np.float64) * k, input_hw, padding)
@@ -165,20 +231,31 @@ def make_example(image: np.ndarray, npz, input_hw=INPUT_HW, augment: Augmentatio
         crop = colour_jitter(crop, rng, augment.colour)
     if augment is not None and augment.grayscale > 0 and rng.random() < augment.grayscale:
         crop = np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    poses = symmetric_orthogonalization(torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9))
+    poses = symmetric_orthogonalization(
+        torch.as_tensor(np.asarray(npz["poses"], dtype=np.float32)).reshape(35, 9)
+    )
     if angle:
         poses[0] = torch.from_numpy(_turn_z(angle).T.astype(np.float32)) @ poses[0]
     if "scales" in npz:
-        cam = weak_camera_to_crop(float(npz["scales"]), float(npz["txs"]), float(npz["tys"]), np.zeros(3), width, box)
+        cam = weak_camera_to_crop(
+            float(npz["scales"]), float(npz["txs"]), float(npz["tys"]), np.zeros(3), width, box
+        )
     else:
-        cam = perspective_camera_to_crop(npz["transls"], fov_from_genzoo_deg(float(npz["fovs"])), width, box)
-    kp_crop = np.concatenate([rotate_crop_points(to_crop_coords(kp[:, :2], box), angle), kp[:, 2:3]], 1)
+        cam = perspective_camera_to_crop(
+            npz["transls"], fov_from_genzoo_deg(float(npz["fovs"])), width, box
+        )
+    kp_crop = np.concatenate(
+        [rotate_crop_points(to_crop_coords(kp[:, :2], box), angle), kp[:, 2:3]], 1
+    )
     cam[1:] = rotate_crop_points(cam[1:], angle)
     kp3d = np.asarray(npz["keypoints_3d"], dtype=np.float64) @ _turn_z(angle)
     if flipped:
         reflection = np.asarray(augment.reflection, dtype=np.float64).reshape(3, 3)
         poses = mirror_pose(poses, reflection)
-        kp_crop, kp3d = mirror_points(kp_crop, KEYPOINT_PARTNERS), mirror_points(kp3d, KEYPOINT_PARTNERS)
+        kp_crop, kp3d = (
+            mirror_points(kp_crop, KEYPOINT_PARTNERS),
+            mirror_points(kp3d, KEYPOINT_PARTNERS),
+        )
         cam[1] = -cam[1]
     return {
         "img": torch.from_numpy(normalize_image(crop)),
@@ -204,7 +281,9 @@ def colour_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) ->
     b, c, s = rng.uniform(1 - strength, 1 + strength, 3)
     x = rgb.astype(np.float32) * b
     x = (x - x.mean()) * c + x.mean()
-    grey = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
+    grey = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)[
+        ..., None
+    ]
     x = (x - grey) * s + grey
     return np.clip(x, 0, 255).astype(np.uint8)
 

@@ -63,18 +63,34 @@ CAMERA_VERSIONS = ("v1", "v2")
 GENZOO_BETA_LIMIT = 10.0  # GenZoo's `select` keeps a sample only when max |betas| < 10
 CAMERA_CONVENTIONS = {
     "v1": "weak perspective (GenZoo's active branch): the body posed from poses and betas WITHOUT "
-          "translation, p = X[:, :2]*scales + (txs, tys) in normalised image units, pixel = "
-          "(W/2 + W*p_x/2, H/2 + H*p_y/2). txs, tys include scales*transl_xy, so no transls is written.",
+    "translation, p = X[:, :2]*scales + (txs, tys) in normalised image units, pixel = "
+    "(W/2 + W*p_x/2, H/2 + H*p_y/2). txs, tys include scales*transl_xy, so no transls is written.",
     "v2": "full perspective (GenZoo's commented-out branch): K = [[f, 0, H/2], [0, f, H/2], [0, 0, 1]] with "
-          "f = (H/2)/2/tan(fovs/2) (GenZoo's formula), pixel = K (X + transls) / depth. fovs is chosen so that "
-          "f is the true focal length: true fov = 2*atan(2*tan(fovs/2)).",
+    "f = (H/2)/2/tan(fovs/2) (GenZoo's formula), pixel = K (X + transls) / depth. fovs is chosen so that "
+    "f is the true focal length: true fov = 2*atan(2*tan(fovs/2)).",
 }
 REQUIRED_COLUMNS = (
-    "sample_id", "species", "betas", "global_orient", "body_pose", "keypoints_3d",
-    "keypoints_2d", "keypoints_vis", "bbox", "mask_area", "image_path",
+    "sample_id",
+    "species",
+    "betas",
+    "global_orient",
+    "body_pose",
+    "keypoints_3d",
+    "keypoints_2d",
+    "keypoints_vis",
+    "bbox",
+    "mask_area",
+    "image_path",
 )
-FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + ("family", "transl", "camera_model", "fov_deg", "cam_scale", "cam_tx",
-                                          "cam_ty")
+FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + (
+    "family",
+    "transl",
+    "camera_model",
+    "fov_deg",
+    "cam_scale",
+    "cam_tx",
+    "cam_ty",
+)
 
 
 def wds_key(sample_id: str) -> str:
@@ -82,7 +98,9 @@ def wds_key(sample_id: str) -> str:
     return sample_id.replace(".", "-")
 
 
-def assign_splits(samples: pd.DataFrame, heldout_families=("Felidae",), val_fraction: float = 0.1) -> pd.Series:
+def assign_splits(
+    samples: pd.DataFrame, heldout_families=("Felidae",), val_fraction: float = 0.1
+) -> pd.Series:
     """The split of each row: ``heldout`` by family, then ``val``/``train`` by species.
 
     The val species are the ``round(val_fraction · n)`` (at least one when there are two or more
@@ -99,13 +117,17 @@ def assign_splits(samples: pd.DataFrame, heldout_families=("Felidae",), val_frac
     split = pd.Series("train", index=samples.index, dtype=object)
     if heldout_families:
         split[samples["family"].isin(heldout_families)] = "heldout"
-    rest = sorted(set(samples.loc[split == "train", "species"]), key=lambda s: (derive_seed("split", s), s))
+    rest = sorted(
+        set(samples.loc[split == "train", "species"]), key=lambda s: (derive_seed("split", s), s)
+    )
     n_val = int(round(val_fraction * len(rest)))
     if val_fraction > 0 and len(rest) >= 2:
         n_val = min(max(n_val, 1), len(rest) - 1)
     split[samples["species"].isin(rest[:n_val]) & (split == "train")] = "val"
     if val_fraction > 0 and len(rest) == 1:
-        ids = sorted(samples.loc[split == "train", "sample_id"], key=lambda s: (derive_seed("split", s), s))
+        ids = sorted(
+            samples.loc[split == "train", "sample_id"], key=lambda s: (derive_seed("split", s), s)
+        )
         n_val = min(max(int(round(val_fraction * len(ids))), 1), len(ids) - 1)
         split[samples["sample_id"].isin(ids[:n_val])] = "val"
     return split
@@ -114,8 +136,10 @@ def assign_splits(samples: pd.DataFrame, heldout_families=("Felidae",), val_frac
 def _vector(row, column: str, size: int) -> np.ndarray:
     values = np.asarray(row[column], dtype=np.float64).reshape(-1)
     if values.size != size or not np.all(np.isfinite(values)):
-        raise ValueError(f"sample {row['sample_id']}: column {column!r} must hold {size} finite numbers, "
-                         f"got {values.size} values")
+        raise ValueError(
+            f"sample {row['sample_id']}: column {column!r} must hold {size} finite numbers, "
+            f"got {values.size} values"
+        )
     return values
 
 
@@ -136,20 +160,30 @@ def image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
 
 def _camera_model(row, camera_version: str) -> str:
     model = row.get("camera_model")
-    return ("weak" if camera_version == "v1" else "perspective") if model is None or pd.isna(model) else str(model)
+    return (
+        ("weak" if camera_version == "v1" else "perspective")
+        if model is None or pd.isna(model)
+        else str(model)
+    )
 
 
 def check_camera(row, camera_version: str) -> None:
     """Raise when ``row``'s camera cannot be written exactly in GenZoo's ``camera_version``."""
     sid, model = row["sample_id"], _camera_model(row, camera_version)
     if camera_version == "v1" and model != "weak":
-        raise ValueError(f"sample {sid}: camera_version 'v1' (GenZoo's weak perspective) cannot represent a "
-                         f"{model!r} camera exactly; export it as 'v2' or sample with camera_model 'weak'")
+        raise ValueError(
+            f"sample {sid}: camera_version 'v1' (GenZoo's weak perspective) cannot represent a "
+            f"{model!r} camera exactly; export it as 'v2' or sample with camera_model 'weak'"
+        )
     if camera_version == "v2" and model != "perspective":
-        raise ValueError(f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}; "
-                         f"export it as 'v1'")
+        raise ValueError(
+            f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}; "
+            f"export it as 'v1'"
+        )
     if camera_version == "v1" and not float(row["cam_scale"]) > 0:
-        raise ValueError(f"sample {sid}: cam_scale must be > 0 for a weak camera, got {row['cam_scale']}")
+        raise ValueError(
+            f"sample {sid}: cam_scale must be > 0 for a weak camera, got {row['cam_scale']}"
+        )
     if camera_version == "v2" and not 0 < float(row["fov_deg"]) < 180:
         raise ValueError(f"sample {sid}: fov_deg must be in (0, 180), got {row['fov_deg']}")
 
@@ -160,20 +194,31 @@ def camera_fields(row, camera_version: str) -> dict:
     transl = _vector(row, "transl", 3) if "transl" in row.index else np.zeros(3)
     if camera_version == "v1":
         txs, tys = genzoo_weak_offsets(row["cam_scale"], row["cam_tx"], row["cam_ty"], transl)
-        return {"scales": np.float32(row["cam_scale"]), "txs": np.float32(txs), "tys": np.float32(tys)}
-    return {"transls": transl.astype(np.float32), "fovs": np.float32(genzoo_fov_deg(float(row["fov_deg"])))}
+        return {
+            "scales": np.float32(row["cam_scale"]),
+            "txs": np.float32(txs),
+            "tys": np.float32(tys),
+        }
+    return {
+        "transls": transl.astype(np.float32),
+        "fovs": np.float32(genzoo_fov_deg(float(row["fov_deg"]))),
+    }
 
 
 def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str = "") -> dict:
     """One WebDataset sample (``__key__``, ``jpg`` bytes, ``npz`` bytes) from a ``samples`` row."""
     sid = str(row["sample_id"])
     betas = np.asarray(row["betas"], dtype=np.float32).reshape(-1)
-    aa = np.concatenate([_vector(row, "global_orient", 3), _vector(row, "body_pose", 102)]).reshape(35, 3)
+    aa = np.concatenate([_vector(row, "global_orient", 3), _vector(row, "body_pose", 102)]).reshape(
+        35, 3
+    )
     poses = axis_angle_to_matrix(torch.from_numpy(aa)).reshape(35, 9).numpy()
     kp2 = _vector(row, "keypoints_2d", 52).reshape(26, 2)
     vis = np.asarray(row["keypoints_vis"], dtype=np.float64).reshape(-1)
     if vis.size != 26:
-        raise ValueError(f"sample {sid}: column 'keypoints_vis' must hold 26 values, got {vis.size}")
+        raise ValueError(
+            f"sample {sid}: column 'keypoints_vis' must hold 26 values, got {vis.size}"
+        )
     jpg, image_size = image_jpeg(data_dir, row)
     npz = {
         "poses": poses.astype(np.float32),
@@ -208,15 +253,21 @@ def _sample_fingerprint(row, data_dir: Path) -> str:
         st = (data_dir / str(row["image_path"])).stat()
         values["_image"] = [st.st_size, st.st_mtime_ns]
     except OSError:
-        raise FileNotFoundError(f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist") from None
+        raise FileNotFoundError(
+            f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist"
+        ) from None
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _shard_fingerprint(sample_fingerprints: list[str], camera_version: str) -> str:
-    return hashlib.sha256(json.dumps([FORMAT, camera_version, sample_fingerprints]).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([FORMAT, camera_version, sample_fingerprints]).encode()
+    ).hexdigest()
 
 
-def plan_shards(rows: pd.DataFrame, split_of: pd.Series, maxcount: int) -> list[tuple[str, str, pd.DataFrame]]:
+def plan_shards(
+    rows: pd.DataFrame, split_of: pd.Series, maxcount: int
+) -> list[tuple[str, str, pd.DataFrame]]:
     """``(split, shard name, rows)`` in order: per split, per species, ``maxcount`` samples at most."""
     plan = []
     for split in SPLITS:
@@ -225,7 +276,7 @@ def plan_shards(rows: pd.DataFrame, split_of: pd.Series, maxcount: int) -> list[
         for _, group in part.groupby("species", sort=True):
             group = group.sort_values("sample_id", kind="stable")
             for start in range(0, len(group), maxcount):
-                plan.append((split, f"{split}-{k:06d}.tar", group.iloc[start:start + maxcount]))
+                plan.append((split, f"{split}-{k:06d}.tar", group.iloc[start : start + maxcount]))
                 k += 1
     return plan
 
@@ -239,12 +290,15 @@ def _brace_urls(names: list[str], split: str) -> str | None:
 
 # Stages of one export, separate functions so a test can crash each one.
 
+
 def _write_shard(path: Path, part: pd.DataFrame, data_dir: Path, camera_version: str) -> None:
     families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
     with wds.TarWriter(str(path)) as sink:
         for idx, row in part.iterrows():
             family = families.loc[idx]
-            sink.write(sample_record(row, data_dir, camera_version, "" if pd.isna(family) else str(family)))
+            sink.write(
+                sample_record(row, data_dir, camera_version, "" if pd.isna(family) else str(family))
+            )
 
 
 def _link_shard(source: Path, target: Path) -> str:
@@ -253,7 +307,13 @@ def _link_shard(source: Path, target: Path) -> str:
         os.link(source, target)
         return "hardlink"
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+        if exc.errno not in (
+            errno.EPERM,
+            errno.EXDEV,
+            errno.EMLINK,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+        ):
             raise
     shutil.copyfile(source, target)
     return "copy"
@@ -288,14 +348,25 @@ def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
             shutil.rmtree(entry)
         elif name.startswith(LINK_PREFIX) and entry.is_symlink():
             entry.unlink()
-        elif name.startswith(EXPORT_PREFIX) and entry.is_dir() and name not in keep and not _leased(entry):
+        elif (
+            name.startswith(EXPORT_PREFIX)
+            and entry.is_dir()
+            and name not in keep
+            and not _leased(entry)
+        ):
             shutil.rmtree(entry)
         else:
             continue
         removed.append(name)
     legacy = out_dir / MANIFEST
-    if legacy.is_file() and (out_dir / CURRENT).exists():  # the layout before format 2: files in out_dir
-        for stale in [legacy, out_dir / INDEX, *(p for s in SPLITS for p in out_dir.glob(f"{s}-*.tar"))]:
+    if (
+        legacy.is_file() and (out_dir / CURRENT).exists()
+    ):  # the layout before format 2: files in out_dir
+        for stale in [
+            legacy,
+            out_dir / INDEX,
+            *(p for s in SPLITS for p in out_dir.glob(f"{s}-*.tar")),
+        ]:
             if stale.is_file():
                 stale.unlink()
                 removed.append(stale.name)
@@ -350,10 +421,14 @@ def resolve_export(out_dir) -> Path:
         try:
             return pointer.resolve(strict=True)
         except OSError as exc:
-            raise FileNotFoundError(f"{pointer} points to a missing export ({exc.strerror or exc})") from exc
+            raise FileNotFoundError(
+                f"{pointer} points to a missing export ({exc.strerror or exc})"
+            ) from exc
     if (out_dir / MANIFEST).is_file():
         return out_dir
-    raise FileNotFoundError(f"no export in {out_dir}: materialise `dataset_shards` (export_shards) first")
+    raise FileNotFoundError(
+        f"no export in {out_dir}: materialise `dataset_shards` (export_shards) first"
+    )
 
 
 def read_manifest(out_dir) -> dict:
@@ -361,8 +436,10 @@ def read_manifest(out_dir) -> dict:
     export_dir = resolve_export(out_dir)
     manifest = json.loads((export_dir / MANIFEST).read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{export_dir / MANIFEST} was written by an older genzoo-assets (format "
-                         f"{manifest.get('format', 1)!r}, need {FORMAT!r}): materialise `dataset_shards` again")
+        raise ValueError(
+            f"{export_dir / MANIFEST} was written by an older genzoo-assets (format "
+            f"{manifest.get('format', 1)!r}, need {FORMAT!r}): materialise `dataset_shards` again"
+        )
     manifest["export_dir"] = str(export_dir)
     return manifest
 
@@ -376,8 +453,12 @@ def _previous_export(out_dir: Path) -> tuple[Path | None, dict | None]:
     return (export_dir, manifest) if export_dir.parent == out_dir.resolve() else (None, None)
 
 
-def select_rows(samples: pd.DataFrame, camera_version: str, exclude_flagged: bool = True,
-                num_betas: int | None = None) -> tuple[pd.DataFrame, dict, int | None]:
+def select_rows(
+    samples: pd.DataFrame,
+    camera_version: str,
+    exclude_flagged: bool = True,
+    num_betas: int | None = None,
+) -> tuple[pd.DataFrame, dict, int | None]:
     """The rows to export, the excluded counts and the shape-space size; raises on any bad row.
 
     Drops flagged rows (``exclude_flagged``) and the rows GenZoo's ``select`` would drop; every kept
@@ -400,8 +481,10 @@ def select_rows(samples: pd.DataFrame, camera_version: str, exclude_flagged: boo
         betas = np.asarray(row["betas"], dtype=np.float64).reshape(-1)
         num_betas = betas.size if num_betas is None else num_betas
         if betas.size != num_betas:
-            raise ValueError(f"sample {row['sample_id']}: betas has {betas.size} values, the body model's shape "
-                             f"space has {num_betas} (GenZoo's loader needs all of them)")
+            raise ValueError(
+                f"sample {row['sample_id']}: betas has {betas.size} values, the body model's shape "
+                f"space has {num_betas} (GenZoo's loader needs all of them)"
+            )
         check_camera(row, camera_version)
         peak.append(float(np.abs(betas).max()) if betas.size else 0.0)
     keep = np.asarray(peak, dtype=np.float64) < GENZOO_BETA_LIMIT
@@ -412,13 +495,25 @@ def select_rows(samples: pd.DataFrame, camera_version: str, exclude_flagged: boo
 def _body_model_record(body_model) -> dict | None:
     if body_model is None:
         return None
-    return {"source": str(body_model.source), "sha256": body_model.sha256, "num_betas": int(body_model.num_betas),
-            "num_vertices": int(body_model.num_vertices)}
+    return {
+        "source": str(body_model.source),
+        "sha256": body_model.sha256,
+        "num_betas": int(body_model.num_betas),
+        "num_vertices": int(body_model.num_vertices),
+    }
 
 
-def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("Felidae",), val_fraction: float = 0.1,
-                  exclude_flagged: bool = True, maxcount: int = 1000, camera_version: str = "v2",
-                  body_model=None) -> dict:
+def export_shards(
+    samples: pd.DataFrame,
+    data_dir,
+    out_dir,
+    heldout_families=("Felidae",),
+    val_fraction: float = 0.1,
+    exclude_flagged: bool = True,
+    maxcount: int = 1000,
+    camera_version: str = "v2",
+    body_model=None,
+) -> dict:
     """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
 
     ``body_model`` (optional) fixes the shape-space size every row's ``betas`` must have and is
@@ -432,23 +527,43 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
     if maxcount < 1:
         raise ValueError(f"maxcount must be >= 1, got {maxcount}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    rows, excluded, num_betas = select_rows(samples, camera_version, exclude_flagged,
-                                            None if body_model is None else int(body_model.num_betas))
+    rows, excluded, num_betas = select_rows(
+        samples,
+        camera_version,
+        exclude_flagged,
+        None if body_model is None else int(body_model.num_betas),
+    )
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / LOCK):
         previous, prev_manifest = _previous_export(out_dir)
-        keep_names = {previous.name, (prev_manifest or {}).get("previous")} if previous is not None else set()
-        _collect_garbage(out_dir, keep=keep_names)  # leftovers of killed runs; the live exports stay
-        reusable = {fp: previous / name for name, fp in (prev_manifest or {}).get("fingerprints", {}).items()}
+        keep_names = (
+            {previous.name, (prev_manifest or {}).get("previous")}
+            if previous is not None
+            else set()
+        )
+        _collect_garbage(
+            out_dir, keep=keep_names
+        )  # leftovers of killed runs; the live exports stay
+        reusable = {
+            fp: previous / name
+            for name, fp in (prev_manifest or {}).get("fingerprints", {}).items()
+        }
         token = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
         tmp, final = out_dir / f"{TEMP_PREFIX}{token}", out_dir / f"{EXPORT_PREFIX}{token}"
         tmp.mkdir()
         try:
-            fingerprints, methods, index_rows, shards = {}, {"written": 0, "hardlink": 0, "copy": 0}, [], []
+            fingerprints, methods, index_rows, shards = (
+                {},
+                {"written": 0, "hardlink": 0, "copy": 0},
+                [],
+                [],
+            )
             for split, name, part in plan:
-                fp = _shard_fingerprint([_sample_fingerprint(r, data_dir) for _, r in part.iterrows()], camera_version)
+                fp = _shard_fingerprint(
+                    [_sample_fingerprint(r, data_dir) for _, r in part.iterrows()], camera_version
+                )
                 source = reusable.get(fp)
                 if source is not None and source.is_file():
                     methods[_link_shard(source, tmp / name)] += 1
@@ -461,18 +576,29 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
                 shards.append((str(final / name), ids))
             names = {s: [n for sp, n, _ in plan if sp == s] for s in SPLITS}
             manifest = {
-                "format": FORMAT, "export": final.name, "previous": previous.name if previous is not None else None,
+                "format": FORMAT,
+                "export": final.name,
+                "previous": previous.name if previous is not None else None,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "camera_version": camera_version, "camera_conventions": CAMERA_CONVENTIONS,
-                "num_betas": num_betas, "body_model": _body_model_record(body_model),
-                "counts": {s: int((split_of == s).sum()) for s in SPLITS}, "excluded": excluded,
-                "heldout_families": list(heldout_families or ()), "val_fraction": val_fraction, "maxcount": maxcount,
+                "camera_version": camera_version,
+                "camera_conventions": CAMERA_CONVENTIONS,
+                "num_betas": num_betas,
+                "body_model": _body_model_record(body_model),
+                "counts": {s: int((split_of == s).sum()) for s in SPLITS},
+                "excluded": excluded,
+                "heldout_families": list(heldout_families or ()),
+                "val_fraction": val_fraction,
+                "maxcount": maxcount,
                 "species": {s: sorted(set(rows.loc[split_of == s, "species"])) for s in SPLITS},
-                "shards": names, "genzoo_urls": {s: _brace_urls(names[s], s) for s in SPLITS if names[s]},
-                "fingerprints": fingerprints, "shards_written": methods["written"],
+                "shards": names,
+                "genzoo_urls": {s: _brace_urls(names[s], s) for s in SPLITS if names[s]},
+                "fingerprints": fingerprints,
+                "shards_written": methods["written"],
                 "shards_reused": {"hardlink": methods["hardlink"], "copy": methods["copy"]},
             }
-            _write_metadata(tmp, pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"]), manifest)
+            _write_metadata(
+                tmp, pd.DataFrame(index_rows, columns=["split", "shard", "sample_id"]), manifest
+            )
             _publish(tmp, final)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -480,12 +606,34 @@ def export_shards(samples: pd.DataFrame, data_dir, out_dir, heldout_families=("F
                 raise_if_disk_full(exc, tmp)  # a full disk is an input error: one line, no retry
             raise
         _swap_current(out_dir, final.name)
-        _collect_garbage(out_dir, keep={previous.name, final.name} if previous is not None else {final.name})
-    return {"counts": manifest["counts"], "excluded": excluded, "shards": shards,
-            "manifest": str(final / MANIFEST), "export_dir": str(final),
-            "written": methods["written"], "reused": methods["hardlink"] + methods["copy"]}
+        _collect_garbage(
+            out_dir, keep={previous.name, final.name} if previous is not None else {final.name}
+        )
+    return {
+        "counts": manifest["counts"],
+        "excluded": excluded,
+        "shards": shards,
+        "manifest": str(final / MANIFEST),
+        "export_dir": str(final),
+        "written": methods["written"],
+        "reused": methods["hardlink"] + methods["copy"],
+    }
 
 
-__all__ = ["CAMERA_CONVENTIONS", "ExportLease", "FORMAT", "SPLITS", "assign_splits", "camera_fields", "check_camera",
-           "export_shards", "image_jpeg", "plan_shards", "read_manifest", "resolve_export", "sample_record",
-           "select_rows", "wds_key"]
+__all__ = [
+    "CAMERA_CONVENTIONS",
+    "ExportLease",
+    "FORMAT",
+    "SPLITS",
+    "assign_splits",
+    "camera_fields",
+    "check_camera",
+    "export_shards",
+    "image_jpeg",
+    "plan_shards",
+    "read_manifest",
+    "resolve_export",
+    "sample_record",
+    "select_rows",
+    "wds_key",
+]

@@ -35,7 +35,9 @@ class LossWeights:
     global_orient: float = 100.0
     body_pose: float = 100.0
     betas: float = 50.0
-    occluded_keypoints: float = 1.0  # 2D confidence of keypoints the renderer marks occluded (visible: 1)
+    occluded_keypoints: float = (
+        1.0  # 2D confidence of keypoints the renderer marks occluded (visible: 1)
+    )
 
 
 def weak_perspective_project(points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,9 @@ def weak_perspective_project(points: torch.Tensor, cam: torch.Tensor) -> torch.T
     return points[..., :2] * cam[:, None, :1] + cam[:, None, 1:]
 
 
-def keypoint_2d_loss(pred_2d: torch.Tensor, gt_2d: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
+def keypoint_2d_loss(
+    pred_2d: torch.Tensor, gt_2d: torch.Tensor, per_sample: bool = False
+) -> torch.Tensor:
     """Σ vis·|pred − gt| over keypoints and x, y; summed over the batch (or per sample)."""
     loss = (gt_2d[..., 2:3] * (pred_2d - gt_2d[..., :2]).abs()).sum(dim=(1, 2))
     return loss if per_sample else loss.sum()
@@ -51,7 +55,9 @@ def keypoint_2d_loss(pred_2d: torch.Tensor, gt_2d: torch.Tensor, per_sample: boo
 
 def rotation_9d_loss(raw9d: torch.Tensor, gt_rotmat: torch.Tensor) -> torch.Tensor:
     """Mean squared error of raw 9D (B, J, 9) to orthogonalised ground truth (B, J, 3, 3)."""
-    target = symmetric_orthogonalization(gt_rotmat.reshape(*gt_rotmat.shape[:-2], 9)).reshape(raw9d.shape)
+    target = symmetric_orthogonalization(gt_rotmat.reshape(*gt_rotmat.shape[:-2], 9)).reshape(
+        raw9d.shape
+    )
     return F.mse_loss(raw9d, target.to(raw9d.dtype))
 
 
@@ -67,8 +73,13 @@ def predicted_keypoints_2d(body_model, output) -> torch.Tensor:
     return weak_perspective_project(kp3d, output.cam.to(body_model.dtype))
 
 
-def regressor_losses(output, batch: dict, body_model, weights: LossWeights = LossWeights(),
-                     return_per_sample: bool = False) -> dict[str, torch.Tensor]:
+def regressor_losses(
+    output,
+    batch: dict,
+    body_model,
+    weights: LossWeights = LossWeights(),
+    return_per_sample: bool = False,
+) -> dict[str, torch.Tensor]:
     """Weighted terms ``loss_keypoints_2d, loss_global_orient, loss_body_pose, loss_betas`` and ``loss``.
 
     With ``return_per_sample`` also ``per_sample_keypoints_2d`` (B,), the weighted 2D term per
@@ -83,12 +94,14 @@ def regressor_losses(output, batch: dict, body_model, weights: LossWeights = Los
     vis = gt_2d[..., 2:3]
     gt_2d = torch.cat([gt_2d[..., :2], vis + (1.0 - vis) * weights.occluded_keypoints], dim=-1)
     per_sample = weights.keypoints_2d * keypoint_2d_loss(
-        predicted_keypoints_2d(body_model, output).float(), gt_2d, per_sample=True)
+        predicted_keypoints_2d(body_model, output).float(), gt_2d, per_sample=True
+    )
     terms = {
         "loss_keypoints_2d": per_sample.sum(),
         "loss_global_orient": weights.global_orient * rotation_9d_loss(raw9d[:, :1], poses[:, :1]),
         "loss_body_pose": weights.body_pose * rotation_9d_loss(raw9d[:, 1:], poses[:, 1:]),
-        "loss_betas": weights.betas * betas_loss(body_model, output.betas.float(), batch["betas"].float()),
+        "loss_betas": weights.betas
+        * betas_loss(body_model, output.betas.float(), batch["betas"].float()),
     }
     terms["loss"] = sum(terms.values())
     if return_per_sample:

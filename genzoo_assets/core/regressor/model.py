@@ -68,15 +68,21 @@ class RegressorConfig:
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
-            raise ValueError(f"RegressorConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
+            raise ValueError(
+                f"RegressorConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}"
+            )
         self.image_size = tuple(int(v) for v in self.image_size)
         self.resnet_hidden_sizes = tuple(self.resnet_hidden_sizes)
         self.resnet_depths = tuple(self.resnet_depths)
         if self.backbone == "vitpose" and any(s % self.patch_size for s in self.image_size):
-            raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
+            )
 
     @classmethod
-    def tiny(cls, num_betas: int, image_size=(64, 48), backbone: str = "vitpose") -> "RegressorConfig":
+    def tiny(
+        cls, num_betas: int, image_size=(64, 48), backbone: str = "vitpose"
+    ) -> RegressorConfig:
         """A CPU-sized model for tests and the demo (same code path as ViT-H).
 
         The ResNet has three stages (32, 64, 128 channels; a 4×3 feature map at 64×48). On the
@@ -85,16 +91,29 @@ class RegressorConfig:
         where this one scored 84.0 (85.8); its pose alone, with zero betas, 80.9 (77.4) against
         86.6 — for 1.15× the step time. A fourth stage (256) was no better: 86.3 after 800 steps.
         """
-        return cls(backbone=backbone, image_size=image_size, patch_size=8, hidden_size=64, num_layers=2, num_heads=2,
-                   resnet_hidden_sizes=(32, 64, 128), resnet_depths=(1, 1, 1), resnet_layer_type="basic",
-                   num_betas=num_betas, decoder_dim=64, decoder_depth=2, decoder_heads=2, decoder_mlp=128,
-                   query_from_features=True)
+        return cls(
+            backbone=backbone,
+            image_size=image_size,
+            patch_size=8,
+            hidden_size=64,
+            num_layers=2,
+            num_heads=2,
+            resnet_hidden_sizes=(32, 64, 128),
+            resnet_depths=(1, 1, 1),
+            resnet_layer_type="basic",
+            num_betas=num_betas,
+            decoder_dim=64,
+            decoder_depth=2,
+            decoder_heads=2,
+            decoder_mlp=128,
+            query_from_features=True,
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RegressorConfig":
+    def from_dict(cls, data: dict) -> RegressorConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -116,8 +135,12 @@ def _vitpose(config: RegressorConfig) -> tuple[nn.Module, int]:
         model = _pretrained(config.pretrained_backbone, VitPoseBackbone)
         return model, model.config.hidden_size
     cfg = VitPoseBackboneConfig(
-        image_size=list(config.image_size), patch_size=[config.patch_size] * 2, hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads, out_indices=[-1],
+        image_size=list(config.image_size),
+        patch_size=[config.patch_size] * 2,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        out_indices=[-1],
         layer_norm_eps=1e-6,
     )
     return VitPoseBackbone(cfg), config.hidden_size
@@ -131,10 +154,15 @@ def _resnet(config: RegressorConfig) -> tuple[nn.Module, int]:
     if config.pretrained_backbone:
         model = _pretrained(config.pretrained_backbone, ResNetModel)
     else:
-        model = ResNetModel(ResNetConfig(
-            embedding_size=config.resnet_hidden_sizes[0] // (4 if config.resnet_layer_type == "bottleneck" else 1),
-            hidden_sizes=list(config.resnet_hidden_sizes), depths=list(config.resnet_depths),
-            layer_type=config.resnet_layer_type))
+        model = ResNetModel(
+            ResNetConfig(
+                embedding_size=config.resnet_hidden_sizes[0]
+                // (4 if config.resnet_layer_type == "bottleneck" else 1),
+                hidden_sizes=list(config.resnet_hidden_sizes),
+                depths=list(config.resnet_depths),
+                layer_type=config.resnet_layer_type,
+            )
+        )
     return model.to(memory_format=torch.channels_last), model.config.hidden_sizes[-1]
 
 
@@ -146,7 +174,9 @@ def _pretrained(path: str, cls):
     """
     directory = Path(path)
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"pretrained backbone {directory} has no config.json (expected a transformers folder)")
+        raise FileNotFoundError(
+            f"pretrained backbone {directory} has no config.json (expected a transformers folder)"
+        )
     model_type = json.loads((directory / "config.json").read_text()).get("model_type")
     if model_type == "vitpose":
         from transformers import VitPoseForPoseEstimation
@@ -163,17 +193,28 @@ class GenZooRegressor(nn.Module):
         d = config.decoder_dim
         self.context_proj = nn.Linear(feat_dim, d)
         self.query = nn.Parameter(torch.zeros(1, 1, d))
-        layer = nn.TransformerDecoderLayer(d, config.decoder_heads, config.decoder_mlp, dropout=0.0,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(
+            d,
+            config.decoder_heads,
+            config.decoder_mlp,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.decoder = nn.TransformerDecoder(layer, config.decoder_depth, norm=nn.LayerNorm(d))
         j = config.num_joints
         self.dec_pose = nn.Linear(d, j * 9)
         self.dec_betas = nn.Linear(d, config.num_betas)
         self.dec_cam = nn.Linear(d, 3)
         for head in (self.dec_pose, self.dec_betas, self.dec_cam):
-            nn.init.xavier_uniform_(head.weight, gain=0.01)  # start at the mean, as HMR2's INIT_DECODER_XAVIER
+            nn.init.xavier_uniform_(
+                head.weight, gain=0.01
+            )  # start at the mean, as HMR2's INIT_DECODER_XAVIER
             nn.init.zeros_(head.bias)
-        self.query_proj = nn.Linear(self._num_tokens() * d, d) if config.query_from_features else None
+        self.query_proj = (
+            nn.Linear(self._num_tokens() * d, d) if config.query_from_features else None
+        )
         self.register_buffer("init_pose", torch.eye(3).reshape(1, 9).repeat(j, 1).reshape(1, j * 9))
         self.register_buffer("init_cam", torch.tensor([[config.init_cam_scale, 0.0, 0.0]]))
 
@@ -192,7 +233,9 @@ class GenZooRegressor(nn.Module):
         """Backbone feature tokens (B, N, C)."""
         if self.config.backbone == "vitpose":
             return self.backbone(images).feature_maps[-1]
-        hidden = self.backbone(images.contiguous(memory_format=torch.channels_last)).last_hidden_state
+        hidden = self.backbone(
+            images.contiguous(memory_format=torch.channels_last)
+        ).last_hidden_state
         return hidden.flatten(2).transpose(1, 2)
 
     def forward(self, images: torch.Tensor) -> RegressorOutput:
@@ -207,7 +250,9 @@ class GenZooRegressor(nn.Module):
         token = self.decoder(query, context)[:, 0]
         raw9d = (self.dec_pose(token) + self.init_pose).reshape(b, j, 9)
         rotmat = symmetric_orthogonalization(raw9d.float())
-        return RegressorOutput(raw9d, rotmat, self.dec_betas(token), self.dec_cam(token) + self.init_cam)
+        return RegressorOutput(
+            raw9d, rotmat, self.dec_betas(token), self.dec_cam(token) + self.init_cam
+        )
 
 
 def build_regressor(config: RegressorConfig) -> GenZooRegressor:

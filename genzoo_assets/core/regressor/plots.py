@@ -19,7 +19,9 @@ def plot_loss_curve(history: pd.DataFrame, path) -> None:
     val = history[history["split"] == "val"]
     for colour, term in zip(colours, TERMS):
         if len(train):
-            ax.plot(train["step"], train[term], color=colour, alpha=0.45, lw=1, label=f"train {term}")
+            ax.plot(
+                train["step"], train[term], color=colour, alpha=0.45, lw=1, label=f"train {term}"
+            )
         if len(val):
             ax.plot(val["step"], val[term], color=colour, marker="o", lw=2, label=f"val {term}")
     ax.set_yscale("log")

@@ -43,17 +43,19 @@ def predict_split(model, dataset, body_model, batch_size: int = 64) -> pd.DataFr
         kp_px = from_crop_coords(kp_crop, boxes)
         aa = matrix_to_axis_angle(out.rotmat).cpu().numpy()
         for i, sid in enumerate(batch["sample_id"]):
-            rows.append({
-                "sample_id": sid,
-                "species": batch["species"][i],
-                "rotmat": out.rotmat[i].cpu().numpy().reshape(-1).tolist(),
-                "global_orient": aa[i, 0].tolist(),
-                "body_pose": aa[i, 1:].reshape(-1).tolist(),
-                "betas": out.betas[i].cpu().numpy().tolist(),
-                "cam": out.cam[i].cpu().numpy().tolist(),
-                "box": boxes[i].tolist(),
-                "keypoints_2d_crop": kp_crop[i].reshape(-1).tolist(),
-                "keypoints_2d_px": kp_px[i].reshape(-1).tolist(),
-                "keypoints_3d": kp3d[i].cpu().numpy().reshape(-1).tolist(),
-            })
+            rows.append(
+                {
+                    "sample_id": sid,
+                    "species": batch["species"][i],
+                    "rotmat": out.rotmat[i].cpu().numpy().reshape(-1).tolist(),
+                    "global_orient": aa[i, 0].tolist(),
+                    "body_pose": aa[i, 1:].reshape(-1).tolist(),
+                    "betas": out.betas[i].cpu().numpy().tolist(),
+                    "cam": out.cam[i].cpu().numpy().tolist(),
+                    "box": boxes[i].tolist(),
+                    "keypoints_2d_crop": kp_crop[i].reshape(-1).tolist(),
+                    "keypoints_2d_px": kp_px[i].reshape(-1).tolist(),
+                    "keypoints_3d": kp3d[i].cpu().numpy().reshape(-1).tolist(),
+                }
+            )
     return pd.DataFrame(rows)

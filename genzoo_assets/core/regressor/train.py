@@ -14,7 +14,8 @@ killed a demo-sized run (80 species, flips on) between steps 400 and 500 with an
 
 History rows with ``split == "train"`` hold the step's objective as optimised (GenZoo's 2D term
 is a sum over the batch); ``split == "val"`` rows are per-sample means over the whole validation
-split, so early stopping and the best checkpoint do not depend on the batch size. GenZoo's lr is 1e-5 for ViT-H; the tiny CPU
+split, so early stopping and the best checkpoint do not depend on the batch size.
+GenZoo's lr is 1e-5 for ViT-H; the tiny CPU
 demo uses ~1e-3 because a randomly initialised 2-layer model learns nothing useful at 1e-5 in a
 few hundred steps.
 
@@ -107,16 +108,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from genzoo_assets.core.paths import atomic_path
-from genzoo_assets.core.regressor.checkpoint import check_body_model, config_data, load_checkpoint, save_checkpoint
+from genzoo_assets.core.regressor.checkpoint import (
+    check_body_model,
+    config_data,
+    load_checkpoint,
+    save_checkpoint,
+)
 from genzoo_assets.core.regressor.losses import LossWeights, regressor_losses
 from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
 from genzoo_assets.core.regressor.plots import plot_loss_curve
@@ -129,10 +135,14 @@ LR_SCHEDULES = ("constant", "cosine")
 MAX_SKIPPED_IN_A_ROW = 10
 
 
-def learning_rate(config: "TrainConfig", step: int) -> float:
+def learning_rate(config: TrainConfig, step: int) -> float:
     """The lr of training step ``step`` (0-based): a pure function of the step, so resuming needs no scheduler state."""
     if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps) / config.max_steps))
+        return (
+            config.lr
+            * 0.5
+            * (1.0 + math.cos(math.pi * min(step, config.max_steps) / config.max_steps))
+        )
     return config.lr
 
 
@@ -140,7 +150,9 @@ def learning_rate(config: "TrainConfig", step: int) -> float:
 class TrainConfig:
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     lr: float = 1e-5
-    lr_schedule: str = "constant"  # or "cosine": lr · ½(1 + cos(π · step / max_steps)), a function of the step
+    lr_schedule: str = (
+        "constant"  # or "cosine": lr · ½(1 + cos(π · step / max_steps)), a function of the step
+    )
     weight_decay: float = 1e-4
     batch_size: int = 128
     max_steps: int = 100_000
@@ -155,7 +167,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"TrainConfig.lr_schedule = {self.lr_schedule!r}: must be one of {LR_SCHEDULES}")
+            raise ValueError(
+                f"TrainConfig.lr_schedule = {self.lr_schedule!r}: must be one of {LR_SCHEDULES}"
+            )
         for name in ("batch_size", "max_steps", "val_every", "checkpoint_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: must be >= 1")
@@ -178,8 +192,13 @@ class TrainResult:
 def _loader(data, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
     iterable = isinstance(data, IterableDataset)
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle and not iterable, num_workers=num_workers,
-                      generator=None if iterable else gen)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle and not iterable,
+        num_workers=num_workers,
+        generator=None if iterable else gen,
+    )
 
 
 @torch.no_grad()
@@ -207,7 +226,14 @@ def evaluate(model, loader, body_model, weights: LossWeights, accelerator) -> di
 
 
 def _save_best(path: Path, model, config: TrainConfig, body_model, step: int, val: float) -> None:
-    save_checkpoint(path / "checkpoint.pt", model.state_dict(), config.regressor, body_model, step=step, val_loss=val)
+    save_checkpoint(
+        path / "checkpoint.pt",
+        model.state_dict(),
+        config.regressor,
+        body_model,
+        step=step,
+        val_loss=val,
+    )
     with atomic_path(path / "config.json") as tmp:
         tmp.write_text(config.regressor.to_json())
 
@@ -223,13 +249,21 @@ def _write_history(out_dir: Path, rows: list[dict], plot: bool = True) -> pd.Dat
     return history
 
 
-def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progress: Callable | None = None,
-          resume: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig,
+    train_data,
+    val_data,
+    body_model,
+    out_dir,
+    progress: Callable | None = None,
+    resume: bool = True,
+) -> TrainResult:
     """Train a ``GenZooRegressor``; see the module docstring for the files written.
 
     ``train_data``/``val_data`` are torch datasets of examples as ``data.make_example`` builds
     them (map-style or iterable). Validation runs before the first step (the baseline) and every
-    ``val_every`` steps; ``progress(step, total_steps, metrics)`` is called after each. With ``resume`` and a ``last.pt`` in ``out_dir``, training continues from its
+    ``val_every`` steps; ``progress(step, total_steps, metrics)`` is called after each.
+    With ``resume`` and a ``last.pt`` in ``out_dir``, training continues from its
     step, weights, optimizer state and early-stopping counters.
     """
     from accelerate import Accelerator
@@ -237,24 +271,41 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=config.mixed_precision if cuda else "no", cpu=not cuda)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision if cuda else "no", cpu=not cuda
+    )
     torch.manual_seed(config.seed)
     model = build_regressor(config.regressor)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = {"step": 0, "epoch": 0, "best_val": math.inf, "best_step": -1, "bad_evals": 0, "history": [],
-             "skipped_steps": 0}
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    state = {
+        "step": 0,
+        "epoch": 0,
+        "best_val": math.inf,
+        "best_step": -1,
+        "bad_evals": 0,
+        "history": [],
+        "skipped_steps": 0,
+    }
     last = out_dir / "last.pt"
     if resume and last.is_file():
         saved = load_checkpoint(last)
         if config_data(RegressorConfig.from_dict(saved["config"])) != config_data(config.regressor):
-            raise ValueError(f"{last} was trained with a different RegressorConfig; pass resume=False or another out_dir")
+            raise ValueError(
+                f"{last} was trained with a different RegressorConfig; pass resume=False or another out_dir"
+            )
         check_body_model(saved, body_model, last)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state.update({k: saved[k] for k in state if k in saved})
-    train_loader = _loader(train_data, config.batch_size, True, config.num_workers, config.seed + state["epoch"])
+    train_loader = _loader(
+        train_data, config.batch_size, True, config.num_workers, config.seed + state["epoch"]
+    )
     val_loader = _loader(val_data, config.batch_size, False, config.num_workers, config.seed)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader
+    )
     body_model = body_model.to(accelerator.device).eval()
     for p in body_model.parameters():
         p.requires_grad_(False)
@@ -263,19 +314,44 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
 
     def save_last():
         if accelerator.is_main_process:
-            save_checkpoint(last, accelerator.unwrap_model(model).state_dict(), config.regressor, body_model,
-                            optimizer=optimizer.state_dict(), **{**state, "history": rows})
+            save_checkpoint(
+                last,
+                accelerator.unwrap_model(model).state_dict(),
+                config.regressor,
+                body_model,
+                optimizer=optimizer.state_dict(),
+                **{**state, "history": rows},
+            )
             _write_history(out_dir, rows)
 
     def validate():
         nonlocal stopped_early
         metrics = evaluate(model, val_loader, body_model, config.weights, accelerator)
-        rows.append({"step": state["step"], "epoch": state["epoch"], "split": "val", **metrics,
-                     "lr": learning_rate(config, state["step"]), "elapsed_s": time.monotonic() - t0})
+        rows.append(
+            {
+                "step": state["step"],
+                "epoch": state["epoch"],
+                "split": "val",
+                **metrics,
+                "lr": learning_rate(config, state["step"]),
+                "elapsed_s": time.monotonic() - t0,
+            }
+        )
         if metrics["loss_keypoints_2d"] < state["best_val"] - config.min_delta:
-            state.update(best_val=metrics["loss_keypoints_2d"], best_step=state["step"], bad_evals=0)
-            if accelerator.is_main_process and state["step"] > 0:  # an untrained model never replaces a checkpoint
-                _save_best(out_dir, accelerator.unwrap_model(model), config, body_model, state["step"], state["best_val"])
+            state.update(
+                best_val=metrics["loss_keypoints_2d"], best_step=state["step"], bad_evals=0
+            )
+            if (
+                accelerator.is_main_process and state["step"] > 0
+            ):  # an untrained model never replaces a checkpoint
+                _save_best(
+                    out_dir,
+                    accelerator.unwrap_model(model),
+                    config,
+                    body_model,
+                    state["step"],
+                    state["best_val"],
+                )
         else:
             state["bad_evals"] += 1
             stopped_early = state["bad_evals"] >= config.patience
@@ -308,15 +384,27 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
                     raise FloatingPointError(
                         f"training diverged: {skipped_in_a_row} steps in a row up to step {state['step'] + 1} had "
                         f"non-finite gradients (loss {float(terms['loss'].detach()):.4g}); lower lr (now {lr:.3g}) "
-                        f"or check the training data; {out_dir / 'checkpoint.pt'} holds the best model so far")
+                        f"or check the training data; {out_dir / 'checkpoint.pt'} holds the best model so far"
+                    )
             state["step"] += 1
             seen += 1
-            rows.append({"step": state["step"], "epoch": state["epoch"], "split": "train",
-                         **{k: float(v.detach()) for k, v in terms.items()}, "lr": lr,
-                         "elapsed_s": time.monotonic() - t0})
+            rows.append(
+                {
+                    "step": state["step"],
+                    "epoch": state["epoch"],
+                    "split": "train",
+                    **{k: float(v.detach()) for k, v in terms.items()},
+                    "lr": lr,
+                    "elapsed_s": time.monotonic() - t0,
+                }
+            )
             if state["step"] % config.val_every == 0 or state["step"] >= config.max_steps:
                 validate()
-            if state["step"] % config.checkpoint_every == 0 or state["step"] >= config.max_steps or stopped_early:
+            if (
+                state["step"] % config.checkpoint_every == 0
+                or state["step"] >= config.max_steps
+                or stopped_early
+            ):
                 save_last()
             if state["step"] >= config.max_steps or stopped_early:
                 break
@@ -327,8 +415,15 @@ def train(config: TrainConfig, train_data, val_data, body_model, out_dir, progre
     if state["best_step"] < 0:
         validate()
     history = _write_history(out_dir, rows) if accelerator.is_main_process else pd.DataFrame(rows)
-    return TrainResult(out_dir / "checkpoint.pt", state["best_val"], state["best_step"], state["step"],
-                       stopped_early, history, state["skipped_steps"])
+    return TrainResult(
+        out_dir / "checkpoint.pt",
+        state["best_val"],
+        state["best_step"],
+        state["step"],
+        stopped_early,
+        history,
+        state["skipped_steps"],
+    )
 
 
 def _finite_gradients(model) -> bool:

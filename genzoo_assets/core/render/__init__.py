@@ -6,6 +6,12 @@ from genzoo_assets.core.render.renderer import ControlMaps, ControlRenderer
 from genzoo_assets.core.render.subdivision import LoopSubdivision
 
 __all__ = [
-    "ControlMaps", "ControlRenderer", "LoopSubdivision", "OUTPUT_COLUMNS", "camera_from_row",
-    "contact_sheet", "render_partition", "write_contact_sheet",
+    "ControlMaps",
+    "ControlRenderer",
+    "LoopSubdivision",
+    "OUTPUT_COLUMNS",
+    "camera_from_row",
+    "contact_sheet",
+    "render_partition",
+    "write_contact_sheet",
 ]

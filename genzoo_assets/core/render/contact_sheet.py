@@ -44,7 +44,9 @@ def _keypoint_panel(rgb: Image.Image, row: pd.Series, tile: int) -> Image.Image:
     return img
 
 
-def contact_sheet(rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 4, tile: int = 256) -> Image.Image:
+def contact_sheet(
+    rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 4, tile: int = 256
+) -> Image.Image:
     """One row per sample (the first ``max_samples``): RGB, depth, Canny, RGB with keypoints."""
     if len(rows) == 0:
         raise ValueError("contact sheet: no control_renders rows to show")
@@ -55,7 +57,9 @@ def contact_sheet(rows: pd.DataFrame, data_dir: str | Path, max_samples: int = 4
         rgb = _load(data_dir, row["rgb_path"], "RGB")
         panels = [
             rgb.resize((tile, tile), Image.BILINEAR),
-            _load(data_dir, row["depth_path"], "L").resize((tile, tile), Image.BILINEAR).convert("RGB"),
+            _load(data_dir, row["depth_path"], "L")
+            .resize((tile, tile), Image.BILINEAR)
+            .convert("RGB"),
             _edges_panel(_load(data_dir, row["canny_path"], "L"), tile),
             _keypoint_panel(rgb, row, tile),
         ]

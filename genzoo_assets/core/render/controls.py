@@ -41,12 +41,18 @@ def visibility(
     points = np.asarray(points, dtype=np.float64)
     res_y, res_x = depth.shape
     uv = np.asarray(points_2d, dtype=np.float64)
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] < res_x) & (uv[:, 1] >= 0) & (uv[:, 1] < res_y) & np.isfinite(uv).all(1)
+    inside = (
+        (uv[:, 0] >= 0)
+        & (uv[:, 0] < res_x)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] < res_y)
+        & np.isfinite(uv).all(1)
+    )
     vis = np.zeros(len(points), dtype=bool)
     tol = rel_tol * size
     for i in np.flatnonzero(inside):
         col, row = int(uv[i, 0]), int(uv[i, 1])
-        window = depth[max(row - 1, 0): row + 2, max(col - 1, 0): col + 2]
+        window = depth[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2]
         fg = window[window > 0]
         vis[i] = fg.size > 0 and points[i, 2] <= float(fg.max()) + tol
     return vis

@@ -9,8 +9,8 @@ render pixels (``render_resolution`` is stored with them).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -19,18 +19,51 @@ import torch
 
 from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.paths import atomic_path, write_bytes_atomic
-from genzoo_assets.core.render.controls import bbox_from_mask, body_size, mask_area, project_points, visibility
+from genzoo_assets.core.render.controls import (
+    bbox_from_mask,
+    body_size,
+    mask_area,
+    project_points,
+    visibility,
+)
 from genzoo_assets.core.render.renderer import ControlMaps, ControlRenderer
 from genzoo_assets.core.sampling.camera_model import Camera
 
 REQUIRED_COLUMNS = (
-    "sample_id", "species", "shard", "index", "betas", "global_orient", "body_pose", "transl",
-    "camera_model", "resolution", "fov_deg", "cam_scale", "cam_tx", "cam_ty", "keypoints_3d", "joints_3d",
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "betas",
+    "global_orient",
+    "body_pose",
+    "transl",
+    "camera_model",
+    "resolution",
+    "fov_deg",
+    "cam_scale",
+    "cam_tx",
+    "cam_ty",
+    "keypoints_3d",
+    "joints_3d",
 )
 OUTPUT_COLUMNS = (
-    "sample_id", "species", "shard", "index",
-    "rgb_path", "depth_path", "depth_metric_path", "canny_path", "mask_path",
-    "keypoints_2d", "keypoints_vis", "joints_2d", "joints_vis", "bbox", "mask_area", "render_resolution",
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "rgb_path",
+    "depth_path",
+    "depth_metric_path",
+    "canny_path",
+    "mask_path",
+    "keypoints_2d",
+    "keypoints_vis",
+    "joints_2d",
+    "joints_vis",
+    "bbox",
+    "mask_area",
+    "render_resolution",
     "provenance",
 )
 # Stored 3D points and the body model's must agree to this fraction of the body size: otherwise
@@ -40,7 +73,9 @@ POINT_MISMATCH_REL_TOL = 1e-3
 
 def _num(row: pd.Series, key: str) -> float:
     value = row[key]
-    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return (
+        0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
 
 
 def camera_from_row(row: pd.Series, resolution: int | None = None) -> Camera:
@@ -50,7 +85,9 @@ def camera_from_row(row: pd.Series, resolution: int | None = None) -> Camera:
     try:
         if model == "perspective":
             return Camera("perspective", res, fov_deg=_num(row, "fov_deg"))
-        return Camera(model, res, scale=_num(row, "cam_scale"), tx=_num(row, "cam_tx"), ty=_num(row, "cam_ty"))
+        return Camera(
+            model, res, scale=_num(row, "cam_scale"), tx=_num(row, "cam_tx"), ty=_num(row, "cam_ty")
+        )
     except ValueError as exc:
         raise ValueError(f"sample {row['sample_id']}: bad camera fields: {exc}") from exc
 
@@ -58,7 +95,9 @@ def camera_from_row(row: pd.Series, resolution: int | None = None) -> Camera:
 def _points(row: pd.Series, key: str, count: int) -> np.ndarray:
     a = np.asarray(row[key], dtype=np.float64)
     if a.size != count * 3:
-        raise ValueError(f"sample {row['sample_id']}: {key} has {a.size} values, expected {count * 3}")
+        raise ValueError(
+            f"sample {row['sample_id']}: {key} has {a.size} values, expected {count * 3}"
+        )
     return a.reshape(count, 3)
 
 
@@ -98,7 +137,9 @@ def write_maps(maps: ControlMaps, data_dir: Path, stem: str) -> dict[str, str]:
     return rel
 
 
-def _check_points(row: pd.Series, key: str, stored: np.ndarray, model: np.ndarray, size: float) -> None:
+def _check_points(
+    row: pd.Series, key: str, stored: np.ndarray, model: np.ndarray, size: float
+) -> None:
     err = float(np.abs(stored - model).max())
     if err > POINT_MISMATCH_REL_TOL * size:
         raise ValueError(
@@ -133,18 +174,29 @@ def render_partition(
     renderer = ControlRenderer(resolution, subdivisions) if own else renderer
     faces = np.asarray(body_model.faces)
     nk, nj = len(body_model.keypoint_names), body_model.num_joints
-    prov = provenance_json(provenance(
-        "control_renders", "pyrender",
-        model_files={"body_model": getattr(body_model, "sha256", None) or str(getattr(body_model, "source", ""))},
-        run_id=run_id, render_resolution=int(resolution), subdivisions=renderer.subdivisions,
-        keypoint_set=body_model.keypoint_set,
-    ))
+    prov = provenance_json(
+        provenance(
+            "control_renders",
+            "pyrender",
+            model_files={
+                "body_model": getattr(body_model, "sha256", None)
+                or str(getattr(body_model, "source", ""))
+            },
+            run_id=run_id,
+            render_resolution=int(resolution),
+            subdivisions=renderer.subdivisions,
+            keypoint_set=body_model.keypoint_set,
+        )
+    )
     rows, total = [], len(pose_df)
     try:
         for start in range(0, total, batch_size):
-            batch = pose_df.iloc[start: start + batch_size]
+            batch = pose_df.iloc[start : start + batch_size]
             betas = _column(batch, "betas", body_model.num_betas)
-            orient, pose = _column(batch, "global_orient", 3), _column(batch, "body_pose", 3 * (nj - 1))
+            orient, pose = (
+                _column(batch, "global_orient", 3),
+                _column(batch, "body_pose", 3 * (nj - 1)),
+            )
             with torch.no_grad():
                 out = body_model(betas, orient, pose, _column(batch, "transl", 3))
             verts = out.vertices.detach().cpu().double().numpy()
@@ -162,19 +214,23 @@ def render_partition(
                     raise ValueError(f"sample {row['sample_id']}: {exc}") from exc
                 kp2, jt2 = project_points(kp3, camera), project_points(j3, camera)
                 stem = f"renders/{row['species']}/{row['shard']}/{row['sample_id']}"
-                rows.append({
-                    "sample_id": row["sample_id"], "species": row["species"], "shard": row["shard"],
-                    "index": int(row["index"]),
-                    **write_maps(maps, data_dir, stem),
-                    "keypoints_2d": kp2.reshape(-1).tolist(),
-                    "keypoints_vis": visibility(kp3, kp2, maps.depth, size).tolist(),
-                    "joints_2d": jt2.reshape(-1).tolist(),
-                    "joints_vis": visibility(j3, jt2, maps.depth, size).tolist(),
-                    "bbox": bbox_from_mask(maps.mask).tolist(),
-                    "mask_area": mask_area(maps.mask),
-                    "render_resolution": int(resolution),
-                    "provenance": prov,
-                })
+                rows.append(
+                    {
+                        "sample_id": row["sample_id"],
+                        "species": row["species"],
+                        "shard": row["shard"],
+                        "index": int(row["index"]),
+                        **write_maps(maps, data_dir, stem),
+                        "keypoints_2d": kp2.reshape(-1).tolist(),
+                        "keypoints_vis": visibility(kp3, kp2, maps.depth, size).tolist(),
+                        "joints_2d": jt2.reshape(-1).tolist(),
+                        "joints_vis": visibility(j3, jt2, maps.depth, size).tolist(),
+                        "bbox": bbox_from_mask(maps.mask).tolist(),
+                        "mask_area": mask_area(maps.mask),
+                        "render_resolution": int(resolution),
+                        "provenance": prov,
+                    }
+                )
                 if progress is not None:
                     progress(len(rows), total)
     finally:

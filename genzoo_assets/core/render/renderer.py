@@ -46,7 +46,9 @@ class ControlMaps:
 
     rgb: np.ndarray  # (R, R, 3) uint8 normal colours, background black
     depth: np.ndarray  # (R, R) float32 metric camera-frame Z, 0 = background
-    depth_u8: np.ndarray  # (R, R) uint8, inverted min–max over the body: nearest 255, farthest 1, background 0
+    depth_u8: (
+        np.ndarray
+    )  # (R, R) uint8, inverted min–max over the body: nearest 255, farthest 1, background 0
     mask: np.ndarray  # (R, R) bool silhouette
     canny: np.ndarray  # (R, R) uint8 cv2.Canny(rgb, 100, 200)
 
@@ -74,7 +76,9 @@ def depth_to_uint8(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-_FLAGS = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
+_FLAGS = (
+    pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
+)
 
 
 def coverage_mask_and_depth(alpha: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +110,9 @@ class _Topology:
         n_v = self.subdivision.matrix.shape[0]
         rows = f.reshape(-1)
         cols = np.repeat(np.arange(len(f)), 3)
-        self.incidence = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_v, len(f)))
+        self.incidence = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(n_v, len(f))
+        )
         self.faces = f.astype(np.uint32)
 
     def vertex_normals(self, vertices: np.ndarray) -> np.ndarray:
@@ -130,7 +136,9 @@ def _check_inputs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     return vertices, faces
 
 
-def pyrender_camera(camera: Camera, bounds: np.ndarray) -> tuple[pyrender.Camera, np.ndarray, float]:
+def pyrender_camera(
+    camera: Camera, bounds: np.ndarray
+) -> tuple[pyrender.Camera, np.ndarray, float]:
     """(pyrender camera, its 4×4 pose in the OpenCV frame, z offset of the camera) for ``camera``.
 
     ``bounds`` is the mesh's (2, 3) [min, max] corner pair. Near/far planes hug the mesh depth
@@ -142,11 +150,17 @@ def pyrender_camera(camera: Camera, bounds: np.ndarray) -> tuple[pyrender.Camera
     pose = CV_TO_GL.copy()
     if camera.model == "perspective":
         if zmin <= 0:
-            raise ValueError(f"perspective render: mesh reaches z = {zmin:.4g} <= 0 (behind the camera)")
+            raise ValueError(
+                f"perspective render: mesh reaches z = {zmin:.4g} <= 0 (behind the camera)"
+            )
         near = max(zmin - pad, 0.5 * zmin)
         c = camera.resolution / 2.0
         f = camera.focal_px
-        return pyrender.IntrinsicsCamera(fx=f, fy=f, cx=c, cy=c, znear=near, zfar=zmax + pad), pose, 0.0
+        return (
+            pyrender.IntrinsicsCamera(fx=f, fy=f, cx=c, cy=c, znear=near, zfar=zmax + pad),
+            pose,
+            0.0,
+        )
     z0 = zmin - 2.0 * pad
     mag = 1.0 / camera.scale
     pose[:3, 3] = [-camera.tx * mag, -camera.ty * mag, z0]
@@ -205,7 +219,9 @@ class ControlRenderer:
         key = f"{topology_key(faces, self.subdivisions)}:{num_vertices}"
         topo = self._topologies.get(key)
         if topo is None:
-            topo = self._topologies[key] = _Topology(np.asarray(faces), num_vertices, self.subdivisions)
+            topo = self._topologies[key] = _Topology(
+                np.asarray(faces), num_vertices, self.subdivisions
+            )
         return topo
 
     def subdivide(self, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,12 +233,16 @@ class ControlRenderer:
     def render(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> ControlMaps:
         """Control maps of a camera-frame mesh (the base topology; it is subdivided here)."""
         if not isinstance(camera, Camera):
-            raise TypeError(f"camera must be a sampling.camera_model.Camera, got {type(camera).__name__}")
+            raise TypeError(
+                f"camera must be a sampling.camera_model.Camera, got {type(camera).__name__}"
+            )
         vertices, faces = _check_inputs(vertices, faces)
         topo = self.topology(faces, len(vertices))
         return self._draw(topo.subdivision(vertices), topo, camera)
 
-    def render_subdivided(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> ControlMaps:
+    def render_subdivided(
+        self, vertices: np.ndarray, faces: np.ndarray, camera: Camera
+    ) -> ControlMaps:
         """Render a mesh as given (already subdivided elsewhere, e.g. by trimesh per sample)."""
         vertices, faces = _check_inputs(vertices, faces)
         return self._draw(vertices, _FlatTopology(faces, len(vertices)), camera)
@@ -230,7 +250,9 @@ class ControlRenderer:
     def _draw(self, verts: np.ndarray, topo: _Topology, camera: Camera) -> ControlMaps:
         colours = np.ones((len(verts), 4), dtype=np.float32)
         colours[:, :3] = normal_colours(topo.vertex_normals(verts))
-        prim = pyrender.Primitive(positions=verts.astype(np.float32), indices=topo.faces, color_0=colours, mode=4)
+        prim = pyrender.Primitive(
+            positions=verts.astype(np.float32), indices=topo.faces, color_0=colours, mode=4
+        )
         bounds = np.stack([verts.min(axis=0), verts.max(axis=0)])
         cam, pose, z0 = pyrender_camera(camera, bounds)
         scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.ones(3))
@@ -257,7 +279,7 @@ class ControlRenderer:
             _release(self._renderer)
             self._renderer = None
 
-    def __enter__(self) -> "ControlRenderer":
+    def __enter__(self) -> ControlRenderer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -271,5 +293,7 @@ class _FlatTopology(_Topology):
         self.subdivision = LoopSubdivision.build(faces, 0, num_vertices)
         rows = faces.reshape(-1)
         cols = np.repeat(np.arange(len(faces)), 3)
-        self.incidence = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces)))
+        self.incidence = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces))
+        )
         self.faces = faces.astype(np.uint32)

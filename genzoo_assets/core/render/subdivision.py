@@ -91,15 +91,26 @@ def _loop_step(faces: np.ndarray, num_vertices: int) -> tuple[sp.csr_matrix, np.
 
     n_new = num_vertices + n_odd
     matrix = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_new, num_vertices)
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_new, num_vertices),
     )
     odd_idx = inverse.reshape((-1, 3)) + num_vertices
-    new_faces = np.column_stack([
-        faces[:, 0], odd_idx[:, 0], odd_idx[:, 2],
-        odd_idx[:, 0], faces[:, 1], odd_idx[:, 1],
-        odd_idx[:, 2], odd_idx[:, 1], faces[:, 2],
-        odd_idx[:, 0], odd_idx[:, 1], odd_idx[:, 2],
-    ]).reshape((-1, 3))
+    new_faces = np.column_stack(
+        [
+            faces[:, 0],
+            odd_idx[:, 0],
+            odd_idx[:, 2],
+            odd_idx[:, 0],
+            faces[:, 1],
+            odd_idx[:, 1],
+            odd_idx[:, 2],
+            odd_idx[:, 1],
+            faces[:, 2],
+            odd_idx[:, 0],
+            odd_idx[:, 1],
+            odd_idx[:, 2],
+        ]
+    ).reshape((-1, 3))
     return matrix, new_faces
 
 
@@ -112,10 +123,14 @@ class LoopSubdivision:
     num_vertices: int
 
     @classmethod
-    def build(cls, faces: np.ndarray, iterations: int = 2, num_vertices: int | None = None) -> "LoopSubdivision":
+    def build(
+        cls, faces: np.ndarray, iterations: int = 2, num_vertices: int | None = None
+    ) -> LoopSubdivision:
         faces = np.asarray(faces)
         if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-            raise ValueError(f"faces must be an integer (F, 3) array, got {faces.dtype} {faces.shape}")
+            raise ValueError(
+                f"faces must be an integer (F, 3) array, got {faces.dtype} {faces.shape}"
+            )
         if iterations < 0:
             raise ValueError(f"subdivision iterations must be >= 0, got {iterations}")
         n = int(faces.max()) + 1 if num_vertices is None else int(num_vertices)
@@ -129,7 +144,9 @@ class LoopSubdivision:
     def __call__(self, vertices: np.ndarray) -> np.ndarray:
         vertices = np.asarray(vertices, dtype=np.float64)
         if vertices.shape != (self.num_vertices, 3):
-            raise ValueError(f"vertices must be ({self.num_vertices}, 3) for this topology, got {vertices.shape}")
+            raise ValueError(
+                f"vertices must be ({self.num_vertices}, 3) for this topology, got {vertices.shape}"
+            )
         return self.matrix @ vertices
 
 

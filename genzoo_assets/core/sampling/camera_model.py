@@ -15,7 +15,7 @@ so the principal point is ``resolution / 2``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -115,14 +115,20 @@ def view_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     return _rot_x(math.radians(pitch_deg)) @ _rot_y(-math.radians(yaw_deg)) @ _FACING_CAMERA
 
 
-def view_angles(global_orient: np.ndarray, canonical_rotation: np.ndarray | None = None) -> tuple[float, float]:
+def view_angles(
+    global_orient: np.ndarray, canonical_rotation: np.ndarray | None = None
+) -> tuple[float, float]:
     """(yaw_deg, pitch_deg) of a body whose model→camera rotation is ``global_orient`` (3×3).
 
     Exact inverse of :func:`view_rotation` when there is no roll; with roll (an animal lying on
     its side) it reports the view of the body's forward axis and the tilt of its up axis.
     """
     r = np.asarray(global_orient, dtype=np.float64).reshape(3, 3)
-    c = np.eye(3) if canonical_rotation is None else np.asarray(canonical_rotation, dtype=np.float64)
+    c = (
+        np.eye(3)
+        if canonical_rotation is None
+        else np.asarray(canonical_rotation, dtype=np.float64)
+    )
     r_c = r @ c.T  # canonical → camera
     up = r_c[:, 1]
     pitch = math.asin(float(np.clip(-up[2], -1.0, 1.0)))

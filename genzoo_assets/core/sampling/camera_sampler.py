@@ -44,15 +44,26 @@ class CameraSample:
     transl: np.ndarray  # camera-frame points = view.rotation @ p_canonical + transl
 
 
-def sample_view(rng: np.random.Generator, yaw_range=(-180.0, 180.0), pitch_mean: float = 10.0,
-                pitch_std: float = 10.0, pitch_range=(-10.0, 60.0)) -> ViewSample:
+def sample_view(
+    rng: np.random.Generator,
+    yaw_range=(-180.0, 180.0),
+    pitch_mean: float = 10.0,
+    pitch_std: float = 10.0,
+    pitch_range=(-10.0, 60.0),
+) -> ViewSample:
     yaw = float(rng.uniform(*yaw_range))
     pitch = float(np.clip(rng.normal(pitch_mean, pitch_std), *pitch_range))
     return ViewSample(yaw, pitch, view_rotation(yaw, pitch))
 
 
-def _fit_perspective(points: np.ndarray, rng: np.random.Generator, resolution: int, fov_deg: float,
-                     margin: float, fill_range) -> tuple[Camera, np.ndarray]:
+def _fit_perspective(
+    points: np.ndarray,
+    rng: np.random.Generator,
+    resolution: int,
+    fov_deg: float,
+    margin: float,
+    fill_range,
+) -> tuple[Camera, np.ndarray]:
     camera = Camera("perspective", resolution, fov_deg=fov_deg)
     centre = 0.5 * (points.min(0) + points.max(0))
     q = points - centre
@@ -63,7 +74,9 @@ def _fit_perspective(points: np.ndarray, rng: np.random.Generator, resolution: i
     depth = max(depth, float(-q[:, 2].min()) + 0.05 * extent)
     shift = rng.uniform(-1.0, 1.0, 2) * (room - a) * depth
     lo, hi = margin * resolution - 1e-6, (1.0 - margin) * resolution + 1e-6
-    for _ in range(20):  # perspective makes near parts project larger: shrink the shift until it fits
+    for _ in range(
+        20
+    ):  # perspective makes near parts project larger: shrink the shift until it fits
         transl = np.array([shift[0], shift[1], depth]) - centre
         uv = project(points + transl, camera)
         if uv.min() >= lo and uv.max() <= hi:
@@ -72,8 +85,9 @@ def _fit_perspective(points: np.ndarray, rng: np.random.Generator, resolution: i
     return camera, np.array([0.0, 0.0, depth]) - centre
 
 
-def _fit_weak(points: np.ndarray, rng: np.random.Generator, resolution: int, margin: float,
-              scale_range) -> tuple[Camera, np.ndarray]:
+def _fit_weak(
+    points: np.ndarray, rng: np.random.Generator, resolution: int, margin: float, scale_range
+) -> tuple[Camera, np.ndarray]:
     lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     size = np.maximum(hi - lo, 1e-9)
     span = 2.0 * (1.0 - 2.0 * margin)  # normalised image span left after margins

@@ -44,7 +44,11 @@ class SpeciesGaussian:
 
 @functools.lru_cache(maxsize=1)
 def appearance_templates() -> dict:
-    text = resources.files("genzoo_assets.core.sampling").joinpath("data/appearance_templates.json").read_text()
+    text = (
+        resources.files("genzoo_assets.core.sampling")
+        .joinpath("data/appearance_templates.json")
+        .read_text()
+    )
     return json.loads(text)
 
 
@@ -59,7 +63,9 @@ def appearance_descriptions(name: str, count: int = 64) -> list[str]:
         if len(out) >= count or i > 50 * count:
             break
         template = spec["templates"][int(rng.integers(len(spec["templates"])))]
-        values = {g: spec["attributes"][g][int(rng.integers(len(spec["attributes"][g])))] for g in groups}
+        values = {
+            g: spec["attributes"][g][int(rng.integers(len(spec["attributes"][g])))] for g in groups
+        }
         text = template.format(name=name, **values)
         if text not in seen:
             seen.add(text)
@@ -77,12 +83,17 @@ class ClipTextEncoder:
         if not self.model_dir.is_dir():
             raise FileNotFoundError(f"CLIP text model directory {self.model_dir} does not exist")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            self.model = CLIPTextModelWithProjection.from_pretrained(str(self.model_dir), local_files_only=True)
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(self.model_dir), local_files_only=True
+            )
+            self.model = CLIPTextModelWithProjection.from_pretrained(
+                str(self.model_dir), local_files_only=True
+            )
         except (OSError, ValueError) as exc:
             raise FileNotFoundError(
                 f"CLIP text model directory {self.model_dir} has no loadable CLIPTextModelWithProjection "
-                f"+ tokenizer: {exc}") from exc
+                f"+ tokenizer: {exc}"
+            ) from exc
         self.model.eval().to(device)
         self.device = device
 
@@ -96,9 +107,16 @@ class ClipTextEncoder:
         max_len = min(int(self.model.config.max_position_embeddings), 77)
         rows = []
         for start in range(0, len(texts), batch_size):
-            tok = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                                 max_length=max_len, return_tensors="pt").to(self.device)
-            emb = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).text_embeds
+            tok = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_len,
+                return_tensors="pt",
+            ).to(self.device)
+            emb = self.model(
+                input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]
+            ).text_embeds
             rows.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
         return np.concatenate(rows).astype(np.float64)
 
@@ -107,12 +125,16 @@ def fit_species_gaussian(name: str, embeddings: np.ndarray, ridge: float = 1e-6)
     """Mean and covariance of a species' description embeddings (ridge keeps the cov positive definite)."""
     e = np.asarray(embeddings, dtype=np.float64)
     if e.ndim != 2 or e.shape[0] < 2:
-        raise ValueError(f"species {name!r}: need at least 2 embeddings of shape (N, D), got {e.shape}")
+        raise ValueError(
+            f"species {name!r}: need at least 2 embeddings of shape (N, D), got {e.shape}"
+        )
     cov = np.cov(e, rowvar=False) + ridge * np.eye(e.shape[1])
     return SpeciesGaussian(name, e.mean(0), cov)
 
 
-def species_gaussian_from_text(encoder: ClipTextEncoder, name: str, count: int = 64) -> SpeciesGaussian:
+def species_gaussian_from_text(
+    encoder: ClipTextEncoder, name: str, count: int = 64
+) -> SpeciesGaussian:
     return fit_species_gaussian(name, encoder.embed(appearance_descriptions(name, count)))
 
 
@@ -134,7 +156,8 @@ class AnimalAttributes:
         if i is None:
             raise AttributesError(
                 f"species {name!r} is not in {self.path} ({len(self.animals)} animals, e.g. "
-                f"{', '.join(map(str, self.animals[:5]))})")
+                f"{', '.join(map(str, self.animals[:5]))})"
+            )
         return SpeciesGaussian(str(self.animals[i]), self.mean[i], self.cov[i])
 
 
@@ -144,7 +167,9 @@ def load_animal_attributes(path: str | os.PathLike) -> AnimalAttributes:
     arrays = read_npz(path, "animal attributes file", AttributesError)
     missing = [k for k in ("animals", "mean", "cov") if k not in arrays]
     if missing:
-        raise AttributesError(f"animal attributes file {path} lacks key(s) {missing} (has {sorted(arrays)})")
+        raise AttributesError(
+            f"animal attributes file {path} lacks key(s) {missing} (has {sorted(arrays)})"
+        )
     animals, mean, cov = arrays["animals"].reshape(-1), arrays["mean"], arrays["cov"]
     n = animals.shape[0]
     if mean.ndim != 2 or mean.shape[0] != n:
@@ -154,4 +179,6 @@ def load_animal_attributes(path: str | os.PathLike) -> AnimalAttributes:
         raise AttributesError(f"{path}: 'cov' must be ({n}, {d}, {d}), got {cov.shape}")
     if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
         raise AttributesError(f"{path}: 'mean' or 'cov' contains NaN or inf")
-    return AnimalAttributes(path, animals.astype(str), mean.astype(np.float64), cov.astype(np.float64))
+    return AnimalAttributes(
+        path, animals.astype(str), mean.astype(np.float64), cov.astype(np.float64)
+    )

@@ -74,12 +74,26 @@ class MaskGenerator(nn.Module):
         return x * torch.round(torch.sigmoid(logits))
 
 
-def _mlp(n_in: int, n_hidden: int, n_out: int, act: type[nn.Module], bottleneck: int | None) -> nn.Sequential:
+def _mlp(
+    n_in: int, n_hidden: int, n_out: int, act: type[nn.Module], bottleneck: int | None
+) -> nn.Sequential:
     if bottleneck is None:
-        return nn.Sequential(nn.Linear(n_in, n_hidden), act(), nn.Linear(n_hidden, n_hidden), act(),
-                             nn.Linear(n_hidden, n_out))
-    return nn.Sequential(nn.Linear(n_in, n_hidden), act(), nn.Linear(n_hidden, bottleneck), act(),
-                         nn.Linear(bottleneck, n_hidden), act(), nn.Linear(n_hidden, n_out))
+        return nn.Sequential(
+            nn.Linear(n_in, n_hidden),
+            act(),
+            nn.Linear(n_hidden, n_hidden),
+            act(),
+            nn.Linear(n_hidden, n_out),
+        )
+    return nn.Sequential(
+        nn.Linear(n_in, n_hidden),
+        act(),
+        nn.Linear(n_hidden, bottleneck),
+        act(),
+        nn.Linear(bottleneck, n_hidden),
+        act(),
+        nn.Linear(n_hidden, n_out),
+    )
 
 
 class CouplingLayer(nn.Module):
@@ -90,8 +104,15 @@ class CouplingLayer(nn.Module):
     produce the published shapes.
     """
 
-    def __init__(self, num_inputs: int, num_hidden: int, num_cond: int, mask_kind: str,
-                 mask: torch.Tensor | None = None, bottleneck: int | None = 512):
+    def __init__(
+        self,
+        num_inputs: int,
+        num_hidden: int,
+        num_cond: int,
+        mask_kind: str,
+        mask: torch.Tensor | None = None,
+        bottleneck: int | None = 512,
+    ):
         super().__init__()
         self.learned = mask_kind != "alternating"
         if self.learned:
@@ -99,7 +120,9 @@ class CouplingLayer(nn.Module):
         else:
             self.register_buffer("mask", mask, persistent=False)
         self.scale_net = _mlp(num_inputs + num_cond, num_hidden, num_inputs, nn.Tanh, bottleneck)
-        self.translate_net = _mlp(num_inputs + num_cond, num_hidden, num_inputs, nn.ReLU, bottleneck)
+        self.translate_net = _mlp(
+            num_inputs + num_cond, num_hidden, num_inputs, nn.ReLU, bottleneck
+        )
 
     def forward(self, inputs, cond_inputs=None, mode="direct"):
         masked = self.mask(inputs, cond_inputs) if self.learned else inputs * self.mask
@@ -118,22 +141,39 @@ class CouplingLayer(nn.Module):
 class ConditionalRealNVP(nn.Module):
     """The flow: ``direct`` maps betas → latent (training), ``inverse`` latent → betas (sampling)."""
 
-    def __init__(self, num_inputs: int = 145, num_cond: int = 512, num_blocks: int = 5,
-                 num_hidden: int = 1024, mask_kind: str = "learned", bottleneck: int | None = 512):
+    def __init__(
+        self,
+        num_inputs: int = 145,
+        num_cond: int = 512,
+        num_blocks: int = 5,
+        num_hidden: int = 1024,
+        mask_kind: str = "learned",
+        bottleneck: int | None = 512,
+    ):
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"flow mask_kind {mask_kind!r} is not one of {MASK_KINDS}")
         modules: list[nn.Module] = []
         mask = (torch.arange(num_inputs) % 2).float()
         for _ in range(num_blocks):
-            modules += [CouplingLayer(num_inputs, num_hidden, num_cond, mask_kind, mask.clone(), bottleneck),
-                        BatchNormFlow(num_inputs)]
+            modules += [
+                CouplingLayer(
+                    num_inputs, num_hidden, num_cond, mask_kind, mask.clone(), bottleneck
+                ),
+                BatchNormFlow(num_inputs),
+            ]
             mask = 1 - mask
         super().__init__()
         for i, module in enumerate(modules):  # children "0".."9": AWOL's state-dict keys
             self.add_module(str(i), module)
         self.num_inputs, self.num_cond = num_inputs, num_cond
-        self.config = dict(num_inputs=num_inputs, num_cond=num_cond, num_blocks=num_blocks,
-                           num_hidden=num_hidden, mask_kind=mask_kind, bottleneck=bottleneck)
+        self.config = dict(
+            num_inputs=num_inputs,
+            num_cond=num_cond,
+            num_blocks=num_blocks,
+            num_hidden=num_hidden,
+            mask_kind=mask_kind,
+            bottleneck=bottleneck,
+        )
 
     def forward(self, inputs, cond_inputs=None, mode="direct"):
         logdet = torch.zeros(inputs.shape[0], 1, dtype=inputs.dtype, device=inputs.device)
@@ -164,14 +204,16 @@ class ConditionalRealNVP(nn.Module):
 def _strip_prefix(state: dict) -> dict:
     for prefix in _KNOWN_PREFIXES:
         if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state
 
 
 def flow_config_from_state_dict(state: dict) -> dict:
     """Architecture read off a state dict's keys and shapes, so a checkpoint needs no side config."""
     if "0.scale_net.0.weight" not in state:
-        raise FlowCheckpointError("state dict has no '0.scale_net.0.weight': not an AWOL RealNVP flow")
+        raise FlowCheckpointError(
+            "state dict has no '0.scale_net.0.weight': not an AWOL RealNVP flow"
+        )
     blocks = (1 + max(int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit())) // 2
     num_hidden, total = state["0.scale_net.0.weight"].shape
     compressed = "0.scale_net.6.weight" in state
@@ -182,13 +224,21 @@ def flow_config_from_state_dict(state: dict) -> dict:
         mask_kind = "learned"
     else:
         mask_kind = "alternating"
-    return dict(num_inputs=int(num_inputs), num_cond=int(total - num_inputs), num_blocks=int(blocks),
-                num_hidden=int(num_hidden), mask_kind=mask_kind,
-                bottleneck=int(state["0.scale_net.2.weight"].shape[0]) if compressed else None)
+    return dict(
+        num_inputs=int(num_inputs),
+        num_cond=int(total - num_inputs),
+        num_blocks=int(blocks),
+        num_hidden=int(num_hidden),
+        mask_kind=mask_kind,
+        bottleneck=int(state["0.scale_net.2.weight"].shape[0]) if compressed else None,
+    )
 
 
-def load_flow_checkpoint(path: str | os.PathLike, expected_num_betas: int | None = None,
-                         expected_num_cond: int | None = None) -> ConditionalRealNVP:
+def load_flow_checkpoint(
+    path: str | os.PathLike,
+    expected_num_betas: int | None = None,
+    expected_num_cond: int | None = None,
+) -> ConditionalRealNVP:
     """Load a flow from a torch state dict (bare, or GenZoo's ``ObjectNet`` wrapping), in eval mode."""
     path = Path(path)
     if not path.is_file():
@@ -210,7 +260,8 @@ def load_flow_checkpoint(path: str | os.PathLike, expected_num_betas: int | None
         if want is not None and config[field] != want:
             raise FlowCheckpointError(
                 f"flow checkpoint {path} has {field}={config[field]} but {want} is required "
-                f"({'the body model betas' if field == 'num_inputs' else 'the CLIP embedding size'})")
+                f"({'the body model betas' if field == 'num_inputs' else 'the CLIP embedding size'})"
+            )
     flow = ConditionalRealNVP(**config)
     expected = flow.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -218,11 +269,13 @@ def load_flow_checkpoint(path: str | os.PathLike, expected_num_betas: int | None
     if missing or unexpected:
         raise FlowCheckpointError(
             f"flow checkpoint {path} does not match AWOL's RealNVP: missing keys {missing[:5]}"
-            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}")
+            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+        )
     for key, value in expected.items():
         if tuple(state[key].shape) != tuple(value.shape):
             raise FlowCheckpointError(
                 f"flow checkpoint {path}: {key} has shape {tuple(state[key].shape)}, "
-                f"expected {tuple(value.shape)}")
+                f"expected {tuple(value.shape)}"
+            )
     flow.load_state_dict({k: v.float() for k, v in state.items()})
     return flow.eval()

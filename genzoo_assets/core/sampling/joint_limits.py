@@ -41,14 +41,26 @@ def joint_kind(name: str) -> str:
         return "tail"
     if name.endswith("Ear"):
         return "ear"
-    table = {"Leg1": "shoulder", "Leg2": "elbow", "Leg3": "wrist", "Foot": "front_foot",
-             "LegBack1": "hip", "LegBack2": "knee", "LegBack3": "hock", "FootBack": "back_foot",
-             "Neck": "neck", "Head": "head", "Mouth": "mouth"}
+    table = {
+        "Leg1": "shoulder",
+        "Leg2": "elbow",
+        "Leg3": "wrist",
+        "Foot": "front_foot",
+        "LegBack1": "hip",
+        "LegBack2": "knee",
+        "LegBack3": "hock",
+        "FootBack": "back_foot",
+        "Neck": "neck",
+        "Head": "head",
+        "Mouth": "mouth",
+    }
     return table[name[1:] if name[0] in "LR" and name[1:] in table else name]
 
 
 # (34, 3, 2) lower/upper bound per posed joint (body_pose order: SMAL joints 1..34).
-JOINT_LIMITS_DEG = np.array([_LIMITS_BY_KIND[joint_kind(n)] for n in SMAL_JOINT_NAMES[1:]], dtype=np.float64)
+JOINT_LIMITS_DEG = np.array(
+    [_LIMITS_BY_KIND[joint_kind(n)] for n in SMAL_JOINT_NAMES[1:]], dtype=np.float64
+)
 
 
 def clip_to_limits(angles_deg: np.ndarray) -> np.ndarray:
@@ -58,7 +70,9 @@ def clip_to_limits(angles_deg: np.ndarray) -> np.ndarray:
 
 def within_limits(angles_deg: np.ndarray, tol: float = 1e-9) -> bool:
     a = np.asarray(angles_deg)
-    return bool(np.all(a >= JOINT_LIMITS_DEG[..., 0] - tol) and np.all(a <= JOINT_LIMITS_DEG[..., 1] + tol))
+    return bool(
+        np.all(a >= JOINT_LIMITS_DEG[..., 0] - tol) and np.all(a <= JOINT_LIMITS_DEG[..., 1] + tol)
+    )
 
 
 def euler_to_matrix(angles_deg: np.ndarray) -> np.ndarray:

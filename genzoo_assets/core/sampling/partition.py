@@ -17,11 +17,37 @@ from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.sampling.camera_sampler import ViewSample, sample_camera
 from genzoo_assets.core.seeds import derive_seed, rng_for, sample_id
 
-SHAPE_COLUMNS = ["sample_id", "species", "shard", "index", "seed", "betas", "shape_backend", "provenance"]
+SHAPE_COLUMNS = [
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "seed",
+    "betas",
+    "shape_backend",
+    "provenance",
+]
 POSE_COLUMNS = [
-    "sample_id", "species", "shard", "index", "global_orient", "body_pose", "transl", "posture", "pose_backend",
-    "camera_model", "resolution", "fov_deg", "cam_scale", "cam_tx", "cam_ty", "yaw_deg", "pitch_deg",
-    "keypoints_3d", "joints_3d", "provenance",
+    "sample_id",
+    "species",
+    "shard",
+    "index",
+    "global_orient",
+    "body_pose",
+    "transl",
+    "posture",
+    "pose_backend",
+    "camera_model",
+    "resolution",
+    "fov_deg",
+    "cam_scale",
+    "cam_tx",
+    "cam_ty",
+    "yaw_deg",
+    "pitch_deg",
+    "keypoints_3d",
+    "joints_3d",
+    "provenance",
 ]
 
 
@@ -36,27 +62,56 @@ def _floats(a: np.ndarray) -> list[float]:
     return [float(x) for x in np.asarray(a, dtype=np.float64).ravel()]
 
 
-def sample_shapes_partition(species_row: dict, shard: str, indices: range, sampler, base_seed: int = 0,
-                            run_id: str | None = None) -> pd.DataFrame:
+def sample_shapes_partition(
+    species_row: dict,
+    shard: str,
+    indices: range,
+    sampler,
+    base_seed: int = 0,
+    run_id: str | None = None,
+) -> pd.DataFrame:
     """``shape_params`` rows for ``indices`` of one species × shard.
 
     No indices (samples_per_shard <= 0) is refused: an empty table would replace the shard's rows.
     """
     species = _species_slug(species_row)
     if len(indices) == 0:
-        raise ValueError(f"shard {shard} of {species} has no sample indices ({indices}): "
-                         f"samples_per_shard must be at least 1")
+        raise ValueError(
+            f"shard {shard} of {species} has no sample indices ({indices}): "
+            f"samples_per_shard must be at least 1"
+        )
     rows = []
     for index in indices:
         sid = sample_id(species, shard, int(index))
-        betas = np.asarray(sampler.sample(species_row, rng_for(sid, "shape", base_seed)), dtype=np.float64)
+        betas = np.asarray(
+            sampler.sample(species_row, rng_for(sid, "shape", base_seed)), dtype=np.float64
+        )
         if betas.ndim != 1 or not np.isfinite(betas).all():
-            raise ValueError(f"shape sampler {sampler.name!r} returned invalid betas for {sid}: shape {betas.shape}")
+            raise ValueError(
+                f"shape sampler {sampler.name!r} returned invalid betas for {sid}: shape {betas.shape}"
+            )
         seed = derive_seed(base_seed, sid, "shape")
-        record = provenance("shape_params", sampler.name, model_files=sampler.model_files, run_id=run_id,
-                            sample_id=sid, seeds={"shape": seed}, base_seed=base_seed)
-        rows.append({"sample_id": sid, "species": species, "shard": shard, "index": int(index), "seed": seed,
-                     "betas": _floats(betas), "shape_backend": sampler.name, "provenance": provenance_json(record)})
+        record = provenance(
+            "shape_params",
+            sampler.name,
+            model_files=sampler.model_files,
+            run_id=run_id,
+            sample_id=sid,
+            seeds={"shape": seed},
+            base_seed=base_seed,
+        )
+        rows.append(
+            {
+                "sample_id": sid,
+                "species": species,
+                "shard": shard,
+                "index": int(index),
+                "seed": seed,
+                "betas": _floats(betas),
+                "shape_backend": sampler.name,
+                "provenance": provenance_json(record),
+            }
+        )
     df = pd.DataFrame(rows, columns=SHAPE_COLUMNS)
     return df.astype({"index": "int64", "seed": "int64"})
 
@@ -67,9 +122,16 @@ def _model_files(body_model, pose_sampler) -> dict[str, str]:
     return files
 
 
-def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, camera_model: str = "perspective",
-                           resolution: int = 1024, base_seed: int = 0, run_id: str | None = None,
-                           **camera_options) -> pd.DataFrame:
+def sample_poses_partition(
+    shape_df: pd.DataFrame,
+    body_model,
+    pose_sampler,
+    camera_model: str = "perspective",
+    resolution: int = 1024,
+    base_seed: int = 0,
+    run_id: str | None = None,
+    **camera_options,
+) -> pd.DataFrame:
     """``pose_params`` rows: a posture, a viewpoint and a camera per ``shape_params`` row.
 
     One batched forward in the canonical frame (global = R_posture @ C) gives vertices for framing;
@@ -88,15 +150,27 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     betas = np.stack([np.asarray(b, dtype=np.float64) for b in shape_df["betas"]])
     draws = [pose_sampler.sample(rng_for(sid, "pose", base_seed)) for sid in ids]
     given = pose_sampler.orientation == "bank"
-    views = [ViewSample(*view_angles(d[0], c), np.asarray(d[0], dtype=np.float64) @ c.T) if given else None
-             for d in draws]
-    posture_rot = np.stack([np.eye(3) if given or d[0] is None else np.asarray(d[0], dtype=np.float64)
-                            for d in draws])
+    views = [
+        ViewSample(*view_angles(d[0], c), np.asarray(d[0], dtype=np.float64) @ c.T)
+        if given
+        else None
+        for d in draws
+    ]
+    posture_rot = np.stack(
+        [np.eye(3) if given or d[0] is None else np.asarray(d[0], dtype=np.float64) for d in draws]
+    )
     body_pose = np.stack([np.asarray(d[1], dtype=np.float64) for d in draws])
-    dtype = next(body_model.buffers()).dtype if any(True for _ in body_model.buffers()) else torch.float32
+    dtype = (
+        next(body_model.buffers()).dtype
+        if any(True for _ in body_model.buffers())
+        else torch.float32
+    )
     with torch.no_grad():
-        out = body_model(torch.as_tensor(betas, dtype=dtype), torch.as_tensor(posture_rot @ c, dtype=dtype),
-                         torch.as_tensor(body_pose, dtype=dtype))
+        out = body_model(
+            torch.as_tensor(betas, dtype=dtype),
+            torch.as_tensor(posture_rot @ c, dtype=dtype),
+            torch.as_tensor(body_pose, dtype=dtype),
+        )
     verts = out.vertices.double().numpy()
     joints = out.joints.double().numpy()
     keypoints = out.keypoints.double().numpy()
@@ -104,29 +178,59 @@ def sample_poses_partition(shape_df: pd.DataFrame, body_model, pose_sampler, cam
     backend_files = _model_files(body_model, pose_sampler)
     rows = []
     for i, sid in enumerate(ids):
-        cam = sample_camera(camera_model, verts[i], rng_for(sid, "camera", base_seed), resolution, view=views[i],
-                            **camera_options)
+        cam = sample_camera(
+            camera_model,
+            verts[i],
+            rng_for(sid, "camera", base_seed),
+            resolution,
+            view=views[i],
+            **camera_options,
+        )
         view, t = cam.view.rotation, cam.transl
         global_mat = view @ posture_rot[i] @ c
         root = joints[i, 0]
         transl_bm = t + view @ root - root
         yaw, pitch = view_angles(global_mat, c)
-        aa = matrix_to_axis_angle(torch.from_numpy(np.concatenate([global_mat[None], body_pose[i]]))).numpy()
+        aa = matrix_to_axis_angle(
+            torch.from_numpy(np.concatenate([global_mat[None], body_pose[i]]))
+        ).numpy()
         record = provenance(
-            "pose_params", pose_sampler.name, model_files=backend_files, run_id=run_id, sample_id=sid,
-            seeds={s: derive_seed(base_seed, sid, s) for s in ("pose", "camera")}, base_seed=base_seed,
-            camera=cam.camera.to_dict(), view={"yaw_deg": cam.view.yaw_deg, "pitch_deg": cam.view.pitch_deg},
-            keypoint_set=body_model.keypoint_set, orientation=pose_sampler.orientation,
+            "pose_params",
+            pose_sampler.name,
+            model_files=backend_files,
+            run_id=run_id,
+            sample_id=sid,
+            seeds={s: derive_seed(base_seed, sid, s) for s in ("pose", "camera")},
+            base_seed=base_seed,
+            camera=cam.camera.to_dict(),
+            view={"yaw_deg": cam.view.yaw_deg, "pitch_deg": cam.view.pitch_deg},
+            keypoint_set=body_model.keypoint_set,
+            orientation=pose_sampler.orientation,
         )
         row = shape_df.iloc[i]
-        rows.append({
-            "sample_id": sid, "species": row["species"], "shard": row["shard"], "index": int(row["index"]),
-            "global_orient": _floats(aa[0]), "body_pose": _floats(aa[1:]), "transl": _floats(transl_bm),
-            "posture": draws[i][2], "pose_backend": pose_sampler.name, "camera_model": camera_model,
-            "resolution": int(resolution), "fov_deg": float(cam.camera.fov_deg), "cam_scale": float(cam.camera.scale),
-            "cam_tx": float(cam.camera.tx), "cam_ty": float(cam.camera.ty), "yaw_deg": float(yaw),
-            "pitch_deg": float(pitch), "keypoints_3d": _floats(keypoints[i] @ view.T + t),
-            "joints_3d": _floats(joints[i] @ view.T + t), "provenance": provenance_json(record),
-        })
+        rows.append(
+            {
+                "sample_id": sid,
+                "species": row["species"],
+                "shard": row["shard"],
+                "index": int(row["index"]),
+                "global_orient": _floats(aa[0]),
+                "body_pose": _floats(aa[1:]),
+                "transl": _floats(transl_bm),
+                "posture": draws[i][2],
+                "pose_backend": pose_sampler.name,
+                "camera_model": camera_model,
+                "resolution": int(resolution),
+                "fov_deg": float(cam.camera.fov_deg),
+                "cam_scale": float(cam.camera.scale),
+                "cam_tx": float(cam.camera.tx),
+                "cam_ty": float(cam.camera.ty),
+                "yaw_deg": float(yaw),
+                "pitch_deg": float(pitch),
+                "keypoints_3d": _floats(keypoints[i] @ view.T + t),
+                "joints_3d": _floats(joints[i] @ view.T + t),
+                "provenance": provenance_json(record),
+            }
+        )
     df = pd.DataFrame(rows, columns=POSE_COLUMNS)
     return df.astype({"index": "int64", "resolution": "int64"})

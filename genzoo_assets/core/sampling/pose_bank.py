@@ -42,11 +42,15 @@ def _body_joints(path: Path, key: str, a: np.ndarray, per_joint: int) -> np.ndar
     """Reshape to (N, 34, per_joint), dropping a root joint if the bank includes one."""
     n = a.shape[0]
     flat = a.reshape(n, -1) if a.ndim >= 2 else a
-    if a.ndim < 2 or flat.shape[1] not in (NUM_BODY_JOINTS * per_joint, (NUM_BODY_JOINTS + 1) * per_joint):
+    if a.ndim < 2 or flat.shape[1] not in (
+        NUM_BODY_JOINTS * per_joint,
+        (NUM_BODY_JOINTS + 1) * per_joint,
+    ):
         raise PoseBankError(
             f"pose bank {path}: '{key}' has shape {a.shape}; expected (N, {NUM_BODY_JOINTS}, {per_joint}) or "
             f"(N, {NUM_BODY_JOINTS * per_joint}) (optionally with the root joint: "
-            f"{(NUM_BODY_JOINTS + 1) * per_joint})")
+            f"{(NUM_BODY_JOINTS + 1) * per_joint})"
+        )
     joints = flat.reshape(n, -1, per_joint)
     return joints[:, 1:] if joints.shape[1] == NUM_BODY_JOINTS + 1 else joints
 
@@ -57,14 +61,22 @@ def _rot6d(path: Path, key: str, six: np.ndarray) -> np.ndarray:
     cross = np.linalg.norm(np.cross(pairs[..., 0], pairs[..., 1]), axis=-1)
     if (cross < 1e-8).any():
         bad = int(np.argwhere(cross < 1e-8)[0, 0])
-        raise PoseBankError(f"pose bank {path}: '{key}' pose {bad} has a degenerate 6D rotation "
-                            f"(zero or parallel columns)")
+        raise PoseBankError(
+            f"pose bank {path}: '{key}' pose {bad} has a degenerate 6D rotation "
+            f"(zero or parallel columns)"
+        )
     return rot6d_to_matrix(torch.from_numpy(six)).numpy()
 
 
 def _orientations(path: Path, raw) -> np.ndarray:
     a = np.asarray(raw)
-    if not np.issubdtype(a.dtype, np.number) or a.ndim == 0 or a.size == 0 or a.size % 6 or a.shape[0] * 6 != a.size:
+    if (
+        not np.issubdtype(a.dtype, np.number)
+        or a.ndim == 0
+        or a.size == 0
+        or a.size % 6
+        or a.shape[0] * 6 != a.size
+    ):
         raise PoseBankError(f"pose bank {path}: 'orient_6d' has shape {a.shape}; expected (N, 6)")
     a = a.astype(np.float64).reshape(-1, 6)
     if not np.isfinite(a).all():
@@ -72,18 +84,24 @@ def _orientations(path: Path, raw) -> np.ndarray:
     return _rot6d(path, "orient_6d", a)
 
 
-def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def load_pose_bank(
+    path: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(body_pose (N, 34, 3, 3) float64 in the bank's model coordinates, postures (N,) or None,
     global orientations (M, 3, 3) from ``orient_6d`` or None)."""
     path = Path(path)
     arrays = read_npz(path, "pose bank", PoseBankError)
     unknown = sorted(set(arrays) - set(POSE_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
-        raise PoseBankError(f"pose bank {path} has unknown key(s) {unknown}; "
-                            f"known: {list(POSE_KEYS + OPTIONAL_KEYS)}")
+        raise PoseBankError(
+            f"pose bank {path} has unknown key(s) {unknown}; "
+            f"known: {list(POSE_KEYS + OPTIONAL_KEYS)}"
+        )
     present = [k for k in POSE_KEYS if k in arrays]
     if len(present) != 1:
-        raise PoseBankError(f"pose bank {path} must hold exactly one of {list(POSE_KEYS)}, has {present or 'none'}")
+        raise PoseBankError(
+            f"pose bank {path} must hold exactly one of {list(POSE_KEYS)}, has {present or 'none'}"
+        )
     key = present[0]
     a = np.asarray(arrays[key])
     if not np.issubdtype(a.dtype, np.number):
@@ -100,21 +118,29 @@ def load_pose_bank(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | No
         mats = axis_angle_to_matrix(torch.from_numpy(_body_joints(path, key, a, 3))).numpy()
     else:
         if a.shape[-2:] != (3, 3):
-            raise PoseBankError(f"pose bank {path}: '{key}' has shape {a.shape}; expected (N, 34, 3, 3)")
-        mats = _body_joints(path, key, a.reshape(a.shape[0], -1, 9), 9).reshape(a.shape[0], -1, 3, 3)
+            raise PoseBankError(
+                f"pose bank {path}: '{key}' has shape {a.shape}; expected (N, 34, 3, 3)"
+            )
+        mats = _body_joints(path, key, a.reshape(a.shape[0], -1, 9), 9).reshape(
+            a.shape[0], -1, 3, 3
+        )
         err = np.abs(mats @ np.swapaxes(mats, -1, -2) - np.eye(3)).max(axis=(-1, -2))
         det = np.linalg.det(mats)
         bad = np.argwhere((err > 1e-3) | (det < 0.99))
         if bad.size:
-            raise PoseBankError(f"pose bank {path}: '{key}' pose {int(bad[0, 0])} joint {int(bad[0, 1])} "
-                                f"is not a rotation matrix (|RRᵀ−I| = {err[tuple(bad[0])]:.3g})")
+            raise PoseBankError(
+                f"pose bank {path}: '{key}' pose {int(bad[0, 0])} joint {int(bad[0, 1])} "
+                f"is not a rotation matrix (|RRᵀ−I| = {err[tuple(bad[0])]:.3g})"
+            )
     orient = _orientations(path, arrays["orient_6d"]) if "orient_6d" in arrays else None
     postures = None
     if "postures" in arrays:
         postures = np.asarray(arrays["postures"]).astype(str).reshape(-1)
         if postures.shape[0] != mats.shape[0]:
-            raise PoseBankError(f"pose bank {path}: 'postures' has {postures.shape[0]} entries for "
-                                f"{mats.shape[0]} poses")
+            raise PoseBankError(
+                f"pose bank {path}: 'postures' has {postures.shape[0]} entries for "
+                f"{mats.shape[0]} poses"
+            )
     return mats, postures, orient
 
 
@@ -127,20 +153,31 @@ class BankPoseSampler:
 
     name = "bank"
 
-    def __init__(self, path: str | os.PathLike, body_model, orientation: str = "bank",
-                 bank_canonical_rotation: np.ndarray | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        body_model,
+        orientation: str = "bank",
+        bank_canonical_rotation: np.ndarray | None = None,
+    ):
         if orientation not in ORIENTATIONS:
-            raise ValueError(f"pose bank orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+            raise ValueError(
+                f"pose bank orientation must be one of {ORIENTATIONS}, got {orientation!r}"
+            )
         self.path = Path(path)
         mats, self.postures, orient = load_pose_bank(self.path)
         if orientation == "bank" and orient is None:
-            raise PoseBankError(f"pose bank {self.path} has no 'orient_6d' for orientation 'bank' (GenZoo's); "
-                                "use orientation 'view' to draw the viewpoint with the yaw/pitch sampler")
+            raise PoseBankError(
+                f"pose bank {self.path} has no 'orient_6d' for orientation 'bank' (GenZoo's); "
+                "use orientation 'view' to draw the viewpoint with the yaw/pitch sampler"
+            )
         c_model = np.asarray(body_model.canonical_rotation, dtype=np.float64)
         if bank_canonical_rotation is not None:
             # bank frame → canonical → model frame: a bank recorded on SMAL posing the procedural model.
             c_bank = np.asarray(bank_canonical_rotation, dtype=np.float64)
-            mats = canonical_to_model(np.einsum("ij,...jk,lk->...il", c_bank, mats, c_bank), c_model)
+            mats = canonical_to_model(
+                np.einsum("ij,...jk,lk->...il", c_bank, mats, c_bank), c_model
+            )
             orient = None if orient is None else orient @ c_bank.T @ c_model
         self.orientation = orientation
         self.body_pose = mats

@@ -17,15 +17,35 @@ from genzoo_assets.core.body.skeleton import SMAL_JOINT_NAMES
 from genzoo_assets.core.sampling.joint_limits import clip_to_limits, euler_to_matrix
 from genzoo_assets.core.sampling.poses import canonical_to_model
 
-POSTURE_WEIGHTS = {"standing": 0.25, "walking": 0.25, "trotting": 0.15, "sitting": 0.15, "lying": 0.20}
+POSTURE_WEIGHTS = {
+    "standing": 0.25,
+    "walking": 0.25,
+    "trotting": 0.15,
+    "sitting": 0.15,
+    "lying": 0.20,
+}
 _J = {name: i - 1 for i, name in enumerate(SMAL_JOINT_NAMES) if i > 0}
 _SIDES = (("L", 1.0), ("R", -1.0))  # x-roll/y-yaw signs that point "outward" for each side
 # Gait: stance fraction, protraction amplitude, elbow/wrist/knee/hock flexion in swing, leg phase offsets.
 _GAITS = {
-    "walking": dict(stance=0.65, amp=18.0, elbow=25.0, wrist=65.0, knee=35.0, hock=35.0,
-                    phase={"LLegBack": 0.0, "LLeg": 0.25, "RLegBack": 0.5, "RLeg": 0.75}),
-    "trotting": dict(stance=0.5, amp=26.0, elbow=35.0, wrist=90.0, knee=50.0, hock=50.0,
-                     phase={"LLeg": 0.0, "RLegBack": 0.0, "RLeg": 0.5, "LLegBack": 0.5}),
+    "walking": dict(
+        stance=0.65,
+        amp=18.0,
+        elbow=25.0,
+        wrist=65.0,
+        knee=35.0,
+        hock=35.0,
+        phase={"LLegBack": 0.0, "LLeg": 0.25, "RLegBack": 0.5, "RLeg": 0.75},
+    ),
+    "trotting": dict(
+        stance=0.5,
+        amp=26.0,
+        elbow=35.0,
+        wrist=90.0,
+        knee=50.0,
+        hock=50.0,
+        phase={"LLeg": 0.0, "RLegBack": 0.0, "RLeg": 0.5, "LLegBack": 0.5},
+    ),
 }
 
 
@@ -37,7 +57,13 @@ def _rot_z(deg: float) -> np.ndarray:
     return euler_to_matrix(np.array([0.0, 0.0, deg]))
 
 
-def _set(a: np.ndarray, joint: str, x: float | None = None, y: float | None = None, z: float | None = None):
+def _set(
+    a: np.ndarray,
+    joint: str,
+    x: float | None = None,
+    y: float | None = None,
+    z: float | None = None,
+):
     for k, v in enumerate((x, y, z)):
         if v is not None:
             a[_J[joint], k] = v
@@ -54,8 +80,16 @@ def _leg_cycle(phase: float, stance: float) -> tuple[float, float]:
 
 def _stand_legs(a, rng):
     for side, sgn in _SIDES:
-        for seg, sd in (("Leg1", 4), ("Leg2", 3), ("Leg3", 3), ("Foot", 3),
-                        ("LegBack1", 4), ("LegBack2", 3), ("LegBack3", 3), ("FootBack", 3)):
+        for seg, sd in (
+            ("Leg1", 4),
+            ("Leg2", 3),
+            ("Leg3", 3),
+            ("Foot", 3),
+            ("LegBack1", 4),
+            ("LegBack2", 3),
+            ("LegBack3", 3),
+            ("FootBack", 3),
+        ):
             _set(a, side + seg, x=sgn * abs(rng.normal(0, 2)), z=rng.normal(0, sd))
     shifted = f"{'LR'[int(rng.integers(2))]}{('Leg1', 'LegBack1')[int(rng.integers(2))]}"
     _set(a, shifted, z=a[_J[shifted], 2] + rng.uniform(-10, 10))
@@ -66,7 +100,9 @@ def _gait_legs(a, rng, gait: dict):
     scale = rng.uniform(0.8, 1.15)
     for side, sgn in _SIDES:
         for limb in ("Leg", "LegBack"):
-            pro, flex = _leg_cycle(phase0 + gait["phase"][side + limb] + rng.normal(0, 0.02), gait["stance"])
+            pro, flex = _leg_cycle(
+                phase0 + gait["phase"][side + limb] + rng.normal(0, 0.02), gait["stance"]
+            )
             x = sgn * abs(rng.normal(0, 2))
             if limb == "Leg":
                 _set(a, side + "Leg1", x=x, z=scale * gait["amp"] * pro)
@@ -95,7 +131,9 @@ def _sit(a, rng) -> np.ndarray:
     Hind-leg angles put the femur forward and slightly down, the tibia back to the hock on the
     ground and the metatarsus flat and forward (world angles about -5°, -165°, -5°).
     """
-    theta = rng.uniform(32, 44)  # steeper lifts the front paws off the ground (procedural proportions)
+    theta = rng.uniform(
+        32, 44
+    )  # steeper lifts the front paws off the ground (procedural proportions)
     for side, sgn in _SIDES:
         _set(a, side + "Leg1", x=sgn * abs(rng.normal(0, 2)), z=-theta + rng.normal(0, 4))
         _set(a, side + "Leg2", z=rng.normal(3, 3))
@@ -141,9 +179,20 @@ def _lie_side(a, rng) -> np.ndarray:
 
 def _head_tail_ears(a, rng, posture: str, tail_free: bool):
     big = posture in ("lying", "sitting", "standing")
-    _set(a, "Neck", x=rng.normal(0, 5), y=rng.normal(0, 18 if big else 8),
-         z=a[_J["Neck"], 2] + rng.normal(-6 if posture == "trotting" else 0, 8))
-    _set(a, "Head", x=rng.normal(0, 10), y=rng.normal(0, 15 if big else 8), z=a[_J["Head"], 2] + rng.normal(0, 8))
+    _set(
+        a,
+        "Neck",
+        x=rng.normal(0, 5),
+        y=rng.normal(0, 18 if big else 8),
+        z=a[_J["Neck"], 2] + rng.normal(-6 if posture == "trotting" else 0, 8),
+    )
+    _set(
+        a,
+        "Head",
+        x=rng.normal(0, 10),
+        y=rng.normal(0, 15 if big else 8),
+        z=a[_J["Head"], 2] + rng.normal(0, 8),
+    )
     _set(a, "Mouth", z=-rng.uniform(0, 25) if rng.uniform() < 0.3 else 0.0)
     for ear in ("LEar", "REar"):
         _set(a, ear, x=rng.normal(0, 8), y=rng.normal(0, 8), z=rng.normal(0, 8))
@@ -152,8 +201,12 @@ def _head_tail_ears(a, rng, posture: str, tail_free: bool):
         curl, wag, psi = rng.uniform(-5, 6), rng.uniform(0, 12), rng.uniform(0, 2 * np.pi)
         for k in range(1, 8):
             name = f"Tail{k}"
-            _set(a, name, y=a[_J[name], 1] + wag * np.sin(psi + 0.6 * k),
-                 z=a[_J[name], 2] + (carriage if k == 1 else 0.0) + curl + rng.normal(0, 3))
+            _set(
+                a,
+                name,
+                y=a[_J[name], 1] + wag * np.sin(psi + 0.6 * k),
+                z=a[_J[name], 2] + (carriage if k == 1 else 0.0) + curl + rng.normal(0, 3),
+            )
     bend = rng.normal(0, 2.5 if posture != "lying" else 5)
     for name in ("pelvis0", "spine", "spine0", "spine1", "spine2", "spine3"):
         _set(a, name, x=rng.normal(0, 1), y=bend + rng.normal(0, 1.5), z=rng.normal(0, 2))
@@ -170,7 +223,9 @@ class ProceduralPoseSampler:
             raise ValueError(f"unknown posture(s) {unknown}; known: {sorted(POSTURE_WEIGHTS)}")
         total = sum(weights.values())
         if total <= 0 or any(w < 0 for w in weights.values()):
-            raise ValueError(f"posture weights must be non-negative with a positive sum, got {weights}")
+            raise ValueError(
+                f"posture weights must be non-negative with a positive sum, got {weights}"
+            )
         self.postures = tuple(weights)
         self.probs = np.array([weights[p] / total for p in self.postures])
         self.canonical_rotation = np.asarray(body_model.canonical_rotation, dtype=np.float64)

@@ -26,8 +26,7 @@ class PoseSampler(Protocol):
     model_files: dict[str, str]
     orientation: str  # "view" | "bank", see the module docstring
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]:
-        ...
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]: ...
 
 
 def canonical_to_model(rotations: np.ndarray, canonical_rotation: np.ndarray) -> np.ndarray:
@@ -42,13 +41,17 @@ def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
         from genzoo_assets.core.sampling.pose_procedural import ProceduralPoseSampler
 
         if options.pop("orientation", "view") != "view":
-            raise ValueError("pose backend 'procedural' draws postures, not global orientations: orientation "
-                             "'bank' needs the bank backend (a pose bank with orient_6d)")
+            raise ValueError(
+                "pose backend 'procedural' draws postures, not global orientations: orientation "
+                "'bank' needs the bank backend (a pose bank with orient_6d)"
+            )
         return ProceduralPoseSampler(body_model, **options)
     if name == "bank":
         from genzoo_assets.core.sampling.pose_bank import BankPoseSampler
 
         if "path" not in options:
-            raise ValueError("bank pose sampler needs path= (an .npz pose bank such as GenZoo's dog_poses.npz)")
+            raise ValueError(
+                "bank pose sampler needs path= (an .npz pose bank such as GenZoo's dog_poses.npz)"
+            )
         return BankPoseSampler(options.pop("path"), body_model, **options)
     raise ValueError(f"unknown pose sampler {name!r}; choose one of {POSE_BACKENDS}")

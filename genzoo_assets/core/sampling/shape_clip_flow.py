@@ -14,7 +14,11 @@ import torch
 
 from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.sampling.clip_text import (
-    AttributesError, ClipTextEncoder, SpeciesGaussian, load_animal_attributes, species_gaussian_from_text,
+    AttributesError,
+    ClipTextEncoder,
+    SpeciesGaussian,
+    load_animal_attributes,
+    species_gaussian_from_text,
 )
 from genzoo_assets.core.sampling.flow import ConditionalRealNVP, load_flow_checkpoint
 from genzoo_assets.core.sampling.shapes import common_name, species_label
@@ -43,12 +47,16 @@ class ClipFlowShapeSampler:
         self.model_files: dict[str, str] = {}
         if flow is None:
             if flow_checkpoint is None:
-                raise ValueError("clip_flow shape sampler needs flow_checkpoint (AWOL's RealNVP state dict, "
-                                 "e.g. submission_animal_realnvp_mask_pred_net_6000.pth)")
+                raise ValueError(
+                    "clip_flow shape sampler needs flow_checkpoint (AWOL's RealNVP state dict, "
+                    "e.g. submission_animal_realnvp_mask_pred_net_6000.pth)"
+                )
             flow = load_flow_checkpoint(flow_checkpoint, expected_num_betas=num_betas)
             self.model_files["flow"] = file_sha256(flow_checkpoint)
         if flow.num_inputs != num_betas:
-            raise ValueError(f"flow produces {flow.num_inputs} betas but the body model has {num_betas}")
+            raise ValueError(
+                f"flow produces {flow.num_inputs} betas but the body model has {num_betas}"
+            )
         self.flow = flow.eval().to(device)
         self.attributes = None
         self.encoder = None
@@ -61,12 +69,16 @@ class ClipFlowShapeSampler:
             self.model_files["clip_text"] = file_sha256(clip_dir)
             cond_dim = self.encoder.dim
         else:
-            raise ValueError("clip_flow shape sampler needs attributes (GenZoo's animal_attributes.npz) or "
-                             "clip_dir (a local CLIP text model) to build species Gaussians")
+            raise ValueError(
+                "clip_flow shape sampler needs attributes (GenZoo's animal_attributes.npz) or "
+                "clip_dir (a local CLIP text model) to build species Gaussians"
+            )
         if cond_dim != flow.num_cond:
             source = attributes if attributes is not None else clip_dir
-            raise ValueError(f"{source} gives {cond_dim}-d embeddings but the flow is conditioned on "
-                             f"{flow.num_cond}-d ones")
+            raise ValueError(
+                f"{source} gives {cond_dim}-d embeddings but the flow is conditioned on "
+                f"{flow.num_cond}-d ones"
+            )
         self.num_betas, self.sigma, self.device = num_betas, float(sigma), device
         self.num_descriptions = int(num_descriptions)
         self.beta_limit, self.max_tries = float(beta_limit), int(max_tries)
@@ -80,9 +92,13 @@ class ClipFlowShapeSampler:
                 try:
                     self._gaussians[name] = self.attributes.gaussian(name)
                 except AttributesError as exc:
-                    raise AttributesError(f"species {species_label(species_row)!r}: {exc}") from None
+                    raise AttributesError(
+                        f"species {species_label(species_row)!r}: {exc}"
+                    ) from None
             else:
-                self._gaussians[name] = species_gaussian_from_text(self.encoder, name, self.num_descriptions)
+                self._gaussians[name] = species_gaussian_from_text(
+                    self.encoder, name, self.num_descriptions
+                )
         return self._gaussians[name]
 
     def sample(self, species_row: dict, rng: np.random.Generator) -> np.ndarray:
@@ -101,4 +117,5 @@ class ClipFlowShapeSampler:
         raise ShapeResampleError(
             f"species {species_label(species_row)!r}: {self.max_tries} flow samples all had some |beta| > "
             f"{self.beta_limit} (last max |beta| = {worst:.3g}); check the flow checkpoint and the species' "
-            f"CLIP Gaussian")
+            f"CLIP Gaussian"
+        )

@@ -31,7 +31,9 @@ def _slug(text: str) -> str:
 
 def species_label(row: dict) -> str:
     """The row's slug, for error messages."""
-    return str(row.get("species") or row.get("slug") or row.get("common_name") or row.get("name") or "?")
+    return str(
+        row.get("species") or row.get("slug") or row.get("common_name") or row.get("name") or "?"
+    )
 
 
 def common_name(row: dict) -> str:

@@ -30,11 +30,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
+from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
 from genzoo_assets.core.taxonomy.table import (
-    DOG_PREFIX, UnknownSpeciesError, add_species, build_species_table, resolve_species, validate_partition_key,
+    DOG_PREFIX,
+    UnknownSpeciesError,
+    add_species,
+    build_species_table,
+    resolve_species,
+    validate_partition_key,
 )
 
 ADDED_COLUMNS = ("scientific_name", "common_name", "order", "family", "is_dog", "source")
@@ -58,7 +63,9 @@ def species_lock(root: Path) -> Iterator[None]:
 def read_species_table(root: Path) -> pd.DataFrame:
     path = species_table_path(root)
     if not path.exists():
-        raise FileNotFoundError(f"no species table at {path}: materialise the `species` asset first")
+        raise FileNotFoundError(
+            f"no species table at {path}: materialise the `species` asset first"
+        )
     return read_table(path)
 
 
@@ -72,16 +79,27 @@ def _added(root: Path) -> pd.DataFrame:
     return read_table(path) if path.exists() else pd.DataFrame(columns=list(ADDED_COLUMNS))
 
 
-def build_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64) -> pd.DataFrame:
-    table = build_species_table(_frame(root), dog_fraction=dog_fraction, dataset_size=dataset_size,
-                                samples_per_shard=samples_per_shard)
+def build_table(
+    root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64
+) -> pd.DataFrame:
+    table = build_species_table(
+        _frame(root),
+        dog_fraction=dog_fraction,
+        dataset_size=dataset_size,
+        samples_per_shard=samples_per_shard,
+    )
     for row in _added(root).to_dict("records"):
         table = add_species(table, row, samples_per_shard=samples_per_shard)
     return table
 
 
-def refresh_species_table(root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64,
-                          before_write: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+def refresh_species_table(
+    root: Path,
+    dog_fraction=0.5,
+    dataset_size=1_000_000,
+    samples_per_shard=64,
+    before_write: Callable[[pd.DataFrame], None] | None = None,
+) -> pd.DataFrame:
     """Rebuild ``species.parquet`` from the frame, the dog breeds and the added species.
 
     ``before_write(table)`` runs under the same lock, before the file is replaced (the asset
@@ -105,13 +123,21 @@ def species_row(root: Path, key: str) -> dict:
 
         close = difflib.get_close_matches(key, table["key"].tolist(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownSpeciesError(f"species {key!r} is not in the species table {species_table_path(root)}{hint}")
-    return {**hit.iloc[0].to_dict(), "species": key, "breed": hit.iloc[0]["common_name"] if hit.iloc[0]["is_dog"] else None}
+        raise UnknownSpeciesError(
+            f"species {key!r} is not in the species table {species_table_path(root)}{hint}"
+        )
+    return {
+        **hit.iloc[0].to_dict(),
+        "species": key,
+        "breed": hit.iloc[0]["common_name"] if hit.iloc[0]["is_dog"] else None,
+    }
 
 
 @functools.lru_cache(maxsize=1)
 def bundled_mammals() -> pd.DataFrame:
-    with resources.as_file(resources.files(__package__) / "data" / "mdd_v1.2_mammals.csv.gz") as path:
+    with resources.as_file(
+        resources.files(__package__) / "data" / "mdd_v1.2_mammals.csv.gz"
+    ) as path:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     return df.assign(source="mdd-v1.2-bundled")
 
@@ -126,8 +152,9 @@ def name_sources(root: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_000_000,
-                        samples_per_shard=64) -> tuple[dict, bool]:
+def add_species_by_name(
+    root: Path, name: str, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64
+) -> tuple[dict, bool]:
     """Resolve ``name`` and append it to ``added.parquet``; returns (its row in the table the
     ``species`` asset will build, newly_added). ``species.parquet`` is left to the asset.
 
@@ -136,8 +163,14 @@ def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_
     """
     found = resolve_species(name, name_sources(root))
     is_dog = bool(found.get("is_dog", False)) or str(found.get("key", "")).startswith(DOG_PREFIX)
-    row = {"scientific_name": found["scientific_name"], "common_name": found.get("common_name", ""), "order": found.get("order", ""),
-           "family": found.get("family", ""), "is_dog": is_dog, "source": "user"}
+    row = {
+        "scientific_name": found["scientific_name"],
+        "common_name": found.get("common_name", ""),
+        "order": found.get("order", ""),
+        "family": found.get("family", ""),
+        "is_dog": is_dog,
+        "source": "user",
+    }
     with species_lock(root):
         table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
         updated = add_species(table, row, samples_per_shard=samples_per_shard)
@@ -145,22 +178,33 @@ def add_species_by_name(root: Path, name: str, dog_fraction=0.5, dataset_size=1_
         if newly:
             added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
             write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
-    match = updated[(updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)]
+    match = updated[
+        (updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)
+    ]
     if is_dog:
         match = updated[updated["common_name"].str.casefold() == str(row["common_name"]).casefold()]
     return match.iloc[0].to_dict(), newly
 
 
-def import_mdd(root: Path, path: str, dog_fraction=0.5, dataset_size=1_000_000,
-               samples_per_shard=64) -> tuple[pd.DataFrame, pd.DataFrame]:
+def import_mdd(
+    root: Path, path: str, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Make a filtered MDD release the non-dog frame; returns (the table the ``species`` asset will
     build, counts by order). ``species.parquet`` is left to the asset."""
     frame = filter_mdd(load_mdd(path))
     if frame.empty:
-        raise UnknownSpeciesError(f"{path}: no species left after the default filter (Laurasiatheria, "
-                                  f"no Eulipotyphla, no extinct, no bats/cetaceans/pinnipeds)")
+        raise UnknownSpeciesError(
+            f"{path}: no species left after the default filter (Laurasiatheria, "
+            f"no Eulipotyphla, no extinct, no bats/cetaceans/pinnipeds)"
+        )
     with species_lock(root):
         write_table_atomic(frame, species_dir(root) / "frame.parquet")
         table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
-    counts = frame.groupby("order").size().rename("species").reset_index().sort_values("species", ascending=False)
+    counts = (
+        frame.groupby("order")
+        .size()
+        .rename("species")
+        .reset_index()
+        .sort_values("species", ascending=False)
+    )
     return table, counts

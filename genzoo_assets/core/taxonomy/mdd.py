@@ -13,10 +13,27 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "superorder", "infraorder",
-           "extinct", "domestic")
+COLUMNS = (
+    "scientific_name",
+    "common_name",
+    "order",
+    "family",
+    "genus",
+    "superorder",
+    "infraorder",
+    "extinct",
+    "domestic",
+)
 
-V1_REQUIRED = ("sciName", "mainCommonName", "majorSubtype", "order", "family", "extinct", "domestic")
+V1_REQUIRED = (
+    "sciName",
+    "mainCommonName",
+    "majorSubtype",
+    "order",
+    "family",
+    "extinct",
+    "domestic",
+)
 V2_REQUIRED = ("sciName", "mainCommonName", "superorder", "order", "family", "extinct", "domestic")
 
 # Body plans SMAL cannot represent: no shared quadruped skeleton, or limbs that are wings/flippers.
@@ -25,9 +42,21 @@ V2_REQUIRED = ("sciName", "mainCommonName", "superorder", "order", "family", "ex
 # Carnivora) move on flippers. MDD v1.2 gives cetaceans their own ``infraorder`` value "CETACEA";
 # their families are listed too so a release without the infraorder column is filtered the same.
 CETACEAN_FAMILIES = (
-    "Balaenidae", "Balaenopteridae", "Cetotheriidae", "Eschrichtiidae", "Neobalaenidae",
-    "Delphinidae", "Iniidae", "Kogiidae", "Lipotidae", "Monodontidae", "Phocoenidae",
-    "Physeteridae", "Platanistidae", "Pontoporiidae", "Ziphiidae",
+    "Balaenidae",
+    "Balaenopteridae",
+    "Cetotheriidae",
+    "Eschrichtiidae",
+    "Neobalaenidae",
+    "Delphinidae",
+    "Iniidae",
+    "Kogiidae",
+    "Lipotidae",
+    "Monodontidae",
+    "Phocoenidae",
+    "Physeteridae",
+    "Platanistidae",
+    "Pontoporiidae",
+    "Ziphiidae",
 )
 PINNIPED_FAMILIES = ("Phocidae", "Otariidae", "Odobenidae")
 DEFAULT_DROP_TAXA = ("Chiroptera", "Cetacea", *CETACEAN_FAMILIES, *PINNIPED_FAMILIES)
@@ -111,17 +140,19 @@ def load_mdd(path: str | os.PathLike) -> pd.DataFrame:
         i = int((sci == "").to_numpy().nonzero()[0][0])
         raise MDDFormatError(f"MDD file {path}: empty sciName on data row {i + 1}")
     genus = _clean(raw["genus"]) if "genus" in raw else sci.str.split(" ").str[0]
-    out = pd.DataFrame({
-        "scientific_name": sci,
-        "common_name": _clean(raw["mainCommonName"]),
-        "order": _title(raw["order"]),
-        "family": _title(raw["family"]),
-        "genus": genus.where(genus != "", sci.str.split(" ").str[0]),
-        "superorder": _title(raw["superorder" if kind == "v2" else "majorSubtype"]),
-        "infraorder": _title(raw["infraorder"]) if "infraorder" in raw else "",
-        "extinct": _flag(path, raw["extinct"], "extinct"),
-        "domestic": _flag(path, raw["domestic"], "domestic"),
-    })
+    out = pd.DataFrame(
+        {
+            "scientific_name": sci,
+            "common_name": _clean(raw["mainCommonName"]),
+            "order": _title(raw["order"]),
+            "family": _title(raw["family"]),
+            "genus": genus.where(genus != "", sci.str.split(" ").str[0]),
+            "superorder": _title(raw["superorder" if kind == "v2" else "majorSubtype"]),
+            "infraorder": _title(raw["infraorder"]) if "infraorder" in raw else "",
+            "extinct": _flag(path, raw["extinct"], "extinct"),
+            "domestic": _flag(path, raw["domestic"], "domestic"),
+        }
+    )
     out["source"] = f"mdd:{path.name}"
     return out.reset_index(drop=True)
 

@@ -23,8 +23,19 @@ import pandas as pd
 
 from genzoo_assets.core.taxonomy.bundled import bundled_species, dog_breeds
 
-TABLE_COLUMNS = ("key", "scientific_name", "common_name", "order", "family", "genus", "is_dog", "source",
-                 "share", "planned_samples", "planned_shards")
+TABLE_COLUMNS = (
+    "key",
+    "scientific_name",
+    "common_name",
+    "order",
+    "family",
+    "genus",
+    "is_dog",
+    "source",
+    "share",
+    "planned_samples",
+    "planned_shards",
+)
 DOG_SCIENTIFIC_NAME = "Canis lupus familiaris"
 DOG_SCIENTIFIC_SYNONYMS = ("canis lupus familiaris", "canis familiaris")
 DOG_PREFIX = "dog-"
@@ -46,7 +57,9 @@ class InvalidSpeciesError(ValueError):
 def slugify(name: str) -> str:
     """Lowercase ``[a-z0-9-]`` slug: accents folded, every other run of characters becomes ``-``."""
     if not isinstance(name, str):
-        raise InvalidSpeciesError(f"cannot slug {name!r}: expected a string, got {type(name).__name__}")
+        raise InvalidSpeciesError(
+            f"cannot slug {name!r}: expected a string, got {type(name).__name__}"
+        )
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower().replace("'", "")).strip("-")
     if not slug:
@@ -90,32 +103,47 @@ def _is_dog_species(sci: pd.Series) -> pd.Series:
 
 def _dog_rows() -> pd.DataFrame:
     breeds = list(dog_breeds())
-    return pd.DataFrame({
-        "key": [DOG_PREFIX + slugify(b) for b in breeds],
-        "scientific_name": DOG_SCIENTIFIC_NAME, "common_name": breeds, "order": "Carnivora",
-        "family": "Canidae", "genus": "Canis", "is_dog": True, "source": "dog_breeds",
-    })
+    return pd.DataFrame(
+        {
+            "key": [DOG_PREFIX + slugify(b) for b in breeds],
+            "scientific_name": DOG_SCIENTIFIC_NAME,
+            "common_name": breeds,
+            "order": "Carnivora",
+            "family": "Canidae",
+            "genus": "Canis",
+            "is_dog": True,
+            "source": "dog_breeds",
+        }
+    )
 
 
 def _species_rows(species_df: pd.DataFrame, default_source: str) -> pd.DataFrame:
     missing = [c for c in ("scientific_name",) if c not in species_df]
     if missing:
-        raise InvalidSpeciesError(f"species table lacks columns {missing} (has {list(species_df.columns)})")
+        raise InvalidSpeciesError(
+            f"species table lacks columns {missing} (has {list(species_df.columns)})"
+        )
     df = species_df.copy()
     df["scientific_name"] = [normalize_scientific_name(s) for s in df["scientific_name"]]
-    df = df[~_is_dog_species(df["scientific_name"])].drop_duplicates("scientific_name", keep="first")
+    df = df[~_is_dog_species(df["scientific_name"])].drop_duplicates(
+        "scientific_name", keep="first"
+    )
     for col in ("common_name", "order", "family"):
         df[col] = df[col].fillna("").astype(str) if col in df else ""
     df["genus"] = df["scientific_name"].str.split(" ").str[0]
     df["source"] = df["source"].fillna(default_source) if "source" in df else default_source
     df["key"] = [slugify(s) for s in df["scientific_name"]]
     df["is_dog"] = False
-    return df.loc[:, ["key", "scientific_name", "common_name", "order", "family", "genus", "is_dog", "source"]]
+    return df.loc[
+        :, ["key", "scientific_name", "common_name", "order", "family", "genus", "is_dog", "source"]
+    ]
 
 
 def _dedupe_keys(df: pd.DataFrame) -> pd.DataFrame:
     """Suffix ``-2``, ``-3``... onto repeated keys, in (key, scientific_name, common_name) order."""
-    df = df.sort_values(["key", "scientific_name", "common_name"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["key", "scientific_name", "common_name"], kind="stable").reset_index(
+        drop=True
+    )
     seen: set[str] = set(df["key"])
     counts: dict[str, int] = {}
     keys = []
@@ -218,7 +246,9 @@ def resolve_species(name: str, sources_df: pd.DataFrame) -> pd.Series:
     by_norm = {_norm(v): v for v in vocab}
     close = [by_norm[m] for m in difflib.get_close_matches(query, list(by_norm), n=5, cutoff=0.6)]
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownSpeciesError(f"unknown species {name!r} ({len(sources_df)} species searched){hint}")
+    raise UnknownSpeciesError(
+        f"unknown species {name!r} ({len(sources_df)} species searched){hint}"
+    )
 
 
 def _slug_or_empty(name: str) -> str:
@@ -228,7 +258,9 @@ def _slug_or_empty(name: str) -> str:
         return ""
 
 
-def add_species(table: pd.DataFrame, row: Mapping | pd.Series, samples_per_shard: int = 64) -> pd.DataFrame:
+def add_species(
+    table: pd.DataFrame, row: Mapping | pd.Series, samples_per_shard: int = 64
+) -> pd.DataFrame:
     """A new table with ``row`` added (idempotent: the same species twice changes nothing).
 
     The total planned samples and the dog/non-dog totals stay fixed; adding a species re-spreads
@@ -239,9 +271,16 @@ def add_species(table: pd.DataFrame, row: Mapping | pd.Series, samples_per_shard
     is_dog = bool(row.get("is_dog", False))
     if is_dog:
         breed = str(row.get("common_name", "")).strip()
-        new = {"key": DOG_PREFIX + slugify(breed), "scientific_name": DOG_SCIENTIFIC_NAME, "common_name": breed,
-               "order": "Carnivora", "family": "Canidae", "genus": "Canis", "is_dog": True,
-               "source": row.get("source") or "user"}
+        new = {
+            "key": DOG_PREFIX + slugify(breed),
+            "scientific_name": DOG_SCIENTIFIC_NAME,
+            "common_name": breed,
+            "order": "Carnivora",
+            "family": "Canidae",
+            "genus": "Canis",
+            "is_dog": True,
+            "source": row.get("source") or "user",
+        }
         if new["key"] in set(table["key"]):
             return table.copy()
     else:
@@ -249,12 +288,19 @@ def add_species(table: pd.DataFrame, row: Mapping | pd.Series, samples_per_shard
             raise InvalidSpeciesError(f"species row {row!r} has no 'scientific_name'")
         sci = normalize_scientific_name(row["scientific_name"])
         if _is_dog_species(pd.Series([sci])).iloc[0]:
-            raise InvalidSpeciesError(f"{row['scientific_name']!r} is the domestic dog: add it as a breed (is_dog=True)")
+            raise InvalidSpeciesError(
+                f"{row['scientific_name']!r} is the domestic dog: add it as a breed (is_dog=True)"
+            )
         if sci in set(table["scientific_name"]):
             return table.copy()
-        new = {"key": slugify(sci), "scientific_name": sci, "genus": sci.split(" ")[0], "is_dog": False,
-               "source": row.get("source") or "user",
-               **{c: str(row.get(c) or "") for c in ("common_name", "order", "family")}}
+        new = {
+            "key": slugify(sci),
+            "scientific_name": sci,
+            "genus": sci.split(" ")[0],
+            "is_dog": False,
+            "source": row.get("source") or "user",
+            **{c: str(row.get(c) or "") for c in ("common_name", "order", "family")},
+        }
     if "key" in row and row["key"] and not is_dog:
         new["key"] = validate_partition_key(str(row["key"]))
     existing = table.loc[:, list(TABLE_COLUMNS[:8])]

@@ -21,7 +21,7 @@ def is_fallback(backend: str) -> bool:
 
 
 def make_captioner(name: str, **opts) -> Captioner:
-    """"geometric" (default, exact, no model) or "vlm" (``model_dir=``, ``device``, ``dtype``,
+    """ "geometric" (default, exact, no model) or "vlm" (``model_dir=``, ``device``, ``dtype``,
     ``batch_size``, ``max_new_tokens``, ``trust_remote_code`` — see :class:`VLMCaptioner`)."""
     key = (name or "").strip().lower()
     if key == "geometric":
@@ -36,7 +36,7 @@ def make_captioner(name: str, **opts) -> Captioner:
 
 
 def make_prompter(name: str, **opts) -> Prompter:
-    """"template" (default, ``budget=``) or "llm" (``model_dir=``, ``device``, ``dtype``,
+    """ "template" (default, ``budget=``) or "llm" (``model_dir=``, ``device``, ``dtype``,
     ``batch_size``, ``max_new_tokens``, ``temperature``, ``top_p``, ``budget`` — see :class:`LLMPrompter`)."""
     key = (name or "").strip().lower()
     if key == "template":

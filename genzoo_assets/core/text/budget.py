@@ -90,13 +90,17 @@ class TokenBudget:
         any ("85mm lens, shallow depth of field" -> "85mm lens"), else after a content word."""
         best = join_clauses([c for c in order if c is not clause], sep)
         for prefix in truncations(clause.text):  # longest first
-            candidate = join_clauses([Clause(prefix, clause.priority) if c is clause else c for c in order], sep)
+            candidate = join_clauses(
+                [Clause(prefix, clause.priority) if c is clause else c for c in order], sep
+            )
             if self.fits(candidate):
                 return candidate, self.count(candidate)
         return best, self.count(best)
 
 
-_FUNCTION_WORDS = frozenset("a an the of in on at by to from with through and or for its their".split())
+_FUNCTION_WORDS = frozenset(
+    "a an the of in on at by to from with through and or for its their".split()
+)
 
 
 def truncations(text: str) -> list[str]:
@@ -105,4 +109,8 @@ def truncations(text: str) -> list[str]:
         parts = [p.strip() for p in text.split(",")]
         return [", ".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
     words = text.split()
-    return [" ".join(words[:n]) for n in range(len(words) - 1, 1, -1) if words[n - 1].lower() not in _FUNCTION_WORDS]
+    return [
+        " ".join(words[:n])
+        for n in range(len(words) - 1, 1, -1)
+        if words[n - 1].lower() not in _FUNCTION_WORDS
+    ]

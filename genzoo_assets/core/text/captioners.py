@@ -62,17 +62,29 @@ def _band(angle_deg: float, bands: tuple[tuple[float, str], ...], beyond: str) -
 
 def yaw_phrase(yaw_deg: float) -> str:
     side = "right" if yaw_deg > 0 else "left"
-    return _band(yaw_deg, ((YAW_FRONT_DEG, "facing towards the camera"),
-                           (YAW_FRONT_THREE_QUARTER_DEG, f"in a three-quarter view from the front-{side}"),
-                           (YAW_PROFILE_DEG, f"facing {side}"),
-                           (YAW_REAR_THREE_QUARTER_DEG, f"in a three-quarter view from the rear-{side}")),
-                 "facing away from the camera")
+    return _band(
+        yaw_deg,
+        (
+            (YAW_FRONT_DEG, "facing towards the camera"),
+            (YAW_FRONT_THREE_QUARTER_DEG, f"in a three-quarter view from the front-{side}"),
+            (YAW_PROFILE_DEG, f"facing {side}"),
+            (YAW_REAR_THREE_QUARTER_DEG, f"in a three-quarter view from the rear-{side}"),
+        ),
+        "facing away from the camera",
+    )
 
 
 def pitch_phrase(pitch_deg: float) -> str:
     where = "above" if pitch_deg > 0 else "below"
-    return _band(pitch_deg, ((PITCH_EYE_LEVEL_DEG, "seen at eye level"), (PITCH_SLIGHT_DEG, f"seen slightly from {where}"),
-                             (PITCH_STEEP_DEG, f"seen from {where}")), f"seen from directly {where}")
+    return _band(
+        pitch_deg,
+        (
+            (PITCH_EYE_LEVEL_DEG, "seen at eye level"),
+            (PITCH_SLIGHT_DEG, f"seen slightly from {where}"),
+            (PITCH_STEEP_DEG, f"seen from {where}"),
+        ),
+        f"seen from directly {where}",
+    )
 
 
 def posture_phrase(posture: str | None) -> str:
@@ -115,7 +127,8 @@ class GeometricCaptioner:
         out = []
         for item in items:
             yaw, pitch = view_angles(
-                _rotation(item.global_orient, "global_orient"), _rotation(item.canonical_rotation, "canonical_rotation")
+                _rotation(item.global_orient, "global_orient"),
+                _rotation(item.canonical_rotation, "canonical_rotation"),
             )
             out.append((describe_view(yaw, pitch, item.posture), self.name))
         return out

@@ -23,7 +23,11 @@ from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.budget import Clause, TokenBudget
 from genzoo_assets.core.text.prompters import (
-    FittedPrompt, PromptInput, draw_setting, fit_template, setting_slots,
+    FittedPrompt,
+    PromptInput,
+    draw_setting,
+    fit_template,
+    setting_slots,
 )
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
 
@@ -47,7 +51,9 @@ def chat_messages(slots: dict[str, str]) -> list[dict[str, str]]:
     ]
 
 
-def answer_clauses(answer: str, slots: dict[str, str], force_core: bool = False) -> tuple[list[Clause], bool]:
+def answer_clauses(
+    answer: str, slots: dict[str, str], force_core: bool = False
+) -> tuple[list[Clause], bool]:
     """Sentences as clauses, later ones dropped first; True when the core clause had to be added.
 
     A sentence holding the species name or the orientation words is required, unless the core
@@ -57,13 +63,21 @@ def answer_clauses(answer: str, slots: dict[str, str], force_core: bool = False)
     orientation = slots["orientation"].lower()
     sentences = [s for s in _SENTENCE_END.split(answer) if s.strip()]
     clauses = [
-        Clause(s, priority=len(sentences) - i, required=bool(name in s.lower() or (orientation and orientation in s.lower())))
+        Clause(
+            s,
+            priority=len(sentences) - i,
+            required=bool(name in s.lower() or (orientation and orientation in s.lower())),
+        )
         for i, s in enumerate(sentences)
     ]
     lowered = answer.lower()
     if name in lowered and orientation in lowered and not force_core:
         return clauses, False
-    core = Clause(f"{slots['opening']} {slots['subject']} {slots['orientation']}".strip() + ".", 100, required=True)
+    core = Clause(
+        f"{slots['opening']} {slots['subject']} {slots['orientation']}".strip() + ".",
+        100,
+        required=True,
+    )
     return [core] + [Clause(c.text, c.priority) for c in clauses], True
 
 
@@ -96,11 +110,17 @@ class LLMPrompter:
         kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
         if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)")
+            raise ValueError(
+                f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)"
+            )
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs).to(self.device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs)
+            .to(self.device)
+            .eval()
+        )
         self.name = f"llm:{folder.name}"
         self.model_files = {
             "llm": file_sha256(folder),
@@ -111,14 +131,20 @@ class LLMPrompter:
     def prompt_batch(self, items: list[PromptInput]) -> list[str]:
         return [p.text for p in self.fitted_batch(items)]
 
-    def fitted_batch(self, items: list[PromptInput], budget: TokenBudget | None = None) -> list[FittedPrompt]:
+    def fitted_batch(
+        self, items: list[PromptInput], budget: TokenBudget | None = None
+    ) -> list[FittedPrompt]:
         """Prompts fitted to ``budget`` (default: this prompter's), with token counts and backend."""
         budget = budget or self.budget
         settings = [draw_setting(item) for item in items]
         slots = [setting_slots(item, s) for item, s in zip(items, settings)]
         answers: list[str] = []
         for start in range(0, len(items), self.batch_size):
-            answers.extend(self._generate(items[start : start + self.batch_size], slots[start : start + self.batch_size]))
+            answers.extend(
+                self._generate(
+                    items[start : start + self.batch_size], slots[start : start + self.batch_size]
+                )
+            )
         out = []
         for item, setting, slot, answer in zip(items, settings, slots, answers):
             what = f"prompt for {slot['subject']}"
@@ -136,17 +162,30 @@ class LLMPrompter:
                 try:
                     fitted = budget.fit(clauses, what=what, sep=" ")
                 except ValueError:  # even the core clause with its long opening is
-                    fitted, backend = fit_template(item, setting, budget), fallback_name("template", self.name)
-            out.append(FittedPrompt(*fitted, backend + ("+orientation" if added_core and backend == self.name else "")))
+                    fitted, backend = (
+                        fit_template(item, setting, budget),
+                        fallback_name("template", self.name),
+                    )
+            out.append(
+                FittedPrompt(
+                    *fitted,
+                    backend + ("+orientation" if added_core and backend == self.name else ""),
+                )
+            )
         return out
 
     def _generate(self, items: list[PromptInput], slots: list[dict[str, str]]) -> list[str]:
         import torch
 
         texts = [
-            self.tokenizer.apply_chat_template(chat_messages(s), add_generation_prompt=True, tokenize=False) for s in slots
+            self.tokenizer.apply_chat_template(
+                chat_messages(s), add_generation_prompt=True, tokenize=False
+            )
+            for s in slots
         ]
-        inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        inputs = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(derive_seed("llm-prompt", *[int(i.seed) for i in items]))
@@ -158,4 +197,6 @@ class LLMPrompter:
                 top_p=self.top_p,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        return self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return self.tokenizer.batch_decode(
+            out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )

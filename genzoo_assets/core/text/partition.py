@@ -8,8 +8,8 @@ row order and return one row per sample with the backend that actually produced 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,12 +18,18 @@ from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
 from genzoo_assets.core.text.budget import Clause, TokenBudget
-from genzoo_assets.core.text.captioners import CaptionInput, Captioner
-from genzoo_assets.core.text.prompters import FittedPrompt, PromptInput, Prompter
+from genzoo_assets.core.text.captioners import Captioner, CaptionInput
+from genzoo_assets.core.text.prompters import FittedPrompt, Prompter, PromptInput
 
 __all__ = [
-    "CAPTION_COLUMNS", "PROMPT_COLUMNS", "TokenBudget", "caption_partition", "make_captioner", "make_prompter",
-    "prompt_partition", "render_loader",
+    "CAPTION_COLUMNS",
+    "PROMPT_COLUMNS",
+    "TokenBudget",
+    "caption_partition",
+    "make_captioner",
+    "make_prompter",
+    "prompt_partition",
+    "render_loader",
 ]
 
 CAPTION_COLUMNS = ["sample_id", "caption", "caption_backend"]
@@ -59,7 +65,9 @@ def orientation_matrices(global_orient) -> np.ndarray:
     return axis_angle_to_matrix(np.stack(values))
 
 
-def render_loader(rows: pd.DataFrame, data_dir: str | os.PathLike | None = None) -> Callable[[str], np.ndarray]:
+def render_loader(
+    rows: pd.DataFrame, data_dir: str | os.PathLike | None = None
+) -> Callable[[str], np.ndarray]:
     """``sample_id -> HxWx3 uint8`` reading each row's ``rgb_path`` (the raw normal render,
     relative to the data directory)."""
     _require(rows, ["sample_id", "rgb_path"], "control_renders")
@@ -74,7 +82,9 @@ def render_loader(rows: pd.DataFrame, data_dir: str | os.PathLike | None = None)
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))
         except (OSError, ValueError) as exc:
-            raise FileNotFoundError(f"render of sample {sample_id} cannot be read from {path}: {exc}") from exc
+            raise FileNotFoundError(
+                f"render of sample {sample_id} cannot be read from {path}: {exc}"
+            ) from exc
 
     return load
 
@@ -98,7 +108,11 @@ def caption_partition(
     if images_loader is None and getattr(captioner, "needs_images", False):
         images_loader = render_loader(rows, data_dir)
     rotations = orientation_matrices(rows["global_orient"])
-    postures = rows["posture"].fillna("").astype(str).tolist() if "posture" in rows.columns else [""] * len(rows)
+    postures = (
+        rows["posture"].fillna("").astype(str).tolist()
+        if "posture" in rows.columns
+        else [""] * len(rows)
+    )
     sample_ids = rows["sample_id"].astype(str).tolist()
     tagged = getattr(captioner, "caption_batch_with_backend", None)
     captions: list[tuple[str, str]] = []
@@ -119,9 +133,15 @@ def caption_partition(
         else:
             captions.extend((text, captioner.name) for text in captioner.caption_batch(items))
     if len(captions) != len(rows):
-        raise RuntimeError(f"captioner {captioner.name!r} returned {len(captions)} captions for {len(rows)} rows")
+        raise RuntimeError(
+            f"captioner {captioner.name!r} returned {len(captions)} captions for {len(rows)} rows"
+        )
     return pd.DataFrame(
-        {"sample_id": sample_ids, "caption": [c for c, _ in captions], "caption_backend": [b for _, b in captions]},
+        {
+            "sample_id": sample_ids,
+            "caption": [c for c, _ in captions],
+            "caption_backend": [b for _, b in captions],
+        },
         columns=CAPTION_COLUMNS,
     )
 
@@ -136,7 +156,9 @@ def prompt_inputs(rows: pd.DataFrame, species_row: dict, base_seed: int = 0) -> 
     breed = str(breed).strip() if isinstance(breed, str) and breed.strip() else None
     is_dog = bool(species_row.get("is_dog", False))
     return [
-        PromptInput(name, is_dog, breed, str(caption or ""), derive_seed(base_seed, sid, PROMPT_STREAM))
+        PromptInput(
+            name, is_dog, breed, str(caption or ""), derive_seed(base_seed, sid, PROMPT_STREAM)
+        )
         for sid, caption in zip(rows["sample_id"].astype(str), rows["caption"])
     ]
 
@@ -164,7 +186,12 @@ def prompt_partition(
                 clauses = [Clause(parts[0], 100, required=True)] + [
                     Clause(p, len(parts) - i) for i, p in enumerate(parts[1:], start=1)
                 ]
-                fitted.append(FittedPrompt(*budget.fit(clauses, what=f"prompt for {rows['sample_id'].iloc[start]}"), prompter.name))
+                fitted.append(
+                    FittedPrompt(
+                        *budget.fit(clauses, what=f"prompt for {rows['sample_id'].iloc[start]}"),
+                        prompter.name,
+                    )
+                )
     return pd.DataFrame(
         {
             "sample_id": rows["sample_id"].astype(str).tolist(),

@@ -20,9 +20,18 @@ from genzoo_assets.core.text.vocabulary import PhotoSetting, data_sha256, sample
 REQUIRED_SLOTS = ("opening", "subject", "orientation")
 SHORT_OPENING = "A photo of"
 # Higher survives longer in TokenBudget.fit: lens goes first, then lighting, ... scene last.
-SLOT_PRIORITY = {"scene": 60, "camera_height": 50, "time_of_day": 40, "weather": 30, "lighting": 20, "lens": 10}
+SLOT_PRIORITY = {
+    "scene": 60,
+    "camera_height": 50,
+    "time_of_day": 40,
+    "weather": 30,
+    "lighting": 20,
+    "lens": 10,
+}
 _SLOT = re.compile(r"\{(\w+)\}")
-_CAPTION_SUBJECT = re.compile(r"^(?:it|(?:the|this|a|an)\s+[\w' -]+?)\s+(?:is|are|appears to be)\s+(.+)$", re.I)
+_CAPTION_SUBJECT = re.compile(
+    r"^(?:it|(?:the|this|a|an)\s+[\w' -]+?)\s+(?:is|are|appears to be)\s+(.+)$", re.I
+)
 
 
 @dataclass
@@ -50,7 +59,7 @@ class Prompter(Protocol):
 
 
 def subject_phrase(item: PromptInput) -> str:
-    """"a Border Collie dog", "an African elephant": the name the image model must draw."""
+    """ "a Border Collie dog", "an African elephant": the name the image model must draw."""
     name = (item.breed or "").strip() if item.is_dog else ""
     name = name or item.species_common_name.strip()
     if not name:
@@ -84,7 +93,9 @@ def setting_slots(item: PromptInput, setting: PhotoSetting) -> dict[str, str]:
     }
 
 
-def template_clauses(item: PromptInput, setting: PhotoSetting, opening: str | None = None) -> list[Clause]:
+def template_clauses(
+    item: PromptInput, setting: PhotoSetting, opening: str | None = None
+) -> list[Clause]:
     """The drawn template's segments as clauses; a segment whose optional slot is empty is left out."""
     slots = setting_slots(item, setting)
     if opening is not None:
@@ -94,7 +105,9 @@ def template_clauses(item: PromptInput, setting: PhotoSetting, opening: str | No
         names = _SLOT.findall(segment)
         unknown = [n for n in names if n not in slots]
         if unknown:
-            raise ValueError(f"photo_vocabulary.yaml template segment {segment!r} names unknown slots {unknown}")
+            raise ValueError(
+                f"photo_vocabulary.yaml template segment {segment!r} names unknown slots {unknown}"
+            )
         optional = [n for n in names if n not in REQUIRED_SLOTS]
         if any(not slots[n] for n in optional):
             continue
@@ -120,7 +133,9 @@ def fit_template(item: PromptInput, setting: PhotoSetting, budget: TokenBudget) 
 
 def draw_setting(item: PromptInput) -> PhotoSetting:
     if not isinstance(item.seed, (int, np.integer)):
-        raise ValueError(f"prompt input for {item.species_common_name!r}: seed must be an int, got {item.seed!r}")
+        raise ValueError(
+            f"prompt input for {item.species_common_name!r}: seed must be an int, got {item.seed!r}"
+        )
     return sample_setting(np.random.default_rng(int(item.seed)), bool(item.is_dog), item.caption)
 
 
@@ -136,7 +151,12 @@ class TemplatePrompter:
     def prompt_batch(self, items: list[PromptInput]) -> list[str]:
         return [p.text for p in self.fitted_batch(items)]
 
-    def fitted_batch(self, items: list[PromptInput], budget: TokenBudget | None = None) -> list[FittedPrompt]:
+    def fitted_batch(
+        self, items: list[PromptInput], budget: TokenBudget | None = None
+    ) -> list[FittedPrompt]:
         """Prompts fitted to ``budget`` (default: this prompter's), with token counts and backend."""
         budget = budget or self.budget
-        return [FittedPrompt(*fit_template(item, draw_setting(item), budget), self.name) for item in items]
+        return [
+            FittedPrompt(*fit_template(item, draw_setting(item), budget), self.name)
+            for item in items
+        ]

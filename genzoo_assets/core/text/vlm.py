@@ -45,7 +45,9 @@ def _pil(image: np.ndarray, index: int):
 
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
-        raise ValueError(f"caption input {index}: image must be an HxWx3 uint8 array, got {arr.dtype} {arr.shape}")
+        raise ValueError(
+            f"caption input {index}: image must be an HxWx3 uint8 array, got {arr.dtype} {arr.shape}"
+        )
     return Image.fromarray(arr[..., :3])
 
 
@@ -81,16 +83,23 @@ class VLMCaptioner:
             # Molmo-7B's remote code registers itself as a causal LM only.
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs)
         self.model = model.to(self.device).eval()
-        self._molmo = hasattr(self.processor, "process") and hasattr(self.model, "generate_from_batch")
+        self._molmo = hasattr(self.processor, "process") and hasattr(
+            self.model, "generate_from_batch"
+        )
         tokenizer = getattr(self.processor, "tokenizer", None)
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # batched generation continues after the prompt
         self.name = f"vlm:{folder.name}"
-        self.model_files = {"vlm": file_sha256(folder), "instructions": data_sha256("instructions.yaml")}
+        self.model_files = {
+            "vlm": file_sha256(folder),
+            "instructions": data_sha256("instructions.yaml"),
+        }
         self._fallback = GeometricCaptioner()
 
     def question(self, species_name: str | None) -> str:
-        return load_data("instructions.yaml")["vlm_question"].format(animal=species_name or "animal")
+        return load_data("instructions.yaml")["vlm_question"].format(
+            animal=species_name or "animal"
+        )
 
     def caption_batch(self, items: list[CaptionInput]) -> list[str]:
         return [text for text, _ in self.caption_batch_with_backend(items)]
@@ -98,21 +107,32 @@ class VLMCaptioner:
     def caption_batch_with_backend(self, items: list[CaptionInput]) -> list[tuple[str, str]]:
         for i, item in enumerate(items):
             if item.image is None:
-                raise ValueError(f"caption input {i} ({item.species_name or 'unknown species'}): the VLM captioner needs the raw render image")
+                raise ValueError(
+                    f"caption input {i} ({item.species_name or 'unknown species'}): "
+                    "the VLM captioner needs the raw render image"
+                )
         answers: list[str] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            answers.extend(self._generate_molmo(chunk, start) if self._molmo else self._generate(chunk, start))
+            answers.extend(
+                self._generate_molmo(chunk, start) if self._molmo else self._generate(chunk, start)
+            )
         out = []
         fallbacks = self._fallback.caption_batch(items)
         for answer, fallback in zip(answers, fallbacks):
             sentence = one_sentence(answer)
-            out.append((sentence, self.name) if sentence else (fallback, fallback_name("geometric", self.name)))
+            out.append(
+                (sentence, self.name)
+                if sentence
+                else (fallback, fallback_name("geometric", self.name))
+            )
         return out
 
     def _prompt_text(self, question: str) -> str:
         if getattr(self.processor, "chat_template", None):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}
+            ]
             return self.processor.apply_chat_template(messages, add_generation_prompt=True)
         return f"{getattr(self.processor, 'image_token', '<image>')}\n{question}"
 
@@ -121,7 +141,9 @@ class VLMCaptioner:
 
         images = [_pil(item.image, offset + i) for i, item in enumerate(chunk)]
         texts = [self._prompt_text(self.question(item.species_name)) for item in chunk]
-        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.device)
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(
+            self.device
+        )
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.inference_mode():
@@ -134,13 +156,23 @@ class VLMCaptioner:
         from transformers import GenerationConfig
 
         answers = []
-        config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, stop_strings="<|endoftext|>")
+        config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens, do_sample=False, stop_strings="<|endoftext|>"
+        )
         for i, item in enumerate(chunk):
-            raw = self.processor.process(images=[_pil(item.image, offset + i)], text=self.question(item.species_name))
+            raw = self.processor.process(
+                images=[_pil(item.image, offset + i)], text=self.question(item.species_name)
+            )
             inputs = {k: v.to(self.device).unsqueeze(0) for k, v in raw.items()}
             if "images" in inputs:
                 inputs["images"] = inputs["images"].to(self.dtype)
             with torch.inference_mode():
-                out = self.model.generate_from_batch(inputs, config, tokenizer=self.processor.tokenizer)
-            answers.append(self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+                out = self.model.generate_from_batch(
+                    inputs, config, tokenizer=self.processor.tokenizer
+                )
+            answers.append(
+                self.processor.tokenizer.decode(
+                    out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+            )
         return answers

@@ -19,13 +19,16 @@ DATA_PACKAGE = "genzoo_assets.core.text.data"
 
 # Caption words -> camera-height group, most specific first (see photo_vocabulary.yaml).
 _VIEW_PATTERNS = (
-    ("above", re.compile(r"\b(from (directly |slightly )?above|overhead|top-down|bird'?s-eye)\b", re.I)),
+    (
+        "above",
+        re.compile(r"\b(from (directly |slightly )?above|overhead|top-down|bird'?s-eye)\b", re.I),
+    ),
     ("below", re.compile(r"\b(from (directly |slightly )?below|low angle|worm'?s-eye)\b", re.I)),
     ("eye_level", re.compile(r"\beye level\b", re.I)),
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_data(name: str) -> dict:
     """A YAML data file of this package, parsed once per process."""
     path = resources.files(DATA_PACKAGE) / name
@@ -83,7 +86,11 @@ def sample_setting(rng: np.random.Generator, is_dog: bool, caption: str) -> Phot
     scene = _pick(rng, vocab["scenes"][group], f"scenes.{group}")
     condition = _pick(rng, vocab["conditions"], "conditions")
     if scene.get("indoor", False):
-        lighting, time_of_day, weather = _pick(rng, vocab["indoor_lighting"], "indoor_lighting"), "", ""
+        lighting, time_of_day, weather = (
+            _pick(rng, vocab["indoor_lighting"], "indoor_lighting"),
+            "",
+            "",
+        )
     else:
         lighting = _pick(rng, condition["lighting"], "conditions.lighting")
         time_of_day = condition["time_of_day"]
@@ -95,7 +102,9 @@ def sample_setting(rng: np.random.Generator, is_dog: bool, caption: str) -> Phot
         lighting=lighting,
         time_of_day=time_of_day,
         weather=weather,
-        camera_height=_pick(rng, heights.get(view_class(caption), heights["any"]), "camera_heights"),
+        camera_height=_pick(
+            rng, heights.get(view_class(caption), heights["any"]), "camera_heights"
+        ),
         lens=_pick(rng, vocab["lenses"], "lenses"),
         template=tuple(_pick(rng, vocab["templates"], "templates")),
     )

@@ -11,7 +11,9 @@ from genzoo_assets.core.body.skeleton import SMAL_PARENTS
 NJ = 35
 
 
-def tiny_arrays(num_vertices: int = 60, num_betas: int = 5, seed: int = 0, posedirs_scale: float = 0.0) -> dict:
+def tiny_arrays(
+    num_vertices: int = 60, num_betas: int = 5, seed: int = 0, posedirs_scale: float = 0.0
+) -> dict:
     """A random but valid SMAL-layout model (dict with the file keys; posedirs in (V, 3, 306))."""
     rng = np.random.default_rng(seed)
     v = rng.normal(size=(num_vertices, 3)) * 0.3

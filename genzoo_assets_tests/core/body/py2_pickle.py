@@ -32,10 +32,27 @@ def _array(a: np.ndarray) -> bytes:
     a = np.ascontiguousarray(a)
     dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
     order = b"|" if dt.itemsize == 1 else b"<"
-    dtype = (b"cnumpy\ndtype\n" + _tuple([_str(dt.str[1:].encode()), _int(0), _int(1)]) + b"R"
-             + _tuple([_int(3), _str(order), b"N", b"N", b"N", _int(-1), _int(-1), _int(0)]) + b"b")
-    head = b"cnumpy.core.multiarray\n_reconstruct\n" + _tuple([b"cnumpy\nndarray\n", _tuple([_int(0)]), _str(b"b")]) + b"R"
-    state = _tuple([_int(1), _tuple([_int(int(n)) for n in a.shape]), dtype, b"\x89", _str(a.astype(dt).tobytes())])
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + _tuple([_str(dt.str[1:].encode()), _int(0), _int(1)])
+        + b"R"
+        + _tuple([_int(3), _str(order), b"N", b"N", b"N", _int(-1), _int(-1), _int(0)])
+        + b"b"
+    )
+    head = (
+        b"cnumpy.core.multiarray\n_reconstruct\n"
+        + _tuple([b"cnumpy\nndarray\n", _tuple([_int(0)]), _str(b"b")])
+        + b"R"
+    )
+    state = _tuple(
+        [
+            _int(1),
+            _tuple([_int(int(n)) for n in a.shape]),
+            dtype,
+            b"\x89",
+            _str(a.astype(dt).tobytes()),
+        ]
+    )
     return head + state + b"b"
 
 
@@ -44,10 +61,21 @@ def _value(v) -> bytes:
         return b"cchumpy.ch\nCh\n)\x81" + _dict({"x": v.x, "label": "v"}) + b"b"
     if scipy.sparse.issparse(v):
         m = scipy.sparse.csc_matrix(v)
-        state = {"_shape": m.shape, "data": m.data, "indices": m.indices.astype(np.int32),
-                 "indptr": m.indptr.astype(np.int32), "maxprint": 50, "format": "csc"}
-        return (b"ccopy_reg\n_reconstructor\n" + _tuple([b"cscipy.sparse.csc\ncsc_matrix\n", b"c__builtin__\nobject\n",
-                                                          b"N"]) + b"R" + _dict(state) + b"b")
+        state = {
+            "_shape": m.shape,
+            "data": m.data,
+            "indices": m.indices.astype(np.int32),
+            "indptr": m.indptr.astype(np.int32),
+            "maxprint": 50,
+            "format": "csc",
+        }
+        return (
+            b"ccopy_reg\n_reconstructor\n"
+            + _tuple([b"cscipy.sparse.csc\ncsc_matrix\n", b"c__builtin__\nobject\n", b"N"])
+            + b"R"
+            + _dict(state)
+            + b"b"
+        )
     if isinstance(v, np.ndarray):
         return _array(v)
     if isinstance(v, str):

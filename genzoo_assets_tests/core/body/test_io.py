@@ -10,7 +10,12 @@ import pytest
 import scipy.sparse
 import torch
 
-from genzoo_assets.core.body import BodyModelError, load_body_model, procedural_body_model, save_body_model
+from genzoo_assets.core.body import (
+    BodyModelError,
+    load_body_model,
+    procedural_body_model,
+    save_body_model,
+)
 from genzoo_assets.core.body.info import body_info
 
 from .fixtures import smal_topology_model, tiny_arrays
@@ -87,10 +92,17 @@ def test_chumpy_smal_pickle_loads_without_chumpy(tmp_path):
     np.savez(arrays, **tiny_arrays(num_vertices=50, num_betas=41))
     pkl = tmp_path / "smal_CVPR2017.pkl"
     env = {"PYTHONPATH": str(fake), "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", WRITER, str(arrays), str(pkl)], check=True, env=env, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(arrays), str(pkl)], check=True, env=env, cwd=tmp_path
+    )
     assert b"chumpy.ch" in pkl.read_bytes() and b"chumpy.reordering" in pkl.read_bytes()
-    res = subprocess.run([sys.executable, "-c", READER, str(pkl), str(arrays)], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", READER, str(pkl), str(arrays)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("OK ")
 
@@ -100,14 +112,23 @@ def test_python2_latin1_smal_pickle(tmp_path):
     a = tiny_arrays(num_vertices=64, num_betas=41, seed=7)
     kt = a["kintree_table"].astype(np.uint32)
     kt[0, 0] = 2**32 - 1
-    raw = {"v_template": Ch(a["v_template"]), "shapedirs": Ch(a["shapedirs"]), "posedirs": a["posedirs"],
-           "J_regressor": scipy.sparse.csc_matrix(a["J_regressor"]), "weights": Ch(a["weights"]),
-           "kintree_table": kt, "f": a["f"], "bs_style": "lbs"}
+    raw = {
+        "v_template": Ch(a["v_template"]),
+        "shapedirs": Ch(a["shapedirs"]),
+        "posedirs": a["posedirs"],
+        "J_regressor": scipy.sparse.csc_matrix(a["J_regressor"]),
+        "weights": Ch(a["weights"]),
+        "kintree_table": kt,
+        "f": a["f"],
+        "bs_style": "lbs",
+    }
     path = tmp_path / "smal_CVPR2017.pkl"
     path.write_bytes(dumps_py2(raw))
     with pytest.raises(ModuleNotFoundError, match="chumpy"):
         pickle.loads(path.read_bytes())
-    with pytest.raises(UnicodeDecodeError):  # py2 str payloads: Python 3's default ASCII decoding fails
+    with pytest.raises(
+        UnicodeDecodeError
+    ):  # py2 str payloads: Python 3's default ASCII decoding fails
         pickle.loads(dumps_py2({"posedirs": a["posedirs"]}))
     m = load_body_model(path, dtype=torch.float64)
     assert m.num_betas == 41 and m.parents[0] == -1 and tuple(m.parents[1:4]) == (0, 1, 2)
@@ -126,7 +147,9 @@ def test_nochumpy_smal_plus_pickle_with_145_betas(tmp_path):
     out = m(torch.randn(3, 145) * 0.1, torch.zeros(3, 3), torch.zeros(3, 102))
     assert out.vertices.shape == (3, 70, 3)
     info = body_info(str(path))
-    assert info["num_betas"] == 145 and info["num_joints"] == 35 and info["joint_names"][16] == "Head"
+    assert (
+        info["num_betas"] == 145 and info["num_joints"] == 35 and info["joint_names"][16] == "Head"
+    )
 
 
 def test_npz_round_trip_and_procedural_info(tmp_path):
@@ -150,7 +173,9 @@ def test_smal_style_file_gets_derived_orientation_and_keypoints(tmp_path):
     from genzoo_assets.core.body.io import model_arrays
 
     a = model_arrays(bm)
-    c = np.array([[-1.0, 0, 0], [0, 0, 1], [0, 1, 0]])  # model->canonical: x_c=-x_m, y_c=z_m, z_c=y_m
+    c = np.array(
+        [[-1.0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    )  # model->canonical: x_c=-x_m, y_c=z_m, z_c=y_m
     assert np.linalg.det(c) > 0
     a["v_template"] = a["v_template"] @ c  # canonical -> model is c.T: v_m = c.T v_c
     a["shapedirs"] = np.einsum("vcb,cd->vdb", a["shapedirs"], c)
@@ -162,7 +187,12 @@ def test_smal_style_file_gets_derived_orientation_and_keypoints(tmp_path):
     np.testing.assert_allclose(m.canonical_rotation, c)
     out = m(torch.zeros(1, 20), torch.zeros(1, 3), torch.zeros(1, 34, 3))
     kp = (out.keypoints[0].double().numpy()) @ c.T
-    ref = bm(torch.zeros(1, 20), torch.zeros(1, 3), torch.zeros(1, 34, 3)).keypoints[0].double().numpy()
+    ref = (
+        bm(torch.zeros(1, 20), torch.zeros(1, 3), torch.zeros(1, 34, 3))
+        .keypoints[0]
+        .double()
+        .numpy()
+    )
     names = bm.keypoint_names
     # Derived groups land at the same semantic places as the hand-placed ones (within 8 cm on a 1.4 m body).
     err = np.linalg.norm(kp - ref, axis=1)
@@ -221,13 +251,21 @@ def _write_bad(kind: str, tmp: Path) -> Path:
 
 
 BAD = {
-    "missing_file": "not found", "directory": "directory", "text_file": "not a pickle or .npz",
-    "png_file": "not a pickle or .npz", "truncated_pickle": "truncated or corrupt pickle",
-    "truncated_npz": "corrupt or truncated .npz", "not_a_dict": "expected a dict",
-    "code_in_pickle": "refusing to load global", "missing_key": "missing key.*weights",
-    "shapedirs_vertex_count": "shapedirs.*vertex count", "weights_shape": "weights.*must be",
-    "faces_out_of_range": "faces.*outside", "kintree_shape": "kintree_table.*\\(2, J\\)",
-    "non_finite": "v_template.*non-finite", "wrong_joint_count": "33 joints",
+    "missing_file": "not found",
+    "directory": "directory",
+    "text_file": "not a pickle or .npz",
+    "png_file": "not a pickle or .npz",
+    "truncated_pickle": "truncated or corrupt pickle",
+    "truncated_npz": "corrupt or truncated .npz",
+    "not_a_dict": "expected a dict",
+    "code_in_pickle": "refusing to load global",
+    "missing_key": "missing key.*weights",
+    "shapedirs_vertex_count": "shapedirs.*vertex count",
+    "weights_shape": "weights.*must be",
+    "faces_out_of_range": "faces.*outside",
+    "kintree_shape": "kintree_table.*\\(2, J\\)",
+    "non_finite": "v_template.*non-finite",
+    "wrong_joint_count": "33 joints",
     "non_numeric": "weights.*not a numeric array",
 }
 
@@ -256,7 +294,9 @@ def test_smal_topology_gets_animer_keypoints_and_other_meshes_derived_groups(tmp
     assert back.keypoint_set == "animer" and back.keypoint_groups == m.keypoint_groups
 
     other = tmp_path / "other.npz"
-    np.savez(other, **tiny_arrays(num_vertices=3888, num_betas=5))  # one vertex short of SMAL's mesh
+    np.savez(
+        other, **tiny_arrays(num_vertices=3888, num_betas=5)
+    )  # one vertex short of SMAL's mesh
     assert load_body_model(other).keypoint_set == "derived"
     a = tiny_arrays(num_vertices=3889, num_betas=5)
     a["kintree_table"][0, 34] = 15  # REar hung off the neck: not SMAL's joint tree

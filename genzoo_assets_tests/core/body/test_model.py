@@ -11,8 +11,17 @@ from .fixtures import tiny_arrays
 
 
 def _model(a, **kw):
-    return BodyModel(a["v_template"], a["shapedirs"], a["posedirs"], a["J_regressor"], a["weights"],
-                     a["kintree_table"][0], a["f"], keypoint_groups=[[i, i + 1] for i in range(26)], **kw)
+    return BodyModel(
+        a["v_template"],
+        a["shapedirs"],
+        a["posedirs"],
+        a["J_regressor"],
+        a["weights"],
+        a["kintree_table"][0],
+        a["f"],
+        keypoint_groups=[[i, i + 1] for i in range(26)],
+        **kw,
+    )
 
 
 def naive_lbs(a, betas, pose_aa):
@@ -56,9 +65,16 @@ def test_lbs_matches_naive_reference_and_smplx(tiny):
     # smplx's own forward (its Rodrigues, pose2rot=True), called independently.
     nv = tiny["v_template"].shape[0]
     t = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
-    ref_v, ref_j = smplx_lbs(t(betas), t(pose.reshape(3, -1)), t(tiny["v_template"]), t(tiny["shapedirs"]),
-                             t(tiny["posedirs"].reshape(nv * 3, -1).T), t(tiny["J_regressor"]),
-                             torch.tensor(tiny["kintree_table"][0]).long().clamp(min=-1), t(tiny["weights"]))
+    ref_v, ref_j = smplx_lbs(
+        t(betas),
+        t(pose.reshape(3, -1)),
+        t(tiny["v_template"]),
+        t(tiny["shapedirs"]),
+        t(tiny["posedirs"].reshape(nv * 3, -1).T),
+        t(tiny["J_regressor"]),
+        torch.tensor(tiny["kintree_table"][0]).long().clamp(min=-1),
+        t(tiny["weights"]),
+    )
     m32 = _model(tiny)
     out32 = m32(t(betas), t(pose[:, 0]), t(pose[:, 1:]))
     assert (out32.vertices - ref_v).abs().max() < 1e-5
@@ -71,8 +87,11 @@ def test_pose_input_forms_agree_and_betas_padding(tiny):
     go, bp = torch.tensor(rng.normal(size=(2, 3))), torch.tensor(rng.normal(size=(2, 34, 3)) * 0.3)
     betas = torch.tensor(rng.normal(size=(2, 4)))
     ref = m(betas, go, bp)
-    for g, p in [(go, bp.reshape(2, 102)), (axis_angle_to_matrix(go), axis_angle_to_matrix(bp)),
-                 (axis_angle_to_matrix(go)[:, None], bp)]:
+    for g, p in [
+        (go, bp.reshape(2, 102)),
+        (axis_angle_to_matrix(go), axis_angle_to_matrix(bp)),
+        (axis_angle_to_matrix(go)[:, None], bp),
+    ]:
         assert torch.allclose(m(betas, g, p).vertices, ref.vertices, atol=1e-12)
     padded = torch.cat([betas, torch.zeros(2, 2, dtype=betas.dtype)], 1)
     assert torch.allclose(m(padded, go, bp).vertices, ref.vertices)
@@ -87,12 +106,19 @@ def test_pose_input_forms_agree_and_betas_padding(tiny):
 def test_transl_shifts_everything_and_keypoints_are_group_means(tiny):
     m = _model(tiny)
     rng = np.random.default_rng(2)
-    args = (torch.zeros(2, 6), torch.tensor(rng.normal(size=(2, 3)), dtype=torch.float32),
-            torch.tensor(rng.normal(size=(2, 34, 3)), dtype=torch.float32) * 0.2)
+    args = (
+        torch.zeros(2, 6),
+        torch.tensor(rng.normal(size=(2, 3)), dtype=torch.float32),
+        torch.tensor(rng.normal(size=(2, 34, 3)), dtype=torch.float32) * 0.2,
+    )
     base = m(*args)
     shift = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.1, 0.2]])
     moved = m(*args, transl=shift)
-    for a, b in ((moved.vertices, base.vertices), (moved.joints, base.joints), (moved.keypoints, base.keypoints)):
+    for a, b in (
+        (moved.vertices, base.vertices),
+        (moved.joints, base.joints),
+        (moved.keypoints, base.keypoints),
+    ):
         assert torch.allclose(a - b, shift[:, None].expand_as(a), atol=1e-5)
     for k, group in enumerate(m.keypoint_groups):
         assert torch.allclose(base.keypoints[:, k], base.vertices[:, group].mean(1), atol=1e-6)
@@ -102,7 +128,9 @@ def test_float64_and_tpose_vertices():
     bm = procedural_body_model().to(torch.float64)
     betas = torch.zeros(2, 20, dtype=torch.float64)
     betas[1, 1] = 2.0
-    out = bm(betas, torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 34, 3, dtype=torch.float64))
+    out = bm(
+        betas, torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 34, 3, dtype=torch.float64)
+    )
     assert out.vertices.dtype == torch.float64 and out.keypoints.dtype == torch.float64
     assert torch.allclose(bm.tpose_vertices(betas), out.vertices)
     assert bm.faces.dtype == np.int64 and bm.canonical_rotation.shape == (3, 3)
@@ -130,8 +158,15 @@ def test_rigid_fast_path_matches_smplx_lbs():
     betas, pose = torch.tensor(rng.normal(size=(4, 6))), torch.tensor(rng.normal(size=(4, 35, 3)))
     out = m(betas, pose[:, 0], pose[:, 1:])
     t = lambda x: torch.tensor(np.asarray(x), dtype=torch.float64)  # noqa: E731
-    ref_v, ref_j = smplx_lbs(betas, pose.reshape(4, -1), t(a["v_template"]), t(a["shapedirs"]),
-                             torch.zeros(306, 270, dtype=torch.float64), t(a["J_regressor"]),
-                             torch.tensor(a["kintree_table"][0]).long(), t(a["weights"]))
+    ref_v, ref_j = smplx_lbs(
+        betas,
+        pose.reshape(4, -1),
+        t(a["v_template"]),
+        t(a["shapedirs"]),
+        torch.zeros(306, 270, dtype=torch.float64),
+        t(a["J_regressor"]),
+        torch.tensor(a["kintree_table"][0]).long(),
+        t(a["weights"]),
+    )
     # smplx's Rodrigues adds 1e-8 to each axis-angle before its norm, hence 1e-7 rather than 1e-12.
     assert (out.vertices - ref_v).abs().max() < 1e-7 and (out.joints - ref_j).abs().max() < 1e-7

@@ -20,18 +20,47 @@ def _pose(**joints):
 
 POSES = {
     "stand": _pose(),
-    "walk": _pose(LLeg1=[0, 0, 0.5], RLeg1=[0, 0, -0.4], LLegBack1=[0, 0, -0.5], RLegBack1=[0, 0, 0.4],
-                  LLeg2=[0, 0, -0.3], LLegBack2=[0, 0, 0.5]),
-    "sit": _pose(pelvis=[0, 0, 0.6], LLegBack1=[0, 0, -0.4], RLegBack1=[0, 0, -0.4], LLegBack2=[0, 0, 2.0],
-                 RLegBack2=[0, 0, 2.0], LLegBack3=[0, 0, -2.2], RLegBack3=[0, 0, -2.2], LLeg1=[0, 0, -0.5],
-                 RLeg1=[0, 0, -0.5], Neck=[0, 0, -0.4]),
-    "lie": _pose(LLeg1=[0, 0, 1.45], RLeg1=[0, 0, 1.45], LLeg3=[0, 0, -0.3], RLeg3=[0, 0, -0.3],
-                 LLegBack1=[0, 0, -1.3], RLegBack1=[0, 0, -1.3], LLegBack2=[0, 0, 2.2], RLegBack2=[0, 0, 2.2],
-                 LLegBack3=[0, 0, -2.0], RLegBack3=[0, 0, -2.0]),
-    "head_turned_tail_up": _pose(Neck=[0, 0.6, 0], Head=[0, 0.4, 0], Tail1=[0, 0, -1.2], Tail2=[0, 0, -0.3]),
+    "walk": _pose(
+        LLeg1=[0, 0, 0.5],
+        RLeg1=[0, 0, -0.4],
+        LLegBack1=[0, 0, -0.5],
+        RLegBack1=[0, 0, 0.4],
+        LLeg2=[0, 0, -0.3],
+        LLegBack2=[0, 0, 0.5],
+    ),
+    "sit": _pose(
+        pelvis=[0, 0, 0.6],
+        LLegBack1=[0, 0, -0.4],
+        RLegBack1=[0, 0, -0.4],
+        LLegBack2=[0, 0, 2.0],
+        RLegBack2=[0, 0, 2.0],
+        LLegBack3=[0, 0, -2.2],
+        RLegBack3=[0, 0, -2.2],
+        LLeg1=[0, 0, -0.5],
+        RLeg1=[0, 0, -0.5],
+        Neck=[0, 0, -0.4],
+    ),
+    "lie": _pose(
+        LLeg1=[0, 0, 1.45],
+        RLeg1=[0, 0, 1.45],
+        LLeg3=[0, 0, -0.3],
+        RLeg3=[0, 0, -0.3],
+        LLegBack1=[0, 0, -1.3],
+        RLegBack1=[0, 0, -1.3],
+        LLegBack2=[0, 0, 2.2],
+        RLegBack2=[0, 0, 2.2],
+        LLegBack3=[0, 0, -2.0],
+        RLegBack3=[0, 0, -2.0],
+    ),
+    "head_turned_tail_up": _pose(
+        Neck=[0, 0.6, 0], Head=[0, 0.4, 0], Tail1=[0, 0, -1.2], Tail2=[0, 0, -0.3]
+    ),
 }
-SHAPES = {"dachshund": {"leg_length": -3, "body_length": 1.5}, "giraffe": {"neck_length": 3, "leg_length": 2.5},
-          "pig": {"girth": 3, "leg_length": -1.5, "neck_length": -2, "snout_length": -1}}
+SHAPES = {
+    "dachshund": {"leg_length": -3, "body_length": 1.5},
+    "giraffe": {"neck_length": 3, "leg_length": 2.5},
+    "pig": {"girth": 3, "leg_length": -1.5, "neck_length": -2, "snout_length": -1},
+}
 
 
 def _betas(**axes):
@@ -64,9 +93,19 @@ def test_upright_in_canonical_frame(body_model):
     v, kp, j = out.vertices[0].numpy(), out.keypoints[0].numpy(), out.joints[0].numpy()
     length = np.ptp(v[:, 0])
     assert 1.0 < length < 1.8 and abs(v[:, 1].min()) < 0.02  # ~1 m body (+ tail), paws on y = 0
-    assert kp[KP["nose"], 0] > kp[KP["left_eye"], 0] > kp[KP["neck"], 0] > kp[KP["tail_base"], 0] > kp[KP["tail_end"], 0]
+    assert (
+        kp[KP["nose"], 0]
+        > kp[KP["left_eye"], 0]
+        > kp[KP["neck"], 0]
+        > kp[KP["tail_base"], 0]
+        > kp[KP["tail_end"], 0]
+    )
     assert all(kp[KP[n], 1] < 0.06 for n in KEYPOINT_NAMES if n.endswith("paw"))
-    assert all(kp[KP[n], 2] < 0 < kp[KP[n.replace("left", "right")], 2] for n in KEYPOINT_NAMES if n.startswith("left"))
+    assert all(
+        kp[KP[n], 2] < 0 < kp[KP[n.replace("left", "right")], 2]
+        for n in KEYPOINT_NAMES
+        if n.startswith("left")
+    )
     assert j[SMAL_JOINT_NAMES.index("Head"), 1] > j[0, 1] > j[SMAL_JOINT_NAMES.index("LFoot"), 1]
 
 
@@ -77,23 +116,27 @@ def _measures(body_model, betas):
     rows = []
     for v, j, kp in zip(out.vertices.numpy(), out.joints.numpy(), out.keypoints.numpy()):
         seg = lambda ids: sum(np.linalg.norm(j[a] - j[b]) for a, b in zip(ids[:-1], ids[1:]))  # noqa: E731
-        rows.append({
-            "body_length": np.linalg.norm(j[6] - j[0]),
-            "leg_length": seg([7, 8, 9, 10]),
-            "girth": np.ptp(v[np.isin(dom, [1, 2, 3, 4]), 2]),
-            "neck_length": np.linalg.norm(j[16] - j[15]),
-            "head_size": np.ptp(v[dom == 16, 1]),
-            "snout_length": kp[KP["nose"], 0] - j[16, 0],
-            "tail_length": seg(list(range(25, 32))),
-            "tail_thickness": np.ptp(v[dom == 27, 2]),
-            "ear_size": np.linalg.norm(kp[KP["left_ear"]] - j[33]),
-            "leg_thickness": np.ptp(v[dom == 8, 2]),
-        })
+        rows.append(
+            {
+                "body_length": np.linalg.norm(j[6] - j[0]),
+                "leg_length": seg([7, 8, 9, 10]),
+                "girth": np.ptp(v[np.isin(dom, [1, 2, 3, 4]), 2]),
+                "neck_length": np.linalg.norm(j[16] - j[15]),
+                "head_size": np.ptp(v[dom == 16, 1]),
+                "snout_length": kp[KP["nose"], 0] - j[16, 0],
+                "tail_length": seg(list(range(25, 32))),
+                "tail_thickness": np.ptp(v[dom == 27, 2]),
+                "ear_size": np.linalg.norm(kp[KP["left_ear"]] - j[33]),
+                "leg_thickness": np.ptp(v[dom == 8, 2]),
+            }
+        )
     return rows
 
 
 def test_each_named_axis_grows_its_proportion(body_model):
-    betas = torch.cat([_betas()] + [_betas(**{a: s}) for a in PROCEDURAL_SHAPE_AXES for s in (-1.0, 1.0)])
+    betas = torch.cat(
+        [_betas()] + [_betas(**{a: s}) for a in PROCEDURAL_SHAPE_AXES for s in (-1.0, 1.0)]
+    )
     rows = _measures(body_model, betas)
     zero = rows[0]
     for i, axis in enumerate(PROCEDURAL_SHAPE_AXES):
@@ -101,7 +144,9 @@ def test_each_named_axis_grows_its_proportion(body_model):
         assert minus[axis] < zero[axis] < plus[axis], axis
         assert plus[axis] / zero[axis] > 1.05, axis
     two = _measures(body_model, _betas(leg_length=2))[0]
-    assert two["leg_length"] > zero["leg_length"] * 1.2 and two["neck_length"] == pytest.approx(zero["neck_length"], rel=1e-3)
+    assert two["leg_length"] > zero["leg_length"] * 1.2 and two["neck_length"] == pytest.approx(
+        zero["neck_length"], rel=1e-3
+    )
 
 
 def test_every_shape_in_range_is_a_plausible_animal(body_model):
@@ -113,7 +158,9 @@ def test_every_shape_in_range_is_a_plausible_animal(body_model):
     bones = np.linalg.norm(j[:, 1:] - j[:, list(SMAL_PARENTS[1:])], axis=2)
     assert np.isfinite(out.vertices.numpy()).all() and bones.min() > 0.005
     paws = kp[:, [KP[n] for n in KEYPOINT_NAMES if n.endswith("paw")], 1]
-    assert (paws.max(1) < kp[:, KP["neck"], 1]).all() and (kp[:, KP["nose"], 0] > kp[:, KP["tail_base"], 0]).all()
+    assert (paws.max(1) < kp[:, KP["neck"], 1]).all() and (
+        kp[:, KP["nose"], 0] > kp[:, KP["tail_base"], 0]
+    ).all()
     assert (kp[:, KP["left_eye"], 2] < kp[:, KP["right_eye"], 2]).all()
     extra = body_model.shapedirs[:, :, 10:].abs().amax(dim=(0, 1))
     assert (extra > 0.002).all() and (extra < 0.03).all()
@@ -127,11 +174,18 @@ def test_renders_look_like_a_quadruped(body_model):
 
     OUT.mkdir(parents=True, exist_ok=True)
     rows, aspect = [], {}
-    cases = [(n, torch.zeros(1, 20), p) for n, p in POSES.items()] + [(n, _betas(**b), None) for n, b in SHAPES.items()]
+    cases = [(n, torch.zeros(1, 20), p) for n, p in POSES.items()] + [
+        (n, _betas(**b), None) for n, b in SHAPES.items()
+    ]
     for name, betas, pose in cases:
         out = _run(body_model, betas, pose)
-        img = render_views(out.vertices[0].numpy(), body_model.faces, out.keypoints[0].numpy(), size=180,
-                           directions=((0.0, 0.15, 1.0), (0.8, 0.35, 0.8)))
+        img = render_views(
+            out.vertices[0].numpy(),
+            body_model.faces,
+            out.keypoints[0].numpy(),
+            size=180,
+            directions=((0.0, 0.15, 1.0), (0.8, 0.35, 0.8)),
+        )
         rows.append(img)
         side = img[:, :180].min(axis=2) < 250
         ys, xs = np.nonzero(side)

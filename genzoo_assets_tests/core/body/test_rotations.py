@@ -17,8 +17,12 @@ from genzoo_assets.core.body.rotations import (
 def _random_axis_angles(n, rng):
     axis = rng.normal(size=(n, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    angle = np.concatenate([rng.uniform(0, math.pi, n - 8), [0.0, 1e-9, 1e-6, 1e-3, math.pi - 1e-7,
-                                                              math.pi - 1e-4, math.pi, math.pi - 1e-2]])
+    angle = np.concatenate(
+        [
+            rng.uniform(0, math.pi, n - 8),
+            [0.0, 1e-9, 1e-6, 1e-3, math.pi - 1e-7, math.pi - 1e-4, math.pi, math.pi - 1e-2],
+        ]
+    )
     return axis * angle[:, None]
 
 
@@ -32,9 +36,15 @@ def test_axis_angle_matches_scipy_and_round_trips(dtype):
     np.testing.assert_allclose(r.numpy(), Rotation.from_rotvec(aa).as_matrix(), atol=tol)
     back = matrix_to_axis_angle(r)
     # Compare as rotations: near pi, axis-angle is only defined up to the sign of the axis.
-    np.testing.assert_allclose(axis_angle_to_matrix(back).numpy(), r.numpy(), atol=20 * tol if dtype == torch.float32 else 1e-9)
+    np.testing.assert_allclose(
+        axis_angle_to_matrix(back).numpy(),
+        r.numpy(),
+        atol=20 * tol if dtype == torch.float32 else 1e-9,
+    )
     not_pi = np.linalg.norm(aa, axis=1) < math.pi - 1e-2
-    np.testing.assert_allclose(back.numpy()[not_pi], aa[not_pi], atol=1e-4 if dtype == torch.float32 else 1e-9)
+    np.testing.assert_allclose(
+        back.numpy()[not_pi], aa[not_pi], atol=1e-4 if dtype == torch.float32 else 1e-9
+    )
 
 
 def test_axis_angle_batched_shapes_and_gradient_at_zero():
@@ -55,14 +65,18 @@ def test_rot6d_is_genzoo_convention_and_round_trips():
     np.testing.assert_allclose(rot6d_to_matrix(six).numpy(), r.numpy(), atol=1e-12)
     noisy = six + 0.05 * torch.tensor(rng.normal(size=six.shape))
     m = rot6d_to_matrix(noisy)
-    np.testing.assert_allclose((m.transpose(-1, -2) @ m).numpy(), np.broadcast_to(np.eye(3), m.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        (m.transpose(-1, -2) @ m).numpy(), np.broadcast_to(np.eye(3), m.shape), atol=1e-12
+    )
     assert torch.allclose(torch.linalg.det(m), torch.ones(50, dtype=m.dtype))
 
 
 def test_symmetric_orthogonalization_nearest_rotation_with_det_plus_one():
     rng = np.random.default_rng(3)
     r = torch.tensor(Rotation.random(30, random_state=4).as_matrix())
-    np.testing.assert_allclose(symmetric_orthogonalization(r.reshape(30, 9)).numpy(), r.numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        symmetric_orthogonalization(r.reshape(30, 9)).numpy(), r.numpy(), atol=1e-12
+    )
     noisy = r + 0.1 * torch.tensor(rng.normal(size=r.shape))
     out = symmetric_orthogonalization(noisy)
     assert torch.allclose(torch.linalg.det(out), torch.ones(30, dtype=out.dtype))

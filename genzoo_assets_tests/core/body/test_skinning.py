@@ -23,13 +23,31 @@ def _two_joint_arrays(seed: int = 7):
 
 
 def _model(a, dtype):
-    return BodyModel(a["v_template"], a["shapedirs"], a["posedirs"], a["J_regressor"], a["weights"],
-                     a["kintree_table"][0], a["f"], keypoint_groups=[[i, i + 1] for i in range(26)], dtype=dtype)
+    return BodyModel(
+        a["v_template"],
+        a["shapedirs"],
+        a["posedirs"],
+        a["J_regressor"],
+        a["weights"],
+        a["kintree_table"][0],
+        a["f"],
+        keypoint_groups=[[i, i + 1] for i in range(26)],
+        dtype=dtype,
+    )
 
 
 def _smplx(m, betas, rot):
-    return smplx_lbs(betas, rot, m.v_template, m.shapedirs, m.posedirs, m.J_regressor, m.parents_t,
-                     m.lbs_weights, pose2rot=False)
+    return smplx_lbs(
+        betas,
+        rot,
+        m.v_template,
+        m.shapedirs,
+        m.posedirs,
+        m.J_regressor,
+        m.parents_t,
+        m.lbs_weights,
+        pose2rot=False,
+    )
 
 
 def test_sparse_tables_keep_only_used_joints_with_exact_weights():
@@ -47,8 +65,18 @@ def test_blocked_sparse_skinning_matches_smplx_lbs(block):
     rng = np.random.default_rng(3)
     betas = torch.tensor(rng.normal(size=(5, 4)))
     rot = axis_angle_to_matrix(torch.tensor(rng.normal(size=(5, 35, 3)))).contiguous()
-    verts, joints = rigid_lbs(betas, rot, m.v_template, m.shapedirs, m.joint_template, m.joint_shapedirs,
-                              m.parents_t, m.skin_index, m.skin_weight, block=block)
+    verts, joints = rigid_lbs(
+        betas,
+        rot,
+        m.v_template,
+        m.shapedirs,
+        m.joint_template,
+        m.joint_shapedirs,
+        m.parents_t,
+        m.skin_index,
+        m.skin_weight,
+        block=block,
+    )
     ref_v, ref_j = _smplx(m, betas, rot)
     assert verts.shape == (5, 50, 3)
     assert (verts - ref_v).abs().max() < 1e-12 and (joints - ref_j).abs().max() < 1e-12
@@ -67,7 +95,9 @@ def test_gradients_flow_and_agree_with_smplx():
     ref_v, _ = _smplx(m, betas, axis_angle_to_matrix(aa))
     kps = (ref_v[:, m.keypoint_index] * m.keypoint_weight[..., None]).sum(2)
     (ref_v.square().sum() + kps.sum()).backward()
-    assert torch.allclose(grads[0], aa.grad, atol=1e-9) and torch.allclose(grads[1], betas.grad, atol=1e-9)
+    assert torch.allclose(grads[0], aa.grad, atol=1e-9) and torch.allclose(
+        grads[1], betas.grad, atol=1e-9
+    )
 
 
 def test_float32_batch_equals_per_sample_and_empty_batch():
@@ -77,7 +107,7 @@ def test_float32_batch_equals_per_sample_and_empty_batch():
     with torch.inference_mode():
         out = m(betas, go, bp)
         for i in range(9):
-            one = m(betas[i:i + 1], go[i:i + 1], bp[i:i + 1])
+            one = m(betas[i : i + 1], go[i : i + 1], bp[i : i + 1])
             assert (one.vertices[0] - out.vertices[i]).abs().max() < 1e-5
             assert (one.keypoints[0] - out.keypoints[i]).abs().max() < 1e-5
         empty = m(betas[:0], go[:0], bp[:0])

@@ -8,12 +8,14 @@ from genzoo_assets.core.catalog.parquet import TableWriteError, read_table, writ
 
 
 def test_list_columns_typed_and_round_trip(tmp_path):
-    df = pd.DataFrame({
-        "sample_id": ["a", "b"],
-        "betas": [np.arange(3, dtype=np.float64), [0.5, 1.5, 2.5]],
-        "keypoints_vis": [np.array([True, False]), np.array([False, False])],
-        "index": [0, 1],
-    })
+    df = pd.DataFrame(
+        {
+            "sample_id": ["a", "b"],
+            "betas": [np.arange(3, dtype=np.float64), [0.5, 1.5, 2.5]],
+            "keypoints_vis": [np.array([True, False]), np.array([False, False])],
+            "index": [0, 1],
+        }
+    )
     path = write_table_atomic(df, tmp_path / "t" / "000.parquet")
     schema = pq.read_schema(path)
     assert schema.field("betas").type == pa.list_(pa.float32())
@@ -58,8 +60,12 @@ def test_crash_mid_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_ragged_and_missing_lists(tmp_path):
-    df = pd.DataFrame({"cond_scales": [[0.2, 0.65], None, np.array([1.0])],
-                       "pose": [np.zeros((2, 3)), np.ones((2, 3)), np.full((2, 3), 2.0)]})
+    df = pd.DataFrame(
+        {
+            "cond_scales": [[0.2, 0.65], None, np.array([1.0])],
+            "pose": [np.zeros((2, 3)), np.ones((2, 3)), np.full((2, 3), 2.0)],
+        }
+    )
     back = read_table(write_table_atomic(df, tmp_path / "r.parquet"))
     assert back["cond_scales"][1] is None and back["cond_scales"][2].tolist() == [1.0]
     assert back["pose"][2].tolist() == [2.0] * 6  # (2, 3) stored flattened row-major

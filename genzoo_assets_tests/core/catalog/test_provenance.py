@@ -17,7 +17,9 @@ def test_hash_persists_and_follows_changes(tmp_path, monkeypatch):
     provenance._sha256.cache_clear()  # a new process: the answer comes from the cache file
     assert provenance.file_sha256(model) == first
     (model / "sub" / "w.bin").write_bytes(b"other weights")
-    assert provenance.file_sha256(model) == hashlib.sha256(b"sub/w.bin" + b"other weights").hexdigest()
+    assert (
+        provenance.file_sha256(model) == hashlib.sha256(b"sub/w.bin" + b"other weights").hexdigest()
+    )
     single = tmp_path / "f.npz"
     single.write_bytes(b"abc")
     assert provenance.file_sha256(single) == hashlib.sha256(b"abc").hexdigest()

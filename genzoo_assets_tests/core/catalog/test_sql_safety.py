@@ -8,7 +8,11 @@ import pandas as pd
 import pytest
 
 from genzoo_assets.core.catalog.duckdb_catalog import (
-    CatalogQueryError, catalog_views, query, query_batches, refresh_catalog,
+    CatalogQueryError,
+    catalog_views,
+    query,
+    query_batches,
+    refresh_catalog,
 )
 from genzoo_assets.core.catalog.parquet import write_table_atomic
 from genzoo_assets.core.catalog.results import refresh_results
@@ -23,15 +27,32 @@ def data(tmp_path_factory):
     write_table_atomic(build_species_table(dataset_size=1000), root / "species" / "species.parquet")
     ids = [f"panthera-leo.000.{i:05d}" for i in range(N)]
     base = {"sample_id": ids, "species": "panthera-leo", "shard": "000", "index": np.arange(N)}
-    write_table_atomic(pd.DataFrame({**base, "seed": np.arange(N), "betas": [np.zeros(3)] * N, "provenance": "{}"}),
-                       root / "shape_params" / "panthera-leo" / "000.parquet")
-    write_table_atomic(pd.DataFrame({**base, "yaw_deg": np.zeros(N), "provenance": "{}"}),
-                       root / "pose_params" / "panthera-leo" / "000.parquet")
+    write_table_atomic(
+        pd.DataFrame(
+            {**base, "seed": np.arange(N), "betas": [np.zeros(3)] * N, "provenance": "{}"}
+        ),
+        root / "shape_params" / "panthera-leo" / "000.parquet",
+    )
+    write_table_atomic(
+        pd.DataFrame({**base, "yaw_deg": np.zeros(N), "provenance": "{}"}),
+        root / "pose_params" / "panthera-leo" / "000.parquet",
+    )
     predictions = root / "benchmark" / "heldout" / "predictions.parquet"
-    write_table_atomic(pd.DataFrame({"sample_id": ids[:3], "pa_mpjpe": [0.1, 0.2, 0.3]}), predictions)
+    write_table_atomic(
+        pd.DataFrame({"sample_id": ids[:3], "pa_mpjpe": [0.1, 0.2, 0.3]}), predictions
+    )
     lineage = root / "regressor" / "lineage.parquet"
-    write_table_atomic(pd.DataFrame({"split": ["train"], "shard": ["train-000000.tar"], "sample_id": ids[:1],
-                                     "checkpoint": ["regressor/checkpoint.pt"]}), lineage)
+    write_table_atomic(
+        pd.DataFrame(
+            {
+                "split": ["train"],
+                "shard": ["train-000000.tar"],
+                "sample_id": ids[:1],
+                "checkpoint": ["regressor/checkpoint.pt"],
+            }
+        ),
+        lineage,
+    )
     refresh_catalog(root)
     refresh_results(root, {"heldout": predictions}, lineage)
     return root
@@ -40,10 +61,21 @@ def data(tmp_path_factory):
 def test_every_table_and_view_reads(data):
     views = catalog_views(data)
     assert set(views) == {"species", "shape_params", "pose_params", "samples"}
-    for name in [*views, "_catalog_info", "_catalog_files", "_catalog_dirs", "_snap_samples", "_snap_species", "metrics", "training_lineage"]:
+    for name in [
+        *views,
+        "_catalog_info",
+        "_catalog_files",
+        "_catalog_dirs",
+        "_snap_samples",
+        "_snap_species",
+        "metrics",
+        "training_lineage",
+    ]:
         assert len(query(f"SELECT * FROM {name}", data).columns) > 0, name
     assert query("SELECT count(*) AS n FROM samples", data)["n"][0] == N
-    assert query("SELECT count(*) AS n FROM metrics JOIN samples USING (sample_id)", data)["n"][0] == 3
+    assert (
+        query("SELECT count(*) AS n FROM metrics JOIN samples USING (sample_id)", data)["n"][0] == 3
+    )
     assert "samples" in set(query("SHOW TABLES", data)["name"])
     assert query("EXPLAIN SELECT * FROM samples", data).shape[0] >= 1
 
@@ -57,7 +89,7 @@ REFUSED = {
     "create-macro": "CREATE MACRO evil() AS 1",
     "copy-to": "COPY (SELECT 1) TO '{out}' (FORMAT csv)",
     "explain-analyze-copy-partition": "EXPLAIN ANALYZE COPY (SELECT * FROM shape_params WHERE false) TO '{partition}' "
-                                      "(FORMAT parquet)",
+    "(FORMAT parquet)",
     "explain-analyze-copy": "EXPLAIN ANALYZE COPY (SELECT 1) TO '{out}'",
     "export-database": "EXPORT DATABASE '{out_dir}'",
     "read-csv-passwd": "SELECT * FROM read_csv('/etc/passwd')",
@@ -82,7 +114,9 @@ REFUSED = {
 def test_refused_statements_touch_nothing(case, data, tmp_path):
     partition = data / "shape_params" / "panthera-leo" / "000.parquet"
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
-    sql = REFUSED[case].format(out=tmp_path / "leak.csv", out_dir=tmp_path / "leak", partition=partition)
+    sql = REFUSED[case].format(
+        out=tmp_path / "leak.csv", out_dir=tmp_path / "leak", partition=partition
+    )
     with pytest.raises(CatalogQueryError) as exc:
         query(sql, data)
     message = str(exc.value)
@@ -90,7 +124,9 @@ def test_refused_statements_touch_nothing(case, data, tmp_path):
     assert "refused: the catalog is read-only" in message
     assert not list(tmp_path.iterdir()), "a refused statement wrote a file"
     assert {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()} == before
-    assert query("SELECT count(*) AS n FROM shape_params", data)["n"][0] == N  # the handle still works
+    assert (
+        query("SELECT count(*) AS n FROM shape_params", data)["n"][0] == N
+    )  # the handle still works
 
 
 def test_no_temp_files_in_the_working_directory(data, tmp_path, monkeypatch):
@@ -135,7 +171,7 @@ def test_corrupt_catalog_names_the_fix_and_refresh_rebuilds(corruption, data, tm
     else:
         raw = bytearray(good)
         for off in range(12288 + 100, len(raw) - 64, 4096):
-            raw[off:off + 64] = b"\xff" * 64
+            raw[off : off + 64] = b"\xff" * 64
         path.write_bytes(bytes(raw))
     with pytest.raises(CatalogQueryError) as exc:
         query("SELECT count(*) AS n FROM samples", copy)
@@ -155,9 +191,14 @@ def test_corrupt_results_file_is_named_and_never_blocks_the_catalog(data, tmp_pa
     results.write_bytes(np.random.default_rng(1).bytes(100_000))
     with pytest.raises(CatalogQueryError) as exc:
         query("SELECT count(*) AS n FROM metrics", copy)
-    assert str(results) in str(exc.value) and "`genzoo catalog refresh` rebuilds it" in str(exc.value)
+    assert str(results) in str(exc.value) and "`genzoo catalog refresh` rebuilds it" in str(
+        exc.value
+    )
     assert set(catalog_views(copy)) == {"species", "shape_params", "pose_params", "samples"}
     assert query("SELECT count(*) AS n FROM samples", copy, with_results=False)["n"][0] == N
-    refresh_results(copy, {"heldout": copy / "benchmark" / "heldout" / "predictions.parquet"},
-                    copy / "regressor" / "lineage.parquet")
+    refresh_results(
+        copy,
+        {"heldout": copy / "benchmark" / "heldout" / "predictions.parquet"},
+        copy / "regressor" / "lineage.parquet",
+    )
     assert query("SELECT count(*) AS n FROM metrics", copy)["n"][0] == 3

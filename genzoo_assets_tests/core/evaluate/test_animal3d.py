@@ -37,7 +37,7 @@ def write_release(root, n=3, mask_fill=(8, 24), edit=None):
         (root / "masks/test").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(root / f"images/test/{i:03d}.jpg"), np.full((32, 32, 3), 40 * i, np.uint8))
         mask = np.zeros((32, 32), np.uint8)
-        mask[mask_fill[0]:mask_fill[1], mask_fill[0]:mask_fill[1]] = 255
+        mask[mask_fill[0] : mask_fill[1], mask_fill[0] : mask_fill[1]] = 255
         cv2.imwrite(str(root / f"masks/test/{i:03d}.png"), mask)
     path = root / "test.json"
     path.write_text(json.dumps({"info": {}, "data": items}))
@@ -48,12 +48,20 @@ def test_loads_release_and_derives_geometry(tmp_path, body_model):
     path, items = write_release(tmp_path)
     a3d = load_animal3d(path, body_model)
     assert len(a3d) == 3 and a3d.supercategory == ["dog", "horse", "dog"]
-    assert a3d.keypoints_2d.shape == (3, 26, 3) and a3d.betas.shape == (3, 41) and a3d.pose.shape == (3, 35, 3)
+    assert (
+        a3d.keypoints_2d.shape == (3, 26, 3)
+        and a3d.betas.shape == (3, 41)
+        and a3d.pose.shape == (3, 35, 3)
+    )
     np.testing.assert_allclose(a3d.betas[1], items[1]["shape"] + items[1]["shape_extra"])
     assert a3d.image_paths[2] == tmp_path / "images/test/002.jpg"
     pose = torch.as_tensor(a3d.pose, dtype=torch.float32)
-    out = body_model(torch.as_tensor(a3d.betas, dtype=torch.float32), pose[:, 0], pose[:, 1:],
-                     transl=torch.as_tensor(a3d.trans, dtype=torch.float32))
+    out = body_model(
+        torch.as_tensor(a3d.betas, dtype=torch.float32),
+        pose[:, 0],
+        pose[:, 1:],
+        transl=torch.as_tensor(a3d.trans, dtype=torch.float32),
+    )
     np.testing.assert_allclose(a3d.vertices, out.vertices.numpy(), atol=1e-5)
     np.testing.assert_allclose(a3d.keypoints_3d, out.keypoints.numpy(), atol=1e-5)
     assert a3d.joints.shape == (3, 35, 3)
@@ -64,13 +72,20 @@ def test_loads_release_and_derives_geometry(tmp_path, body_model):
     np.testing.assert_allclose(bench.crop_size, [32.0, 33.6, 35.2])
     np.testing.assert_allclose(bench.crop_box[0], [14.0, 14.0, 32.0])
     np.testing.assert_array_equal(bench.visibility, a3d.keypoints_2d[..., 2] > 0)
-    np.testing.assert_allclose(bench.gt_rotmat @ np.swapaxes(bench.gt_rotmat, -1, -2), np.broadcast_to(np.eye(3), (3, 35, 3, 3)), atol=1e-9)
+    np.testing.assert_allclose(
+        bench.gt_rotmat @ np.swapaxes(bench.gt_rotmat, -1, -2),
+        np.broadcast_to(np.eye(3), (3, 35, 3, 3)),
+        atol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("num_betas", [20, 45, 145])
 def test_ground_truth_needs_smals_41_beta_model(tmp_path, num_betas):
     path, _ = write_release(tmp_path, n=1)
-    with pytest.raises(Animal3DError, match=f"needs SMAL's 41-beta model; 'tiny-test-model-{num_betas}' has {num_betas} betas"):
+    with pytest.raises(
+        Animal3DError,
+        match=f"needs SMAL's 41-beta model; 'tiny-test-model-{num_betas}' has {num_betas} betas",
+    ):
         load_animal3d(path, tiny_body_model(num_betas))
 
 
@@ -80,7 +95,9 @@ def test_json_keypoint_3d_can_be_the_ground_truth(tmp_path, body_model):
     a3d = load_animal3d(path, body_model, keypoints_3d="json")
     assert a3d.keypoints_3d_source == "json" and smal.keypoints_3d_source == "smal"
     np.testing.assert_allclose(a3d.keypoints_3d[2], items[2]["keypoint_3d"], atol=1e-6)
-    np.testing.assert_allclose(a3d.vertices, smal.vertices)  # V2V ground truth still comes from SMAL
+    np.testing.assert_allclose(
+        a3d.vertices, smal.vertices
+    )  # V2V ground truth still comes from SMAL
     assert not np.allclose(a3d.keypoints_3d, smal.keypoints_3d)
     np.testing.assert_allclose(benchmark_set_from_animal3d(a3d).gt_keypoints_3d, a3d.keypoints_3d)
     assert benchmark_set_from_animal3d(smal).gt_keypoints_3d is None

@@ -83,8 +83,10 @@ def test_pck_several_thresholds_in_order():
     pred, gt, vis, norm = _kp_case()
     # normalised errors of the visible points: image 0 .05 .12 .3 .9, image 1 0 .2 .6; mean over images
     per_image = {0.5: (3 / 4, 2 / 3), 0.10: (1 / 4, 1 / 3), 0.15: (2 / 4, 1 / 3)}
-    np.testing.assert_allclose(metrics.pck(pred, gt, vis, norm, (0.5, 0.10, 0.15)),
-                               [np.mean(per_image[t]) for t in (0.5, 0.10, 0.15)])
+    np.testing.assert_allclose(
+        metrics.pck(pred, gt, vis, norm, (0.5, 0.10, 0.15)),
+        [np.mean(per_image[t]) for t in (0.5, 0.10, 0.15)],
+    )
     hits = metrics.pck_hits(pred, gt, vis, norm, (0.10, 0.15))
     assert hits.shape == (2, 2, 4)
     assert not hits[:, 1, 3].any()  # invisible keypoint with zero error is never a hit
@@ -122,21 +124,31 @@ def test_pck_and_auc_equal_animers_evaluator(weights):
     rng = np.random.default_rng(11)
     b, k = 9, 26
     gt = rng.uniform(0, 256, (b, k, 2))
-    pred = gt + rng.normal(0, 1, (b, k, 1)) * rng.uniform(2, 40, (b, 1, 1)) * rng.normal(size=(b, k, 2))
-    conf = (rng.random((b, k)) < 0.7).astype(float) if weights == "binary" else rng.random((b, k)) * (rng.random((b, k)) < 0.8)
+    pred = gt + rng.normal(0, 1, (b, k, 1)) * rng.uniform(2, 40, (b, 1, 1)) * rng.normal(
+        size=(b, k, 2)
+    )
+    conf = (
+        (rng.random((b, k)) < 0.7).astype(float)
+        if weights == "binary"
+        else rng.random((b, k)) * (rng.random((b, k)) < 0.8)
+    )
     conf[4] = 0.0  # an image with no visible keypoint
     mask_area = rng.uniform(500, 30000, b)
     norm = np.sqrt(mask_area)
     taus = (0.05, 0.10, 0.15, 0.5)
     got = metrics.pck(pred, gt, conf if weights == "float" else conf > 0, norm, taus)
-    ref = [_animer_pck(pred.tolist(), gt.tolist(), conf.tolist(), mask_area.tolist(), t) for t in taus]
+    ref = [
+        _animer_pck(pred.tolist(), gt.tolist(), conf.tolist(), mask_area.tolist(), t) for t in taus
+    ]
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     assert 0 < got[1] < got[-1] < 1  # the thresholds discriminate on these inputs
     hits = metrics.pck_hits(pred, gt, conf > 0, norm, taus)
     pooled = (hits * conf).sum(axis=(1, 2)) / conf.sum()
     assert np.abs(pooled - got).max() > 1e-3  # the pooled form (issue 7's) would fail this test
     auc = metrics.pck_auc(pred, gt, conf, norm)
-    assert auc == pytest.approx(_animer_auc(pred.tolist(), gt.tolist(), conf.tolist(), mask_area.tolist()), rel=1e-12)
+    assert auc == pytest.approx(
+        _animer_auc(pred.tolist(), gt.tolist(), conf.tolist(), mask_area.tolist()), rel=1e-12
+    )
     assert metrics.images_without_keypoints(conf) == 1
     per_image = metrics.image_pck(metrics.normalized_errors(pred, gt, conf > 0, norm), taus, conf)
     assert np.isnan(per_image[:, 4]).all() and np.isfinite(np.delete(per_image, 4, axis=1)).all()

@@ -11,7 +11,9 @@ from genzoo_assets_tests.core.evaluate.test_benchmark import oracle, synthetic_s
 
 def test_report_files(tmp_path, body_model):
     ts, cam = synthetic_set(body_model)
-    res = run_benchmark(ts, oracle(ts, cam, noise=0.1), body_model, baselines={"noisy": oracle(ts, cam, noise=0.4)})
+    res = run_benchmark(
+        ts, oracle(ts, cam, noise=0.1), body_model, baselines={"noisy": oracle(ts, cam, noise=0.4)}
+    )
     items = select_gallery(res, ts, body_model, n_best=2, n_worst=2, size=96)
     assert [i.label for i in items] == ["best", "best", "worst", "worst"]
     paths = write_report(res, tmp_path / "report", gallery_items=items)
@@ -41,7 +43,9 @@ def test_report_marks_missing_vertex_metrics(tmp_path, body_model):
     from genzoo_assets_tests.core.evaluate.test_benchmark import _fixed_prediction
 
     ts, _ = synthetic_set(body_model)
-    res = run_benchmark(ts, _fixed_prediction(20), procedural_body_model(), gt_body_model=body_model, v2v=False)
+    res = run_benchmark(
+        ts, _fixed_prediction(20), procedural_body_model(), gt_body_model=body_model, v2v=False
+    )
     md = write_report(res, tmp_path / "r")["markdown"].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| model |"))
     assert row.count("—") == 2 and "AUC ↑" in md

@@ -5,7 +5,9 @@ import numpy as np
 from genzoo_assets.core.body.model import BodyModel
 from genzoo_assets.core.body.skeleton import NUM_KEYPOINTS, SMAL_PARENTS
 
-_TETRA = np.array([[0.03, 0.03, 0.03], [-0.03, -0.03, 0.03], [-0.03, 0.03, -0.03], [0.03, -0.03, -0.03]])
+_TETRA = np.array(
+    [[0.03, 0.03, 0.03], [-0.03, -0.03, 0.03], [-0.03, 0.03, -0.03], [0.03, -0.03, -0.03]]
+)
 _TETRA_FACES = np.array([[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]])
 
 

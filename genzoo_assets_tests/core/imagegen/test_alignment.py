@@ -44,4 +44,6 @@ def test_aligned_pairs_pass_and_shifted_or_mirrored_controls_fail(pairs):
 
 def test_bad_sizes_named():
     with pytest.raises(ValueError, match="differ in size"):
-        alignment_score(np.zeros((10, 10, 3), np.uint8), np.zeros((12, 12), np.uint8), np.zeros((12, 12), bool))
+        alignment_score(
+            np.zeros((10, 10, 3), np.uint8), np.zeros((12, 12), np.uint8), np.zeros((12, 12), bool)
+        )

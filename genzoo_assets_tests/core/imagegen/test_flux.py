@@ -39,7 +39,9 @@ def test_tiny_flux_end_to_end_size_and_seed_determinism(tiny_flux_dirs):
     assert np.abs(a.astype(int) - c).max() <= 2
     assert np.abs(a.astype(int) - b).mean() > 5, "different seeds must give different images"
     rerun = [np.asarray(im) for im in gen.generate(reqs)]
-    assert all(np.array_equal(x, y) for x, y in zip(rerun, (a, b, c))), "a rerun must reproduce the bytes"
+    assert all(np.array_equal(x, y) for x, y in zip(rerun, (a, b, c))), (
+        "a rerun must reproduce the bytes"
+    )
     assert gen.params["steps"] == 2 and gen.params["cond_scales"] == [0.2, 0.65]
     assert set(gen.model_hashes) == {"base", "canny_controlnet", "depth_controlnet"}
     assert all(h.startswith("sha256:") for h in gen.model_hashes.values())
@@ -61,7 +63,12 @@ def _copy(dirs, tmp_path):
         (lambda base, d: shutil.rmtree(base / "transformer"), "no transformer/ sub-folder"),
         (lambda base, d: (base / "model_index.json").unlink(), "has no model_index.json"),
         (lambda base, d: next((base / "vae").glob("*.safetensors")).unlink(), "no weight file"),
-        (lambda base, d: (base / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"})), r"expected a Flux\* pipeline"),
+        (
+            lambda base, d: (base / "model_index.json").write_text(
+                json.dumps({"_class_name": "StableDiffusionPipeline"})
+            ),
+            r"expected a Flux\* pipeline",
+        ),
     ],
 )
 def test_broken_base_folder_names_what_is_missing(tiny_flux_dirs, tmp_path, breakage, expected):
@@ -73,24 +80,47 @@ def test_broken_base_folder_names_what_is_missing(tiny_flux_dirs, tmp_path, brea
 
 
 def test_wrong_or_missing_controlnet_fails_before_any_sample(tiny_flux_dirs, tmp_path):
-    with pytest.raises(ModelDirectoryError, match=r"depth_controlnet model folder .*nope does not exist"):
-        FluxControlNetGenerator.from_pretrained(tiny_flux_dirs.base, tiny_flux_dirs.canny, tmp_path / "nope")
-    with pytest.raises(ModelDirectoryError, match=r"canny_controlnet .*holds a FluxTransformer2DModel, expected FluxControlNetModel"):
-        FluxControlNetGenerator.from_pretrained(tiny_flux_dirs.base, tiny_flux_dirs.base / "transformer", tiny_flux_dirs.depth)
+    with pytest.raises(
+        ModelDirectoryError, match=r"depth_controlnet model folder .*nope does not exist"
+    ):
+        FluxControlNetGenerator.from_pretrained(
+            tiny_flux_dirs.base, tiny_flux_dirs.canny, tmp_path / "nope"
+        )
+    with pytest.raises(
+        ModelDirectoryError,
+        match=r"canny_controlnet .*holds a FluxTransformer2DModel, expected FluxControlNetModel",
+    ):
+        FluxControlNetGenerator.from_pretrained(
+            tiny_flux_dirs.base, tiny_flux_dirs.base / "transformer", tiny_flux_dirs.depth
+        )
     with pytest.raises(ModelDirectoryError, match="not-an-owner/not-a-model"):
-        FluxControlNetGenerator.from_pretrained("not-an-owner/not-a-model", tiny_flux_dirs.canny, tiny_flux_dirs.depth)
+        FluxControlNetGenerator.from_pretrained(
+            "not-an-owner/not-a-model", tiny_flux_dirs.canny, tiny_flux_dirs.depth
+        )
 
 
 def test_make_generator_by_name(tiny_flux_dirs):
     from genzoo_assets.core.imagegen import make_generator
 
     gen = make_generator(
-        "flux_controlnet", base_model=tiny_flux_dirs.base, canny_controlnet=tiny_flux_dirs.canny,
-        depth_controlnet=tiny_flux_dirs.depth, steps=1,
+        "flux_controlnet",
+        base_model=tiny_flux_dirs.base,
+        canny_controlnet=tiny_flux_dirs.canny,
+        depth_controlnet=tiny_flux_dirs.depth,
+        steps=1,
     )
-    assert gen.name == "flux_controlnet" and gen.params["resolution"] == 1024 and gen.params["guidance"] == 3.5
+    assert (
+        gen.name == "flux_controlnet"
+        and gen.params["resolution"] == 1024
+        and gen.params["guidance"] == 3.5
+    )
     assert make_generator("render_composite").name == "render_composite"
     with pytest.raises(ValueError, match="unknown image generator 'nope'"):
         make_generator("nope")
     with pytest.raises(ModelDirectoryError, match="expected a StableDiffusion3\\* pipeline"):
-        make_generator("sd3_controlnet", base_model=tiny_flux_dirs.base, canny_controlnet=tiny_flux_dirs.canny, depth_controlnet=tiny_flux_dirs.depth)
+        make_generator(
+            "sd3_controlnet",
+            base_model=tiny_flux_dirs.base,
+            canny_controlnet=tiny_flux_dirs.canny,
+            depth_controlnet=tiny_flux_dirs.depth,
+        )

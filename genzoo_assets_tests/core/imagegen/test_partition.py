@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
+from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
 from genzoo_assets.core.imagegen.partition import OUTPUT_COLUMNS, generate_partition
 from genzoo_assets.core.imagegen.render_composite import RenderCompositeGenerator
@@ -25,38 +25,73 @@ def _write_partition(data_dir, bm, n=3, species="zebra"):
         sid = f"{species}.000.{i:05d}"
         betas = rng.normal(0, 0.5, bm.num_betas)
         rot = view_rotation(40.0 + 50 * i, 10.0) @ bm.canonical_rotation
-        go = matrix_to_axis_angle(torch.tensor(rot, dtype=torch.float32)[None])[0].numpy().astype(np.float64)
+        go = (
+            matrix_to_axis_angle(torch.tensor(rot, dtype=torch.float32)[None])[0]
+            .numpy()
+            .astype(np.float64)
+        )
         pose = np.zeros(3 * (bm.num_joints - 1))
         transl = np.array([0.0, 0.05, 3.0])
         out = bm(betas[None], go[None], pose[None], transl[None])
-        maps = renderer.render(out.vertices[0].detach().double().numpy(), np.asarray(bm.faces), Camera("perspective", SIZE, fov_deg=40.0))
+        maps = renderer.render(
+            out.vertices[0].detach().double().numpy(),
+            np.asarray(bm.faces),
+            Camera("perspective", SIZE, fov_deg=40.0),
+        )
         stem = f"renders/{species}/000/{sid}"
         (data_dir / stem).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(maps.rgb).save(data_dir / f"{stem}.rgb.png")
         Image.fromarray(maps.depth_u8).save(data_dir / f"{stem}.depth.png")
         Image.fromarray(maps.canny).save(data_dir / f"{stem}.canny.png")
         Image.fromarray(maps.mask.astype(np.uint8) * 255).save(data_dir / f"{stem}.mask.png")
-        rows.append({
-            "sample_id": sid, "species": species, "shard": "000", "index": i, "prompt": f"a {species} standing",
-            "rgb_path": f"{stem}.rgb.png", "depth_path": f"{stem}.depth.png", "canny_path": f"{stem}.canny.png",
-            "mask_path": f"{stem}.mask.png", "betas": betas.tolist(), "global_orient": go.tolist(),
-            "body_pose": pose.tolist(), "transl": transl.tolist(), "camera_model": "perspective",
-            "resolution": SIZE, "fov_deg": 40.0, "cam_scale": None, "cam_tx": None, "cam_ty": None,
-            "family": "Equidae",
-        })
+        rows.append(
+            {
+                "sample_id": sid,
+                "species": species,
+                "shard": "000",
+                "index": i,
+                "prompt": f"a {species} standing",
+                "rgb_path": f"{stem}.rgb.png",
+                "depth_path": f"{stem}.depth.png",
+                "canny_path": f"{stem}.canny.png",
+                "mask_path": f"{stem}.mask.png",
+                "betas": betas.tolist(),
+                "global_orient": go.tolist(),
+                "body_pose": pose.tolist(),
+                "transl": transl.tolist(),
+                "camera_model": "perspective",
+                "resolution": SIZE,
+                "fov_deg": 40.0,
+                "cam_scale": None,
+                "cam_tx": None,
+                "cam_ty": None,
+                "family": "Equidae",
+            }
+        )
     renderer.close()
     return pd.DataFrame(rows)
 
 
 def _files(data_dir):
-    return sorted(p for p in (data_dir / "images").rglob("*") if p.is_file()) if (data_dir / "images").exists() else []
+    return (
+        sorted(p for p in (data_dir / "images").rglob("*") if p.is_file())
+        if (data_dir / "images").exists()
+        else []
+    )
 
 
 def test_render_composite_partition_writes_scored_images(tmp_path, body_model):
     rows = _write_partition(tmp_path, body_model)
     gen = RenderCompositeGenerator(subdivisions=1)
     seen = []
-    df = generate_partition(rows, gen, tmp_path, batch_size=2, progress=lambda d, t: seen.append((d, t)), body_model=body_model)
+    df = generate_partition(
+        rows,
+        gen,
+        tmp_path,
+        batch_size=2,
+        progress=lambda d, t: seen.append((d, t)),
+        body_model=body_model,
+    )
     assert list(df.columns) == list(OUTPUT_COLUMNS) and len(df) == 3
     assert seen[-1] == (3, 3)
     assert [p.name for p in _files(tmp_path)] == [f"zebra.000.{i:05d}.jpg" for i in range(3)]
@@ -64,11 +99,15 @@ def test_render_composite_partition_writes_scored_images(tmp_path, body_model):
         with Image.open(tmp_path / r["image_path"]) as im:
             assert im.size == (SIZE, SIZE) and im.format == "JPEG"
         assert not r["flagged"] and r["alignment_score"] >= 0.5
-        assert r["image_backend"] == "render_composite" and "coat_palettes" in json.loads(r["model_hashes"])
+        assert r["image_backend"] == "render_composite" and "coat_palettes" in json.loads(
+            r["model_hashes"]
+        )
         assert json.loads(r["provenance"])["stage"] == "images"
     first = [(tmp_path / p).read_bytes() for p in df["image_path"]]
     again = generate_partition(rows, gen, tmp_path, body_model=body_model)
-    assert [(tmp_path / p).read_bytes() for p in again["image_path"]] == first, "a rerun reproduces the bytes"
+    assert [(tmp_path / p).read_bytes() for p in again["image_path"]] == first, (
+        "a rerun reproduces the bytes"
+    )
     assert again["image_seed"].tolist() == df["image_seed"].tolist()
     # Without the body model the backend shades the control normal map instead (still aligned).
     flat = generate_partition(rows, gen, tmp_path)
@@ -89,9 +128,13 @@ class _AtAnotherSize:
 
 def test_images_are_stored_at_the_control_resolution(tmp_path, body_model):
     rows = _write_partition(tmp_path, body_model, n=2)
-    df = generate_partition(rows, _AtAnotherSize(RenderCompositeGenerator(subdivisions=1), 2 * SIZE), tmp_path)
+    df = generate_partition(
+        rows, _AtAnotherSize(RenderCompositeGenerator(subdivisions=1), 2 * SIZE), tmp_path
+    )
     outcome = image_resolution(df, dict.fromkeys(df["sample_id"], SIZE), tmp_path)
-    assert outcome.passed, outcome.metadata  # keypoints and bbox are in control pixels: so is the image
+    assert outcome.passed, (
+        outcome.metadata
+    )  # keypoints and bbox are in control pixels: so is the image
     assert not df["flagged"].any()
 
 
@@ -113,7 +156,9 @@ class _FailsMidBatch:
 def test_failure_mid_partition_leaves_no_image_files(tmp_path, body_model):
     rows = _write_partition(tmp_path, body_model, n=4)
     with pytest.raises(RuntimeError, match="injected failure"):
-        generate_partition(rows, _FailsMidBatch(RenderCompositeGenerator(subdivisions=1)), tmp_path, batch_size=2)
+        generate_partition(
+            rows, _FailsMidBatch(RenderCompositeGenerator(subdivisions=1)), tmp_path, batch_size=2
+        )
     assert _files(tmp_path) == []
 
 
@@ -121,12 +166,22 @@ def test_failure_mid_partition_leaves_no_image_files(tmp_path, body_model):
 def test_flux_partition_on_tiny_models_and_a_failing_pipeline(tmp_path, body_model, tiny_flux_dirs):
     rows = _write_partition(tmp_path, body_model, n=3)
     gen = FluxControlNetGenerator.from_pretrained(
-        tiny_flux_dirs.base, tiny_flux_dirs.canny, tiny_flux_dirs.depth, steps=2, resolution=None, batch_size=2, max_sequence_length=64,
+        tiny_flux_dirs.base,
+        tiny_flux_dirs.canny,
+        tiny_flux_dirs.depth,
+        steps=2,
+        resolution=None,
+        batch_size=2,
+        max_sequence_length=64,
     )
     df = generate_partition(rows, gen, tmp_path, batch_size=3)
     assert len(_files(tmp_path)) == 3
     r = df.iloc[0]
-    assert r["image_backend"] == "flux_controlnet" and r["steps"] == 2 and list(r["cond_scales"]) == [0.2, 0.65]
+    assert (
+        r["image_backend"] == "flux_controlnet"
+        and r["steps"] == 2
+        and list(r["cond_scales"]) == [0.2, 0.65]
+    )
     assert set(json.loads(r["model_hashes"])) == {"base", "canny_controlnet", "depth_controlnet"}
     assert df["flagged"].dtype == bool and df["alignment_score"].between(0, 1).all()
 

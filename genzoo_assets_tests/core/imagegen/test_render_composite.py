@@ -26,20 +26,27 @@ def test_deterministic_per_seed_and_sized_like_the_controls(gen):
     assert a.size == (128, 128) and a.mode == "RGB"
     assert np.array_equal(np.asarray(a), np.asarray(b))
     other = gen.generate([toy_request(4, "tiger", "a tiger")])[0]
-    assert np.abs(np.asarray(a, int) - np.asarray(other)).mean() > 10  # new seed: new light, scene, coat draw
+    assert (
+        np.abs(np.asarray(a, int) - np.asarray(other)).mean() > 10
+    )  # new seed: new light, scene, coat draw
 
 
 def test_species_get_different_coats_and_the_animal_stands_out(gen):
-    reqs = {sp: toy_request(7, sp, f"a {sp}") for sp in ("zebra", "african_elephant", "golden_retriever")}
+    reqs = {
+        sp: toy_request(7, sp, f"a {sp}")
+        for sp in ("zebra", "african_elephant", "golden_retriever")
+    }
     imgs = {sp: gen.generate([r])[0] for sp, r in reqs.items()}
     stats = {sp: _fg_stats(imgs[sp], reqs[sp].mask) for sp in reqs}
-    assert stats["zebra"][1] > 1.5 * stats["african_elephant"][1], "stripes make a zebra's coat high-contrast"
+    assert stats["zebra"][1] > 1.5 * stats["african_elephant"][1], (
+        "stripes make a zebra's coat high-contrast"
+    )
     gold, grey = stats["golden_retriever"][0], stats["african_elephant"][0]
     assert gold[0] - gold[2] > 30 and abs(grey[0] - grey[2]) < 25, "golden is warm, elephant grey"
     for sp, req in reqs.items():  # visible: the silhouette differs from its surroundings
         ring = np.zeros_like(req.mask)
         ys, xs = np.nonzero(req.mask)
-        ring[max(ys.min() - 6, 0):ys.max() + 6, max(xs.min() - 6, 0):xs.max() + 6] = True
+        ring[max(ys.min() - 6, 0) : ys.max() + 6, max(xs.min() - 6, 0) : xs.max() + 6] = True
         ring &= ~req.mask
         inside = np.asarray(imgs[sp], float)[req.mask].mean(0)
         outside = np.asarray(imgs[sp], float)[ring].mean(0)

@@ -36,8 +36,14 @@ def toy_mesh() -> tuple[np.ndarray, np.ndarray]:
 
 
 def toy_request(
-    seed: int, species: str = "dog", prompt: str = "a dog", size: int = 128, yaw: float = 60.0,
-    pitch: float = 15.0, renderer: ControlRenderer | None = None, with_mesh: bool = True,
+    seed: int,
+    species: str = "dog",
+    prompt: str = "a dog",
+    size: int = 128,
+    yaw: float = 60.0,
+    pitch: float = 15.0,
+    renderer: ControlRenderer | None = None,
+    with_mesh: bool = True,
 ) -> GenerationRequest:
     canon, faces = toy_mesh()
     posed = canon @ view_rotation(yaw, pitch).T + np.array([0.05, 0.1, 3.2])
@@ -49,8 +55,19 @@ def toy_request(
     finally:
         if own:
             renderer.close()
-    mesh = dict(vertices=posed, faces=faces, camera=camera, canonical_vertices=canon) if with_mesh else {}
+    mesh = (
+        dict(vertices=posed, faces=faces, camera=camera, canonical_vertices=canon)
+        if with_mesh
+        else {}
+    )
     return GenerationRequest(
-        f"{species}.000.{seed:05d}", prompt, maps.canny, maps.depth_u8, maps.mask, maps.rgb, seed,
-        species=species, **mesh,
+        f"{species}.000.{seed:05d}",
+        prompt,
+        maps.canny,
+        maps.depth_u8,
+        maps.mask,
+        maps.rgb,
+        seed,
+        species=species,
+        **mesh,
     )

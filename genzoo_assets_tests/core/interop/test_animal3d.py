@@ -22,16 +22,26 @@ def test_export_round_trips_through_our_animal3d_loader(smal41, tmp_path):
     for i, item in enumerate(items):
         row = by_id.loc[item["sample_id"]]
         np.testing.assert_allclose(a3d.betas[i], row["betas"], rtol=1e-12)
-        np.testing.assert_allclose(a3d.pose[i].reshape(-1), row["global_orient"] + row["body_pose"], rtol=1e-12)
+        np.testing.assert_allclose(
+            a3d.pose[i].reshape(-1), row["global_orient"] + row["body_pose"], rtol=1e-12
+        )
         np.testing.assert_allclose(a3d.trans[i], row["transl"], rtol=1e-12)
         np.testing.assert_allclose(a3d.bbox[i], row["bbox"], rtol=1e-12)
-        np.testing.assert_allclose(a3d.keypoints_2d[i, :, :2].reshape(-1), row["keypoints_2d"], rtol=1e-12)
+        np.testing.assert_allclose(
+            a3d.keypoints_2d[i, :, :2].reshape(-1), row["keypoints_2d"], rtol=1e-12
+        )
         np.testing.assert_array_equal(a3d.keypoints_2d[i, :, 2] > 0, row["keypoints_vis"])
         # the geometry the loader derives from the JSON's SMAL parameters is the catalog's camera-frame body
         np.testing.assert_allclose(a3d.keypoints_3d[i].reshape(-1), row["keypoints_3d"], atol=1e-4)
-        np.testing.assert_allclose(np.asarray(item["keypoint_3d"]).reshape(-1), row["keypoints_3d"], rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(item["keypoint_3d"]).reshape(-1), row["keypoints_3d"], rtol=1e-12
+        )
         assert a3d.image_paths[i].is_file() and a3d.mask_paths[i].is_file()
-        assert isinstance(item["supercategory"], int) and len(item["shape"]) == 20 and len(item["shape_extra"]) == 21
+        assert (
+            isinstance(item["supercategory"], int)
+            and len(item["shape"]) == 20
+            and len(item["shape_extra"]) == 21
+        )
     assert {i["split"] for i in items} == {"train", "val", "heldout"}
 
 

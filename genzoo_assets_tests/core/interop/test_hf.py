@@ -9,7 +9,6 @@ from genzoo_assets.core.interop.hf import export_hf
 from genzoo_assets_tests.core.interop.conftest import make_catalog_rows
 
 
-
 @pytest.fixture(scope="module")
 def exported(body_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
@@ -28,10 +27,15 @@ def offline(monkeypatch, tmp_path):
 def _compare(sample, row):
     assert sample["species"] == row["species"] and sample["family"] == row["family"]
     np.testing.assert_allclose(np.asarray(sample["betas"]), row["betas"], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(sample["keypoints_2d"]).reshape(-1), row["keypoints_2d"], rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(sample["keypoints_3d"]).reshape(-1), row["keypoints_3d"], rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(np.asarray(sample["body_pose"]).reshape(-1), row["body_pose"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(sample["keypoints_2d"]).reshape(-1), row["keypoints_2d"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(sample["keypoints_3d"]).reshape(-1), row["keypoints_3d"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(sample["body_pose"]).reshape(-1), row["body_pose"], rtol=1e-5, atol=1e-6
+    )
     assert list(sample["keypoints_vis"]) == list(row["keypoints_vis"])
     assert sample["image"].size == (64, 64) and sample["mask"].size == (64, 64)
     assert sample["caption"] == row["caption"]
@@ -56,6 +60,10 @@ def test_load_dataset_reads_the_card(exported, tmp_path):
     card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert "license" in card and card["license"] is None
     assert card["body_model"]["num_betas"] == 20
-    assert {s["name"]: s["num_examples"] for s in card["dataset_info"]["splits"]} == result["counts"]
-    assert datasets.Features._from_yaml_list(card["dataset_info"]["features"]) == ds["train"].features
+    assert {s["name"]: s["num_examples"] for s in card["dataset_info"]["splits"]} == result[
+        "counts"
+    ]
+    assert (
+        datasets.Features._from_yaml_list(card["dataset_info"]["features"]) == ds["train"].features
+    )
     assert "| felis_catus | 0 | 0 | 2 |" in (out / "README.md").read_text()

@@ -15,6 +15,13 @@ def catalog(body_model, tmp_path_factory):
     samples = make_samples(body_model, data_dir, n=32)
     samples.loc[3, "flagged"] = True
     out_dir = data_dir / "shards"
-    result = export_shards(samples, data_dir, out_dir, val_fraction=0.25, maxcount=8, camera_version="v1",
-                           body_model=body_model)
+    result = export_shards(
+        samples,
+        data_dir,
+        out_dir,
+        val_fraction=0.25,
+        maxcount=8,
+        camera_version="v1",
+        body_model=body_model,
+    )
     return {"samples": samples, "data_dir": data_dir, "out_dir": out_dir, "result": result}

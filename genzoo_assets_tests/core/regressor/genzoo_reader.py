@@ -68,8 +68,11 @@ def decode(urls, layer: GenZooSMALLayer, camera_version: str, keypoint_groups) -
             continue
         rot = orthogonalize(npz["poses"])
         with torch.inference_mode():
-            verts = layer(global_orient=rot[None, :1], body_pose=rot[None, 1:],
-                          betas=torch.as_tensor(np.asarray(npz["betas"], dtype=np.float32))[None]).vertices[0]
+            verts = layer(
+                global_orient=rot[None, :1],
+                body_pose=rot[None, 1:],
+                betas=torch.as_tensor(np.asarray(npz["betas"], dtype=np.float32))[None],
+            ).vertices[0]
         verts = verts.double().numpy()
         kp3 = np.stack([verts[g].mean(0) for g in keypoint_groups])
         h, w = image.shape[:2]
@@ -77,7 +80,11 @@ def decode(urls, layer: GenZooSMALLayer, camera_version: str, keypoint_groups) -
             proj = lambda p: project_v1(p, npz, h, w)  # noqa: E731
         else:
             proj = lambda p: project_v2(p, npz, h)  # noqa: E731
-        out[str(npz["sample_id"])] = {"vertices_2d": proj(verts), "keypoints_2d": proj(kp3), "size": (h, w)}
+        out[str(npz["sample_id"])] = {
+            "vertices_2d": proj(verts),
+            "keypoints_2d": proj(kp3),
+            "size": (h, w),
+        }
     return out
 
 
@@ -91,7 +98,10 @@ def errors(decoded: dict, samples) -> dict[str, float]:
         kp_err = max(kp_err, float(np.linalg.norm(d["keypoints_2d"] - kp, axis=1).max()))
         x, y, w, h = (float(v) for v in row["bbox"])
         lo, hi = d["vertices_2d"].min(0), d["vertices_2d"].max(0)
-        box_err = max(box_err, float(np.abs(np.array([lo[0], lo[1], hi[0], hi[1]]) - [x, y, x + w, y + h]).max()))
+        box_err = max(
+            box_err,
+            float(np.abs(np.array([lo[0], lo[1], hi[0], hi[1]]) - [x, y, x + w, y + h]).max()),
+        )
     return {"keypoints_px": kp_err, "bbox_px": box_err, "samples": len(decoded)}
 
 

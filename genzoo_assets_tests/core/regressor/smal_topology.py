@@ -25,14 +25,34 @@ def uv_sphere(rings: int, around: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit sphere: ``rings`` latitude rings of ``around`` vertices plus two poles; outward faces."""
     lat = np.pi * np.arange(1, rings + 1) / (rings + 1)
     lon = 2 * np.pi * np.arange(around) / around
-    ring = np.stack([np.sin(lat)[:, None] * np.cos(lon), np.cos(lat)[:, None].repeat(around, 1),
-                     np.sin(lat)[:, None] * np.sin(lon)], -1).reshape(-1, 3)
+    ring = np.stack(
+        [
+            np.sin(lat)[:, None] * np.cos(lon),
+            np.cos(lat)[:, None].repeat(around, 1),
+            np.sin(lat)[:, None] * np.sin(lon),
+        ],
+        -1,
+    ).reshape(-1, 3)
     verts = np.concatenate([ring, [[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]])
     j, jn = np.arange(around), (np.arange(around) + 1) % around
-    faces = [np.stack([np.full(around, rings * around), jn, j], 1),
-             np.stack([np.full(around, rings * around + 1), (rings - 1) * around + j, (rings - 1) * around + jn], 1)]
+    faces = [
+        np.stack([np.full(around, rings * around), jn, j], 1),
+        np.stack(
+            [
+                np.full(around, rings * around + 1),
+                (rings - 1) * around + j,
+                (rings - 1) * around + jn,
+            ],
+            1,
+        ),
+    ]
     for r in range(rings - 1):
-        a0, a1, b0, b1 = r * around + j, r * around + jn, (r + 1) * around + j, (r + 1) * around + jn
+        a0, a1, b0, b1 = (
+            r * around + j,
+            r * around + jn,
+            (r + 1) * around + j,
+            (r + 1) * around + jn,
+        )
         faces += [np.stack([a0, a1, b0], 1), np.stack([a1, b1, b0], 1)]
     return verts, np.concatenate(faces)
 
@@ -59,12 +79,16 @@ def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
     weights[child, np.asarray(SMAL_PARENTS)[owner[child]]] = 0.2
     j_regressor = np.zeros((NUM_JOINTS, NUM_VERTICES))
     j_regressor[owner, np.arange(NUM_VERTICES)] = 1.0
-    j_regressor /= j_regressor.sum(1, keepdims=True)  # a sphere's vertex mean is its centre: the joint
+    j_regressor /= j_regressor.sum(
+        1, keepdims=True
+    )  # a sphere's vertex mean is its centre: the joint
     # Blend shapes move and scale whole spheres, so every shape stays smooth (per-vertex noise would
     # be smoothed away by the renderer's subdivision and shrink the silhouette).
     offsets = verts - joints[owner]
-    shapedirs = (rng.normal(scale=0.006, size=(NUM_JOINTS, 3, num_betas))[owner]
-                 + offsets[:, :, None] * rng.normal(scale=0.02, size=(NUM_JOINTS, 1, num_betas))[owner])
+    shapedirs = (
+        rng.normal(scale=0.006, size=(NUM_JOINTS, 3, num_betas))[owner]
+        + offsets[:, :, None] * rng.normal(scale=0.02, size=(NUM_JOINTS, 1, num_betas))[owner]
+    )
     posedirs = rng.normal(scale=2e-4, size=(NUM_JOINTS, 3, 9 * (NUM_JOINTS - 1)))[owner]
     return {
         "v_template": verts,
@@ -72,7 +96,9 @@ def smal_topology_arrays(seed: int = 0, num_betas: int = NUM_BETAS) -> dict:
         "posedirs": posedirs,
         "J_regressor": j_regressor,
         "weights": weights,
-        "kintree_table": np.stack([np.asarray(SMAL_PARENTS, dtype=np.int64), np.arange(NUM_JOINTS)]),
+        "kintree_table": np.stack(
+            [np.asarray(SMAL_PARENTS, dtype=np.int64), np.arange(NUM_JOINTS)]
+        ),
         "f": np.concatenate(faces).astype(np.uint32),
         "canonical_rotation": np.eye(3),
     }

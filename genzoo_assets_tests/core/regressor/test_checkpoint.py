@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from genzoo_assets.core.regressor.checkpoint import (
-    CheckpointError, body_model_identity, load_checkpoint, load_regressor, save_checkpoint,
+    CheckpointError,
+    body_model_identity,
+    load_checkpoint,
+    load_regressor,
+    save_checkpoint,
 )
 from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
 from genzoo_assets.core.regressor.train import TrainConfig, train
@@ -21,7 +25,9 @@ def _smal(sha="a" * 64, num_betas=4):
 def _saved(tmp_path, body):
     cfg = RegressorConfig.tiny(num_betas=body.num_betas)
     model = build_regressor(cfg).eval()
-    return model, save_checkpoint(tmp_path / "checkpoint.pt", model.state_dict(), cfg, body, step=3, val_loss=0.5)
+    return model, save_checkpoint(
+        tmp_path / "checkpoint.pt", model.state_dict(), cfg, body, step=3, val_loss=0.5
+    )
 
 
 def test_round_trip_keeps_weights_and_stores_plain_data(tmp_path):
@@ -38,11 +44,20 @@ def test_round_trip_keeps_weights_and_stores_plain_data(tmp_path):
         load_regressor(tmp_path / "none.pt")
 
 
-@pytest.mark.parametrize("other, words", [
-    (_smal(sha="b" * 64), ["trained with the body model /models/smal.pkl", "aaaa", "bbbb"]),
-    (_smal(num_betas=145), ["predicts the 4 betas of the body model /models/smal.pkl", "has 145"]),
-    (types.SimpleNamespace(sha256=None, source="procedural(num_betas=4)", num_betas=4), ["procedural(num_betas=4)"]),
-])
+@pytest.mark.parametrize(
+    "other, words",
+    [
+        (_smal(sha="b" * 64), ["trained with the body model /models/smal.pkl", "aaaa", "bbbb"]),
+        (
+            _smal(num_betas=145),
+            ["predicts the 4 betas of the body model /models/smal.pkl", "has 145"],
+        ),
+        (
+            types.SimpleNamespace(sha256=None, source="procedural(num_betas=4)", num_betas=4),
+            ["procedural(num_betas=4)"],
+        ),
+    ],
+)
 def test_another_body_model_is_refused(other, words, tmp_path):
     _, path = _saved(tmp_path, _smal())
     with pytest.raises(CheckpointError) as exc:
@@ -60,7 +75,9 @@ def test_procedural_models_match_by_source(tmp_path, body_model):
 
 def test_checkpoint_without_body_model_is_refused(tmp_path):
     cfg = RegressorConfig.tiny(num_betas=4)
-    torch.save({"config": cfg.__dict__, "model": build_regressor(cfg).state_dict()}, tmp_path / "old.pt")
+    torch.save(
+        {"config": cfg.__dict__, "model": build_regressor(cfg).state_dict()}, tmp_path / "old.pt"
+    )
     with pytest.raises(CheckpointError, match="does not record the body model"):
         load_regressor(tmp_path / "old.pt", body_model=_smal())
 
@@ -78,8 +95,10 @@ def test_malicious_checkpoint_is_refused_without_running(tmp_path):
     with pytest.raises(CheckpointError) as exc:
         load_regressor(path)
     assert not marker.exists()
-    assert str(exc.value) == (f"regressor checkpoint {path}: refusing to load global builtins.exec "
-                              "(a checkpoint holds tensors and plain data only)")
+    assert str(exc.value) == (
+        f"regressor checkpoint {path}: refusing to load global builtins.exec "
+        "(a checkpoint holds tensors and plain data only)"
+    )
 
 
 def test_malicious_last_pt_does_not_run_on_resume(tmp_path, body_model):

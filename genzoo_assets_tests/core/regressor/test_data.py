@@ -15,7 +15,9 @@ from genzoo_assets_tests.fixtures.malicious import Exec
 
 def test_planted_pickle_and_torch_members_stay_bytes(catalog, tmp_path):
     out = tmp_path / "shards"
-    shutil.copytree(catalog["out_dir"], out, symlinks=True)  # `current` stays a pointer into the copy
+    shutil.copytree(
+        catalog["out_dir"], out, symlinks=True
+    )  # `current` stays a pointer into the copy
     marker = tmp_path / "touched"
     manifest = read_manifest(out)
     shard = Path(manifest["export_dir"]) / manifest["shards"]["train"][0]
@@ -26,8 +28,16 @@ def test_planted_pickle_and_torch_members_stay_bytes(catalog, tmp_path):
     marker.unlink()
     with wds.TarWriter(str(shard)) as sink:
         for s in samples:
-            sink.write({"__key__": s["__key__"], "jpg": s["jpg"], "npz": s["npz"], "pyd": payload, "pkl": payload,
-                        "pth": payload})
+            sink.write(
+                {
+                    "__key__": s["__key__"],
+                    "jpg": s["jpg"],
+                    "npz": s["npz"],
+                    "pyd": payload,
+                    "pkl": payload,
+                    "pth": payload,
+                }
+            )
     streamed = list(load_split(out, "train", input_hw=(64, 48)))
     cached = CachedSplit(out, "train", input_hw=(64, 48))
     records = shard_records(out, "train") + shard_records(out, "train", with_images=False)

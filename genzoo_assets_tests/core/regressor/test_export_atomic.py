@@ -13,7 +13,14 @@ from genzoo_assets.core.regressor import export
 from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize, shard_urls
 from genzoo_assets_tests.core.regressor.synthetic import make_samples
 
-STAGES = ["_write_shard", "_link_shard", "_write_metadata", "_publish", "_swap_current", "_collect_garbage"]
+STAGES = [
+    "_write_shard",
+    "_link_shard",
+    "_write_metadata",
+    "_publish",
+    "_swap_current",
+    "_collect_garbage",
+]
 
 
 class Crash(RuntimeError):
@@ -28,8 +35,16 @@ def samples(body_model, tmp_path_factory):
 
 def _export(samples, out_dir, rows=None, **kwargs):
     data_dir, df = samples
-    return export.export_shards(df if rows is None else rows, data_dir, out_dir, heldout_families=(), val_fraction=0.25,
-                                maxcount=2, camera_version="v1", **kwargs)
+    return export.export_shards(
+        df if rows is None else rows,
+        data_dir,
+        out_dir,
+        heldout_families=(),
+        val_fraction=0.25,
+        maxcount=2,
+        camera_version="v1",
+        **kwargs,
+    )
 
 
 def assert_complete(out_dir, sample_ids) -> str:
@@ -39,9 +54,14 @@ def assert_complete(out_dir, sample_ids) -> str:
     for split in export.SPLITS:
         urls = shard_urls(out_dir, split)
         if split == "val":
-            seen |= {ex["sample_id"] for ex in materialize(load_split(out_dir, split, input_hw=(32, 24)))}
+            seen |= {
+                ex["sample_id"] for ex in materialize(load_split(out_dir, split, input_hw=(32, 24)))
+            }
         elif urls:
-            seen |= {item[1]["sample_id"].item() for item in CachedSplit(out_dir, split, input_hw=(32, 24)).items}
+            seen |= {
+                item[1]["sample_id"].item()
+                for item in CachedSplit(out_dir, split, input_hw=(32, 24)).items
+            }
     assert seen == set(sample_ids)
     assert sum(manifest["counts"].values()) == len(sample_ids)
     return manifest["export"]
@@ -56,20 +76,30 @@ def test_incremental_export_reuses_unchanged_shards(samples, tmp_path):
     second = _export(samples, out)  # sp_d added: only its shards are new
     sp_d = df.loc[df["species"] == "sp_d", "sample_id"].tolist()
     new_shards = [p for p, ids in second["shards"] if set(ids) & set(sp_d)]
-    assert second["written"] == len(new_shards) and second["reused"] == len(second["shards"]) - len(new_shards)
+    assert second["written"] == len(new_shards) and second["reused"] == len(second["shards"]) - len(
+        new_shards
+    )
     old_inodes = {os.stat(p).st_ino for p, _ in first["shards"]}
-    assert {os.stat(p).st_ino for p, ids in second["shards"] if not set(ids) & set(sp_d)} <= old_inodes
+    assert {
+        os.stat(p).st_ino for p, ids in second["shards"] if not set(ids) & set(sp_d)
+    } <= old_inodes
     changed = df.copy()
-    changed.loc[0, "cam_tx"] += 0.01  # one sample's ground truth changes: only its shard is rewritten
+    changed.loc[0, "cam_tx"] += (
+        0.01  # one sample's ground truth changes: only its shard is rewritten
+    )
     third = _export(samples, out, changed)
     assert third["written"] == 1 and third["reused"] == len(third["shards"]) - 1
     assert_complete(out, df["sample_id"])
     kept = sorted(p.name for p in out.iterdir() if p.name.startswith(export.EXPORT_PREFIX))
-    assert kept == sorted([export.read_manifest(out)["export"], export.read_manifest(out)["previous"]])
+    assert kept == sorted(
+        [export.read_manifest(out)["export"], export.read_manifest(out)["previous"]]
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(samples, tmp_path, monkeypatch, stage):
+def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(
+    samples, tmp_path, monkeypatch, stage
+):
     data_dir, df = samples
     out = tmp_path / "shards"
     old_rows = df[df["species"] != "sp_d"]
@@ -78,7 +108,9 @@ def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(samples, tmp_path
     changed.loc[0, "cam_tx"] += 0.01  # a rewritten shard, reused shards and a new species' shards
     original = getattr(export, stage)
     calls = {"n": 0}
-    crash_at = 2 if stage == "_collect_garbage" else 1  # its first call is the clean-up before writing
+    crash_at = (
+        2 if stage == "_collect_garbage" else 1
+    )  # its first call is the clean-up before writing
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -95,7 +127,9 @@ def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(samples, tmp_path
     assert (current != old["export_dir"].rsplit("/", 1)[-1]) == swapped
     again = _export(samples, out, changed)  # the next run removes the dead run's leftovers
     assert_complete(out, df["sample_id"])
-    leftovers = [p.name for p in out.iterdir() if p.name.startswith((export.TEMP_PREFIX, export.LINK_PREFIX))]
+    leftovers = [
+        p.name for p in out.iterdir() if p.name.startswith((export.TEMP_PREFIX, export.LINK_PREFIX))
+    ]
     assert leftovers == [] and again["written"] + again["reused"] == len(again["shards"])
 
 
@@ -125,10 +159,16 @@ def test_kill_9_mid_export_keeps_the_previous_export_and_the_next_run_cleans_up(
     frame = tmp_path / "samples.pkl"
     changed.to_pickle(frame)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_EXPORT, str(frame), str(data_dir), str(out)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_EXPORT, str(frame), str(data_dir), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
-        assert proc.stdout.readline().startswith("wrote"), "the export subprocess did not start writing"
+        assert proc.stdout.readline().startswith("wrote"), (
+            "the export subprocess did not start writing"
+        )
         assert [p for p in out.iterdir() if p.name.startswith(export.TEMP_PREFIX)]
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -161,4 +201,7 @@ def test_readers_refuse_an_export_in_the_old_layout(samples, tmp_path):
     with pytest.raises(ValueError, match="older genzoo-assets"):
         shard_urls(out, "train")
     _export(samples, out)  # the new export replaces the old layout's files
-    assert not (out / export.MANIFEST).exists() and export.read_manifest(out)["format"] == export.FORMAT
+    assert (
+        not (out / export.MANIFEST).exists()
+        and export.read_manifest(out)["format"] == export.FORMAT
+    )

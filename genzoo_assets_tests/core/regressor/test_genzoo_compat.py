@@ -31,17 +31,29 @@ def pipeline(tmp_path_factory):
     bm = load_body_model(model_path)
     rng = np.random.default_rng(3)
     parts = []
-    for shard, (version, camera) in enumerate(CAMERAS.items()):
+    for shard, camera in enumerate(CAMERAS.values()):
         ids = [sample_id("testus_animalis", f"{shard:03d}", i) for i in range(4)]
         betas = rng.normal(0.0, 1.0, (len(ids), NUM_BETAS))
         betas[-1, 7] = 12.0  # GenZoo's `select` drops this one: the export must leave it out
-        shapes = pd.DataFrame({"sample_id": ids, "species": "testus_animalis", "shard": f"{shard:03d}",
-                               "index": range(len(ids)), "betas": [b.tolist() for b in betas]})
-        poses = sample_poses_partition(shapes, bm, make_pose_sampler("procedural", bm), camera_model=camera,
-                                       resolution=RES)
+        shapes = pd.DataFrame(
+            {
+                "sample_id": ids,
+                "species": "testus_animalis",
+                "shard": f"{shard:03d}",
+                "index": range(len(ids)),
+                "betas": [b.tolist() for b in betas],
+            }
+        )
+        poses = sample_poses_partition(
+            shapes, bm, make_pose_sampler("procedural", bm), camera_model=camera, resolution=RES
+        )
         merged = shapes.merge(poses.drop(columns=["species", "shard", "index"]), on="sample_id")
         renders = render_partition(merged, bm, root, resolution=RES)
-        parts.append(merged.merge(renders.drop(columns=["species", "shard", "index", "provenance"]), on="sample_id"))
+        parts.append(
+            merged.merge(
+                renders.drop(columns=["species", "shard", "index", "provenance"]), on="sample_id"
+            )
+        )
     samples = pd.concat(parts, ignore_index=True)
     samples["image_path"] = samples["rgb_path"]
     samples["family"], samples["flagged"] = "Testidae", False
@@ -52,15 +64,32 @@ def pipeline(tmp_path_factory):
 def test_genzoo_decoding_reproduces_our_annotation(pipeline, version, tmp_path):
     samples = pipeline["samples"][pipeline["samples"]["camera_model"] == CAMERAS[version]]
     out = tmp_path / "shards"
-    export_shards(samples, pipeline["root"], out, heldout_families=(), val_fraction=0.0, camera_version=version,
-                  body_model=pipeline["bm"])
-    decoded = decode(shard_urls(out, "train"), load_layer(pipeline["model_path"]), version,
-                     pipeline["bm"].keypoint_groups)
+    export_shards(
+        samples,
+        pipeline["root"],
+        out,
+        heldout_families=(),
+        val_fraction=0.0,
+        camera_version=version,
+        body_model=pipeline["bm"],
+    )
+    decoded = decode(
+        shard_urls(out, "train"),
+        load_layer(pipeline["model_path"]),
+        version,
+        pipeline["bm"].keypoint_groups,
+    )
     measured = errors(decoded, samples)
     print(f"GenZoo decoding, {version}: {measured}")
     assert measured["samples"] == len(samples) - 1
     assert measured["keypoints_px"] < 0.5
     assert measured["bbox_px"] < 2.0
     manifest = read_manifest(out)
-    assert manifest["excluded"]["betas_out_of_range"] == 1 and manifest["counts"]["train"] == len(samples) - 1
-    assert manifest["camera_version"] == version and set(manifest["camera_conventions"]) == {"v1", "v2"}
+    assert (
+        manifest["excluded"]["betas_out_of_range"] == 1
+        and manifest["counts"]["train"] == len(samples) - 1
+    )
+    assert manifest["camera_version"] == version and set(manifest["camera_conventions"]) == {
+        "v1",
+        "v2",
+    }

@@ -7,7 +7,12 @@ import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix, symmetric_orthogonalization
 from genzoo_assets.core.regressor.losses import (
-    LossWeights, betas_loss, keypoint_2d_loss, regressor_losses, rotation_9d_loss, weak_perspective_project,
+    LossWeights,
+    betas_loss,
+    keypoint_2d_loss,
+    regressor_losses,
+    rotation_9d_loss,
+    weak_perspective_project,
 )
 from genzoo_assets.core.regressor.model import RegressorOutput
 
@@ -60,8 +65,12 @@ def test_regressor_losses_weights_and_total():
     raw9d = torch.eye(3).reshape(1, 1, 9).repeat(b, 35, 1)
     raw9d[0, 0] = rot_z.reshape(9)  # global orientation: 90° about z
     raw9d[0, 5, 0] += 0.6  # one body joint off the identity
-    output = RegressorOutput(raw9d, symmetric_orthogonalization(raw9d), torch.tensor([[0.5]]),
-                             torch.tensor([[2.0, 0.1, 0.0]]))
+    output = RegressorOutput(
+        raw9d,
+        symmetric_orthogonalization(raw9d),
+        torch.tensor([[0.5]]),
+        torch.tensor([[2.0, 0.1, 0.0]]),
+    )
     batch = {
         "keypoints_2d": torch.tensor([[[0.1, 0.0, 1.0], [0.0, 2.0, 1.0]]]),
         "poses": torch.eye(3).expand(b, 35, 3, 3).clone(),
@@ -75,18 +84,32 @@ def test_regressor_losses_weights_and_total():
     # the (orthogonalised) ground truth is I, the raw output I + 0.6 e_00 on 1 of 34·9 entries
     assert float(terms["loss_body_pose"]) == pytest.approx(100 * 0.36 / (34 * 9), rel=1e-5)
     assert float(terms["loss_betas"]) == pytest.approx(50 * 0.5)
-    parts = sum(float(terms[k]) for k in ("loss_keypoints_2d", "loss_global_orient", "loss_body_pose", "loss_betas"))
+    parts = sum(
+        float(terms[k])
+        for k in ("loss_keypoints_2d", "loss_global_orient", "loss_body_pose", "loss_betas")
+    )
     assert float(terms["loss"]) == pytest.approx(parts)
 
 
 def test_occluded_keypoints_count_with_their_own_confidence():
     raw9d = torch.eye(3).reshape(1, 1, 9).repeat(1, 35, 1)
-    output = RegressorOutput(raw9d, symmetric_orthogonalization(raw9d), torch.tensor([[0.0]]),
-                             torch.tensor([[1.0, 0.0, 0.0]]))
+    output = RegressorOutput(
+        raw9d,
+        symmetric_orthogonalization(raw9d),
+        torch.tensor([[0.0]]),
+        torch.tensor([[1.0, 0.0, 0.0]]),
+    )
     # the body's two keypoints project to (0, 0) and (1, 0); the second is marked occluded, 0.5 off in y
-    batch = {"keypoints_2d": torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]]]),
-             "poses": torch.eye(3).expand(1, 35, 3, 3).clone(), "betas": torch.tensor([[0.0]])}
+    batch = {
+        "keypoints_2d": torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]]]),
+        "poses": torch.eye(3).expand(1, 35, 3, 3).clone(),
+        "betas": torch.tensor([[0.0]]),
+    }
     body = LineBody()
-    assert float(regressor_losses(output, batch, body)["loss_keypoints_2d"]) == pytest.approx(0.01 * 0.5, abs=1e-6)
+    assert float(regressor_losses(output, batch, body)["loss_keypoints_2d"]) == pytest.approx(
+        0.01 * 0.5, abs=1e-6
+    )
     hmr2 = LossWeights(occluded_keypoints=0.0)
-    assert float(regressor_losses(output, batch, body, hmr2)["loss_keypoints_2d"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(regressor_losses(output, batch, body, hmr2)["loss_keypoints_2d"]) == pytest.approx(
+        0.0, abs=1e-6
+    )

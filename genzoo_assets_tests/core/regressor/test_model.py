@@ -22,7 +22,9 @@ def test_config_json_round_trip_and_output_shapes():
 
 
 def test_resnet_backbone():
-    out = build_regressor(RegressorConfig.tiny(num_betas=5, backbone="resnet"))(torch.randn(1, 3, 64, 48))
+    out = build_regressor(RegressorConfig.tiny(num_betas=5, backbone="resnet"))(
+        torch.randn(1, 3, 64, 48)
+    )
     assert out.cam.shape == (1, 3) and torch.isfinite(out.raw9d).all()
 
 
@@ -58,10 +60,21 @@ def test_building_the_model_leaves_batchnorm_statistics_untouched():
 
 
 def test_pretrained_vitpose_loaded_offline_from_a_local_folder(tmp_path):
-    from transformers import VitPoseBackbone, VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+    from transformers import (
+        VitPoseBackbone,
+        VitPoseBackboneConfig,
+        VitPoseConfig,
+        VitPoseForPoseEstimation,
+    )
 
-    small = dict(image_size=[64, 48], patch_size=[8, 8], hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                 out_indices=[-1])
+    small = dict(
+        image_size=[64, 48],
+        patch_size=[8, 8],
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        out_indices=[-1],
+    )
     VitPoseBackbone(VitPoseBackboneConfig(**small)).save_pretrained(tmp_path / "backbone")
     full = VitPoseForPoseEstimation(VitPoseConfig(backbone_config=VitPoseBackboneConfig(**small)))
     full.save_pretrained(tmp_path / "full")

@@ -9,20 +9,28 @@ def test_polar_factor_is_recovered():
     g = torch.Generator().manual_seed(0)
     r = axis_angle_to_matrix(torch.randn(8, 3, generator=g, dtype=torch.float64))
     q = axis_angle_to_matrix(torch.randn(8, 3, generator=g, dtype=torch.float64))
-    spd = q @ torch.diag_embed(torch.tensor([3.0, 2.0, 0.5], dtype=torch.float64)).expand(8, 3, 3) @ q.transpose(1, 2)
+    spd = (
+        q
+        @ torch.diag_embed(torch.tensor([3.0, 2.0, 0.5], dtype=torch.float64)).expand(8, 3, 3)
+        @ q.transpose(1, 2)
+    )
     assert torch.allclose(symmetric_orthogonalization(r @ spd), r, atol=1e-10)
 
 
 def test_negative_determinant_flips_the_smallest_singular_direction():
     m = torch.diag(torch.tensor([3.0, 2.0, -1.0], dtype=torch.float64))
-    assert torch.allclose(symmetric_orthogonalization(m.reshape(9)), torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(
+        symmetric_orthogonalization(m.reshape(9)), torch.eye(3, dtype=torch.float64)
+    )
 
 
 def test_no_sampled_rotation_is_closer_than_the_projection():
     g = torch.Generator().manual_seed(1)
     m = torch.randn(4, 3, 3, generator=g, dtype=torch.float64)
     r = symmetric_orthogonalization(m)
-    assert torch.allclose(r @ r.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(4, 3, 3), atol=1e-10)
+    assert torch.allclose(
+        r @ r.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(4, 3, 3), atol=1e-10
+    )
     assert torch.allclose(torch.linalg.det(r), torch.ones(4, dtype=torch.float64))
     best = torch.linalg.norm(m - r, dim=(1, 2))
     candidates = axis_angle_to_matrix(torch.randn(20000, 3, generator=g, dtype=torch.float64) * 1.5)

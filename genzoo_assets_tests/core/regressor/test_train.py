@@ -18,21 +18,37 @@ pytestmark = pytest.mark.slow  # training loops
 @pytest.fixture(scope="module")
 def splits(catalog):
     hw = (64, 48)
-    train_data = materialize(load_split(catalog["out_dir"], "train", input_hw=hw, augment=Augmentation(colour=0.1)))
+    train_data = materialize(
+        load_split(catalog["out_dir"], "train", input_hw=hw, augment=Augmentation(colour=0.1))
+    )
     val_data = materialize(load_split(catalog["out_dir"], "val", input_hw=hw))
     return train_data, val_data
 
 
 def config(body_model, **kw):
-    base = dict(regressor=RegressorConfig.tiny(num_betas=body_model.num_betas), lr=2e-3, batch_size=8,
-                max_steps=30, val_every=10, checkpoint_every=10, patience=100)
+    base = dict(
+        regressor=RegressorConfig.tiny(num_betas=body_model.num_betas),
+        lr=2e-3,
+        batch_size=8,
+        max_steps=30,
+        val_every=10,
+        checkpoint_every=10,
+        patience=100,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def test_validation_loss_falls_and_files_are_written(splits, body_model, tmp_path):
     calls = []
-    result = train(config(body_model, max_steps=20), *splits, body_model, tmp_path,
-                   progress=lambda step, total, metrics: calls.append((step, total, metrics["loss_keypoints_2d"])))
+    result = train(
+        config(body_model, max_steps=20),
+        *splits,
+        body_model,
+        tmp_path,
+        progress=lambda step, total, metrics: calls.append(
+            (step, total, metrics["loss_keypoints_2d"])
+        ),
+    )
     val = result.history[result.history["split"] == "val"]
     assert list(val["step"]) == [0, 10, 20]
     assert val["loss_keypoints_2d"].iloc[-1] < 0.7 * val["loss_keypoints_2d"].iloc[0]
@@ -46,22 +62,36 @@ def test_validation_loss_falls_and_files_are_written(splits, body_model, tmp_pat
     model = load_regressor(result.checkpoint_path, body_model=body_model)
     preds = predict_split(model, splits[1], body_model, batch_size=4)
     assert len(preds) == len(splits[1])
-    assert {"sample_id", "rotmat", "betas", "cam", "keypoints_2d_crop", "keypoints_2d_px"} <= set(preds.columns)
+    assert {"sample_id", "rotmat", "betas", "cam", "keypoints_2d_crop", "keypoints_2d_px"} <= set(
+        preds.columns
+    )
     row, ex = preds.iloc[0], splits[1][0]
     px = from_crop_coords(np.reshape(row["keypoints_2d_crop"], (26, 2)), ex["box"].numpy())
     np.testing.assert_allclose(np.reshape(row["keypoints_2d_px"], (26, 2)), px, atol=1e-6)
 
 
 def test_early_stopping_stops_when_validation_stalls(splits, body_model, tmp_path):
-    result = train(config(body_model, lr=0.0, val_every=1, patience=2), *splits, body_model, tmp_path)
+    result = train(
+        config(body_model, lr=0.0, val_every=1, patience=2), *splits, body_model, tmp_path
+    )
     assert result.stopped_early
     assert result.steps == 2
 
 
-def test_a_run_that_trains_nothing_better_never_replaces_the_checkpoint(splits, body_model, tmp_path):
+def test_a_run_that_trains_nothing_better_never_replaces_the_checkpoint(
+    splits, body_model, tmp_path
+):
     (tmp_path / "checkpoint.pt").write_bytes(b"a trained checkpoint")
-    result = train(config(body_model, lr=0.0, val_every=1, patience=2), *splits, body_model, tmp_path, resume=False)
-    assert result.steps == 2 and result.best_step == 0  # two steps at lr 0: no better than untrained
+    result = train(
+        config(body_model, lr=0.0, val_every=1, patience=2),
+        *splits,
+        body_model,
+        tmp_path,
+        resume=False,
+    )
+    assert (
+        result.steps == 2 and result.best_step == 0
+    )  # two steps at lr 0: no better than untrained
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"a trained checkpoint"
 
 
@@ -72,11 +102,21 @@ def test_training_counts_below_one_are_refused(body_model, field):
 
 
 def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path):
-    first = train(config(body_model, max_steps=3, val_every=3, checkpoint_every=3), *splits, body_model, tmp_path)
+    first = train(
+        config(body_model, max_steps=3, val_every=3, checkpoint_every=3),
+        *splits,
+        body_model,
+        tmp_path,
+    )
     assert first.steps == 3
     steps = []
-    second = train(config(body_model, max_steps=5, val_every=1, checkpoint_every=1), *splits, body_model, tmp_path,
-                   progress=lambda step, total, metrics: steps.append(step))
+    second = train(
+        config(body_model, max_steps=5, val_every=1, checkpoint_every=1),
+        *splits,
+        body_model,
+        tmp_path,
+        progress=lambda step, total, metrics: steps.append(step),
+    )
     assert steps == [4, 5] and second.steps == 5
     trained = second.history[second.history["split"] == "train"]["step"].tolist()
     assert trained == [1, 2, 3, 4, 5]
@@ -85,7 +125,9 @@ def test_resume_continues_from_the_checkpoint_step(splits, body_model, tmp_path)
     assert all(int(s["step"]) == 5 for s in last["optimizer"]["state"].values())
 
 
-@pytest.mark.parametrize("schedule, expected", [("constant", [1e-3, 1e-3, 1e-3]), ("cosine", [1e-3, 5e-4, 0.0])])
+@pytest.mark.parametrize(
+    "schedule, expected", [("constant", [1e-3, 1e-3, 1e-3]), ("cosine", [1e-3, 5e-4, 0.0])]
+)
 def test_learning_rate_is_a_function_of_the_step(body_model, schedule, expected):
     cfg = config(body_model, lr=1e-3, max_steps=10, lr_schedule=schedule)
     assert [learning_rate(cfg, s) for s in (0, 5, 10)] == pytest.approx(expected, abs=1e-12)
@@ -97,10 +139,18 @@ def test_an_unknown_lr_schedule_is_refused(body_model):
 
 
 def test_cosine_schedule_sets_the_optimiser_lr_and_survives_resume(splits, body_model, tmp_path):
-    train(config(body_model, max_steps=2, val_every=2, checkpoint_every=2, lr_schedule="cosine"), *splits,
-          body_model, tmp_path)
-    result = train(config(body_model, max_steps=4, val_every=2, checkpoint_every=2, lr_schedule="cosine"), *splits,
-                   body_model, tmp_path)
+    train(
+        config(body_model, max_steps=2, val_every=2, checkpoint_every=2, lr_schedule="cosine"),
+        *splits,
+        body_model,
+        tmp_path,
+    )
+    result = train(
+        config(body_model, max_steps=4, val_every=2, checkpoint_every=2, lr_schedule="cosine"),
+        *splits,
+        body_model,
+        tmp_path,
+    )
     rows = result.history[result.history["split"] == "train"]
     cfg4 = config(body_model, max_steps=4, lr_schedule="cosine")
     assert rows["lr"].tolist()[2:] == pytest.approx([learning_rate(cfg4, s) for s in (2, 3)])
@@ -125,18 +175,31 @@ def _poisoned_losses(monkeypatch, poisoned_calls):
     monkeypatch.setattr(train_module, "regressor_losses", losses)
 
 
-def test_a_step_with_non_finite_gradients_is_skipped_and_counted(splits, body_model, tmp_path, monkeypatch):
+def test_a_step_with_non_finite_gradients_is_skipped_and_counted(
+    splits, body_model, tmp_path, monkeypatch
+):
     _poisoned_losses(monkeypatch, lambda n: n in (3, 4))
-    result = train(config(body_model, max_steps=12, val_every=6, checkpoint_every=6), *splits, body_model, tmp_path)
+    result = train(
+        config(body_model, max_steps=12, val_every=6, checkpoint_every=6),
+        *splits,
+        body_model,
+        tmp_path,
+    )
     assert result.steps == 12 and result.skipped_steps == 2
     weights = load_checkpoint(tmp_path / "last.pt")["model"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
     val = result.history[result.history["split"] == "val"]
-    assert val["loss_keypoints_2d"].notna().all() and val["loss_keypoints_2d"].iloc[-1] < val["loss_keypoints_2d"].iloc[0]
+    assert (
+        val["loss_keypoints_2d"].notna().all()
+        and val["loss_keypoints_2d"].iloc[-1] < val["loss_keypoints_2d"].iloc[0]
+    )
 
 
 def test_a_diverged_run_stops_with_an_error_that_says_so(splits, body_model, tmp_path, monkeypatch):
     _poisoned_losses(monkeypatch, lambda n: n > 2)
-    with pytest.raises(FloatingPointError, match=r"training diverged: 10 steps in a row up to step 12 had non-finite "
-                                                 r"gradients.*lower lr"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"training diverged: 10 steps in a row up to step 12 had non-finite "
+        r"gradients.*lower lr",
+    ):
         train(config(body_model, max_steps=30), *splits, body_model, tmp_path)

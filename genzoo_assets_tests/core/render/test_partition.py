@@ -22,8 +22,15 @@ def rendered(body_model, tmp_path_factory):
     pose_df = make_pose_df(body_model)
     calls = []
     with ControlRenderer(RES) as renderer:
-        out = render_partition(pose_df, body_model, data_dir, resolution=RES, renderer=renderer,
-                               progress=lambda done, total: calls.append((done, total)), batch_size=3)
+        out = render_partition(
+            pose_df,
+            body_model,
+            data_dir,
+            resolution=RES,
+            renderer=renderer,
+            progress=lambda done, total: calls.append((done, total)),
+            batch_size=3,
+        )
     return pose_df, out, data_dir, calls
 
 
@@ -38,7 +45,9 @@ def test_rows_files_and_progress(rendered):
     for _, row in out.iterrows():
         for key in ("rgb_path", "depth_path", "depth_metric_path", "canny_path", "mask_path"):
             rel = row[key]
-            assert not Path(rel).is_absolute() and rel.startswith(f"renders/{row['species']}/{row['shard']}/")
+            assert not Path(rel).is_absolute() and rel.startswith(
+                f"renders/{row['species']}/{row['shard']}/"
+            )
             assert (data_dir / rel).is_file()
         rgb = cv2.imread(str(data_dir / row["rgb_path"]))
         assert rgb.shape == (RES, RES, 3)
@@ -48,8 +57,17 @@ def test_rows_files_and_progress(rendered):
         assert row["mask_area"] == mask.sum() > 500
         x, y, w, h = row["bbox"]
         rows_, cols_ = np.nonzero(mask)
-        assert (x, y, w, h) == (cols_.min(), rows_.min(), cols_.max() + 1 - cols_.min(), rows_.max() + 1 - rows_.min())
-        assert len(row["keypoints_2d"]) == 52 and len(row["joints_2d"]) == 70 and len(row["joints_vis"]) == 35
+        assert (x, y, w, h) == (
+            cols_.min(),
+            rows_.min(),
+            cols_.max() + 1 - cols_.min(),
+            rows_.max() + 1 - rows_.min(),
+        )
+        assert (
+            len(row["keypoints_2d"]) == 52
+            and len(row["joints_2d"]) == 70
+            and len(row["joints_vis"]) == 35
+        )
     assert not list(data_dir.rglob(".*.tmp"))
 
 
@@ -62,7 +80,9 @@ def test_keypoints_are_projections_of_stored_3d(rendered):
             np.testing.assert_allclose(np.reshape(row[key2], (n, 2)), expected, atol=1e-6)
         # Rendering below the sampled resolution scales every coordinate by the same factor.
         sampled = project(np.reshape(src["keypoints_3d"], (26, 3)), camera_from_row(src))
-        np.testing.assert_allclose(np.reshape(row["keypoints_2d"], (26, 2)), sampled * RES / SAMPLED_RES, atol=0.5)
+        np.testing.assert_allclose(
+            np.reshape(row["keypoints_2d"], (26, 2)), sampled * RES / SAMPLED_RES, atol=0.5
+        )
 
 
 def test_visible_keypoints_fall_inside_mask(rendered):
@@ -100,7 +120,9 @@ def test_contact_sheet(rendered):
     named = write_contact_sheet(out, data_dir, "procedural_dog__000", max_samples=2)
     assert named == path and named.is_file()
     TEST_OUTPUT.mkdir(parents=True, exist_ok=True)
-    contact_sheet(out, data_dir, max_samples=4, tile=256).save(TEST_OUTPUT / "contact_sheet_procedural.png")
+    contact_sheet(out, data_dir, max_samples=4, tile=256).save(
+        TEST_OUTPUT / "contact_sheet_procedural.png"
+    )
 
 
 def test_bad_input_is_named(body_model, tmp_path):
@@ -132,5 +154,7 @@ def test_subdivisions_change_only_the_silhouette_detail(body_model, tmp_path):
     for (_, a), (_, b) in zip(coarse.iterrows(), fine.iterrows()):
         assert json.loads(a["provenance"])["subdivisions"] == 0
         assert json.loads(b["provenance"])["subdivisions"] == 2
-        assert a["keypoints_2d"] == b["keypoints_2d"]  # ground truth comes from the body model, not the mesh drawn
+        assert (
+            a["keypoints_2d"] == b["keypoints_2d"]
+        )  # ground truth comes from the body model, not the mesh drawn
         assert abs(a["mask_area"] - b["mask_area"]) <= 0.05 * b["mask_area"]

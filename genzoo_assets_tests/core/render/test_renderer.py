@@ -82,7 +82,7 @@ def test_normal_colours_mask_bbox_canny(renderer):
     assert (maps.rgb[~rim] == 0).all() and (maps.rgb[maps.mask].max(axis=1) > 32).all()
     x, y, w, h = bbox_from_mask(maps.mask)
     assert (x, y, x + w, y + h) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
-    assert maps.mask[int(y):int(y + h), int(x):int(x + w)].sum() == mask_area(maps.mask)
+    assert maps.mask[int(y) : int(y + h), int(x) : int(x + w)].sum() == mask_area(maps.mask)
     assert maps.canny.dtype == np.uint8 and set(np.unique(maps.canny)) <= {0, 255}
     edge_rows, edge_cols = np.nonzero(maps.canny)
     assert len(edge_rows) > 50

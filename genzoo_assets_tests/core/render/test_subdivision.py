@@ -13,8 +13,11 @@ def _open_mesh() -> trimesh.Trimesh:
     return half
 
 
-@pytest.mark.parametrize("mesh", [trimesh.creation.icosphere(1), trimesh.creation.box(), _open_mesh()],
-                         ids=["icosphere", "box", "open"])
+@pytest.mark.parametrize(
+    "mesh",
+    [trimesh.creation.icosphere(1), trimesh.creation.box(), _open_mesh()],
+    ids=["icosphere", "box", "open"],
+)
 @pytest.mark.parametrize("iterations", [1, 2])
 def test_matrix_equals_trimesh_loop(mesh, iterations):
     rng = np.random.default_rng(0)

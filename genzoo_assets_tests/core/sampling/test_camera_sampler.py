@@ -12,7 +12,11 @@ def test_every_vertex_projects_inside_the_image(standing_vertices, model):
         verts = standing_vertices[i % len(standing_vertices)]
         cs = sample_camera(model, verts, rng, resolution=256, margin=0.02)
         uv = project(verts @ cs.view.rotation.T + cs.transl, cs.camera)
-        assert uv.min() >= 256 * 0.02 - 1e-6 and uv.max() <= 256 * 0.98 + 1e-6, (i, uv.min(), uv.max())
+        assert uv.min() >= 256 * 0.02 - 1e-6 and uv.max() <= 256 * 0.98 + 1e-6, (
+            i,
+            uv.min(),
+            uv.max(),
+        )
         assert (verts @ cs.view.rotation.T + cs.transl)[:, 2].min() > 0  # in front of the camera
         if model == "perspective":
             assert 30 <= cs.camera.fov_deg <= 60
@@ -35,7 +39,9 @@ def test_weak_perspective_puts_the_body_in_the_lower_half(standing_vertices):
     rng = np.random.default_rng(2)
     lower = 0
     for _ in range(60):
-        cs = sample_camera("weak", standing_vertices[0], rng, resolution=100, scale_range=(0.5, 0.6))
+        cs = sample_camera(
+            "weak", standing_vertices[0], rng, resolution=100, scale_range=(0.5, 0.6)
+        )
         uv = project(standing_vertices[0] @ cs.view.rotation.T + cs.transl, cs.camera)
         lower += (uv[:, 1].min() + uv[:, 1].max()) / 2 >= 50 - 1e-6
     assert lower == 60
@@ -87,8 +93,18 @@ def test_weak_framing_is_genzoos_by_default(standing_vertices):
         view = sample_view(np.random.default_rng(100 + i))
         cs = sample_camera("weak", verts, np.random.default_rng(i), resolution=1024, view=view)
         ref = _genzoo_weak(verts @ view.rotation.T, np.random.default_rng(i))
-        np.testing.assert_allclose((cs.camera.scale, cs.camera.tx, cs.camera.ty), ref, rtol=1e-12, atol=1e-12)
-    cs = sample_camera("weak", standing_vertices[0], np.random.default_rng(0), resolution=1024, view=view,
-                       scale_range=(1.0, 1.0))
+        np.testing.assert_allclose(
+            (cs.camera.scale, cs.camera.tx, cs.camera.ty), ref, rtol=1e-12, atol=1e-12
+        )
+    cs = sample_camera(
+        "weak",
+        standing_vertices[0],
+        np.random.default_rng(0),
+        resolution=1024,
+        view=view,
+        scale_range=(1.0, 1.0),
+    )
     uv = project(standing_vertices[0] @ view.rotation.T + cs.transl, cs.camera)
-    assert np.ptp(uv, axis=0).max() == pytest.approx(1024)  # at scale factor 1 the box spans the whole image
+    assert np.ptp(uv, axis=0).max() == pytest.approx(
+        1024
+    )  # at scale factor 1 the box spans the whole image

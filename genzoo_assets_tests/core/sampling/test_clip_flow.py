@@ -5,10 +5,17 @@ import pytest
 import torch
 
 from genzoo_assets.core.sampling.clip_text import (
-    AttributesError, ClipTextEncoder, appearance_descriptions, appearance_templates, load_animal_attributes,
+    AttributesError,
+    ClipTextEncoder,
+    appearance_descriptions,
+    appearance_templates,
+    load_animal_attributes,
 )
 from genzoo_assets.core.sampling.flow import (
-    ConditionalRealNVP, FlowCheckpointError, flow_config_from_state_dict, load_flow_checkpoint,
+    ConditionalRealNVP,
+    FlowCheckpointError,
+    flow_config_from_state_dict,
+    load_flow_checkpoint,
 )
 from genzoo_assets.core.sampling.shape_clip_flow import ClipFlowShapeSampler, ShapeResampleError
 
@@ -37,12 +44,25 @@ def clip_dir(tmp_path_factory):
     vocab["</s>"] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>"
+    )
     torch.manual_seed(0)
-    config = CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                            num_attention_heads=2, max_position_embeddings=40, projection_dim=D,
-                            eos_token_id=vocab["</s>"], pad_token_id=0, bos_token_id=1)
+    config = CLIPTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=40,
+        projection_dim=D,
+        eos_token_id=vocab["</s>"],
+        pad_token_id=0,
+        bos_token_id=1,
+    )
     out = tmp_path_factory.mktemp("clip")
     CLIPTextModelWithProjection(config).save_pretrained(out)
     fast.save_pretrained(out)
@@ -51,7 +71,9 @@ def clip_dir(tmp_path_factory):
 
 def _tiny_flow(mask_kind="learned", seed=0, num_inputs=NB):
     torch.manual_seed(seed)
-    flow = ConditionalRealNVP(num_inputs, D, num_blocks=5, num_hidden=32, mask_kind=mask_kind, bottleneck=16)
+    flow = ConditionalRealNVP(
+        num_inputs, D, num_blocks=5, num_hidden=32, mask_kind=mask_kind, bottleneck=16
+    )
     with torch.no_grad():  # keep the random flow's outputs moderate
         for layer in flow.couplings:
             layer.scale_net[-1].weight.mul_(0.1)
@@ -83,7 +105,9 @@ def test_clip_encoder_embeds_unit_vectors(clip_dir):
 
 
 def test_clip_flow_from_text_shapes_and_determinism(clip_dir):
-    s = ClipFlowShapeSampler(NB, clip_dir=clip_dir, flow=_tiny_flow(), sigma=0.1, num_descriptions=24)
+    s = ClipFlowShapeSampler(
+        NB, clip_dir=clip_dir, flow=_tiny_flow(), sigma=0.1, num_descriptions=24
+    )
     b1 = [s.sample(COLLIE, np.random.default_rng(i)) for i in range(4)]
     b2 = [s.sample(COLLIE, np.random.default_rng(i)) for i in range(4)]
     assert all(b.shape == (NB,) and np.isfinite(b).all() and np.abs(b).max() <= 10 for b in b1)
@@ -107,7 +131,9 @@ def test_alternating_flow_is_invertible():
 def test_attributes_file_gives_species_gaussians(tmp_path):
     path = _attributes(tmp_path / "animal_attributes.npz")
     s = ClipFlowShapeSampler(NB, attributes=path, flow=_tiny_flow(), sigma=0.1)
-    b = s.sample({"common_name": "border collie"}, np.random.default_rng(0))  # GenZoo title-cases names
+    b = s.sample(
+        {"common_name": "border collie"}, np.random.default_rng(0)
+    )  # GenZoo title-cases names
     assert b.shape == (NB,)
     with pytest.raises(AttributesError, match=r"'Okapi'.*animal_attributes\.npz"):
         s.sample({"species": "okapi", "common_name": "Okapi"}, np.random.default_rng(0))
@@ -119,10 +145,20 @@ def test_attributes_file_errors(tmp_path):
     np.savez(tmp_path / "a.npz", animals=np.array(["x"]), mean=np.zeros((1, D)))
     with pytest.raises(AttributesError, match=r"lacks key\(s\) \['cov'\]"):
         load_animal_attributes(tmp_path / "a.npz")
-    np.savez(tmp_path / "b.npz", animals=np.array(["x", "y"]), mean=np.zeros((2, D)), cov=np.zeros((2, D, D - 1)))
+    np.savez(
+        tmp_path / "b.npz",
+        animals=np.array(["x", "y"]),
+        mean=np.zeros((2, D)),
+        cov=np.zeros((2, D, D - 1)),
+    )
     with pytest.raises(AttributesError, match="'cov' must be"):
         load_animal_attributes(tmp_path / "b.npz")
-    np.savez(tmp_path / "c.npz", animals=np.array(["x"]), mean=np.full((1, D), np.nan), cov=np.zeros((1, D, D)))
+    np.savez(
+        tmp_path / "c.npz",
+        animals=np.array(["x"]),
+        mean=np.full((1, D), np.nan),
+        cov=np.zeros((1, D, D)),
+    )
     with pytest.raises(AttributesError, match="NaN"):
         load_animal_attributes(tmp_path / "c.npz")
 
@@ -144,7 +180,7 @@ def test_implausible_betas_are_resampled_then_rejected(tmp_path):
         tries.append(s.last_tries)
     assert max(tries) > 1  # some draws needed a redraw
     for bn in flow.batch_norms:
-        bn.running_var.fill_(1e4 ** 2)
+        bn.running_var.fill_(1e4**2)
     with pytest.raises(ShapeResampleError, match=r"'border-collie': 10 flow samples"):
         s.sample(COLLIE, np.random.default_rng(0))
 
@@ -157,13 +193,19 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     assert loaded.config == flow.config
     cond, z = torch.nn.functional.normalize(torch.randn(3, D), dim=-1), torch.randn(3, NB)
     assert torch.equal(loaded.sample(cond, z), flow.sample(cond, z))
-    s = ClipFlowShapeSampler(NB, flow_checkpoint=tmp_path / "awol.pth",
-                             attributes=_attributes(tmp_path / "attr.npz"), sigma=0.1)
+    s = ClipFlowShapeSampler(
+        NB,
+        flow_checkpoint=tmp_path / "awol.pth",
+        attributes=_attributes(tmp_path / "attr.npz"),
+        sigma=0.1,
+    )
     assert set(s.model_files) == {"flow", "animal_attributes"}
 
     with pytest.raises(FlowCheckpointError, match="does not exist"):
         load_flow_checkpoint(tmp_path / "none.pth")
-    with pytest.raises(FlowCheckpointError, match="expected_num_betas|145 is required|num_inputs=12"):
+    with pytest.raises(
+        FlowCheckpointError, match="expected_num_betas|145 is required|num_inputs=12"
+    ):
         load_flow_checkpoint(tmp_path / "awol.pth", expected_num_betas=145)
     state = flow.state_dict()
     del state["4.scale_net.2.weight"]
@@ -186,7 +228,9 @@ def test_default_flow_has_genzoo_awol_layout():
         flow = ConditionalRealNVP()
     state = flow.state_dict()
     assert state["0.scale_net.0.weight"].shape == (1024, 145 + 512)
-    assert state["0.scale_net.2.weight"].shape == (512, 1024) and state["8.translate_net.6.weight"].shape == (145, 1024)
+    assert state["0.scale_net.2.weight"].shape == (512, 1024) and state[
+        "8.translate_net.6.weight"
+    ].shape == (145, 1024)
     assert state["0.mask.mask"].shape == (145,) and state["9.running_var"].shape == (145,)
     assert len([k for k in state if k.endswith("log_gamma")]) == 5
     assert "0.mask" not in state and not any(k.startswith("10.") for k in state)

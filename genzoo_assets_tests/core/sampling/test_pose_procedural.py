@@ -25,7 +25,9 @@ def test_draws_are_rotations_within_limits_with_documented_weights():
         counts[posture] += 1
         assert angles.shape == (34, 3) and within_limits(angles)
         if orient is not None:
-            assert np.allclose(orient @ orient.T, np.eye(3)) and np.isclose(np.linalg.det(orient), 1)
+            assert np.allclose(orient @ orient.T, np.eye(3)) and np.isclose(
+                np.linalg.det(orient), 1
+            )
     for posture, w in POSTURE_WEIGHTS.items():
         assert abs(counts[posture] / 600 - w) < 0.06, (posture, counts)
     _, body_pose, _ = s.sample(rng)
@@ -35,7 +37,9 @@ def test_draws_are_rotations_within_limits_with_documented_weights():
 
 
 def test_limits_table_is_ordered():
-    assert JOINT_LIMITS_DEG.shape == (34, 3, 2) and np.all(JOINT_LIMITS_DEG[..., 0] <= JOINT_LIMITS_DEG[..., 1])
+    assert JOINT_LIMITS_DEG.shape == (34, 3, 2) and np.all(
+        JOINT_LIMITS_DEG[..., 0] <= JOINT_LIMITS_DEG[..., 1]
+    )
 
 
 def test_deterministic_per_rng_and_converted_to_model_frame():
@@ -59,18 +63,32 @@ def _posed(body_model, posture, n=16):
     rng = np.random.default_rng(1)
     draws = [s.sample(rng) for _ in range(n)]
     go = np.stack([np.eye(3) if o is None else o for o, _, _ in draws])
-    out = body_model(torch.zeros(n, body_model.num_betas), torch.tensor(go, dtype=torch.float32),
-                     torch.tensor(np.stack([d[1] for d in draws]), dtype=torch.float32))
-    return out.keypoints.double().numpy(), out.joints.double().numpy(), out.vertices.double().numpy(), go
+    out = body_model(
+        torch.zeros(n, body_model.num_betas),
+        torch.tensor(go, dtype=torch.float32),
+        torch.tensor(np.stack([d[1] for d in draws]), dtype=torch.float32),
+    )
+    return (
+        out.keypoints.double().numpy(),
+        out.joints.double().numpy(),
+        out.vertices.double().numpy(),
+        go,
+    )
 
 
 def test_postures_put_the_right_parts_on_the_ground(body_model):
     """y is up in the canonical frame: compare heights of paws, rump and belly."""
     kp, joints, verts, _ = _posed(body_model, "standing")
-    paws = kp[:, [KP["left_front_paw"], KP["right_front_paw"], KP["left_back_paw"], KP["right_back_paw"]], 1]
+    paws = kp[
+        :,
+        [KP["left_front_paw"], KP["right_front_paw"], KP["left_back_paw"], KP["right_back_paw"]],
+        1,
+    ]
     ground = verts[:, :, 1].min(1)
     assert np.all(paws.max(1) - ground < 0.08)  # all four paws on (or just above) the ground
-    assert np.all(joints[:, J["LLegBack2"], 0] > joints[:, J["LLegBack3"], 0])  # stifle ahead of the hock
+    assert np.all(
+        joints[:, J["LLegBack2"], 0] > joints[:, J["LLegBack3"], 0]
+    )  # stifle ahead of the hock
     belly_standing = np.median(joints[:, J["spine1"], 1] - ground)
 
     kp, joints, verts, _ = _posed(body_model, "sitting")
@@ -86,4 +104,6 @@ def test_postures_put_the_right_parts_on_the_ground(body_model):
     chest = [i for i in range(24) if orient[i, 1, 1] > 0.9]  # not rolled onto the side
     front = kp[chest][:, [KP["left_front_paw"], KP["right_front_paw"]], 1].min(1)
     assert len(chest) > 10
-    assert np.all(joints[chest, J["spine1"], 1] - front < 0.5 * belly_standing)  # belly near the ground
+    assert np.all(
+        joints[chest, J["spine1"], 1] - front < 0.5 * belly_standing
+    )  # belly near the ground

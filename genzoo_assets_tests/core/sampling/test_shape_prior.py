@@ -6,17 +6,37 @@ import numpy as np
 import pytest
 
 from genzoo_assets.core.body import PROCEDURAL_SHAPE_AXES
-from genzoo_assets.core.sampling.shape_prior import PriorShapeSampler, SmalDataError, prior_for, taxon_shape_prior
+from genzoo_assets.core.sampling.shape_prior import (
+    PriorShapeSampler,
+    SmalDataError,
+    prior_for,
+    taxon_shape_prior,
+)
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 
-GIRAFFE = {"species": "giraffe", "common_name": "giraffe", "family": "Giraffidae", "order": "Artiodactyla"}
-PIG = {"species": "wild_boar", "common_name": "wild boar", "family": "Suidae", "order": "Artiodactyla"}
+GIRAFFE = {
+    "species": "giraffe",
+    "common_name": "giraffe",
+    "family": "Giraffidae",
+    "order": "Artiodactyla",
+}
+PIG = {
+    "species": "wild_boar",
+    "common_name": "wild boar",
+    "family": "Suidae",
+    "order": "Artiodactyla",
+}
 CAT = {"species": "lion", "common_name": "lion", "family": "Felidae", "order": "Carnivora"}
 WEASEL = {"species": "stoat", "common_name": "stoat", "family": "Mustelidae", "order": "Carnivora"}
 HORSE = {"species": "horse", "common_name": "horse", "family": "Equidae", "order": "Perissodactyla"}
 DOG = {"species": "dog", "common_name": "dog", "family": "Canidae", "order": "Carnivora"}
-DACHSHUND = {"species": "dachshund", "common_name": "Dachshund", "breed": "Dachshund", "family": "Canidae",
-             "order": "Carnivora"}
+DACHSHUND = {
+    "species": "dachshund",
+    "common_name": "Dachshund",
+    "breed": "Dachshund",
+    "family": "Canidae",
+    "order": "Carnivora",
+}
 AX = {name: i for i, name in enumerate(PROCEDURAL_SHAPE_AXES)}
 
 
@@ -59,7 +79,9 @@ def test_unknown_family_falls_back_to_order_then_global():
 def test_betas_are_finite_bounded_and_deterministic(body_model):
     s = PriorShapeSampler(body_model, beta_limit=3.0)
     b = _draws(s, GIRAFFE, n=100)
-    assert b.shape == (100, body_model.num_betas) and np.isfinite(b).all() and np.abs(b).max() <= 3.0
+    assert (
+        b.shape == (100, body_model.num_betas) and np.isfinite(b).all() and np.abs(b).max() <= 3.0
+    )
     assert np.array_equal(_draws(s, GIRAFFE, n=5, seed=7), _draws(s, GIRAFFE, n=5, seed=7))
     assert not np.array_equal(_draws(s, GIRAFFE, n=5, seed=7), _draws(s, GIRAFFE, n=5, seed=8))
 
@@ -74,7 +96,11 @@ def _smal_data(path, chumpy=False):
     means = np.zeros((5, 41))
     means[np.arange(5), np.arange(5)] = 10.0 * (np.arange(5) + 1)  # cluster k marks beta k
     covs = np.stack([0.01 * np.eye(41)] * 5)
-    data = {"cluster_means": list(means), "cluster_cov": list(covs), "toys_betas": np.zeros((3, 41))}
+    data = {
+        "cluster_means": list(means),
+        "cluster_cov": list(covs),
+        "toys_betas": np.zeros((3, 41)),
+    }
     if chumpy:
         module = types.ModuleType("chumpy.ch")
 
@@ -102,7 +128,9 @@ def _smal_data(path, chumpy=False):
 
 @pytest.mark.parametrize("chumpy", [False, True])
 def test_smal_clusters_map_families(tmp_path, chumpy):
-    s = PriorShapeSampler(_FakeSmal(), smal_data=_smal_data(tmp_path / "smal_data.pkl", chumpy), beta_limit=100)
+    s = PriorShapeSampler(
+        _FakeSmal(), smal_data=_smal_data(tmp_path / "smal_data.pkl", chumpy), beta_limit=100
+    )
     assert "smal_data" in s.model_files
     rng = np.random.default_rng(0)
     for row, k in ((CAT, 0), (DOG, 1), (HORSE, 2), (GIRAFFE, 3), (PIG, 4)):
@@ -122,7 +150,9 @@ def test_smal_data_errors_name_the_file(tmp_path, body_model):
     with pytest.raises(SmalDataError, match="cluster_cov"):
         PriorShapeSampler(_FakeSmal(), smal_data=keys)
     shape = tmp_path / "shape.pkl"
-    shape.write_bytes(pickle.dumps({"cluster_means": [np.zeros(41)] * 5, "cluster_cov": [np.eye(40)] * 5}))
+    shape.write_bytes(
+        pickle.dumps({"cluster_means": [np.zeros(41)] * 5, "cluster_cov": [np.eye(40)] * 5})
+    )
     with pytest.raises(SmalDataError, match="cluster_cov is"):
         PriorShapeSampler(_FakeSmal(), smal_data=shape)
     with pytest.raises(SmalDataError, match="smal_data"):

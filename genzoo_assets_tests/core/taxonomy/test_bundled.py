@@ -19,9 +19,25 @@ def test_bundled_species_cover_laurasiatheria_quadrupeds():
     assert all(SCI.match(s) for s in df["scientific_name"])
     assert set(df["order"]) == {"Carnivora", "Artiodactyla", "Perissodactyla", "Pholidota"}
     families = set(df["family"])
-    assert {"Felidae", "Canidae", "Ursidae", "Mustelidae", "Hyaenidae", "Viverridae", "Procyonidae",
-            "Bovidae", "Cervidae", "Giraffidae", "Suidae", "Hippopotamidae", "Camelidae",
-            "Equidae", "Rhinocerotidae", "Tapiridae", "Manidae"} <= families
+    assert {
+        "Felidae",
+        "Canidae",
+        "Ursidae",
+        "Mustelidae",
+        "Hyaenidae",
+        "Viverridae",
+        "Procyonidae",
+        "Bovidae",
+        "Cervidae",
+        "Giraffidae",
+        "Suidae",
+        "Hippopotamidae",
+        "Camelidae",
+        "Equidae",
+        "Rhinocerotidae",
+        "Tapiridae",
+        "Manidae",
+    } <= families
     assert not families & {"Delphinidae", "Balaenidae", "Phocidae", "Otariidae"}
     assert (df["genus"] == df["scientific_name"].str.split(" ").str[0]).all()
     assert "Canis familiaris" not in set(df["scientific_name"])

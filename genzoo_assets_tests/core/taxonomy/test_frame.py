@@ -6,8 +6,14 @@ from genzoo_assets.core.taxonomy import frame
 
 SIZES = {"dataset_size": 2000, "samples_per_shard": 4}
 # Mammals of the bundled MDD extract that the default species list does not have.
-NEW = ["Mephitis macroura", "Nandinia binotata", "Conepatus leuconotus", "Galictis vittata", "Eira barbara",
-       "Ictonyx striatus"]
+NEW = [
+    "Mephitis macroura",
+    "Nandinia binotata",
+    "Conepatus leuconotus",
+    "Galictis vittata",
+    "Eira barbara",
+    "Ictonyx striatus",
+]
 
 
 def _add(root, name, barrier):
@@ -40,6 +46,8 @@ def test_add_records_the_request_and_leaves_the_table_to_the_asset(tmp_path):
     assert newly and row["key"] == "mephitis-macroura"
     after = frame.species_table_path(root).stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert frame.add_species_by_name(root, "mephitis_macroura", **SIZES)[1] is False  # a request is idempotent
+    assert (
+        frame.add_species_by_name(root, "mephitis_macroura", **SIZES)[1] is False
+    )  # a request is idempotent
     assert len(pd.read_parquet(root / "species" / "added.parquet")) == 1
     assert "mephitis-macroura" in set(frame.refresh_species_table(root, **SIZES)["key"])

@@ -2,8 +2,10 @@ import pytest
 
 from genzoo_assets.core.taxonomy.mdd import MDDFormatError, filter_mdd, load_mdd
 
-V1_HEADER = ("sciName,id,mainCommonName,majorType,majorSubtype,order,suborder,infraorder,family,"
-             "genus,specificEpithet,extinct,domestic")
+V1_HEADER = (
+    "sciName,id,mainCommonName,majorType,majorSubtype,order,suborder,infraorder,family,"
+    "genus,specificEpithet,extinct,domestic"
+)
 V1_ROWS = [
     "Panthera_leo,1,Lion,Placentalia,Laurasiatheria,CARNIVORA,FELIFORMIA,NA,FELIDAE,Panthera,leo,0,0",
     "Sorex_araneus,2,Common Shrew,Placentalia,Laurasiatheria,EULIPOTYPHLA,NA,NA,SORICIDAE,Sorex,araneus,0,0",
@@ -17,8 +19,10 @@ V1_ROWS = [
     "Equus_caballus,7,Domestic Horse,Placentalia,Laurasiatheria,PERISSODACTYLA,NA,NA,EQUIDAE,Equus,caballus,0,1",
     "Phoca_vitulina,8,Harbor Seal,Placentalia,Laurasiatheria,CARNIVORA,CANIFORMIA,NA,PHOCIDAE,Phoca,vitulina,0,0",
 ]
-V2_HEADER = ("sciName,id,mainCommonName,subclass,infraclass,magnorder,superorder,order,suborder,family,"
-             "genus,extinct,domestic")
+V2_HEADER = (
+    "sciName,id,mainCommonName,subclass,infraclass,magnorder,superorder,order,suborder,family,"
+    "genus,extinct,domestic"
+)
 V2_ROWS = [
     "Panthera_leo,1,Lion,Theria,Placentalia,Boreoeutheria,Laurasiatheria,Carnivora,Feliformia,Felidae,Panthera,0,0",
     "Balaena_mysticetus,2,Bowhead Whale,Theria,Placentalia,Boreoeutheria,Laurasiatheria,Artiodactyla,"
@@ -38,7 +42,12 @@ def test_v1_columns_normalised(tmp_path):
     df = load_mdd(_write(tmp_path, "v1.csv", V1_HEADER, V1_ROWS))
     lion = df.set_index("scientific_name").loc["Panthera leo"]
     assert (lion.common_name, lion.order, lion.family, lion.genus, lion.superorder) == (
-        "Lion", "Carnivora", "Felidae", "Panthera", "Laurasiatheria")
+        "Lion",
+        "Carnivora",
+        "Felidae",
+        "Panthera",
+        "Laurasiatheria",
+    )
     assert df["extinct"].dtype == bool and df["extinct"].sum() == 1
     assert df.set_index("scientific_name").loc["Equus caballus", "domestic"]
     assert df.set_index("scientific_name").loc["Tursiops truncatus", "infraorder"] == "Cetacea"
@@ -59,7 +68,10 @@ def test_filter_defaults(tmp_path):
     assert "Hippotragus leucophaeus" in set(with_extinct["scientific_name"])
     assert "Sorex araneus" not in set(with_extinct["scientific_name"])
     v2 = filter_mdd(load_mdd(_write(tmp_path, "v2.csv", V2_HEADER, V2_ROWS)))
-    assert sorted(v2["scientific_name"]) == ["Bos taurus", "Panthera leo"]  # whale dropped by family
+    assert sorted(v2["scientific_name"]) == [
+        "Bos taurus",
+        "Panthera leo",
+    ]  # whale dropped by family
 
 
 def test_missing_columns_named(tmp_path):
@@ -69,11 +81,14 @@ def test_missing_columns_named(tmp_path):
     assert "extinct" in str(err.value) and "mainCommonName" in str(err.value)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-    (b"\xff\xfe\xfa bad bytes,\xff\n", "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (b"\xff\xfe\xfa bad bytes,\xff\n", "UTF-8"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)

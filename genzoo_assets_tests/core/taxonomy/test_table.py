@@ -2,8 +2,15 @@ import pandas as pd
 import pytest
 
 from genzoo_assets.core.taxonomy.table import (
-    TABLE_COLUMNS, InvalidSpeciesError, _dedupe_keys, UnknownSpeciesError, add_species, build_species_table,
-    resolve_species, slugify, validate_partition_key,
+    TABLE_COLUMNS,
+    InvalidSpeciesError,
+    UnknownSpeciesError,
+    _dedupe_keys,
+    add_species,
+    build_species_table,
+    resolve_species,
+    slugify,
+    validate_partition_key,
 )
 
 INJECTION = "lion'; DROP TABLE samples; --"
@@ -24,7 +31,9 @@ def test_slugify():
         slugify("!!!")
 
 
-@pytest.mark.parametrize("key", ["a|b", "a,b", "x[0]", "a...b", "Lion", "lion ", "-lion", "", "lion;drop"])
+@pytest.mark.parametrize(
+    "key", ["a|b", "a,b", "x[0]", "a...b", "Lion", "lion ", "-lion", "", "lion;drop"]
+)
 def test_validate_partition_key_rejects(key):
     with pytest.raises(InvalidSpeciesError, match="partition key"):
         validate_partition_key(key)
@@ -47,7 +56,9 @@ def test_table_keys_and_dogs(table):
     assert "dog-labrador-retriever" in set(dogs["key"])
 
 
-@pytest.mark.parametrize("size, fraction, per_shard", [(1_000_000, 0.5, 64), (1001, 0.5, 10), (7777, 0.3, 64)])
+@pytest.mark.parametrize(
+    "size, fraction, per_shard", [(1_000_000, 0.5, 64), (1001, 0.5, 10), (7777, 0.3, 64)]
+)
 def test_plan_sums_exactly(size, fraction, per_shard):
     t = build_species_table(dataset_size=size, dog_fraction=fraction, samples_per_shard=per_shard)
     assert t["planned_samples"].sum() == size
@@ -57,18 +68,35 @@ def test_plan_sums_exactly(size, fraction, per_shard):
         assert group["planned_samples"].max() - group["planned_samples"].min() <= 1
     assert (t["planned_shards"] == -(-t["planned_samples"] // per_shard)).all()
     assert t["share"].sum() == pytest.approx(1.0)
-    assert t.equals(build_species_table(dataset_size=size, dog_fraction=fraction, samples_per_shard=per_shard))
+    assert t.equals(
+        build_species_table(dataset_size=size, dog_fraction=fraction, samples_per_shard=per_shard)
+    )
 
 
 def test_key_collisions_resolved_deterministically():
-    df = pd.DataFrame({"scientific_name": ["Panthera leo", "Panthera_leo", "Canis familiaris", "Felis catus"],
-                       "common_name": ["Lion", "Lion again", "Dog", "Cat"]})
+    df = pd.DataFrame(
+        {
+            "scientific_name": ["Panthera leo", "Panthera_leo", "Canis familiaris", "Felis catus"],
+            "common_name": ["Lion", "Lion again", "Dog", "Cat"],
+        }
+    )
     t = build_species_table(df, dataset_size=100)
     others = t[~t["is_dog"]]
     assert sorted(others["key"]) == ["felis-catus", "panthera-leo"]
-    extra = pd.DataFrame([{"key": "dog-akita", "scientific_name": "Canis lupus familiaris", "common_name": "Akita",
-                           "order": "Carnivora", "family": "Canidae", "genus": "Canis", "is_dog": True,
-                           "source": "x"}])
+    extra = pd.DataFrame(
+        [
+            {
+                "key": "dog-akita",
+                "scientific_name": "Canis lupus familiaris",
+                "common_name": "Akita",
+                "order": "Carnivora",
+                "family": "Canidae",
+                "genus": "Canis",
+                "is_dog": True,
+                "source": "x",
+            }
+        ]
+    )
     rows = pd.concat([t.iloc[:, :8], extra], ignore_index=True)
     keys = _dedupe_keys(rows)["key"]
     assert keys.is_unique and "dog-akita-2" in set(keys)
@@ -88,8 +116,12 @@ def test_unknown_species_suggests(table):
 
 
 def test_add_species_idempotent(table):
-    row = {"scientific_name": "Nandinia binotata", "common_name": "African Palm Civet", "order": "Carnivora",
-           "family": "Nandiniidae"}
+    row = {
+        "scientific_name": "Nandinia binotata",
+        "common_name": "African Palm Civet",
+        "order": "Carnivora",
+        "family": "Nandiniidae",
+    }
     t2 = add_species(table, row)
     assert len(t2) == len(table) + 1 and t2["planned_samples"].sum() == 1_000_000
     assert t2.loc[t2["is_dog"], "planned_samples"].sum() == 500_000
@@ -104,7 +136,9 @@ def test_sql_crafted_names_cannot_inject(table):
     with pytest.raises(InvalidSpeciesError, match="scientific name"):
         add_species(table, {"scientific_name": INJECTION})
     with pytest.raises(InvalidSpeciesError, match="partition key"):
-        add_species(table, {"scientific_name": "Panthera nova", "key": "x'; DROP TABLE samples; --"})
+        add_species(
+            table, {"scientific_name": "Panthera nova", "key": "x'; DROP TABLE samples; --"}
+        )
     t = add_species(table, {"is_dog": True, "common_name": INJECTION})
     new = t[t["source"] == "user"].iloc[0]
     assert new["key"] == "dog-lion-drop-table-samples"

@@ -7,7 +7,11 @@ from .tiny import word_tokenizer
 
 def _clauses():
     return [
-        Clause("A photo of a Border Collie dog facing right, seen at eye level, standing", 100, required=True),
+        Clause(
+            "A photo of a Border Collie dog facing right, seen at eye level, standing",
+            100,
+            required=True,
+        ),
         Clause("on a sandy beach by the sea", 60),
         Clause("photographed from a low angle", 50),
         Clause("at golden hour", 40),

@@ -3,7 +3,13 @@ import pytest
 
 from genzoo_assets.core.sampling.camera_model import view_rotation
 from genzoo_assets.core.text.captioners import (
-    CaptionInput, Captioner, GeometricCaptioner, describe_view, pitch_phrase, posture_phrase, yaw_phrase,
+    Captioner,
+    CaptionInput,
+    GeometricCaptioner,
+    describe_view,
+    pitch_phrase,
+    posture_phrase,
+    yaw_phrase,
 )
 
 
@@ -45,8 +51,14 @@ def test_known_yaws_give_the_right_words(yaw, must, must_not):
 
 @pytest.mark.parametrize(
     "pitch,phrase",
-    [(0, "at eye level"), (20, "slightly from above"), (50, "seen from above"), (80, "directly above"),
-     (-20, "slightly from below"), (-50, "seen from below")],
+    [
+        (0, "at eye level"),
+        (20, "slightly from above"),
+        (50, "seen from above"),
+        (80, "directly above"),
+        (-20, "slightly from below"),
+        (-50, "seen from below"),
+    ],
 )
 def test_pitches(pitch, phrase):
     text = _caption(90, pitch)
@@ -55,7 +67,10 @@ def test_pitches(pitch, phrase):
 
 
 def test_example_sentence_and_postures():
-    assert describe_view(90, 20, "standing") == "The animal is facing right, seen slightly from above, standing."
+    assert (
+        describe_view(90, 20, "standing")
+        == "The animal is facing right, seen slightly from above, standing."
+    )
     assert _caption(-90, 0, "lying").endswith("lying down.")
     assert _caption(0, 0, "sitting").endswith("sitting.")
     assert _caption(0, 0, "trotting").endswith("trotting.")

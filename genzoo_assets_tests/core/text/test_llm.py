@@ -1,7 +1,13 @@
 import pandas as pd
 import pytest
 
-from genzoo_assets.core.text import ModelDirectoryError, PromptInput, TokenBudget, make_prompter, prompt_partition
+from genzoo_assets.core.text import (
+    ModelDirectoryError,
+    PromptInput,
+    TokenBudget,
+    make_prompter,
+    prompt_partition,
+)
 from genzoo_assets.core.text.llm import LLMPrompter, chat_messages, clean_prompt
 
 from .tiny import save_tiny_qwen2, word_tokenizer
@@ -25,7 +31,9 @@ def _items(seeds):
 
 
 def test_tiny_qwen2_end_to_end(qwen_dirs):
-    prompter = make_prompter("llm", model_dir=qwen_dirs[0], device="cpu", batch_size=1, max_new_tokens=24)
+    prompter = make_prompter(
+        "llm", model_dir=qwen_dirs[0], device="cpu", batch_size=1, max_new_tokens=24
+    )
     assert isinstance(prompter, LLMPrompter) and len(prompter.model_files["llm"]) == 64
     first = prompter.fitted_batch(_items([1, 2, 3]))
     assert [f.text for f in first] == prompter.prompt_batch(_items([1, 2, 3]))  # seeded sampling
@@ -47,7 +55,9 @@ def test_empty_answers_fall_back_to_the_template(qwen_dirs):
 def test_llm_partition_with_a_tokenizer_budget(qwen_dirs):
     tok = word_tokenizer(with_vocab=False)
     budget = TokenBudget(tok, max_tokens=40)
-    rows = pd.DataFrame({"sample_id": [f"snow-leopard.000.{i:05d}" for i in range(3)], "caption": [CAPTION] * 3})
+    rows = pd.DataFrame(
+        {"sample_id": [f"snow-leopard.000.{i:05d}" for i in range(3)], "caption": [CAPTION] * 3}
+    )
     prompter = LLMPrompter(qwen_dirs[0], device="cpu", batch_size=2, max_new_tokens=24)
     out = prompt_partition(rows, {"common_name": "Snow leopard"}, prompter, budget)
     assert (out["num_tokens"] <= 40).all()
@@ -56,10 +66,23 @@ def test_llm_partition_with_a_tokenizer_budget(qwen_dirs):
 
 
 def test_chat_messages_and_cleaning():
-    slots = dict(subject="a Lion", orientation="facing left", scene="on dry grassland", lighting="soft light",
-                 time_of_day="at dusk", weather="clear sky", camera_height="shot at eye level", lens="85mm lens", opening="A photo of")
+    slots = dict(
+        subject="a Lion",
+        orientation="facing left",
+        scene="on dry grassland",
+        lighting="soft light",
+        time_of_day="at dusk",
+        weather="clear sky",
+        camera_height="shot at eye level",
+        lens="85mm lens",
+        opening="A photo of",
+    )
     system, user = chat_messages(slots)
-    assert system["role"] == "system" and "a Lion" in user["content"] and "facing left" in user["content"]
+    assert (
+        system["role"] == "system"
+        and "a Lion" in user["content"]
+        and "facing left" in user["content"]
+    )
     assert clean_prompt('Prompt: "A lion\n\nat dusk."') == "A lion at dusk."
 
 

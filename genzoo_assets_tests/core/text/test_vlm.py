@@ -4,7 +4,13 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from genzoo_assets.core.sampling.camera_model import view_rotation
-from genzoo_assets.core.text import CaptionInput, GeometricCaptioner, ModelDirectoryError, caption_partition, make_captioner
+from genzoo_assets.core.text import (
+    CaptionInput,
+    GeometricCaptioner,
+    ModelDirectoryError,
+    caption_partition,
+    make_captioner,
+)
 from genzoo_assets.core.text.vlm import VLMCaptioner, one_sentence
 
 from .tiny import save_tiny_llava
@@ -21,12 +27,20 @@ def offline(monkeypatch):
 
 
 def test_tiny_llava_end_to_end(llava_dir):
-    captioner = make_captioner("vlm", model_dir=llava_dir, device="cpu", dtype="float32", batch_size=2, max_new_tokens=8)
+    captioner = make_captioner(
+        "vlm", model_dir=llava_dir, device="cpu", dtype="float32", batch_size=2, max_new_tokens=8
+    )
     assert isinstance(captioner, VLMCaptioner) and captioner.name == "vlm:" + llava_dir.name
     assert len(captioner.model_files["vlm"]) == 64
     rng = np.random.default_rng(0)
     items = [
-        CaptionInput(view_rotation(30 * i, 0), np.eye(3), "standing", rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8), "Lion")
+        CaptionInput(
+            view_rotation(30 * i, 0),
+            np.eye(3),
+            "standing",
+            rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8),
+            "Lion",
+        )
         for i in range(3)
     ]
     captions = captioner.caption_batch_with_backend(items)
@@ -39,11 +53,18 @@ def test_tiny_llava_end_to_end(llava_dir):
 
 def test_empty_answers_fall_back_to_the_geometric_caption(llava_dir, monkeypatch):
     captioner = VLMCaptioner(llava_dir, device="cpu", max_new_tokens=4)
-    monkeypatch.setattr(captioner, "_generate", lambda chunk, offset: ["  ", "facing left. Standing."][: len(chunk)])
+    monkeypatch.setattr(
+        captioner, "_generate", lambda chunk, offset: ["  ", "facing left. Standing."][: len(chunk)]
+    )
     image = np.zeros((32, 32, 3), np.uint8)
-    items = [CaptionInput(view_rotation(90, 0), np.eye(3), "standing", image, "Lion") for _ in range(2)]
+    items = [
+        CaptionInput(view_rotation(90, 0), np.eye(3), "standing", image, "Lion") for _ in range(2)
+    ]
     (first, first_backend), (second, second_backend) = captioner.caption_batch_with_backend(items)
-    assert first_backend == f"geometric(fallback:{captioner.name})" and first == GeometricCaptioner().caption_batch(items[:1])[0]
+    assert (
+        first_backend == f"geometric(fallback:{captioner.name})"
+        and first == GeometricCaptioner().caption_batch(items[:1])[0]
+    )
     assert (second, second_backend) == ("Facing left.", captioner.name)
 
 
@@ -53,7 +74,9 @@ def test_vlm_partition_loads_images_and_needs_them(llava_dir, tmp_path):
     captioner = VLMCaptioner(llava_dir, device="cpu", max_new_tokens=4)
     rot = Rotation.from_matrix(view_rotation(90, 10)).as_rotvec().tolist()
     ids = ["lion.000.00000", "lion.000.00001"]
-    rows = pd.DataFrame({"sample_id": ids, "global_orient": [rot, rot], "posture": ["sitting", "lying"]})
+    rows = pd.DataFrame(
+        {"sample_id": ids, "global_orient": [rot, rot], "posture": ["sitting", "lying"]}
+    )
     seen = []
 
     def load(sample_id):
@@ -69,7 +92,9 @@ def test_vlm_partition_loads_images_and_needs_them(llava_dir, tmp_path):
     for rel in rows["rgb_path"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / rel)
-    from_files = caption_partition(rows, captioner, np.eye(3), data_dir=tmp_path, species_name="Lion")
+    from_files = caption_partition(
+        rows, captioner, np.eye(3), data_dir=tmp_path, species_name="Lion"
+    )
     assert from_files.equals(out)
     (tmp_path / rows["rgb_path"][1]).unlink()
     with pytest.raises(FileNotFoundError, match="lion.000.00001"):
@@ -84,7 +109,10 @@ def test_missing_and_incomplete_model_dirs(tmp_path, llava_dir):
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "config.json").write_text((llava_dir / "config.json").read_text())
-    with pytest.raises(ModelDirectoryError, match=r"missing: weights: no weight file .*; a tokenizer .*; an image processor config"):
+    with pytest.raises(
+        ModelDirectoryError,
+        match=r"missing: weights: no weight file .*; a tokenizer .*; an image processor config",
+    ):
         VLMCaptioner(partial)
     with pytest.raises(ModelDirectoryError, match="VLM captioner: no model folder"):
         make_captioner("vlm", device="cpu")  # what an empty model_dir config becomes
