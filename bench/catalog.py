@@ -39,14 +39,10 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from genzoo_assets.core.catalog.duckdb_catalog import (  # noqa: E402
-    SAMPLE_TABLES,
-    catalog_views,
-    query,
-    refresh_catalog,
-    samples_columns,
-)
-from genzoo_assets.core.catalog.parquet import write_table_atomic  # noqa: E402
+from genzoo_assets.core.catalog.query import catalog_views, query
+from genzoo_assets.core.catalog.refresh import refresh_catalog, samples_columns
+from genzoo_assets.core.catalog.store import SAMPLE_TABLES
+from genzoo_assets.core.tables import write_table_atomic
 
 QUERY_TARGET_MS = 100.0
 INCREMENTAL_TARGET_S = 1.0

@@ -159,7 +159,8 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(data_dir.parent / "dagster_home"))
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-    from genzoo_assets import demo
+    from genzoo_assets.app import demo
+    from genzoo_assets.app.instance import project_instance
     from genzoo_assets.core.evaluate import mean_pose_baseline, run_benchmark
     from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
     from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set
@@ -169,7 +170,6 @@ def main() -> int:
     from genzoo_assets.core.regressor.train import train
     from genzoo_assets.defs.resources import GenZooSettings
     from genzoo_assets.defs.training import RegressorTrainConfig, _train_config, train_augmentation
-    from genzoo_assets.instance import project_instance
 
     settings = GenZooSettings(
         data_dir=str(data_dir),

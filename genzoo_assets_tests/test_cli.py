@@ -15,7 +15,7 @@ def genzoo(*args, data_dir, home, check=True):
         os.environ, GENZOO_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home), PYOPENGL_PLATFORM="egl"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "genzoo_assets.cli", *args],
+        [sys.executable, "-m", "genzoo_assets.app.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -77,7 +77,7 @@ def _start(*args, data_dir, home):
         os.environ, GENZOO_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home), PYOPENGL_PLATFORM="egl"
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "genzoo_assets.cli", *args],
+        [sys.executable, "-m", "genzoo_assets.app.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from genzoo_assets.core.catalog.duckdb_catalog import query
+from genzoo_assets.core.catalog.query import query
 
 pytestmark = pytest.mark.slow  # the whole demo in a subprocess (~4 min)
 
@@ -20,7 +20,7 @@ def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
         [
             sys.executable,
             "-m",
-            "genzoo_assets.cli",
+            "genzoo_assets.app.cli",
             "demo",
             "--species",
             "4",
@@ -68,7 +68,7 @@ def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
 
 
 def _project_instance(home, monkeypatch):
-    from genzoo_assets.instance import project_instance
+    from genzoo_assets.app.instance import project_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the spawned workers open the same home
     return project_instance()
@@ -82,9 +82,9 @@ def test_partitions_generated_side_by_side_match_those_generated_one_by_one(tmp_
     import dagster as dg
     import pandas as pd
 
-    from genzoo_assets import demo
+    from genzoo_assets.app import demo
+    from genzoo_assets.defs.pool_slots import PID_TAG
     from genzoo_assets.defs.resources import settings_from_env
-    from genzoo_assets.pool_slots import PID_TAG
 
     shards = {"sus-scrofa": 1, "vulpes-vulpes": 1}
     written = {}
@@ -139,7 +139,7 @@ def test_partitions_generated_side_by_side_match_those_generated_one_by_one(tmp_
 def test_a_failing_partition_in_a_worker_is_named_and_the_gpu_pool_is_set_back(
     tmp_path, monkeypatch
 ):
-    from genzoo_assets import demo
+    from genzoo_assets.app import demo
     from genzoo_assets.defs.resources import settings_from_env
 
     instance = _project_instance(tmp_path / "home", monkeypatch)

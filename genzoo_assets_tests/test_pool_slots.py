@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from genzoo_assets import pool_slots
+from genzoo_assets.defs import pool_slots
 from genzoo_assets.defs.pool_slots import dead_run_pool_slots
 
 POOL = "gpu"

@@ -3,7 +3,7 @@
 import dagster as dg
 import pydantic
 
-from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.catalog import query, refresh
 from genzoo_assets.defs.images import images
 from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GenZooSettings
@@ -38,11 +38,11 @@ def catalog(
     """`catalog.duckdb` (`species`, `samples`, one view per stage); query it with `genzoo catalog sql`.
     Updated in place for the partitions that changed, in one transaction (readers wait for it)."""
     root = settings.root()
-    path = duckdb_catalog.refresh_catalog(root, full=config.full)
+    path = refresh.refresh_catalog(root, full=config.full)
     samples = species = 0  # a catalog of the species table alone has no `samples` view yet
-    if "samples" in duckdb_catalog.catalog_views(root):
+    if "samples" in query.catalog_views(root):
         samples, species = (
-            duckdb_catalog.query(
+            query.query(
                 "SELECT count(*) AS samples, count(DISTINCT species) AS species FROM samples",
                 data_dir=root,
                 with_results=False,

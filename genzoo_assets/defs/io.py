@@ -12,8 +12,8 @@ import dagster as dg
 import pandas as pd
 from PIL import Image
 
-from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.checks import CheckOutcome, backend_counts, require_same_sample_ids
+from genzoo_assets.core.tables import read_table, write_table_atomic
 
 
 class MissingUpstreamError(FileNotFoundError):

@@ -8,13 +8,13 @@ import dagster as dg
 import pydantic
 
 from genzoo_assets.core.body.mirror import checked_reflection
-from genzoo_assets.core.catalog import duckdb_catalog
-from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
-from genzoo_assets.core.regressor import export as wds_export
+from genzoo_assets.core.catalog import query
+from genzoo_assets.core.dataset import webdataset
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
 from genzoo_assets.core.regressor.losses import LossWeights
 from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train
+from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.io import image_markdown
 from genzoo_assets.defs.resources import (
@@ -58,12 +58,12 @@ def dataset_shards(
 ):
     """`shards/current/<split>-NNNNNN.tar` in the layout GenZoo's trainer reads, split by species."""
     root = settings.root()
-    samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=root)
+    samples = query.query(SAMPLES_SQL, data_dir=root)
     if samples.empty:
         raise ValueError(
             "the catalog has no samples with images: materialise `images` partitions and `catalog` first"
         )
-    out = wds_export.export_shards(
+    out = webdataset.export_shards(
         samples,
         root,
         root / "shards",
@@ -176,7 +176,7 @@ def regressor(
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
     root = settings.root()
     shards, out_dir = (
-        wds_export.resolve_export(root / "shards"),
+        webdataset.resolve_export(root / "shards"),
         root / "regressor",
     )  # one export throughout
     body = settings.body()
@@ -218,7 +218,7 @@ def regressor(
 
 def _require_splits(shards: Path) -> None:
     """Training needs a train and a val split: say which is empty before any shard is opened."""
-    counts = wds_export.read_manifest(shards)["counts"]
+    counts = webdataset.read_manifest(shards)["counts"]
     for split in ("train", "val"):
         if not int(counts.get(split, 0)):
             raise ValueError(
@@ -232,7 +232,7 @@ CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2
 
 def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
     """Small splits are decoded once (CachedSplit); large ones stream from the tar shards."""
-    count = int(wds_export.read_manifest(shards)["counts"].get("train", 0))
+    count = int(webdataset.read_manifest(shards)["counts"].get("train", 0))
     if count * resolution * resolution * 3 <= CACHE_BYTES:
         return CachedSplit(shards, "train", input_hw=hw, augment=augment)
     return load_split(shards, "train", input_hw=hw, augment=augment, shuffle=1024)
@@ -240,7 +240,7 @@ def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
 
 def _record_lineage(export_dir: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
     """Which shards and catalog rows trained this checkpoint (`regressor/lineage.parquet`)."""
-    lineage = read_table(export_dir / wds_export.INDEX).assign(
+    lineage = read_table(export_dir / webdataset.INDEX).assign(
         export=export_dir.name,
         run_id=run_id,
         checkpoint=str(out_dir / "checkpoint.pt"),

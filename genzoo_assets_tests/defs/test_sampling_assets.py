@@ -5,7 +5,7 @@ import hashlib
 import dagster as dg
 import pytest
 
-from genzoo_assets.core.catalog import duckdb_catalog
+from genzoo_assets.core.catalog import query
 from genzoo_assets.defs.catalog import catalog
 from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.sampling import pose_params, shape_params
@@ -42,14 +42,14 @@ def sampled(instance, settings):
 
 
 def test_two_species_through_dagster_read_back_through_the_catalog(sampled, settings):
-    rows = duckdb_catalog.query(
+    rows = query.query(
         "SELECT species, count(*) AS n, count(DISTINCT sample_id) AS ids FROM samples GROUP BY 1 ORDER BY 1",
         data_dir=sampled,
     )
     assert rows["species"].tolist() == sorted(SPECIES)
     assert rows["n"].tolist() == [settings.samples_per_shard] * 2
     assert rows["ids"].tolist() == [settings.samples_per_shard] * 2
-    one = duckdb_catalog.query(
+    one = query.query(
         "SELECT betas, global_orient, body_pose, keypoints_3d, provenance FROM samples LIMIT 1",
         data_dir=sampled,
     )
@@ -61,12 +61,12 @@ def test_two_species_through_dagster_read_back_through_the_catalog(sampled, sett
 def test_rerun_is_byte_identical_and_adds_no_rows(sampled, instance, settings):
     key = sample_partition_key(SPECIES[0], "000")
     shape_file = sampled / "shape_params" / SPECIES[0] / "000.parquet"
-    before = duckdb_catalog.query(
+    before = query.query(
         "SELECT sample_id, betas, body_pose FROM samples ORDER BY sample_id", data_dir=sampled
     )
     _materialize([shape_params, pose_params], instance, settings, key)
     _materialize([catalog], instance, settings)
-    after = duckdb_catalog.query(
+    after = query.query(
         "SELECT sample_id, betas, body_pose FROM samples ORDER BY sample_id", data_dir=sampled
     )
     assert len(after) == len(before)

@@ -53,10 +53,10 @@ def web_ui(tmp_path, monkeypatch, chromium):
     nothing: the only runs are the ones the test launches."""
     import dagster as dg
 
+    from genzoo_assets.app.instance import project_instance
+    from genzoo_assets.app.ui import start_ui
     from genzoo_assets.defs.resources import GenZooSettings
     from genzoo_assets.defs.species import species
-    from genzoo_assets.instance import project_instance
-    from genzoo_assets.ui import start_ui
 
     home, data = tmp_path / "dagster_home", tmp_path / "data"
     for key, value in {

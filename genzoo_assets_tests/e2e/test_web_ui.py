@@ -53,7 +53,8 @@ def _pick_partition(page, dialog, key: str) -> None:
 def test_launch_a_species_partition_from_the_web_ui(web_ui, chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from genzoo_assets.core.catalog.duckdb_catalog import query, refresh_catalog
+    from genzoo_assets.core.catalog.query import query
+    from genzoo_assets.core.catalog.refresh import refresh_catalog
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

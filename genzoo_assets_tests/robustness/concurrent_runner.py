@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _child(data: str, species_key: str, barrier, queue) -> None:
     import dagster as dg
 
-    from genzoo_assets.core.catalog import duckdb_catalog
+    from genzoo_assets.core.catalog import query, refresh
     from genzoo_assets.defs.partitions import sample_partition_key
     from genzoo_assets.defs.resources import GenZooSettings
     from genzoo_assets.defs.sampling import pose_params, shape_params
@@ -43,9 +43,9 @@ def _child(data: str, species_key: str, barrier, queue) -> None:
             ]
             refreshes = 0
             for _ in range(3):  # overlap as many refreshes and reads as the siblings allow
-                duckdb_catalog.refresh_catalog(data)
+                refresh.refresh_catalog(data)
                 refreshes += 1
-                rows = duckdb_catalog.query(
+                rows = query.query(
                     "SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data
                 )
             report.update(success=result.success, refreshes=refreshes, species_seen=len(rows))

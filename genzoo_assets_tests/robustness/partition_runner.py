@@ -28,9 +28,9 @@ def assets_by_name() -> dict:
 def main(argv: list[str]) -> int:
     import dagster as dg
 
+    from genzoo_assets.app.run import materialize
     from genzoo_assets.defs.partitions import sample_partition_key
     from genzoo_assets.defs.resources import GenZooSettings
-    from genzoo_assets.pool_slots import materialize
 
     data, species_key, shard, samples, resolution, *names = argv
     settings = GenZooSettings(

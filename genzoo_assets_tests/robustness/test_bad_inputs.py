@@ -22,11 +22,11 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from genzoo_assets import cli
+from genzoo_assets.app import cli
 from genzoo_assets.core.body import procedural_body_model
 from genzoo_assets.core.body.io import model_arrays
-from genzoo_assets.core.catalog import duckdb_catalog
-from genzoo_assets.core.catalog.duckdb_catalog import CATALOG_NAME
+from genzoo_assets.core.catalog import query, refresh
+from genzoo_assets.core.catalog.store import CATALOG_NAME
 from genzoo_assets.core.evaluate.animal3d import load_animal3d
 from genzoo_assets.core.imagegen import make_generator
 from genzoo_assets.core.regressor.checkpoint import load_regressor, save_checkpoint
@@ -166,7 +166,7 @@ def world(tmp_path_factory) -> World:
         instance.add_dynamic_partitions(
             "species", ["zzz-not-an-animal", "panthera_leo-", "panthera..leo"]
         )
-        duckdb_catalog.refresh_catalog(settings.root())
+        refresh.refresh_catalog(settings.root())
         (root / "bad" / "truncated_catalog").mkdir()
         (root / "bad" / "truncated_catalog" / CATALOG_NAME).write_bytes(
             (settings.root() / CATALOG_NAME).read_bytes()[:5000]
@@ -405,7 +405,7 @@ def test_cli_bad_input(case, world, capsys, monkeypatch):
         env = {**os.environ, "GENZOO_DATA_DIR": str(world.data), "PYTHONPATH": str(REPO)}
         env.pop("GENZOO_DEBUG", None)
         run = subprocess.run(
-            [sys.executable, "-m", "genzoo_assets.cli", *argv],
+            [sys.executable, "-m", "genzoo_assets.app.cli", *argv],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -857,11 +857,11 @@ FILE_CASES = {
         ["DROP TABLE samples", "forbidden"],
     ),
     "catalog-query-write": (
-        lambda w: duckdb_catalog.query("UPDATE _snap_samples SET shard = 'x'", data_dir=w.data),
+        lambda w: query.query("UPDATE _snap_samples SET shard = 'x'", data_dir=w.data),
         ["UPDATE _snap_samples", "read-only"],
     ),
     "catalog-query-corrupt-file": (
-        lambda w: duckdb_catalog.query("SELECT 1", data_dir=w.bad / "corrupt_catalog"),
+        lambda w: query.query("SELECT 1", data_dir=w.bad / "corrupt_catalog"),
         ["{bad}/corrupt_catalog/catalog.duckdb", "genzoo catalog refresh"],
     ),
     "smal-data-stack-global": (

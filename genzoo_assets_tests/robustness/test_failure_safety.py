@@ -20,8 +20,8 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from genzoo_assets.core.catalog import duckdb_catalog
-from genzoo_assets.core.regressor import export as wds_export
+from genzoo_assets.core.catalog import query, refresh
+from genzoo_assets.core.dataset import webdataset
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs import render as render_defs
 from genzoo_assets.defs.partitions import sample_partition_key
@@ -61,11 +61,11 @@ def _env(dagster_home: Path) -> dict:
 
 
 def _count(sql: str, root: Path) -> int:
-    return int(duckdb_catalog.query(sql, data_dir=root).iloc[0, 0])
+    return int(query.query(sql, data_dir=root).iloc[0, 0])
 
 
 def _partition_rows(table: str, root: Path, species_key: str, shard: str) -> int:
-    if table not in duckdb_catalog.catalog_views(root):
+    if table not in query.catalog_views(root):
         return 0
     return _count(
         f"SELECT count(*) FROM {table} WHERE species = '{species_key}' AND shard = '{shard}'", root
@@ -130,14 +130,14 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
         elif path.suffix == ".npy":
             assert np.isfinite(np.load(path)).all(), path
 
-    duckdb_catalog.refresh_catalog(data)
+    refresh.refresh_catalog(data)
     assert (
         _partition_rows("control_renders", data, key, shard) == 0
     )  # no partial rows of the killed stage
     assert (
         _partition_rows("pose_params", data, key, shard) == samples
     )  # completed stages are intact
-    assert "control_renders" not in duckdb_catalog.catalog_views(data)
+    assert "control_renders" not in query.catalog_views(data)
 
     settings = GenZooSettings(data_dir=str(data), samples_per_shard=samples, resolution=128)
     instance = dg.DagsterInstance.from_config(str(home))
@@ -153,12 +153,12 @@ def test_sigkill_mid_partition_leaves_no_partial_rows_and_rerun_completes(tmp_pa
         assert len(runs) == 3  # species, the killed run, the rerun
     finally:
         instance.dispose()
-    duckdb_catalog.refresh_catalog(data)
+    refresh.refresh_catalog(data)
     for table in ("shape_params", "pose_params", "control_renders"):
         assert _partition_rows(table, data, key, shard) == samples, table
     assert _count("SELECT count(*) - count(DISTINCT sample_id) FROM samples", data) == 0
     assert _count("SELECT count(*) FROM samples WHERE rgb_path IS NULL", data) == 0
-    for rel in duckdb_catalog.query(
+    for rel in query.query(
         "SELECT rgb_path, canny_path FROM control_renders", data_dir=data
     ).stack():
         assert cv2.imread(str(data / rel), cv2.IMREAD_UNCHANGED) is not None, rel
@@ -232,10 +232,8 @@ def test_eight_concurrent_partitions_hit_no_duckdb_lock(tmp_path):
     lock_errors = [m for m in LOCK_MESSAGES if m in logs]
     assert lock_errors == [], logs[-3000:]
     assert [r["errors"] for r in reports if not r["success"] or r["errors"]] == []
-    duckdb_catalog.refresh_catalog(data)
-    counts = duckdb_catalog.query(
-        "SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data
-    )
+    refresh.refresh_catalog(data)
+    counts = query.query("SELECT species, count(*) AS n FROM samples GROUP BY 1", data_dir=data)
     assert dict(zip(counts["species"], counts["n"])) == {k: 2 for k in CONCURRENT_SPECIES}
 
 
@@ -259,7 +257,7 @@ def sampled(tmp_path_factory):
 
 
 def _ground_truth(root: Path):
-    return duckdb_catalog.query(
+    return query.query(
         "SELECT sample_id, betas, global_orient, body_pose, transl, keypoints_3d, yaw_deg FROM samples "
         "ORDER BY sample_id",
         data_dir=root,
@@ -269,7 +267,7 @@ def _ground_truth(root: Path):
 def test_rerunning_a_partition_is_idempotent(sampled):
     instance, settings, key = sampled
     root = settings.root()
-    duckdb_catalog.refresh_catalog(root)
+    refresh.refresh_catalog(root)
     before = _ground_truth(root)
     assert dg.materialize(
         [shape_params, pose_params],
@@ -277,7 +275,7 @@ def test_rerunning_a_partition_is_idempotent(sampled):
         resources={"settings": settings},
         partition_key=key,
     ).success
-    duckdb_catalog.refresh_catalog(root)
+    refresh.refresh_catalog(root)
     after = _ground_truth(root)
     assert len(after) == len(before) == settings.samples_per_shard
     assert after["sample_id"].tolist() == before["sample_id"].tolist()
@@ -386,7 +384,7 @@ def test_output_modes_follow_the_umask(tmp_path, mask):
                 resources={"settings": settings},
                 partition_key=sample_partition_key("panthera-leo", "000"),
             ).success
-        duckdb_catalog.refresh_catalog(settings.root())
+        refresh.refresh_catalog(settings.root())
     finally:
         os.umask(old)
     files = [p for p in settings.root().rglob("*") if p.is_file()]
@@ -399,8 +397,8 @@ def test_an_empty_validation_split_is_one_clear_error_not_retried(tmp_path, monk
     _fast_retries_for(regressor, monkeypatch)
     shards = tmp_path / "data" / "shards"
     shards.mkdir(parents=True)
-    manifest = {"format": wds_export.FORMAT, "counts": {"train": 5, "val": 0, "heldout": 12}}
-    (shards / wds_export.MANIFEST).write_text(json.dumps(manifest))
+    manifest = {"format": webdataset.FORMAT, "counts": {"train": 5, "val": 0, "heldout": 12}}
+    (shards / webdataset.MANIFEST).write_text(json.dumps(manifest))
     settings = GenZooSettings(data_dir=str(tmp_path / "data"))
     with dg.instance_for_test() as instance:
         result = dg.materialize(
@@ -424,7 +422,7 @@ def test_demo_with_three_species_validates_on_samples_of_its_one_training_specie
         [
             sys.executable,
             "-m",
-            "genzoo_assets.cli",
+            "genzoo_assets.app.cli",
             "demo",
             "--species",
             "3",

@@ -1,23 +1,16 @@
-"""Catalog: Parquet tables written atomically, a DuckDB snapshot of them (refreshed incrementally), provenance."""
+"""The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`refresh`), read with
+sandboxed SQL (:mod:`query`); the file, its lock and its errors are in :mod:`store`."""
 
-from genzoo_assets.core.catalog.duckdb_catalog import (
-    CatalogMissingError,
-    CatalogQueryError,
-    catalog_path,
-    catalog_views,
-    query,
-    refresh_catalog,
-)
-from genzoo_assets.core.catalog.parquet import TableWriteError, read_table, write_table_atomic
+from genzoo_assets.core.catalog.query import catalog_views, query, query_batches
+from genzoo_assets.core.catalog.refresh import refresh_catalog
+from genzoo_assets.core.catalog.store import CatalogMissingError, CatalogQueryError, catalog_path
 
 __all__ = [
     "CatalogMissingError",
     "CatalogQueryError",
-    "TableWriteError",
     "catalog_path",
     "catalog_views",
     "query",
-    "read_table",
+    "query_batches",
     "refresh_catalog",
-    "write_table_atomic",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from genzoo_assets.core import paths
-from genzoo_assets.core.catalog.duckdb_catalog import RESULTS_NAME, _lit
+from genzoo_assets.core.catalog.store import RESULTS_NAME, sql_literal
 
 
 def results_path(data_dir: str | os.PathLike) -> Path:
@@ -45,13 +45,14 @@ def refresh_results(
         try:
             if present:
                 union = " UNION ALL BY NAME ".join(
-                    f"SELECT *, {_lit(name)} AS test_set FROM read_parquet({_lit(p.as_posix())})"
+                    f"SELECT *, {sql_literal(name)} AS test_set FROM read_parquet({sql_literal(p.as_posix())})"
                     for name, p in sorted(present.items())
                 )
                 con.execute(f"CREATE TABLE metrics AS {union}")
             if lineage is not None and Path(lineage).is_file():
                 con.execute(
-                    f"CREATE TABLE training_lineage AS SELECT * FROM read_parquet({_lit(Path(lineage).as_posix())})"
+                    "CREATE TABLE training_lineage AS SELECT * FROM "
+                    f"read_parquet({sql_literal(Path(lineage).as_posix())})"
                 )
             con.execute("CHECKPOINT")
         finally:
@@ -67,7 +68,7 @@ def result_tables(data_dir: str | os.PathLike) -> list[str]:
         return []
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {_lit(str(path))} AS results (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(path))} AS results (READ_ONLY)")
         return sorted(
             r[0]
             for r in con.execute(

@@ -239,7 +239,7 @@ def benchmark_set_from_arrays(
 
 
 def benchmark_set_from_samples(samples: Iterable[dict], name: str = "heldout") -> BenchmarkSet:
-    """From the exported shards' per-sample records (``core.regressor.export.sample_record`` + the
+    """From the exported shards' per-sample records (``core.dataset.records.sample_record`` + the
     decoded image): ``poses`` (35×9), ``betas``, ``keypoints_2d`` (26×2|3 image px; visibility from
     ``keypoints_vis`` or the third column), ``mask_area``, ``species``, optional ``family`` and
     ``bbox`` (the crop window is made from it as the reader does; the whole image without it), the

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import webdataset as wds
 
+from genzoo_assets.core.dataset.reader import SHARD_MEMBERS, decode_shards, shard_urls
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet, benchmark_set_from_samples
-from genzoo_assets.core.regressor.data import SHARD_MEMBERS, decode_shards, shard_urls
 
 NPZ_FIELDS = (
     "poses",

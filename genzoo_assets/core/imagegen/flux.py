@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.imagegen.base import GenerationRequest
 from genzoo_assets.core.model_dirs import check_model, check_pipeline, resolve_location
+from genzoo_assets.core.provenance import file_sha256
 
 
 @dataclass(frozen=True)

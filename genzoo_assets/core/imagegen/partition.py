@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.imagegen.alignment import DEFAULT_THRESHOLD, alignment_score
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
 from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
+from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.seeds import derive_seed
 
 REQUIRED_COLUMNS = (

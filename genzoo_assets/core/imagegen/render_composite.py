@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.imagegen import coats
 from genzoo_assets.core.imagegen.backgrounds import background
 from genzoo_assets.core.imagegen.base import GenerationRequest
+from genzoo_assets.core.provenance import file_sha256
 
 
 def kelvin_to_rgb(kelvin: float) -> np.ndarray:

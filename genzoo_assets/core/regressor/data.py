@@ -29,9 +29,7 @@ the regressor asset measures the model's asymmetry before it turns flips on.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,6 +38,8 @@ import webdataset as wds
 
 from genzoo_assets.core.body.mirror import KEYPOINT_PARTNERS, mirror_points, mirror_pose
 from genzoo_assets.core.body.rotations import symmetric_orthogonalization
+from genzoo_assets.core.dataset.reader import decode_shards, shard_urls
+from genzoo_assets.core.dataset.webdataset import ExportLease, read_manifest
 from genzoo_assets.core.regressor.crop import (
     BBOX_PADDING,
     INPUT_HW,
@@ -51,7 +51,6 @@ from genzoo_assets.core.regressor.crop import (
     to_crop_coords,
     weak_camera_to_crop,
 )
-from genzoo_assets.core.regressor.export import SPLITS, ExportLease, read_manifest
 from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg
 from genzoo_assets.core.seeds import derive_seed
 
@@ -80,39 +79,6 @@ class Augmentation:
         0.0,
         -1.0,
     )  # body.mirror.sagittal_reflection, row-major
-
-
-def shard_urls(out_dir, split: str) -> list[str]:
-    """The shard files of ``split`` in the export ``out_dir`` names (its ``current`` one, or itself)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    manifest = read_manifest(out_dir)
-    urls = [str(Path(manifest["export_dir"]) / n) for n in manifest["shards"].get(split, [])]
-    missing = [u for u in urls if not Path(u).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing"
-        )
-    return urls
-
-
-SHARD_MEMBERS = ("jpg", "npz")  # what the export writes per sample (besides __key__)
-
-
-def _npz(data: bytes) -> dict:
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def decode_shards(
-    dataset: wds.WebDataset, members: tuple[str, ...] = SHARD_MEMBERS
-) -> wds.WebDataset:
-    """Decode only ``members`` of the export, images as RGB uint8 and npz without pickles. Any
-    other member of a (planted) shard stays bytes: webdataset's default handlers would unpickle
-    ``.pyd`` / ``.pkl`` members and ``torch.load`` ``.pth`` ones."""
-    return dataset.decode(
-        wds.handle_extension("npz", _npz), wds.imagehandler("rgb8"), only=members, post=[]
-    )
 
 
 def load_split(

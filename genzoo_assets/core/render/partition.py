@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genzoo_assets.core.catalog.provenance import provenance, provenance_json
 from genzoo_assets.core.paths import atomic_path, write_bytes_atomic
+from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.render.controls import (
     bbox_from_mask,
     body_size,

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
-from genzoo_assets.core.catalog.provenance import provenance, provenance_json
+from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.sampling.camera_sampler import ViewSample, sample_camera
 from genzoo_assets.core.seeds import derive_seed, rng_for, sample_id

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import torch
 
-from genzoo_assets.core.catalog.provenance import file_sha256
+from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.sampling.clip_text import (
     AttributesError,
     ClipTextEncoder,

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genzoo_assets.core.catalog.parquet import read_table, write_table_atomic
 from genzoo_assets.core.paths import file_lock
+from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
 from genzoo_assets.core.taxonomy.table import (
     DOG_PREFIX,

@@ -17,9 +17,9 @@ import re
 
 import numpy as np
 
-from genzoo_assets.core.catalog.provenance import file_sha256
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
+from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data

@@ -10,17 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genzoo_assets.core.catalog import duckdb_catalog
-from genzoo_assets.core.catalog.duckdb_catalog import (
-    CATALOG_NAME,
-    CatalogMissingError,
-    CatalogQueryError,
-    catalog_views,
-    query,
-    refresh_catalog,
-)
-from genzoo_assets.core.catalog.parquet import write_table_atomic
-from genzoo_assets.core.catalog.provenance import provenance, provenance_json
+from genzoo_assets.core.catalog import refresh as catalog_refresh
+from genzoo_assets.core.catalog import store
+from genzoo_assets.core.catalog.query import catalog_views, query, query_batches
+from genzoo_assets.core.catalog.refresh import refresh_catalog
+from genzoo_assets.core.catalog.store import CATALOG_NAME, CatalogMissingError, CatalogQueryError
+from genzoo_assets.core.provenance import provenance, provenance_json
+from genzoo_assets.core.tables import write_table_atomic
 from genzoo_assets.core.taxonomy.table import add_species, build_species_table
 
 SPECIES = ("panthera-leo", "dog-akita")
@@ -404,17 +400,17 @@ def test_interrupted_incremental_refresh_leaves_the_previous_catalog(data, monke
         _pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet"
     )
     (data / "shape_params" / "panthera-leo" / "001.parquet").unlink()
-    ingest = duckdb_catalog._ingest
+    ingest = catalog_refresh._ingest
 
     def fail_after_the_deletes(*args):
         ingest(*args)  # the deletes and this batch's inserts are done, uncommitted
         raise _Interrupted("killed mid-update")
 
-    monkeypatch.setattr(duckdb_catalog, "_ingest", fail_after_the_deletes)
+    monkeypatch.setattr(catalog_refresh, "_ingest", fail_after_the_deletes)
     with pytest.raises(_Interrupted):
         refresh_catalog(data)
     assert _views_content(data) == before
-    monkeypatch.setattr(duckdb_catalog, "_ingest", ingest)
+    monkeypatch.setattr(catalog_refresh, "_ingest", ingest)
     refresh_catalog(data)
     assert query("SELECT count(*) AS n, count(yaw_deg) AS y FROM samples", data).iloc[
         0
@@ -428,7 +424,7 @@ def test_killed_incremental_refresh_leaves_the_previous_catalog(data):
         _pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet"
     )
     script = (
-        "import os, sys; from genzoo_assets.core.catalog import duckdb_catalog as c; i = c._ingest\n"
+        "import os, sys; from genzoo_assets.core.catalog import refresh as c; i = c._ingest\n"
         "def die(*a):\n    i(*a); os._exit(9)\n"
         "c._ingest = die; c.refresh_catalog(sys.argv[1])"
     )
@@ -451,7 +447,7 @@ def test_listing_reads_only_changed_folders_and_relists_racy_ones(data):
         query("SELECT count(*) AS n FROM shape_params WHERE species = 'dog-akita'", data)["n"][0]
         == 3 * N
     )
-    old = time.time_ns() - 10 * duckdb_catalog.RACY_NS
+    old = time.time_ns() - 10 * store.RACY_NS
     os.utime(folder, ns=(old, old))  # settled: the next refresh records its mtime
     refresh_catalog(data)
     write_table_atomic(_shape("dog-akita", "003"), folder / "003.parquet")
@@ -473,14 +469,14 @@ def test_a_reader_waits_for_an_in_place_refresh_and_sees_all_of_it(data, monkeyp
     write_table_atomic(
         _pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet"
     )
-    ingest, started = duckdb_catalog._ingest, threading.Event()
+    ingest, started = catalog_refresh._ingest, threading.Event()
 
     def slow(*args):
         started.set()
         time.sleep(1.0)
         ingest(*args)
 
-    monkeypatch.setattr(duckdb_catalog, "_ingest", slow)
+    monkeypatch.setattr(catalog_refresh, "_ingest", slow)
     refresh = threading.Thread(target=refresh_catalog, args=(data,))
     refresh.start()
     assert started.wait(30)
@@ -496,8 +492,8 @@ def test_a_reader_waits_for_an_in_place_refresh_and_sees_all_of_it(data, monkeyp
 
 def test_a_long_reader_never_blocks_the_refresh(data, monkeypatch):
     refresh_catalog(data)
-    monkeypatch.setattr(duckdb_catalog, "WRITE_WAIT_S", 0.2)
-    stream = duckdb_catalog.query_batches("SELECT sample_id FROM pose_params", data, vectors=1)
+    monkeypatch.setattr(catalog_refresh, "WRITE_WAIT_S", 0.2)
+    stream = query_batches("SELECT sample_id FROM pose_params", data, vectors=1)
     first = next(stream)  # holds the shared lock (and the file) until the stream ends
     write_table_atomic(
         _pose("dog-akita", "000"), data / "pose_params" / "dog-akita" / "000.parquet"

@@ -1,9 +1,10 @@
 import pandas as pd
 import pytest
 
-from genzoo_assets.core.catalog.duckdb_catalog import catalog_views, query, refresh_catalog
-from genzoo_assets.core.catalog.parquet import write_table_atomic
+from genzoo_assets.core.catalog.query import catalog_views, query
+from genzoo_assets.core.catalog.refresh import refresh_catalog
 from genzoo_assets.core.catalog.results import refresh_results, result_tables
+from genzoo_assets.core.tables import write_table_atomic
 
 
 def _samples(root):

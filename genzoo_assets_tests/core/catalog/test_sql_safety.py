@@ -7,15 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genzoo_assets.core.catalog.duckdb_catalog import (
-    CatalogQueryError,
-    catalog_views,
-    query,
-    query_batches,
-    refresh_catalog,
-)
-from genzoo_assets.core.catalog.parquet import write_table_atomic
+from genzoo_assets.core.catalog.query import catalog_views, query, query_batches
+from genzoo_assets.core.catalog.refresh import refresh_catalog
 from genzoo_assets.core.catalog.results import refresh_results
+from genzoo_assets.core.catalog.store import CatalogQueryError
+from genzoo_assets.core.tables import write_table_atomic
 from genzoo_assets.core.taxonomy.table import build_species_table
 
 N = 5000  # more than one 2048-row DuckDB vector

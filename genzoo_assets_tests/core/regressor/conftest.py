@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def catalog(body_model, tmp_path_factory):
     """32 synthetic samples (5 species, one Felidae) and their export (v1 weak camera)."""
-    from genzoo_assets.core.regressor.export import export_shards
+    from genzoo_assets.core.dataset.webdataset import export_shards
     from genzoo_assets_tests.core.regressor.synthetic import make_samples
 
     data_dir = tmp_path_factory.mktemp("regressor_data")

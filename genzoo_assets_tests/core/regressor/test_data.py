@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 import webdataset as wds
 
+from genzoo_assets.core.dataset.webdataset import read_manifest
 from genzoo_assets.core.evaluate.synthetic import shard_records
 from genzoo_assets.core.regressor.data import CachedSplit, load_split
-from genzoo_assets.core.regressor.export import read_manifest
 from genzoo_assets_tests.fixtures.malicious import Exec
 
 

@@ -11,9 +11,11 @@ import webdataset as wds
 
 from genzoo_assets.core.body.mirror import JOINT_PARTNERS, mirror_points
 from genzoo_assets.core.body.skeleton import KEYPOINT_NAMES
+from genzoo_assets.core.dataset.records import wds_key
+from genzoo_assets.core.dataset.splits import assign_splits
+from genzoo_assets.core.dataset.webdataset import export_shards, read_manifest
 from genzoo_assets.core.regressor.crop import crop_image, rotate_crop_points, to_crop_coords
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
-from genzoo_assets.core.regressor.export import assign_splits, export_shards, read_manifest, wds_key
 from genzoo_assets.core.regressor.losses import weak_perspective_project
 from genzoo_assets.core.sampling.camera_model import fov_from_genzoo_deg, genzoo_fov_deg
 from genzoo_assets_tests.core.regressor.synthetic import pose_matrices

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from genzoo_assets.core.regressor import export
-from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize, shard_urls
+from genzoo_assets.core.dataset import splits, webdataset
+from genzoo_assets.core.dataset.reader import shard_urls
+from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize
 from genzoo_assets_tests.core.regressor.synthetic import make_samples
 
 STAGES = [
@@ -35,7 +36,7 @@ def samples(body_model, tmp_path_factory):
 
 def _export(samples, out_dir, rows=None, **kwargs):
     data_dir, df = samples
-    return export.export_shards(
+    return webdataset.export_shards(
         df if rows is None else rows,
         data_dir,
         out_dir,
@@ -49,9 +50,9 @@ def _export(samples, out_dir, rows=None, **kwargs):
 
 def assert_complete(out_dir, sample_ids) -> str:
     """The current export lists exactly ``sample_ids``, every listed shard exists, and the trainer's readers read it."""
-    manifest = export.read_manifest(out_dir)
+    manifest = webdataset.read_manifest(out_dir)
     seen = set()
-    for split in export.SPLITS:
+    for split in splits.SPLITS:
         urls = shard_urls(out_dir, split)
         if split == "val":
             seen |= {
@@ -90,9 +91,9 @@ def test_incremental_export_reuses_unchanged_shards(samples, tmp_path):
     third = _export(samples, out, changed)
     assert third["written"] == 1 and third["reused"] == len(third["shards"]) - 1
     assert_complete(out, df["sample_id"])
-    kept = sorted(p.name for p in out.iterdir() if p.name.startswith(export.EXPORT_PREFIX))
+    kept = sorted(p.name for p in out.iterdir() if p.name.startswith(webdataset.EXPORT_PREFIX))
     assert kept == sorted(
-        [export.read_manifest(out)["export"], export.read_manifest(out)["previous"]]
+        [webdataset.read_manifest(out)["export"], webdataset.read_manifest(out)["previous"]]
     )
 
 
@@ -106,7 +107,7 @@ def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(
     old = _export(samples, out, old_rows)
     changed = df.copy()
     changed.loc[0, "cam_tx"] += 0.01  # a rewritten shard, reused shards and a new species' shards
-    original = getattr(export, stage)
+    original = getattr(webdataset, stage)
     calls = {"n": 0}
     crash_at = (
         2 if stage == "_collect_garbage" else 1
@@ -118,17 +119,19 @@ def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(
             raise Crash(stage)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(export, stage, crash)
+    monkeypatch.setattr(webdataset, stage, crash)
     with pytest.raises(Crash):
         _export(samples, out, changed)
-    monkeypatch.setattr(export, stage, original)
+    monkeypatch.setattr(webdataset, stage, original)
     swapped = stage == "_collect_garbage"  # the only stage after the pointer swap
     current = assert_complete(out, df["sample_id"] if swapped else old_rows["sample_id"])
     assert (current != old["export_dir"].rsplit("/", 1)[-1]) == swapped
     again = _export(samples, out, changed)  # the next run removes the dead run's leftovers
     assert_complete(out, df["sample_id"])
     leftovers = [
-        p.name for p in out.iterdir() if p.name.startswith((export.TEMP_PREFIX, export.LINK_PREFIX))
+        p.name
+        for p in out.iterdir()
+        if p.name.startswith((webdataset.TEMP_PREFIX, webdataset.LINK_PREFIX))
     ]
     assert leftovers == [] and again["written"] + again["reused"] == len(again["shards"])
 
@@ -136,14 +139,14 @@ def test_a_crash_at_any_stage_leaves_the_old_or_the_new_export(
 SLOW_EXPORT = textwrap.dedent("""
     import sys, time
     import pandas as pd
-    from genzoo_assets.core.regressor import export
-    original = export._write_shard
+    from genzoo_assets.core.dataset import webdataset
+    original = webdataset._write_shard
     def slow(path, part, *args):
         original(path, part, *args)
         print("wrote", path.name, flush=True)
         time.sleep(60)
-    export._write_shard = slow
-    export.export_shards(pd.read_pickle(sys.argv[1]), sys.argv[2], sys.argv[3], heldout_families=(),
+    webdataset._write_shard = slow
+    webdataset.export_shards(pd.read_pickle(sys.argv[1]), sys.argv[2], sys.argv[3], heldout_families=(),
                          val_fraction=0.25, maxcount=2, camera_version="v1")
 """)
 
@@ -169,23 +172,23 @@ def test_kill_9_mid_export_keeps_the_previous_export_and_the_next_run_cleans_up(
         assert proc.stdout.readline().startswith("wrote"), (
             "the export subprocess did not start writing"
         )
-        assert [p for p in out.iterdir() if p.name.startswith(export.TEMP_PREFIX)]
+        assert [p for p in out.iterdir() if p.name.startswith(webdataset.TEMP_PREFIX)]
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
-    assert export.read_manifest(out)["export"] == old["export_dir"].rsplit("/", 1)[-1]
+    assert webdataset.read_manifest(out)["export"] == old["export_dir"].rsplit("/", 1)[-1]
     assert_complete(out, old_rows["sample_id"])
     t0 = time.monotonic()
     _export(samples, out, changed)  # the lock died with the killed run: no wait
     assert time.monotonic() - t0 < 60
     assert_complete(out, df["sample_id"])
-    assert not [p for p in out.iterdir() if p.name.startswith(export.TEMP_PREFIX)]
+    assert not [p for p in out.iterdir() if p.name.startswith(webdataset.TEMP_PREFIX)]
 
 
 def test_a_leased_old_export_survives_garbage_collection(samples, tmp_path):
     out = tmp_path / "shards"
     first = _export(samples, out)
-    lease = export.ExportLease(first["export_dir"])
+    lease = webdataset.ExportLease(first["export_dir"])
     _export(samples, out)
     _export(samples, out)  # `first` is now neither current nor previous, but a reader holds it
     assert os.path.isdir(first["export_dir"])
@@ -197,11 +200,11 @@ def test_a_leased_old_export_survives_garbage_collection(samples, tmp_path):
 def test_readers_refuse_an_export_in_the_old_layout(samples, tmp_path):
     out = tmp_path / "shards"
     out.mkdir()
-    (out / export.MANIFEST).write_text('{"counts": {}, "shards": {}}')
+    (out / webdataset.MANIFEST).write_text('{"counts": {}, "shards": {}}')
     with pytest.raises(ValueError, match="older genzoo-assets"):
         shard_urls(out, "train")
     _export(samples, out)  # the new export replaces the old layout's files
     assert (
-        not (out / export.MANIFEST).exists()
-        and export.read_manifest(out)["format"] == export.FORMAT
+        not (out / webdataset.MANIFEST).exists()
+        and webdataset.read_manifest(out)["format"] == webdataset.FORMAT
     )

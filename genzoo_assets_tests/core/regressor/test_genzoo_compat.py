@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from genzoo_assets.core.body.io import load_body_model
-from genzoo_assets.core.regressor.data import shard_urls
-from genzoo_assets.core.regressor.export import export_shards, read_manifest
+from genzoo_assets.core.dataset.reader import shard_urls
+from genzoo_assets.core.dataset.webdataset import export_shards, read_manifest
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.core.sampling.partition import sample_poses_partition
 from genzoo_assets.core.sampling.poses import make_pose_sampler

@@ -11,8 +11,8 @@ falls fast; body pose is the slow term, about 11 % at 300 steps and 4-5 % at 400
 import pytest
 import torch
 
+from genzoo_assets.core.dataset.webdataset import export_shards
 from genzoo_assets.core.regressor.data import CachedSplit, materialize
-from genzoo_assets.core.regressor.export import export_shards
 from genzoo_assets.core.regressor.losses import LossWeights, rotation_9d_loss
 from genzoo_assets.core.regressor.model import RegressorConfig
 from genzoo_assets.core.regressor.train import TrainConfig, train

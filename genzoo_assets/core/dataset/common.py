@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genzoo_assets.core.regressor.export import assign_splits
+from genzoo_assets.core.dataset.splits import assign_splits
 
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
 
@@ -38,9 +38,9 @@ def catalog_samples(
     one export and tested on another never sees a test species.
     """
     if samples is None:
-        from genzoo_assets.core.catalog import duckdb_catalog
+        from genzoo_assets.core.catalog import query
 
-        samples = duckdb_catalog.query(SAMPLES_SQL, data_dir=data_dir)
+        samples = query.query(SAMPLES_SQL, data_dir=data_dir)
     if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
         samples = samples[samples["image_path"].notna()]
     if samples.empty or "image_path" not in samples.columns:

@@ -25,9 +25,9 @@ def _sizes(s: GenZooSettings) -> dict:
 
 def materialize_species(settings: GenZooSettings) -> None:
     """Run the `species` asset in the project instance: the table's only writer, the partitions' only registrar."""
+    from genzoo_assets.app.instance import project_instance
+    from genzoo_assets.app.run import materialize
     from genzoo_assets.defs.species import species
-    from genzoo_assets.instance import project_instance
-    from genzoo_assets.pool_slots import materialize
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with project_instance() as instance:

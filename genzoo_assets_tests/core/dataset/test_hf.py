@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from genzoo_assets.core.interop.hf import export_hf
-from genzoo_assets_tests.core.interop.conftest import make_catalog_rows
+from genzoo_assets.core.dataset.hf import export_hf
+from genzoo_assets_tests.core.dataset.conftest import make_catalog_rows
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genzoo_assets.core.interop.common import as_body_model, catalog_samples, fresh_output
-from genzoo_assets.core.regressor.export import image_jpeg
+from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
+from genzoo_assets.core.dataset.records import image_jpeg
 
 SMAL_NUM_BETAS, SMAL_NUM_VERTICES = 41, 3889
 JSON_NAME = "train.json"

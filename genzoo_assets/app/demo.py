@@ -44,6 +44,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import dagster as dg
 import pandas as pd
 
+from genzoo_assets.app.instance import project_instance
+from genzoo_assets.app.run import materialize
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
 from genzoo_assets.defs.benchmark import SUMMARY_COLUMNS, benchmark
@@ -57,8 +59,6 @@ from genzoo_assets.defs.sampling import pose_params, shape_params
 from genzoo_assets.defs.species import species
 from genzoo_assets.defs.text import captions, prompts
 from genzoo_assets.defs.training import dataset_shards, regressor
-from genzoo_assets.instance import project_instance
-from genzoo_assets.pool_slots import materialize
 
 DEMO_SPECIES = (
     "dog-labrador-retriever",
@@ -260,7 +260,7 @@ def materialize_samples(
         for i, key in enumerate(todo, 1):
             report(i, *_generate_one(instance, settings, key))
         return len(todo)
-    from genzoo_assets.instance import configure_pools
+    from genzoo_assets.app.instance import configure_pools
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     configure_pools(instance, cpu_slots=workers)

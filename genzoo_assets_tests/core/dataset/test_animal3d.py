@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from genzoo_assets.core.dataset.animal3d import export_animal3d
 from genzoo_assets.core.evaluate.animal3d import load_animal3d
-from genzoo_assets.core.interop.animal3d import export_animal3d
-from genzoo_assets_tests.core.interop.conftest import make_catalog_rows
+from genzoo_assets_tests.core.dataset.conftest import make_catalog_rows
 
 
 def test_export_round_trips_through_our_animal3d_loader(smal41, tmp_path):

@@ -69,7 +69,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,71 +77,38 @@ import duckdb
 import pandas as pd
 
 from genzoo_assets.core import paths
-
-CATALOG_NAME = "catalog.duckdb"
-LOCK_NAME = f"{CATALOG_NAME}.lock"  # readers hold it shared, an in-place refresh exclusively
-RESULTS_NAME = "results.duckdb"  # written by ``results.refresh_results``; attached by queries
-FORMAT = 3  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
-SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
-KEY_COLUMNS = ("sample_id", "species", "shard", "index")
-SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
-QUERY_MEMORY_LIMIT = (
-    "4GB"  # DuckDB's memory cap for a query (no spilling to disk): a runaway join fails cleanly
+from genzoo_assets.core.catalog.store import (
+    ALIAS,
+    BATCH_PARTITIONS,
+    CATALOG_NAME,
+    DIRS_TABLE,
+    FILE_COLUMN,
+    FILES_TABLE,
+    FORMAT,
+    INFO_TABLE,
+    KEY_COLUMNS,
+    LOCK_NAME,
+    PART_COLUMN,
+    RACY_NS,
+    ROW_GROUP_SIZE,
+    SAMPLE_TABLES,
+    SPECIES_JOIN_COLUMNS,
+    SPECIES_TABLE,
+    UNSETTLED,
+    WIDE_TABLE,
+    WRITE_CONFIG,
+    WRITE_WAIT_S,
+    CatalogQueryError,
+    attach_read_only,
+    one_line,
+    root_dir,
+    sql_ident,
+    sql_literal,
 )
-REFRESH_HINT = "`genzoo catalog refresh` rebuilds it from the Parquet files"
-RACY_NS = 2_000_000_000  # a directory changed this close to its listing is listed again (covers 1-2 s mtimes)
-WRITE_WAIT_S = 2.0  # how long an in-place refresh waits for readers before it writes a copy instead
-BATCH_PARTITIONS = 256  # partitions read and joined per statement (bounds a full build's memory)
-# Row groups of 48 k rows (~12 species): zone maps let a species filter skip the rest. Per query at
-# 1 M samples (new handle each): slowest typical query 55 / 45 / 68 ms with 16 k / 48 k / DuckDB's
-# default 122,880 rows (small groups cost more metadata per whole-table scan, big ones more rows
-# per species filter: 37 / 44 / 68 ms for two species, 55 / 43 / 41 ms for an aggregate).
-ROW_GROUP_SIZE = 49_152
-_UNSETTLED = -1
-_INFO_TABLE = "_catalog_info"
-_FILES_TABLE = "_catalog_files"
-_DIRS_TABLE = "_catalog_dirs"
-_WIDE = "_snap_samples"
-_SPECIES = "_snap_species"
-_PART = "_part"
-_FILE_COL = "_file"
-# Float compressors (ALP, Chimp...) cost more CPU than they save on sampled parameters.
-_WRITE_CONFIG = {"disabled_compression_methods": "alp,alprd,chimp,patas"}
-
-
-class CatalogQueryError(ValueError):
-    """A catalog query was refused or failed; the message names the SQL."""
-
-
-class CatalogMissingError(CatalogQueryError):
-    """No catalog for this data directory yet (or one made for another): only the ``catalog``
-    asset writes it, so a reader never builds it behind the asset's back (`genzoo catalog refresh`)."""
 
 
 class _Rebuild(Exception):
     """The previous snapshot cannot be built on incrementally."""
-
-
-def _one_line(exc: duckdb.Error) -> str:
-    """DuckDB's message without its multi-line ``LINE n:`` / caret excerpt (the SQL is quoted anyway)."""
-    lines = [ln.strip() for ln in str(exc).splitlines()]
-    return " ".join(ln for ln in lines if ln and not ln.startswith("LINE ") and set(ln) != {"^"})
-
-
-def catalog_path(data_dir: str | os.PathLike | None = None) -> Path:
-    return _root(data_dir) / CATALOG_NAME
-
-
-def _root(data_dir: str | os.PathLike | None) -> Path:
-    return Path(data_dir).expanduser().resolve() if data_dir is not None else paths.data_dir()
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _wide_col(table: str, col: str) -> str:
@@ -250,14 +216,14 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
                 ]
             except (FileNotFoundError, NotADirectoryError):
                 continue
-        out.dirs[tdir] = mtime if mtime < now - RACY_NS else _UNSETTLED
+        out.dirs[tdir] = mtime if mtime < now - RACY_NS else UNSETTLED
         for sdir in species_dirs:
             if (m := _mtime(sdir)) is None:
                 continue
             if known.get(sdir) != m:
                 out.files.extend(_scan(table, sdir))
                 out.scanned.add(sdir)
-            out.dirs[sdir] = m if m < now - RACY_NS else _UNSETTLED
+            out.dirs[sdir] = m if m < now - RACY_NS else UNSETTLED
     out.scanned.update(
         d for d in known if d not in out.dirs
     )  # folders that are gone: their files too
@@ -268,7 +234,7 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_ident(table)}").fetchall()]
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql_ident(table)}").fetchall()]
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -306,33 +272,36 @@ def samples_columns(
 def _samples_sql(columns: dict[str, list[str]], species_columns: list[str]) -> str:
     """The rows with shape parameters, every stage's columns, the species' and one merged provenance."""
     select = [
-        f"sp.{_ident(c)} AS {_ident(o)}"
+        f"sp.{sql_ident(c)} AS {sql_ident(o)}"
         if t == "species"
-        else f"w.{_ident(_wide_col(t, c))} AS {_ident(o)}"
+        else f"w.{sql_ident(_wide_col(t, c))} AS {sql_ident(o)}"
         for t, c, o in samples_columns(columns, species_columns)
     ]
     prov = [
-        f"{_lit(t)}, TRY_CAST(w.{_ident(_wide_col(t, 'provenance'))} AS JSON)"
+        f"{sql_literal(t)}, TRY_CAST(w.{sql_ident(_wide_col(t, 'provenance'))} AS JSON)"
         for t in SAMPLE_TABLES
         if "provenance" in columns.get(t, [])
     ]
     select.append(
         f"json_object({', '.join(prov)}) AS provenance" if prov else "NULL::JSON AS provenance"
     )
-    join = f" LEFT JOIN {_SPECIES} sp ON sp.key = w.species" if "key" in species_columns else ""
+    join = (
+        f" LEFT JOIN {SPECIES_TABLE} sp ON sp.key = w.species" if "key" in species_columns else ""
+    )
     return (
-        f"SELECT {', '.join(select)} FROM {_WIDE} w{join} "
-        f"WHERE w.{_ident(_file_col('shape_params'))} IS NOT NULL"
+        f"SELECT {', '.join(select)} FROM {WIDE_TABLE} w{join} "
+        f"WHERE w.{sql_ident(_file_col('shape_params'))} IS NOT NULL"
     )
 
 
 def _read_sql(root: Path, table: str, files: list[str]) -> str:
     """Rows of ``files`` with their file (``_file``) and partition (``_part``, from the path)."""
-    listing = ", ".join(_lit(f) for f in files)
+    listing = ", ".join(sql_literal(f) for f in files)
     prefix = len((root / table).as_posix()) + 2
     return (
-        f"SELECT *, {_FILE_COL}[{prefix}:-9] AS {_PART} FROM read_parquet([{listing}], hive_partitioning=false, "
-        f"union_by_name=true, filename={_lit(_FILE_COL)})"
+        f"SELECT *, {FILE_COLUMN}[{prefix}:-9] AS {PART_COLUMN} "
+        f"FROM read_parquet([{listing}], hive_partitioning=false, "
+        f"union_by_name=true, filename={sql_literal(FILE_COLUMN)})"
     )
 
 
@@ -350,9 +319,9 @@ def _ingest(
             con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
         except duckdb.Error as exc:  # a bad partition file: a full rebuild would fail on it too
             raise CatalogQueryError(
-                f"cannot build the catalog for {root}: {_one_line(exc)}"
+                f"cannot build the catalog for {root}: {one_line(exc)}"
             ) from exc
-        cols = [c for c, _ in _columns(con, f"_t{i}") if c not in (_FILE_COL, _PART)]
+        cols = [c for c, _ in _columns(con, f"_t{i}") if c not in (FILE_COLUMN, PART_COLUMN)]
         if "sample_id" not in cols:
             raise CatalogQueryError(
                 f"{paths_[0]} has no sample_id column: cannot catalog table {table}"
@@ -360,33 +329,35 @@ def _ingest(
         known = columns.setdefault(table, [])
         known.extend(c for c in cols if c not in known)
         staged.append((f"_t{i}", table, cols))
-    keys = " UNION ".join(f"SELECT {_PART}, sample_id FROM {t}" for t, _, _ in staged)
-    select = [f"k.{_PART}", "k.sample_id"]
+    keys = " UNION ".join(f"SELECT {PART_COLUMN}, sample_id FROM {t}" for t, _, _ in staged)
+    select = [f"k.{PART_COLUMN}", "k.sample_id"]
     for key in KEY_COLUMNS[1:]:
-        having = [f"{t}.{_ident(key)}" for t, _, cols in staged if key in cols]
+        having = [f"{t}.{sql_ident(key)}" for t, _, cols in staged if key in cols]
         if having:
-            select.append(f"coalesce({', '.join(having)}) AS {_ident(key)}")
+            select.append(f"coalesce({', '.join(having)}) AS {sql_ident(key)}")
     joins = []
     for t, table, cols in staged:
-        select.append(f"{t}.{_FILE_COL} AS {_ident(_file_col(table))}")
+        select.append(f"{t}.{FILE_COLUMN} AS {sql_ident(_file_col(table))}")
         select.extend(
-            f"{t}.{_ident(c)} AS {_ident(_wide_col(table, c))}"
+            f"{t}.{sql_ident(c)} AS {sql_ident(_wide_col(table, c))}"
             for c in cols
             if c not in KEY_COLUMNS
         )
-        joins.append(f"LEFT JOIN {t} ON {t}.{_PART} = k.{_PART} AND {t}.sample_id = k.sample_id")
+        joins.append(
+            f"LEFT JOIN {t} ON {t}.{PART_COLUMN} = k.{PART_COLUMN} AND {t}.sample_id = k.sample_id"
+        )
     # In batch order (partitions sorted): rows stay clustered by species across row groups.
     joined = f"SELECT {', '.join(select)} FROM ({keys}) k {' '.join(joins)}"
-    if not _exists(con, _WIDE):
-        con.execute(f"CREATE TABLE {_WIDE} AS {joined}")
+    if not _exists(con, WIDE_TABLE):
+        con.execute(f"CREATE TABLE {WIDE_TABLE} AS {joined}")
     else:
-        have = dict(_columns(con, _WIDE))
+        have = dict(_columns(con, WIDE_TABLE))
         for col, kind, *_ in con.execute(f"DESCRIBE {joined}").fetchall():  # binds, runs nothing
             if col not in have:
-                con.execute(f"ALTER TABLE {_WIDE} ADD COLUMN {_ident(col)} {kind}")
+                con.execute(f"ALTER TABLE {WIDE_TABLE} ADD COLUMN {sql_ident(col)} {kind}")
             elif have[col] != kind:
                 raise _Rebuild(f"column {col} changed type from {have[col]} to {kind}")
-        con.execute(f"INSERT INTO {_WIDE} BY NAME {joined}")
+        con.execute(f"INSERT INTO {WIDE_TABLE} BY NAME {joined}")
     for t, _, _ in staged:
         con.execute(f"DROP TABLE {t}")
 
@@ -398,21 +369,21 @@ def _frame(rows: list[tuple], names: tuple[str, ...], ints: tuple[str, ...]) -> 
 
 def _views(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]]) -> list[str]:
     """(Re)create the public views over the snapshot; their names, ``samples`` last."""
-    present = {t for (t,) in con.execute(f"SELECT DISTINCT tbl FROM {_FILES_TABLE}").fetchall()}
+    present = {t for (t,) in con.execute(f"SELECT DISTINCT tbl FROM {FILES_TABLE}").fetchall()}
     for name in ("species", *SAMPLE_TABLES, "samples"):
-        con.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
+        con.execute(f"DROP VIEW IF EXISTS {sql_ident(name)}")
     views = []
     species_columns: list[str] = []
     if "species" in present:
-        con.execute(f"CREATE VIEW species AS FROM {_SPECIES}")
-        species_columns = [c for c, _ in _columns(con, _SPECIES)]
+        con.execute(f"CREATE VIEW species AS FROM {SPECIES_TABLE}")
+        species_columns = [c for c, _ in _columns(con, SPECIES_TABLE)]
         views.append("species")
     tables = {t: columns[t] for t in SAMPLE_TABLES if t in present}
     for table, cols in tables.items():
-        select = ", ".join(f"{_ident(_wide_col(table, c))} AS {_ident(c)}" for c in cols)
+        select = ", ".join(f"{sql_ident(_wide_col(table, c))} AS {sql_ident(c)}" for c in cols)
         con.execute(
-            f"CREATE VIEW {_ident(table)} AS SELECT {select} FROM {_WIDE} "
-            f"WHERE {_ident(_file_col(table))} IS NOT NULL"
+            f"CREATE VIEW {sql_ident(table)} AS SELECT {select} FROM {WIDE_TABLE} "
+            f"WHERE {sql_ident(_file_col(table))} IS NOT NULL"
         )
         views.append(table)
     if "shape_params" in tables:
@@ -427,11 +398,11 @@ def _drop_ad_hoc(con: duckdb.DuckDBPyConnection) -> None:
         "species",
         *SAMPLE_TABLES,
         "samples",
-        _SPECIES,
-        _WIDE,
-        _FILES_TABLE,
-        _DIRS_TABLE,
-        _INFO_TABLE,
+        SPECIES_TABLE,
+        WIDE_TABLE,
+        FILES_TABLE,
+        DIRS_TABLE,
+        INFO_TABLE,
     }
     for kind, sql in (
         ("VIEW", "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"),
@@ -445,7 +416,7 @@ def _drop_ad_hoc(con: duckdb.DuckDBPyConnection) -> None:
     ):
         for (name,) in con.execute(sql).fetchall():
             if name not in keep:
-                con.execute(f"DROP {kind} IF EXISTS {_ident(name)} CASCADE")
+                con.execute(f"DROP {kind} IF EXISTS {sql_ident(name)} CASCADE")
 
 
 def _apply(
@@ -454,32 +425,36 @@ def _apply(
     """Bring the snapshot in line with ``listing``: the partitions with a new, changed or deleted
     file lose their rows and get them again from their current files."""
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {_FILES_TABLE} (tbl VARCHAR, dir VARCHAR, part VARCHAR, path VARCHAR, "
+        f"CREATE TABLE IF NOT EXISTS {FILES_TABLE} (tbl VARCHAR, dir VARCHAR, part VARCHAR, path VARCHAR, "
         "size BIGINT, mtime_ns BIGINT, inode BIGINT)"
     )
     con.register("_scan_files", _frame(listing.files, _FILE_FIELDS, ("size", "mtime_ns", "inode")))
     con.register("_scan_dirs", _frame([(d,) for d in listing.scanned], ("dir",), ()))
-    old = f"SELECT * FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)"
+    old = f"SELECT * FROM {FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)"
     changed = con.execute(
         f"SELECT DISTINCT tbl, part FROM (({old}) EXCEPT (FROM _scan_files) UNION ALL "
         f"(FROM _scan_files EXCEPT ({old})))"
     ).fetchall()
-    con.execute(f"DELETE FROM {_FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)")
-    con.execute(f"INSERT INTO {_FILES_TABLE} FROM _scan_files")
+    con.execute(f"DELETE FROM {FILES_TABLE} WHERE dir IN (SELECT dir FROM _scan_dirs)")
+    con.execute(f"INSERT INTO {FILES_TABLE} FROM _scan_files")
     read = 0
     if ("species", None) in changed:
-        con.execute(f"DROP TABLE IF EXISTS {_SPECIES}")
-        found = con.execute(f"SELECT path FROM {_FILES_TABLE} WHERE tbl = 'species'").fetchone()
+        con.execute(f"DROP TABLE IF EXISTS {SPECIES_TABLE}")
+        found = con.execute(f"SELECT path FROM {FILES_TABLE} WHERE tbl = 'species'").fetchone()
         if found:
-            con.execute(f"CREATE TABLE {_SPECIES} AS FROM read_parquet({_lit(found[0])})")
+            con.execute(
+                f"CREATE TABLE {SPECIES_TABLE} AS FROM read_parquet({sql_literal(found[0])})"
+            )
             read += 1
     parts = sorted({p for t, p in changed if t != "species"})
     if parts:
         con.register("_parts", _frame([(p,) for p in parts], ("part",), ()))
-        if _exists(con, _WIDE):
-            con.execute(f"DELETE FROM {_WIDE} WHERE {_PART} IN (SELECT part FROM _parts)")
+        if _exists(con, WIDE_TABLE):
+            con.execute(
+                f"DELETE FROM {WIDE_TABLE} WHERE {PART_COLUMN} IN (SELECT part FROM _parts)"
+            )
         rows = con.execute(
-            f"SELECT part, tbl, path FROM {_FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
+            f"SELECT part, tbl, path FROM {FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
             "ORDER BY part, path"
         ).fetchall()
         read += len(rows)
@@ -492,14 +467,14 @@ def _apply(
             if files:
                 _ingest(con, root, {t: files[t] for t in SAMPLE_TABLES if t in files}, columns)
     views = _views(con, columns)
-    con.execute(f"CREATE OR REPLACE TABLE {_DIRS_TABLE} AS FROM _dirs_now")
-    total = con.execute(f"SELECT count(*) FROM {_FILES_TABLE}").fetchone()[0]
+    con.execute(f"CREATE OR REPLACE TABLE {DIRS_TABLE} AS FROM _dirs_now")
+    total = con.execute(f"SELECT count(*) FROM {FILES_TABLE}").fetchone()[0]
     con.execute(
-        f"CREATE OR REPLACE TABLE {_INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
+        f"CREATE OR REPLACE TABLE {INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
         "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR)"
     )
     con.execute(
-        f"INSERT INTO {_INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             root.as_posix(),
             datetime.now(UTC).isoformat(timespec="seconds"),
@@ -521,8 +496,8 @@ def _known(
     """The folders' mtimes and the stages' columns recorded in a previous snapshot; raises _Rebuild
     when it cannot be built on (another data directory or format, an older layout)."""
     try:
-        info = con.execute(f"SELECT data_dir, format, columns FROM {_INFO_TABLE}").fetchone()
-        dirs = dict(con.execute(f"SELECT path, mtime_ns FROM {_DIRS_TABLE}").fetchall())
+        info = con.execute(f"SELECT data_dir, format, columns FROM {INFO_TABLE}").fetchone()
+        dirs = dict(con.execute(f"SELECT path, mtime_ns FROM {DIRS_TABLE}").fetchall())
     except duckdb.Error as exc:  # an older layout, or a damaged file
         raise _Rebuild(str(exc)) from exc
     if info is None or info[:2] != (root.as_posix(), FORMAT):
@@ -549,16 +524,16 @@ def _update(con: duckdb.DuckDBPyConnection, root: Path, full: bool = False) -> N
         raise
     finally:
         con.unregister("_dirs_now")
-    con.execute(f"CHECKPOINT {_ALIAS}")
+    con.execute(f"CHECKPOINT {ALIAS}")
 
 
 def _writer(path: Path) -> duckdb.DuckDBPyConnection:
     """A connection that writes the catalog ``path`` (attached as its default database) in row
     groups of ROW_GROUP_SIZE rows."""
-    con = duckdb.connect(config=_WRITE_CONFIG)
+    con = duckdb.connect(config=WRITE_CONFIG)
     try:
-        con.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
-        con.execute(f"USE {_ALIAS}")
+        con.execute(f"ATTACH {sql_literal(str(path))} AS {ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute(f"USE {ALIAS}")
     except duckdb.Error:
         con.close()
         raise
@@ -593,7 +568,7 @@ def _on_copy(root: Path, target: Path) -> bool:
     if Path(f"{target}.wal").exists():
         return False
     try:
-        held = _attach_read_only(target)
+        held = attach_read_only(target)
     except duckdb.Error:  # held by a writer, or not a DuckDB file
         return False
     with paths.atomic_path(target) as tmp:
@@ -620,7 +595,7 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = Fals
     """Bring ``<data_dir>/catalog.duckdb`` in line with the Parquet files: in place, reading only the
     partitions that changed since the previous snapshot; ``full`` (or no usable previous one):
     rebuilt from every file into a new file renamed into place."""
-    root = _root(data_dir)
+    root = root_dir(data_dir)
     target = root / CATALOG_NAME
     root.mkdir(parents=True, exist_ok=True)
     (root / LOCK_NAME).open(
@@ -637,242 +612,5 @@ def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = Fals
         with paths.atomic_path(target) as tmp:
             _write(tmp, root, full=True)
     except duckdb.Error as exc:
-        raise CatalogQueryError(f"cannot build the catalog for {root}: {_one_line(exc)}") from exc
+        raise CatalogQueryError(f"cannot build the catalog for {root}: {one_line(exc)}") from exc
     return target
-
-
-def catalog_views(data_dir: str | os.PathLike | None = None) -> list[str]:
-    """Names of the views in the current catalog (CatalogMissingError when there is none)."""
-    with _opened(_root(data_dir), True, with_results=False) as (_, info):
-        return json.loads(info["views"])
-
-
-_ALIAS = "catalog"
-_RESULTS_ALIAS = "results"
-
-
-def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory database with ``path`` attached read-only (the refresh holds it while copying).
-    ``duckdb.connect(path)`` would reuse this process's open instance for that path, if any."""
-    db = duckdb.connect()
-    try:
-        db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
-    except duckdb.Error:
-        db.close()
-        raise
-    return db
-
-
-def _locked_reader(
-    path: Path, results: Path | None, memory_limit: str
-) -> duckdb.DuckDBPyConnection:
-    """The handle user SQL runs on: ``path`` (and ``results.duckdb`` when given) attached read-only,
-    then external access off and the configuration locked, so no statement (``COPY``, ``ATTACH``,
-    ``read_csv``, ``INSTALL``, ``SET``, any of them inside ``EXPLAIN ANALYZE``) can read or write a
-    file or reach the network. What is left writable is this process's in-memory scratch database
-    (temp tables), capped with the rest by ``memory_limit``; with no temp directory, DuckDB never
-    spills to disk."""
-    try:
-        db = duckdb.connect(
-            config={
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "memory_limit": memory_limit,
-                "temp_directory": "",
-            }
-        )
-    except duckdb.Error as exc:
-        raise CatalogQueryError(
-            f"memory limit {memory_limit!r} is not a size such as '2GB' ({_one_line(exc)})"
-        ) from exc
-    try:
-        try:
-            db.execute(f"ATTACH {_lit(str(path))} AS {_ALIAS} (READ_ONLY)")
-        except duckdb.Error as exc:
-            raise CatalogQueryError(
-                f"the catalog {path} cannot be opened ({_one_line(exc)}): {REFRESH_HINT}"
-            ) from exc
-        if results is not None:
-            try:
-                db.execute(f"ATTACH {_lit(str(results))} AS {_RESULTS_ALIAS} (READ_ONLY)")
-            except duckdb.Error as exc:
-                raise CatalogQueryError(
-                    f"the results file {results} cannot be opened ({_one_line(exc)}): "
-                    "`genzoo catalog refresh` rebuilds it"
-                ) from exc
-        db.execute("SET enable_external_access = false")
-        db.execute("SET lock_configuration = true")
-        db.execute(f"USE {_ALIAS}")
-        if results is not None:  # unqualified names: the catalog first, then the results
-            db.execute(f"SET search_path = '{_ALIAS}.main,{_RESULTS_ALIAS}.main'")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _database(
-    path: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True
-) -> duckdb.DuckDBPyConnection:
-    """A new handle per query (the caller holds the catalog's lock while it is open): a cached one
-    would hold DuckDB's file lock and keep the in-place refresh out."""
-    if not read_only:
-        return duckdb.connect(str(path), read_only=False)
-    results = path.parent / RESULTS_NAME
-    return _locked_reader(
-        path, results if with_results and results.exists() else None, memory_limit
-    )
-
-
-@contextlib.contextmanager
-def _opened(
-    root: Path, read_only: bool, memory_limit: str = QUERY_MEMORY_LIMIT, with_results: bool = True
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict]]:
-    """The catalog's handle and its ``_catalog_info``, under the catalog's lock (shared when
-    ``read_only``), so an in-place refresh never runs while the handle is open."""
-    path = root / CATALOG_NAME
-    if not path.exists():
-        raise CatalogMissingError(
-            f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) builds it"
-        )
-    lock = root / LOCK_NAME
-    # Every refresh makes the lock file before it writes in place; without one (a catalog copied
-    # here, or made by hand) no writer can be mid-update, and DuckDB's own file lock sends one that
-    # starts now to a copy. A query never creates it: it leaves the data directory as it found it.
-    held = (
-        paths.file_lock(lock, shared=read_only)
-        if not read_only or lock.exists()
-        else contextlib.nullcontext()
-    )
-    with held:
-        if not path.exists():  # removed while waiting
-            raise CatalogMissingError(
-                f"no catalog in {root} yet: `genzoo catalog refresh` (the `catalog` asset) "
-                "builds it"
-            )
-        con = _database(path, read_only, memory_limit, with_results)
-        try:
-            try:
-                row = con.execute(
-                    f"SELECT data_dir, refreshed_at, views FROM {_INFO_TABLE}"
-                ).fetchone()
-            except duckdb.CatalogException:
-                row = (None, None, "[]")
-            except duckdb.Error as exc:  # e.g. a truncated file whose header still attaches
-                raise CatalogQueryError(
-                    f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}"
-                ) from exc
-            info = dict(zip(("data_dir", "refreshed_at", "views"), row))
-            if info["data_dir"] != root.as_posix():
-                raise CatalogMissingError(
-                    f"the catalog {path} was made for {info['data_dir']}: {REFRESH_HINT}"
-                )
-            yield con, info
-        finally:
-            con.close()
-
-
-def _refusal(exc: duckdb.Error) -> bool:
-    text = str(exc)
-    return (
-        isinstance(exc, duckdb.PermissionException)
-        or "read-only mode" in text
-        or "has been locked" in text
-    )
-
-
-@contextlib.contextmanager
-def _errors(sql: str, path: Path, memory_limit: str) -> Iterator[None]:
-    """DuckDB errors of ``sql`` as one-line :class:`CatalogQueryError` naming the SQL."""
-    try:
-        yield
-    except duckdb.OutOfMemoryException as exc:
-        raise CatalogQueryError(
-            f"catalog query {sql!r} needs more than its memory limit of {memory_limit}: "
-            "filter or aggregate it, or raise the limit (--memory-limit)"
-        ) from exc
-    except duckdb.Error as exc:
-        if _refusal(exc):
-            raise CatalogQueryError(
-                f"catalog query {sql!r} refused: the catalog is read-only and queries cannot "
-                f"reach files, extensions or settings ({_one_line(exc)})"
-            ) from exc
-        if isinstance(exc, (duckdb.IOException, duckdb.SerializationException)) or "Corrupt" in str(
-            exc
-        ):
-            raise CatalogQueryError(
-                f"the catalog {path} cannot be read ({_one_line(exc)}): {REFRESH_HINT}"
-            ) from exc
-        raise CatalogQueryError(
-            f"catalog query {sql!r} failed on {path}: {_one_line(exc)}"
-        ) from exc
-
-
-@contextlib.contextmanager
-def _executed(
-    sql: str, data_dir, read_only: bool, memory_limit: str, with_results: bool = True
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    root = _root(data_dir)
-    with _opened(root, read_only, memory_limit, with_results) as (con, _):
-        try:
-            statements = con.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise CatalogQueryError(
-                f"cannot parse catalog query {sql!r}: {_one_line(exc)}"
-            ) from exc
-        if len(statements) != 1:  # a usage check: the read-only handle is what protects
-            raise CatalogQueryError(
-                f"catalog query must be exactly one statement, got {len(statements)}: {sql!r}"
-            )
-        with _errors(sql, root / CATALOG_NAME, memory_limit):
-            con.execute(sql)
-            yield con
-
-
-def query(
-    sql: str,
-    data_dir: str | os.PathLike | None = None,
-    read_only: bool = True,
-    limit: int | None = None,
-    memory_limit: str = QUERY_MEMORY_LIMIT,
-    with_results: bool = True,
-) -> pd.DataFrame:
-    """Run ONE SQL statement against the catalog and return (at most ``limit`` rows of) its result.
-
-    Read-only by default, whatever the statement: it runs on :func:`_locked_reader`'s handle,
-    where writes to the catalog, every file and network access, extensions and settings are
-    refused by DuckDB itself (no statement-type check). With ``read_only=False`` any statement
-    runs on a writable connection under the catalog's exclusive lock (code only, never the CLI),
-    but the next refresh drops the objects created in it. A missing catalog, or one made for another
-    (moved) data directory, is a :class:`CatalogMissingError`: only the ``catalog`` asset writes
-    it (the `genzoo` command materialises that asset and asks again). It is a snapshot: partitions
-    written since the last ``refresh_catalog`` (the Dagster ``catalog`` asset) are not seen until
-    the next one. ``with_results=False`` leaves ``results.duckdb`` out (the catalog asset: it never
-    reads its descendants, so a corrupt results file cannot stop the catalog's own refresh).
-    """
-    with _executed(sql, data_dir, read_only, memory_limit, with_results) as con:
-        if limit is None:
-            return con.fetchdf()
-        parts = [con.fetch_df_chunk(1)]  # 2048 rows at a time: a huge result is never materialised
-        while not parts[-1].empty and sum(map(len, parts)) < limit:
-            parts.append(con.fetch_df_chunk(1))
-        return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True).iloc[
-            :limit
-        ]
-
-
-def query_batches(
-    sql: str,
-    data_dir: str | os.PathLike | None = None,
-    vectors: int = 8,
-    memory_limit: str = QUERY_MEMORY_LIMIT,
-) -> Iterator[pd.DataFrame]:
-    """The read-only result of ``sql`` streamed in DataFrames of up to ``vectors`` × 2048 rows,
-    for exports of any size in bounded memory. The first frame carries the columns even when empty."""
-    with _executed(sql, data_dir, True, memory_limit) as con:
-        part = con.fetch_df_chunk(vectors)
-        yield part
-        while not part.empty:
-            part = con.fetch_df_chunk(vectors)
-            if not part.empty:
-                yield part

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from genzoo_assets.core.interop.common import as_body_model, catalog_samples, fresh_output
-from genzoo_assets.core.regressor.export import image_jpeg
+from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
+from genzoo_assets.core.dataset.records import image_jpeg
 
 HF_SPLITS = {"train": "train", "val": "validation", "heldout": "test"}
 # (column, kind, shape): kind "float" lists are fixed-size float32, shape () a scalar.

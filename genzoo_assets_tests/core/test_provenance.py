@@ -2,7 +2,7 @@
 
 import hashlib
 
-from genzoo_assets.core.catalog import provenance
+from genzoo_assets.core import provenance
 
 
 def test_hash_persists_and_follows_changes(tmp_path, monkeypatch):

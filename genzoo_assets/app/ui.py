@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from genzoo_assets.instance import REPO_ROOT, dagster_home, project_instance
+from genzoo_assets.app.instance import REPO_ROOT, dagster_home, project_instance
 
 
 def dg_executable() -> str:

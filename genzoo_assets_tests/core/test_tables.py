@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from genzoo_assets.core.catalog.parquet import TableWriteError, read_table, write_table_atomic
+from genzoo_assets.core.tables import TableWriteError, read_table, write_table_atomic
 
 
 def test_list_columns_typed_and_round_trip(tmp_path):

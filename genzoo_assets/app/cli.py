@@ -197,18 +197,18 @@ def _body_info(args) -> int:
 
 
 def _species(args) -> int:
-    from genzoo_assets import species_cli
+    from genzoo_assets.app import species as species_cli
 
     return species_cli.run(args)
 
 
 def _materialize_catalogs(root, full: bool = False) -> list[str]:
     """The `catalog` and `results` assets, run in the project instance: their files' only writers."""
+    from genzoo_assets.app.instance import project_instance
+    from genzoo_assets.app.run import materialize
     from genzoo_assets.defs.catalog import catalog
     from genzoo_assets.defs.resources import settings_from_env
     from genzoo_assets.defs.results import results
-    from genzoo_assets.instance import project_instance
-    from genzoo_assets.pool_slots import materialize
 
     config = {
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
@@ -244,7 +244,7 @@ def _with_catalog(root, read):
 
 
 def _catalog(args) -> int:
-    from genzoo_assets.core.catalog import duckdb_catalog
+    from genzoo_assets.core.catalog import query
     from genzoo_assets.core.paths import data_dir
 
     root = data_dir(override=args.data_dir)
@@ -262,16 +262,14 @@ def _catalog(args) -> int:
     if args.format == "table":
         df = _with_catalog(
             root,
-            lambda: duckdb_catalog.query(args.query, data_dir=root, limit=args.limit + 1, **memory),
+            lambda: query.query(args.query, data_dir=root, limit=args.limit + 1, **memory),
         )
         _print_table(df.iloc[: args.limit])
         shown, more = min(len(df), args.limit), len(df) > args.limit
     else:
-        _with_catalog(
-            root, lambda: duckdb_catalog.catalog_views(root)
-        )  # streaming starts only on a catalog
+        _with_catalog(root, lambda: query.catalog_views(root))  # streaming starts only on a catalog
         shown, more = _stream(
-            duckdb_catalog.query_batches(args.query, data_dir=root, **memory),
+            query.query_batches(args.query, data_dir=root, **memory),
             args.format,
             args.limit,
         )
@@ -290,12 +288,12 @@ def _export(args) -> int:
     root = data_dir(override=args.data_dir)
     body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"
     if args.export_command == "animal3d":
-        from genzoo_assets.core.interop.animal3d import export_animal3d
+        from genzoo_assets.core.dataset.animal3d import export_animal3d
 
         result = _with_catalog(root, lambda: export_animal3d(root, args.out, body))
         print(f"{result['count']} samples -> {result['json']}")
     else:
-        from genzoo_assets.core.interop.hf import export_hf
+        from genzoo_assets.core.dataset.hf import export_hf
 
         result = _with_catalog(root, lambda: export_hf(root, args.out, body))
         print(
@@ -306,7 +304,7 @@ def _export(args) -> int:
 
 
 def _demo(args) -> int:
-    from genzoo_assets.demo import run_demo
+    from genzoo_assets.app.demo import run_demo
 
     return run_demo(
         data_dir=args.data_dir,
@@ -319,7 +317,7 @@ def _demo(args) -> int:
 
 
 def _ui(args) -> int:
-    from genzoo_assets.ui import run_ui
+    from genzoo_assets.app.ui import run_ui
 
     return run_ui(host=args.host, port=args.port, data_dir=args.data_dir)
 

@@ -4,7 +4,7 @@
 The instance's ``dagster.yaml`` comes from the repository root (telemetry off, pools limited to 1,
 run monitoring on) and the ``gpu`` pool is raised to the number of local GPUs
 (:func:`configure_pools`). Opening it frees the pool slots of dead runs
-(`genzoo_assets.pool_slots`), one line each on stderr.
+(`genzoo_assets.defs.pool_slots`), one line each on stderr.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import dagster as dg
 
 from genzoo_assets.core.paths import file_lock
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GPU_POOL = "gpu"
 DUCKDB_POOL = "duckdb"
 
@@ -47,7 +47,7 @@ def configure_pools(instance: dg.DagsterInstance, cpu_slots: int = 1) -> None:
 
 def project_instance() -> dg.DagsterInstance:
     """The instance in :func:`dagster_home`, opened from its folder (this process's environment is left as is)."""
-    from genzoo_assets.pool_slots import free_dead_slots
+    from genzoo_assets.defs.pool_slots import free_dead_slots
 
     home = dagster_home()
     # Two commands opening a fresh home at once would both create (migrate) its sqlite storage and

@@ -32,7 +32,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -40,18 +39,27 @@ import shutil
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
-import torch
 import webdataset as wds
 
-from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.dataset.records import (
+    CAMERA_CONVENTIONS,
+    CAMERA_VERSIONS,
+    GENZOO_BETA_LIMIT,
+    REQUIRED_COLUMNS,
+    camera_fields,
+    check_camera,
+    image_jpeg,
+    sample_record,
+    wds_key,
+)
+from genzoo_assets.core.dataset.splits import (
+    SPLITS,
+    assign_splits,
+)
 from genzoo_assets.core.paths import file_lock, raise_if_disk_full
-from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
-from genzoo_assets.core.seeds import derive_seed
 
-SPLITS = ("train", "val", "heldout")
 FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
 INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went into which shard
@@ -59,29 +67,6 @@ CURRENT = "current"
 LOCK = ".lock"
 READERS = ".readers"
 EXPORT_PREFIX, TEMP_PREFIX, LINK_PREFIX = "export-", ".export-", ".current-"
-CAMERA_VERSIONS = ("v1", "v2")
-GENZOO_BETA_LIMIT = 10.0  # GenZoo's `select` keeps a sample only when max |betas| < 10
-CAMERA_CONVENTIONS = {
-    "v1": "weak perspective (GenZoo's active branch): the body posed from poses and betas WITHOUT "
-    "translation, p = X[:, :2]*scales + (txs, tys) in normalised image units, pixel = "
-    "(W/2 + W*p_x/2, H/2 + H*p_y/2). txs, tys include scales*transl_xy, so no transls is written.",
-    "v2": "full perspective (GenZoo's commented-out branch): K = [[f, 0, H/2], [0, f, H/2], [0, 0, 1]] with "
-    "f = (H/2)/2/tan(fovs/2) (GenZoo's formula), pixel = K (X + transls) / depth. fovs is chosen so that "
-    "f is the true focal length: true fov = 2*atan(2*tan(fovs/2)).",
-}
-REQUIRED_COLUMNS = (
-    "sample_id",
-    "species",
-    "betas",
-    "global_orient",
-    "body_pose",
-    "keypoints_3d",
-    "keypoints_2d",
-    "keypoints_vis",
-    "bbox",
-    "mask_area",
-    "image_path",
-)
 FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + (
     "family",
     "transl",
@@ -91,151 +76,6 @@ FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + (
     "cam_tx",
     "cam_ty",
 )
-
-
-def wds_key(sample_id: str) -> str:
-    """WebDataset splits a name at its first dot into key and extension: ids must lose theirs."""
-    return sample_id.replace(".", "-")
-
-
-def assign_splits(
-    samples: pd.DataFrame, heldout_families=("Felidae",), val_fraction: float = 0.1
-) -> pd.Series:
-    """The split of each row: ``heldout`` by family, then ``val``/``train`` by species.
-
-    The val species are the ``round(val_fraction · n)`` (at least one when there are two or more
-    species) with the smallest hash of their name, so adding a species never moves another. With
-    one training species (`genzoo demo --species 3`) a species split would leave val empty, so val
-    takes ``round(val_fraction · n)`` (at least one) of its samples, smallest hash of their id
-    first: validation then measures new samples of a seen species, not new species.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    heldout_families = tuple(heldout_families or ())
-    if heldout_families and "family" not in samples.columns:
-        raise ValueError(f"samples need a 'family' column to hold out {heldout_families}")
-    split = pd.Series("train", index=samples.index, dtype=object)
-    if heldout_families:
-        split[samples["family"].isin(heldout_families)] = "heldout"
-    rest = sorted(
-        set(samples.loc[split == "train", "species"]), key=lambda s: (derive_seed("split", s), s)
-    )
-    n_val = int(round(val_fraction * len(rest)))
-    if val_fraction > 0 and len(rest) >= 2:
-        n_val = min(max(n_val, 1), len(rest) - 1)
-    split[samples["species"].isin(rest[:n_val]) & (split == "train")] = "val"
-    if val_fraction > 0 and len(rest) == 1:
-        ids = sorted(
-            samples.loc[split == "train", "sample_id"], key=lambda s: (derive_seed("split", s), s)
-        )
-        n_val = min(max(int(round(val_fraction * len(ids))), 1), len(ids) - 1)
-        split[samples["sample_id"].isin(ids[:n_val])] = "val"
-    return split
-
-
-def _vector(row, column: str, size: int) -> np.ndarray:
-    values = np.asarray(row[column], dtype=np.float64).reshape(-1)
-    if values.size != size or not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"sample {row['sample_id']}: column {column!r} must hold {size} finite numbers, "
-            f"got {values.size} values"
-        )
-    return values
-
-
-def image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
-    """The row's image as JPEG bytes (re-encoded at quality 95 when stored otherwise) and its width."""
-    path = data_dir / str(row["image_path"])
-    if not path.is_file():
-        raise FileNotFoundError(f"sample {row['sample_id']}: image {path} does not exist")
-    raw = path.read_bytes()
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"sample {row['sample_id']}: image {path} cannot be decoded")
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        raw = buf.tobytes()
-    return raw, int(image.shape[1])
-
-
-def _camera_model(row, camera_version: str) -> str:
-    model = row.get("camera_model")
-    return (
-        ("weak" if camera_version == "v1" else "perspective")
-        if model is None or pd.isna(model)
-        else str(model)
-    )
-
-
-def check_camera(row, camera_version: str) -> None:
-    """Raise when ``row``'s camera cannot be written exactly in GenZoo's ``camera_version``."""
-    sid, model = row["sample_id"], _camera_model(row, camera_version)
-    if camera_version == "v1" and model != "weak":
-        raise ValueError(
-            f"sample {sid}: camera_version 'v1' (GenZoo's weak perspective) cannot represent a "
-            f"{model!r} camera exactly; export it as 'v2' or sample with camera_model 'weak'"
-        )
-    if camera_version == "v2" and model != "perspective":
-        raise ValueError(
-            f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}; "
-            f"export it as 'v1'"
-        )
-    if camera_version == "v1" and not float(row["cam_scale"]) > 0:
-        raise ValueError(
-            f"sample {sid}: cam_scale must be > 0 for a weak camera, got {row['cam_scale']}"
-        )
-    if camera_version == "v2" and not 0 < float(row["fov_deg"]) < 180:
-        raise ValueError(f"sample {sid}: fov_deg must be in (0, 180), got {row['fov_deg']}")
-
-
-def camera_fields(row, camera_version: str) -> dict:
-    """The npz camera entries in GenZoo's convention (``CAMERA_CONVENTIONS``)."""
-    check_camera(row, camera_version)
-    transl = _vector(row, "transl", 3) if "transl" in row.index else np.zeros(3)
-    if camera_version == "v1":
-        txs, tys = genzoo_weak_offsets(row["cam_scale"], row["cam_tx"], row["cam_ty"], transl)
-        return {
-            "scales": np.float32(row["cam_scale"]),
-            "txs": np.float32(txs),
-            "tys": np.float32(tys),
-        }
-    return {
-        "transls": transl.astype(np.float32),
-        "fovs": np.float32(genzoo_fov_deg(float(row["fov_deg"]))),
-    }
-
-
-def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str = "") -> dict:
-    """One WebDataset sample (``__key__``, ``jpg`` bytes, ``npz`` bytes) from a ``samples`` row."""
-    sid = str(row["sample_id"])
-    betas = np.asarray(row["betas"], dtype=np.float32).reshape(-1)
-    aa = np.concatenate([_vector(row, "global_orient", 3), _vector(row, "body_pose", 102)]).reshape(
-        35, 3
-    )
-    poses = axis_angle_to_matrix(torch.from_numpy(aa)).reshape(35, 9).numpy()
-    kp2 = _vector(row, "keypoints_2d", 52).reshape(26, 2)
-    vis = np.asarray(row["keypoints_vis"], dtype=np.float64).reshape(-1)
-    if vis.size != 26:
-        raise ValueError(
-            f"sample {sid}: column 'keypoints_vis' must hold 26 values, got {vis.size}"
-        )
-    jpg, image_size = image_jpeg(data_dir, row)
-    npz = {
-        "poses": poses.astype(np.float32),
-        "betas": betas,
-        "keypoints_2d": np.concatenate([kp2, vis[:, None]], 1).astype(np.float32),
-        "keypoints_3d": _vector(row, "keypoints_3d", 78).reshape(26, 3).astype(np.float32),
-        "bbox": _vector(row, "bbox", 4).astype(np.float32),
-        "mask_area": np.float32(row["mask_area"]),
-        "image_size": np.int32(image_size),
-        "sample_id": np.str_(sid),
-        "species": np.str_(str(row["species"])),
-        "family": np.str_(family),
-    }
-    npz.update(camera_fields(row, camera_version))
-    buf = io.BytesIO()
-    np.savez(buf, **npz)
-    return {"__key__": wds_key(sid), "jpg": jpg, "npz": buf.getvalue()}
 
 
 def _json_value(value):
