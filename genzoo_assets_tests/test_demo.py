@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from genzoo_assets.core.catalog.query import query
+from genzoo_assets.core.errors import InputError
 
 pytestmark = pytest.mark.slow  # the whole demo in a subprocess (~4 min)
 
@@ -147,7 +148,7 @@ def test_a_failing_partition_in_a_worker_is_named_and_the_gpu_pool_is_set_back(
         data_dir=str(tmp_path / "data"), samples_per_shard=2, resolution=64, subdivisions=0
     )
     demo.run_assets([demo.species], instance, settings)
-    with pytest.raises(RuntimeError, match=r"partition 000\|no-such-species: "):
+    with pytest.raises(InputError, match=r"partition 000\|no-such-species: "):
         demo.materialize_samples(
             instance, settings, {"no-such-species": 1, "sus-scrofa": 1}, say=print, workers=2
         )

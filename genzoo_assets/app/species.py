@@ -29,9 +29,8 @@ def materialize_species(settings: GenZooSettings) -> None:
     from genzoo_assets.app.run import materialize
     from genzoo_assets.defs.species import species
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with project_instance() as instance:
-        materialize([species], instance, resources={"settings": settings}, run_config=quiet)
+        materialize([species], instance, resources={"settings": settings})
 
 
 def _after_record(args, settings: GenZooSettings) -> str:

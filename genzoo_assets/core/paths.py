@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.processes import process_alive
 
 DATA_DIR_ENV = "GENZOO_DATA_DIR"
 
 
-class DataDirError(RuntimeError):
+class DataDirError(InputError):
     """The data directory cannot be used (missing permission, not a directory, ...)."""
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 import torch
 
 from genzoo_assets.core.body import load_body_model
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate import (
     benchmark_set_from_animal3d,
     load_animal3d,
@@ -67,12 +68,12 @@ def _test_set(
     animal3d_json = config.animal3d_json or release.animal3d_json
     smal_model = config.animal3d_smal_model or release.animal3d_smal_model
     if not animal3d_json:
-        raise ValueError(
+        raise InputError(
             "test set 'animal3d' needs its release: set animal3d_json (or GENZOO_ANIMAL3D_JSON) "
             "to Animal3D's test.json"
         )
     if not smal_model:
-        raise ValueError(
+        raise InputError(
             "test set 'animal3d' needs SMAL's 41-beta model for its ground truth: set "
             "animal3d_smal_model (or GENZOO_ANIMAL3D_SMAL_MODEL) to the SMAL model file"
         )

@@ -25,6 +25,8 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from genzoo_assets.core.errors import InputError
+
 EXECUTOR_ENV = "GENZOO_EXECUTOR"
 MAX_CONCURRENT_ENV = "GENZOO_MAX_CONCURRENT"
 SLURM_CONFIG_ENV = "GENZOO_SLURM_CONFIG"
@@ -38,7 +40,7 @@ def max_concurrent(env: Mapping[str, str]) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(
+        raise InputError(
             f"{MAX_CONCURRENT_ENV}={raw!r}: expected a positive integer (steps run at once)"
         )
     return value
@@ -56,13 +58,13 @@ def slurm_config(env: Mapping[str, str]) -> dict:
     try:
         config = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{where}: cannot read it as YAML ({exc})") from exc
+        raise InputError(f"{where}: cannot read it as YAML ({exc})") from exc
     config = config or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{where}: expected a mapping of executor settings")
+        raise InputError(f"{where}: expected a mapping of executor settings")
     unknown = sorted(set(config) - set(SLURM_EXECUTOR_CONFIG))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SLURM_EXECUTOR_CONFIG)})"
         )
     pool_requests(config.get("pools") or {}, f"{where}: pools")
@@ -88,7 +90,7 @@ def select_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefiniti
         return dg.multiprocess_executor.configured(
             {"max_concurrent": max_concurrent(env)}, name="genzoo_multiprocess"
         )
-    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
+    raise InputError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
 
 
 @dg.definitions

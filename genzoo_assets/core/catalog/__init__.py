@@ -1,7 +1,11 @@
 """The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`refresh`), read with
-sandboxed SQL (:mod:`query`); the file, its lock and its errors are in :mod:`store`."""
+sandboxed SQL (:mod:`query`); the file, its lock and its errors are in :mod:`store`.
 
-from genzoo_assets.core.catalog.query import catalog_views, query, query_batches
+``query`` here is the module (``query.query(sql, ...)``), as every caller uses it: re-exporting the
+function under the module's name would shadow the module."""
+
+from genzoo_assets.core.catalog import query
+from genzoo_assets.core.catalog.query import catalog_views, query_batches
 from genzoo_assets.core.catalog.refresh import refresh_catalog
 from genzoo_assets.core.catalog.store import CatalogMissingError, CatalogQueryError, catalog_path
 

@@ -58,6 +58,7 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import file_lock, raise_if_disk_full
 
 FORMAT = "genzoo-assets-shards/2"
@@ -93,7 +94,7 @@ def _sample_fingerprint(row, data_dir: Path) -> str:
         st = (data_dir / str(row["image_path"])).stat()
         values["_image"] = [st.st_size, st.st_mtime_ns]
     except OSError:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist"
         ) from None
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
@@ -261,12 +262,12 @@ def resolve_export(out_dir) -> Path:
         try:
             return pointer.resolve(strict=True)
         except OSError as exc:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{pointer} points to a missing export ({exc.strerror or exc})"
             ) from exc
     if (out_dir / MANIFEST).is_file():
         return out_dir
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"no export in {out_dir}: materialise `dataset_shards` (export_shards) first"
     )
 
@@ -276,7 +277,7 @@ def read_manifest(out_dir) -> dict:
     export_dir = resolve_export(out_dir)
     manifest = json.loads((export_dir / MANIFEST).read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(
+        raise InputError(
             f"{export_dir / MANIFEST} was written by an older genzoo-assets (format "
             f"{manifest.get('format', 1)!r}, need {FORMAT!r}): materialise `dataset_shards` again"
         )
@@ -321,7 +322,7 @@ def select_rows(
         betas = np.asarray(row["betas"], dtype=np.float64).reshape(-1)
         num_betas = betas.size if num_betas is None else num_betas
         if betas.size != num_betas:
-            raise ValueError(
+            raise InputError(
                 f"sample {row['sample_id']}: betas has {betas.size} values, the body model's shape "
                 f"space has {num_betas} (GenZoo's loader needs all of them)"
             )
@@ -363,9 +364,9 @@ def export_shards(
     "manifest", "export_dir", "written", "reused"}``.
     """
     if camera_version not in CAMERA_VERSIONS:
-        raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
+        raise InputError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
     if maxcount < 1:
-        raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+        raise InputError(f"maxcount must be >= 1, got {maxcount}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows, excluded, num_betas = select_rows(
         samples,

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate import metrics
 from genzoo_assets.core.evaluate.animal3d import smal_forward
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet
@@ -118,13 +119,13 @@ def same_topology(a, b) -> bool:
 def _check_models(test_set: BenchmarkSet, body_model, gt_body_model, v2v: bool) -> None:
     nb = test_set.gt_betas.shape[1]
     if nb != int(gt_body_model.num_betas):
-        raise ValueError(
+        raise InputError(
             f"test set {test_set.name!r} has {nb}-beta ground truth but the GT body model "
             f"{gt_body_model.source!r} has {gt_body_model.num_betas} betas: give the model those betas belong to "
             "(Animal3D: SMAL's 41-beta model)"
         )
     if v2v and not same_topology(body_model, gt_body_model):
-        raise ValueError(
+        raise InputError(
             f"V2V compares vertex i with vertex i, but the prediction's body model {body_model.source!r} "
             f"({body_model.num_vertices} vertices, {body_model.num_faces} faces) and the GT model "
             f"{gt_body_model.source!r} ({gt_body_model.num_vertices} vertices, {gt_body_model.num_faces} faces) "

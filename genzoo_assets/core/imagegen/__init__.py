@@ -1,6 +1,7 @@
 """imagegen stage: generators (render-composite default, FLUX/SD3 + ControlNets), alignment score,
 and the per-partition function the Dagster asset calls."""
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.model_dirs import ModelDirectoryError
 
 from .alignment import DEFAULT_THRESHOLD, alignment_score
@@ -32,7 +33,7 @@ def make_generator(name: str, **kwargs) -> ImageGenerator:
         return FluxControlNetGenerator.from_pretrained(**kwargs)
     if name == "sd3_controlnet":
         return SD3ControlNetGenerator.from_pretrained(**kwargs)
-    raise ValueError(f"unknown image generator {name!r}; known: {GENERATORS}")
+    raise InputError(f"unknown image generator {name!r}; known: {GENERATORS}")
 
 
 __all__ = [

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from genzoo_assets.core.errors import InputError
+
 COLUMNS = (
     "scientific_name",
     "common_name",
@@ -65,7 +67,7 @@ _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n", ""}
 
 
-class MDDFormatError(ValueError):
+class MDDFormatError(InputError):
     """The file is not an MDD release we can read (wrong columns, empty, not a CSV, bad values)."""
 
 

@@ -17,6 +17,7 @@ import os
 import re
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.seeds import derive_seed
@@ -110,7 +111,7 @@ class LLMPrompter:
         kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
         if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
+            raise InputError(
                 f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)"
             )
         self.tokenizer.padding_side = "left"

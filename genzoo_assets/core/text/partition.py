@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genzoo_assets.core.errors import MissingInputError
 from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
@@ -82,7 +83,7 @@ def render_loader(
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))
         except (OSError, ValueError) as exc:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"render of sample {sample_id} cannot be read from {path}: {exc}"
             ) from exc
 
