@@ -33,7 +33,7 @@ SUMMARY_COLUMNS = [
     "method",
     "pck@0.10",
     "pck@0.15",
-    "pck@0.5",
+    "pck_crop@0.5",
     "auc",
     "s_mpjpe",
     "pa_mpjpe",

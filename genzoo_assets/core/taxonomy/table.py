@@ -215,6 +215,9 @@ def build_species_table(
     return _plan(rows, n_dog, dataset_size - n_dog, samples_per_shard)
 
 
+MAX_NAME_CHARS = 200  # a species name (scientific or common) a user types
+
+
 def _norm(text: object) -> str:
     return " ".join(str(text).replace("_", " ").casefold().split())
 
@@ -227,6 +230,11 @@ def resolve_species(name: str, sources_df: pd.DataFrame) -> pd.Series:
     """
     if not isinstance(name, str) or not name.strip():
         raise UnknownSpeciesError(f"species name {name!r} is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise UnknownSpeciesError(
+            f"species name {name[:40]!r}... is {len(name)} characters long, more than the "
+            f"{MAX_NAME_CHARS} a species name can be"
+        )
     query = _norm(name)
     slug = _slug_or_empty(name)
     columns = [c for c in ("key", "scientific_name", "common_name") if c in sources_df]
