@@ -50,7 +50,7 @@ import pandas as pd
 
 from genzoo_assets.app.instance import project_instance
 from genzoo_assets.app.run import HEARTBEAT_S, cancel_runs, materialize
-from genzoo_assets.app.signals import Stopped
+from genzoo_assets.app.signals import Stopped, check_stopped, exit_on_signals
 from genzoo_assets.core.errors import InputError, input_error, one_line
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
@@ -218,6 +218,7 @@ def _start_worker(home: str, settings: dict, threads: int, parent: int) -> None:
     import torch
 
     _die_with_parent(parent)
+    exit_on_signals()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     _WORKER.update(
@@ -344,6 +345,7 @@ def _collect(pool: ProcessPoolExecutor, todo: list[str], report, say) -> None:
     done, start = 0, time.monotonic()
     while pending:
         finished, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+        check_stopped()
         if not finished:
             say(
                 f"{done}/{len(todo)} partitions done, still generating "

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from genzoo_assets.app.signals import Stopped
+from genzoo_assets.app.signals import Stopped, check_stopped
 from genzoo_assets.core.errors import debug
 from genzoo_assets.defs.pool_slots import (
     HOST_TAG,
@@ -157,13 +157,15 @@ def materialize(
     since = time.time()
     try:
         with watch(instance, say, progress=progress, heartbeat_s=heartbeat_s):
-            return dg.materialize(
+            result = dg.materialize(
                 assets,
                 instance=instance,
                 run_config=run_config,
                 tags={**kwargs.pop("tags", {}), **own_tags()},
                 **kwargs,
             )
+        check_stopped()
+        return result
     except (Stopped, KeyboardInterrupt, DagsterExecutionInterruptedError) as exc:
         cancel_runs(instance, since)
         if isinstance(exc, Stopped):

@@ -10,6 +10,7 @@ handler raises :class:`Stopped` at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 
@@ -24,14 +25,39 @@ class Stopped(BaseException):
         name = signal.Signals(signum).name if signum else "an interrupt"
         super().__init__(f"stopped by {name}")
 
+    def __reduce__(self):  # a worker process sends it back to its parent pickled
+        return (Stopped, (self.signum,))
+
     @property
     def status(self) -> int:
         """The shell's exit status for a process ended by the signal (130 when it is not known)."""
         return 128 + (self.signum or signal.SIGINT)
 
 
+_received: list[int] = []  # signals received inside `stop_on_signals`, in order
+
+
 def _raise_stopped(signum: int, frame) -> None:
+    _received.append(signum)
     raise Stopped(signum)
+
+
+def check_stopped() -> None:
+    """Raise :class:`Stopped` if a signal came: the handler's own exception is lost when the
+    signal lands in a finaliser or weakref callback (Python prints "Exception ignored")."""
+    if _received:
+        raise Stopped(_received[-1])
+
+
+def exit_on_signals() -> None:
+    """For a worker process: SIGTERM or SIGINT ends it at once, silently, with 128 + the signal.
+
+    Dagster swaps the handlers during a run (the running step is interrupted instead) and puts
+    these back after it; between runs a KeyboardInterrupt could land anywhere, even in a
+    finaliser, and print a traceback.
+    """
+    for s in STOP_SIGNALS:
+        signal.signal(s, lambda signum, frame: os._exit(128 + signum))
 
 
 @contextlib.contextmanager
@@ -43,3 +69,4 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _received.clear()

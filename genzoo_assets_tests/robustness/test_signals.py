@@ -53,8 +53,7 @@ def _wait_for_workers(proc: subprocess.Popen, tmp_path: Path, timeout: float = 2
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, (tmp_path / "demo.log").read_text()
-        children = psutil.Process(proc.pid).children(recursive=True)
-        workers = [c for c in children if "spawn" in " ".join(c.cmdline())]
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if _worker(c)]
         if len(workers) >= 2 and re.search(
             r"\[2/6\]\s+1/\d+ ", (tmp_path / "demo.log").read_text()
         ):
@@ -63,8 +62,23 @@ def _wait_for_workers(proc: subprocess.Popen, tmp_path: Path, timeout: float = 2
     raise AssertionError(f"no generation workers within {timeout:.0f} s")
 
 
+def _worker(process: psutil.Process) -> bool:
+    """Whether ``process`` is a spawned multiprocessing worker (a zombie or gone one is not)."""
+    try:
+        return "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
-    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.Error:
+            continue
+    return alive
 
 
 def _gone_within(processes: list[psutil.Process], seconds: float) -> list[psutil.Process]:
