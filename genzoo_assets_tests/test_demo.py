@@ -103,7 +103,8 @@ def test_partitions_generated_side_by_side_match_those_generated_one_by_one(tmp_
             demo.materialize_samples(instance, settings, shards, say=lines.append, workers=workers)
             == 2
         )
-        assert len(lines) == 2 and all("4 samples rendered" in line for line in lines)
+        done = [line for line in lines if "still generating" not in line]  # heartbeats aside
+        assert len(done) == 2 and all("4 samples rendered" in line for line in done)
         assert instance.get_materialized_partitions(dg.AssetKey("images")) == {
             "000|sus-scrofa",
             "000|vulpes-vulpes",

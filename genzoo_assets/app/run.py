@@ -22,10 +22,10 @@ import time
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._core.errors import DagsterExecutionInterruptedError, DagsterUnknownPartitionError
 
 from genzoo_assets.app.signals import Stopped, check_stopped
-from genzoo_assets.core.errors import debug
+from genzoo_assets.core.errors import InputError, debug, one_line
 from genzoo_assets.defs.pool_slots import (
     HOST_TAG,
     PID_TAG,
@@ -176,6 +176,8 @@ def materialize(
             raise
         cancel_runs(instance, since)
         raise Stopped() from exc
+    except DagsterUnknownPartitionError as exc:  # a species or shard the user named
+        raise InputError(one_line(exc)) from exc
 
 
 def cancel_runs(
