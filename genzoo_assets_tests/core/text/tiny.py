@@ -26,11 +26,13 @@ def _words() -> list[str]:
     return sorted({w.lower() for w in re.findall(r"[A-Za-z]+", text)})
 
 
-def word_tokenizer(with_vocab: bool = True, bos_eos: bool = True):
-    """A whitespace/punctuation word-level fast tokenizer; without vocab every word is <unk>."""
+def word_tokenizer(with_vocab: bool = True, bos_eos: bool = True, roles: bool = False):
+    """A whitespace/punctuation word-level fast tokenizer; without vocab every word is <unk>.
+    ``roles`` adds the chat roles' names (system, user, assistant)."""
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIAL + (_words() if with_vocab else []))}
+    words = (_words() if with_vocab else []) + (["system", "user", "assistant"] if roles else [])
+    vocab = {t: i for i, t in enumerate(SPECIAL + sorted(set(words)))}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.normalizer = None
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
@@ -134,4 +136,92 @@ def save_tiny_qwen2(folder: Path, only_eos: bool = False) -> Path:
     )
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
+    return folder
+
+
+# Qwen2-VL's chat template, images and text only (the released one also handles videos and tools).
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_VL_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+# Qwen/Qwen2.5-VL-7B-Instruct's preprocessor_config.json, except max_pixels (the release's is
+# 12845056, which keeps a 1024^2 render at 1369 image tokens).
+QWEN_VL_PREPROCESSOR = {
+    "min_pixels": 3136,
+    "max_pixels": 56 * 56 * 4,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "processor_class": "Qwen2_5_VLProcessor",
+}
+
+
+def save_tiny_qwen25_vl(folder: Path, answers: bool = True) -> Path:
+    """Qwen2.5-VL's real architecture class at tiny width and depth, saved file for file as the
+    released folder is laid out (config, safetensors, tokenizer, preprocessor_config.json with the
+    release's torchvision image processor type, chat_template.json).
+
+    ``answers``: special tokens are suppressed, so the random model always answers in words;
+    otherwise everything but end-of-turn is, so every answer is empty.
+    """
+    import json
+
+    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tok = word_tokenizer(bos_eos=False, roles=True)
+    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_VL_SPECIAL + ["<|im_end|>"]}
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
+            pad_token_id=0,
+            eos_token_id=ids["<|im_end|>"],
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    special = [tok.convert_tokens_to_ids(t) for t in SPECIAL + QWEN_VL_SPECIAL]
+    eos = ids["<|im_end|>"]
+    model.generation_config = GenerationConfig(
+        pad_token_id=0,
+        eos_token_id=eos,
+        suppress_tokens=special if answers else [i for i in range(len(tok)) if i != eos],
+    )
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN_VL_PREPROCESSOR, indent=2))
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": QWEN_VL_CHAT_TEMPLATE}))
     return folder
