@@ -22,7 +22,7 @@ from genzoo_assets.core.text.vlm_loading import (
 )
 from genzoo_assets_tests.core.render.conftest import make_pose_df
 
-from .tiny import save_tiny_qwen25_vl
+from .tiny import save_tiny_qwen_vl
 
 RES = 112  # 8x8 patches of 14 px: 16 image tokens after the 2x2 merge
 
@@ -31,8 +31,8 @@ RES = 112  # 8x8 patches of 14 px: 16 image tokens after the 2x2 merge
 def qwen_vl_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-qwen25-vl")
     return (
-        save_tiny_qwen25_vl(root / "Qwen2.5-VL-tiny"),
-        save_tiny_qwen25_vl(root / "Qwen2.5-VL-tiny-eos", answers=False),
+        save_tiny_qwen_vl(root / "Qwen2.5-VL-tiny"),
+        save_tiny_qwen_vl(root / "Qwen2.5-VL-tiny-eos", answers=False),
     )
 
 
@@ -94,6 +94,21 @@ def test_empty_answers_fall_back_per_sample(qwen_vl_dirs, rendered_partitions, b
     assert (out["caption_backend"] == "geometric(fallback:vlm:Qwen2.5-VL-tiny-eos)").all()
     geometric = caption_partition(parts[0], GeometricCaptioner(), body_model.canonical_rotation)
     assert out["caption"].tolist() == geometric["caption"].tolist()
+
+
+def test_qwen3_vl_loads_natively_and_answers_in_bf16(tmp_path):
+    folder = save_tiny_qwen_vl(tmp_path / "Qwen3-VL-tiny", family="qwen3_vl")
+    captioner = make_captioner(
+        "vlm", model_dir=folder, device="cpu", dtype="bfloat16", max_new_tokens=5
+    )
+    assert type(captioner.model).__name__ == "Qwen3VLForConditionalGeneration"
+    assert captioner.model.dtype == torch.bfloat16
+    rng = np.random.default_rng(4)
+    items = [
+        CaptionInput(np.eye(3), np.eye(3), "sitting", rng.integers(0, 256, (96, 128, 3), np.uint8))
+        for _ in range(2)
+    ]
+    assert [b for _, b in captioner.caption_batch_with_backend(items)] == [captioner.name] * 2
 
 
 def test_batched_answers_do_not_depend_on_the_batch(qwen_vl_dirs):

@@ -164,55 +164,87 @@ QWEN_VL_PREPROCESSOR = {
 }
 
 
-def save_tiny_qwen25_vl(folder: Path, answers: bool = True) -> Path:
-    """Qwen2.5-VL's real architecture class at tiny width and depth, saved file for file as the
-    released folder is laid out (config, safetensors, tokenizer, preprocessor_config.json with the
-    release's torchvision image processor type, chat_template.json).
+# Qwen/Qwen3-VL-8B-Instruct's preprocessor_config.json, except the pixel bounds (shortest_edge and
+# longest_edge count pixels).
+QWEN3_VL_PREPROCESSOR = {
+    "size": {"shortest_edge": 64 * 64, "longest_edge": 128 * 128},
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "image_processor_type": "Qwen2VLImageProcessorFast",
+    "processor_class": "Qwen3VLProcessor",
+}
 
-    ``answers``: special tokens are suppressed, so the random model always answers in words;
-    otherwise everything but end-of-turn is, so every answer is empty.
-    """
-    import json
 
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def _qwen_vl_config(family: str, vocab_size: int, ids: dict[str, int]):
+    """Tiny widths and depths of the real architecture: text 64 wide (2 heads of 32, mrope), vision
+    32 wide, 2 blocks each."""
+    from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
 
-    tok = word_tokenizer(bos_eos=False, roles=True)
-    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
-    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_VL_SPECIAL + ["<|im_end|>"]}
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=len(tok),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
-            pad_token_id=0,
-            eos_token_id=ids["<|im_end|>"],
-            tie_word_embeddings=True,
-        ),
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=64,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=56,
-            fullatt_block_indexes=[1],
-        ),
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
+        pad_token_id=0,
+        eos_token_id=ids["<|im_end|>"],
+        tie_word_embeddings=True,
+    )
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64)
+    tokens = dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
+    if family == "qwen2_5_vl":
+        vision.update(patch_size=14, window_size=56, fullatt_block_indexes=[1])
+        return Qwen2_5_VLConfig(
+            text_config=text, vision_config=vision, **tokens
+        ), QWEN_VL_PREPROCESSOR
+    if family == "qwen3_vl":
+        text.update(head_dim=32)
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision.update(patch_size=16, num_position_embeddings=64, deepstack_visual_indexes=[0])
+        return Qwen3VLConfig(
+            text_config=text, vision_config=vision, **tokens
+        ), QWEN3_VL_PREPROCESSOR
+    raise ValueError(f"unknown Qwen VL family {family!r}")
+
+
+def save_tiny_qwen_vl(folder: Path, family: str = "qwen2_5_vl", answers: bool = True) -> Path:
+    """Qwen2.5-VL's (or Qwen3-VL's) real architecture class at tiny width and depth, saved file for
+    file as the released folder is laid out (config, safetensors, tokenizer,
+    preprocessor_config.json naming the release's torchvision image processor, chat_template.json).
+
+    ``answers``: special tokens are suppressed, so the random model always answers in words;
+    otherwise everything but end-of-turn is, so every answer is empty.
+    """
+    import json
+
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen3VLForConditionalGeneration,
+    )
+
+    tok = word_tokenizer(bos_eos=False, roles=True)
+    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_VL_SPECIAL + ["<|im_end|>"]}
+    config, preprocessor = _qwen_vl_config(family, len(tok), ids)
     torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    model_class = {
+        "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
+        "qwen3_vl": Qwen3VLForConditionalGeneration,
+    }[family]
+    model = model_class(config)
     special = [tok.convert_tokens_to_ids(t) for t in SPECIAL + QWEN_VL_SPECIAL]
     eos = ids["<|im_end|>"]
     model.generation_config = GenerationConfig(
@@ -222,6 +254,6 @@ def save_tiny_qwen25_vl(folder: Path, answers: bool = True) -> Path:
     )
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN_VL_PREPROCESSOR, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     (folder / "chat_template.json").write_text(json.dumps({"chat_template": QWEN_VL_CHAT_TEMPLATE}))
     return folder
