@@ -95,6 +95,7 @@ def test_missing_model_dir_and_missing_chat_template(tmp_path):
         LLMPrompter(folder, device="cpu")
 
 
+@pytest.mark.slow
 def test_two_partitions_share_one_bf16_load(qwen_dirs):
     """What a GPU step running many partitions does: one load, bf16 weights (as on CUDA)."""
     import torch
