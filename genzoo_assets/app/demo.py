@@ -46,6 +46,7 @@ import pandas as pd
 
 from genzoo_assets.app.instance import project_instance
 from genzoo_assets.app.run import materialize
+from genzoo_assets.core import layout
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
 from genzoo_assets.defs.benchmark import SUMMARY_COLUMNS, benchmark
@@ -130,7 +131,11 @@ HELDOUT_SPECIES = DEMO_SPECIES[-2:]
 SUBDIVISIONS = (
     0  # of the mesh before rendering: at 128 px its triangles are below a pixel already (see above)
 )
-PER_SAMPLE = [shape_params, pose_params, control_renders, captions, prompts, images]
+_SAMPLE_ASSETS = {
+    a.key.to_user_string(): a
+    for a in (shape_params, pose_params, control_renders, captions, prompts, images)
+}
+PER_SAMPLE = [_SAMPLE_ASSETS[stage] for stage in layout.SAMPLE_STAGES]
 # The demo's regressor (also `bench/data_scaling.py`'s): see the module docstring for why.
 TRAIN_CONFIG = {
     "size": "tiny",
@@ -360,7 +365,7 @@ def run_demo(
 
     run_assets([benchmark], instance, settings, partition_key="heldout")
     run_assets([results], instance, settings)
-    report = root / "benchmark" / "heldout"
+    report = layout.benchmark_dir(root, "heldout")
     summary = summarize(pd.read_parquet(report / "predictions.parquet"))
     overall = summary[summary["group"] == "overall"][SUMMARY_COLUMNS]
     _say("[6/6] benchmark on held-out species (PCK in %, errors ×1000):")
