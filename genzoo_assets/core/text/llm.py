@@ -25,8 +25,8 @@ from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.residency import resident
 from genzoo_assets.core.seeds import derive_seed
-from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.budget import Clause, TokenBudget
+from genzoo_assets.core.text.fallback import fallback_name
 from genzoo_assets.core.text.prompters import (
     FittedPrompt,
     PromptInput,
