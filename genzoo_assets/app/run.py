@@ -1,8 +1,9 @@
 """Run assets in the project's Dagster instance, as every `genzoo` command does.
 
-``materialize`` is `dg.materialize` that frees dead runs' pool slots first, tags the run with its host
-and pid, and while the run waits for a slot says what it waits for (see
-:mod:`genzoo_assets.defs.pool_slots`).
+``run_assets`` is the one way the CLI, the species commands and the demo run assets: the settings
+resource they built and :func:`materialize`. ``materialize`` is `dg.materialize` that frees dead
+runs' pool slots first, tags the run with its host and pid, and while the run waits for a slot says
+what it waits for (see :mod:`genzoo_assets.defs.pool_slots`).
 
 It is quiet: Dagster's console logger is off (a failed step would print its traceback, a hundred
 lines, before the command's one ``genzoo: error:`` line), and what a user needs of the run's log
@@ -199,3 +200,33 @@ def cancel_runs(
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         cancelled.append(run.run_id)
     return cancelled
+
+
+def run_assets(
+    assets,
+    settings,
+    instance: dg.DagsterInstance | None = None,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+    resources: dict | None = None,
+    **watching,
+) -> dg.ExecuteInProcessResult:
+    """Materialise ``assets`` with the ``settings`` resource (and any other ``resources``) in
+    ``instance``, the project's own (``.dagster_home``) when None; raises on a failed step.
+    ``watching`` (``say``, ``progress``, ``heartbeat_s``) goes to :func:`materialize`, which also
+    sets Dagster's console logger."""
+    from genzoo_assets.app.instance import project_instance
+
+    bound = {"settings": settings, **(resources or {})}
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(project_instance())
+        return materialize(
+            assets,
+            instance,
+            resources=bound,
+            partition_key=partition_key,
+            run_config=run_config or {},
+            raise_on_error=True,
+            **watching,
+        )
