@@ -115,9 +115,7 @@ def between(low: float, high: float, what: str = "", below_high: bool = False):
 
     def check(cls, value):
         if not _skip(value) and not (low <= value < high if below_high else low <= value <= high):
-            raise ValueError(
-                f"must be a number in [{low}, {high}{')' if below_high else ']'}{what}"
-            )
+            raise ValueError(f"must be in [{low}, {high}{')' if below_high else ']'}{what}")
         return value
 
     return check
