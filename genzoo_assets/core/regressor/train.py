@@ -217,6 +217,17 @@ class TrainResult:
     skipped_steps: int = 0  # steps whose gradients were not finite, so the optimizer did not step
 
 
+def backward_pass(model, batch, body_model, weights, optimizer, accelerator) -> dict:
+    """One training step up to the gradients: forward (under accelerate's autocast), GenZoo's
+    losses, backward. The loss terms (0-d tensors); the caller steps the optimizer."""
+    with accelerator.autocast():
+        out = model(batch["img"])
+    terms = regressor_losses(out, batch, body_model, weights)
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(terms["loss"])
+    return terms
+
+
 @torch.no_grad()
 def evaluate(model, loader, body_model, weights: LossWeights, accelerator) -> dict[str, float]:
     """Per-sample means of every loss term over a whole split."""
@@ -419,11 +430,7 @@ def train(
         if hasattr(train_data, "set_epoch"):  # before the iterator forks the workers
             train_data.set_epoch(state["epoch"])
         for batch in train_loader:
-            with accelerator.autocast():
-                out = model(batch["img"])
-            terms = regressor_losses(out, batch, body_model, config.weights)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(terms["loss"])
+            terms = backward_pass(model, batch, body_model, config.weights, optimizer, accelerator)
             lr = learning_rate(config, state["step"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
