@@ -43,6 +43,7 @@ VAL_OF_1M = 100_000  # a 1 M export's val split at val_fraction 0.1
 
 def build_export(root: Path, samples: int, resolution: int, per_shard: int) -> Path:
     """A WebDataset export of ``samples`` synthetic samples at ``resolution`` px."""
+    from genzoo_assets.core import layout
     from genzoo_assets.core.body import procedural_body_model
     from genzoo_assets.core.dataset.webdataset import export_shards
     from genzoo_assets_tests.core.regressor.synthetic import RES, make_samples
@@ -67,7 +68,7 @@ def build_export(root: Path, samples: int, resolution: int, per_shard: int) -> P
         rows.at[i, "bbox"] = [v * k for v in row["bbox"]]
         rows.at[i, "mask_area"] = int(row["mask_area"] * k * k)
         rows.at[i, "resolution"] = resolution
-    out = root / "shards"
+    out = layout.shards_dir(root)
     export_shards(
         rows, root, out, val_fraction=0.25, maxcount=per_shard, camera_version="v1", body_model=body
     )
