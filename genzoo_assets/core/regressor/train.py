@@ -272,27 +272,30 @@ def train(
     stopped_early, skipped_in_a_row = False, 0
     start_step = state["step"]
     heartbeat = {"at": t0, "losses": []}
+    saved_at = {"step": None}  # the step of the latest last.pt
 
     def report(metrics: dict) -> None:
         """``progress`` with the run's standing: best validation so far and the time left."""
-        if progress is None:
-            return
         done = state["step"] - start_step
         elapsed = time.monotonic() - t0
         left = elapsed / done * (config.max_steps - state["step"]) if done else math.nan
-        progress(
-            state["step"],
-            config.max_steps,
-            {
-                **metrics,
-                "best_val": state["best_val"],
-                "best_step": state["best_step"],
-                "eta_s": left,
-            },
-        )
+        if progress is not None:
+            progress(
+                state["step"],
+                config.max_steps,
+                {
+                    **metrics,
+                    "best_val": state["best_val"],
+                    "best_step": state["best_step"],
+                    "eta_s": left,
+                },
+            )
         heartbeat.update(at=time.monotonic(), losses=[])
 
     def save_last():
+        if state["step"] == saved_at["step"]:  # the first checkpoint's step saved it already
+            return
+        saved_at["step"] = state["step"]
         if accelerator.is_main_process and owns_files:
             save_checkpoint(
                 last,
