@@ -125,7 +125,11 @@ def provenance(
     run_id: str | None = None,
     **extra,
 ) -> dict:
-    """One stage's provenance record. ``model_files`` maps a role to a sha256 or an HF revision."""
+    """One stage's provenance record. ``model_files`` maps a role to a sha256 or an HF revision;
+    ``device`` (only where the step leased a GPU) names it: index, name, UUID."""
+    from genzoo_assets.core import lease
+
+    held = lease.current()
     return {
         "stage": stage,
         "backend": backend,
@@ -134,6 +138,7 @@ def provenance(
         "packages": package_versions(),
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"device": held.describe()} if held is not None else {}),
         **extra,
     }
 
