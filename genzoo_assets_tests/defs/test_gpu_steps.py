@@ -105,3 +105,35 @@ def test_a_gpu_step_in_a_gpu_allocation_without_cuda_fails_in_one_line(monkeypat
     message = data.user_failure_data.description if data.user_failure_data else data.error.message
     assert "\n" not in message.strip(), message
     assert "CUDA_VISIBLE_DEVICES=0" in message and "CPU-only build" in message
+
+
+@pytest.mark.slow  # eight step processes
+def test_eight_concurrent_gpu_steps_over_four_devices_never_share_one(monkeypatch, tmp_path):
+    from datetime import datetime
+
+    from genzoo_assets_tests.defs import gpu_jobs
+
+    monkeypatch.setenv("GENZOO_FAKE_GPUS", "4")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("GENZOO_GPU_LOCK_DIR", str(tmp_path / "locks"))
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        # a person allowed 8 GPU steps at once: only the lease keeps them apart on 4 devices
+        instance.event_log_storage.set_concurrency_slots("gpu", 8)
+        result = dg.execute_job(
+            dg.reconstructable(gpu_jobs.eight_gpu_steps),
+            instance=instance,
+            run_config={"execution": {"config": {"max_concurrent": 8}}},
+        )
+        assert result.success
+        spans: dict[str, list] = {}
+        for event in result.get_asset_materialization_events():
+            meta = event.materialization.metadata
+            device = meta["device"].value
+            assert device["visible_id"] == meta["leased"].value
+            since = datetime.fromisoformat(device["since"]).timestamp()
+            spans.setdefault(device["visible_id"], []).append((since, meta["end"].value))
+    assert sum(len(v) for v in spans.values()) == 8 and set(spans) <= {"0", "1", "2", "3"}
+    for device, held in spans.items():
+        held.sort()
+        for (_, end), (start, _) in zip(held, held[1:]):
+            assert start >= end, f"device {device} held by two steps at once: {held}"
