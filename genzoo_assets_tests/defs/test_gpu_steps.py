@@ -116,7 +116,7 @@ def test_eight_concurrent_gpu_steps_over_four_devices_never_share_one(monkeypatc
     monkeypatch.setenv("GENZOO_FAKE_GPUS", "4")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("GENZOO_GPU_LOCK_DIR", str(tmp_path / "locks"))
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         # a person allowed 8 GPU steps at once: only the lease keeps them apart on 4 devices
         instance.event_log_storage.set_concurrency_slots("gpu", 8)
         result = dg.execute_job(
