@@ -32,7 +32,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,7 +140,7 @@ class Lease:
     path: Path
     fd: int | None
     since: str  # UTC ISO time the lease was taken
-    _description: dict | None = None
+    _description: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def torch_device(self) -> str:

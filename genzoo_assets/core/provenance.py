@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from genzoo_assets.core import lease
+
 TRACKED_PACKAGES = (
     "genzoo-assets",
     "torch",
@@ -127,8 +129,6 @@ def provenance(
 ) -> dict:
     """One stage's provenance record. ``model_files`` maps a role to a sha256 or an HF revision;
     ``device`` (only where the step leased a GPU) names it: index, name, UUID."""
-    from genzoo_assets.core import lease
-
     held = lease.current()
     return {
         "stage": stage,

@@ -149,3 +149,17 @@ def test_hold_without_devices_holds_nothing_and_nested_use_keeps_the_outer_lease
         finally:
             for h in held:
                 h.release()
+
+
+def test_provenance_names_the_leased_device_only_while_one_is_held(tmp_path):
+    from genzoo_assets.core.provenance import provenance
+
+    env = {
+        "GENZOO_FAKE_GPUS": "4",
+        "CUDA_VISIBLE_DEVICES": "3",
+        "GENZOO_GPU_LOCK_DIR": str(tmp_path),
+    }
+    with lease.hold(env=env):
+        record = provenance("images", "render")
+    assert record["device"]["index"] == 0 and record["device"]["visible_id"] == "3"
+    assert "device" not in provenance("images", "render")
