@@ -1,9 +1,10 @@
-"""The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`refresh`), read with
-sandboxed SQL (:mod:`query`); the file, its lock and its errors are in :mod:`store`."""
+"""The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`.refresh`), read with
+sandboxed SQL (:mod:`.query`); the file, its lock and its errors are in :mod:`.store`.
 
-# `query` stays the submodule (callers write `query.query(...)`); importing the function of the same
-# name here would shadow it, and `from genzoo_assets.core.catalog import query` would get the function.
-from genzoo_assets.core.catalog import query
+The package exports no ``query`` function: the name is its submodule's
+(``from genzoo_assets.core.catalog import query; query.query(sql)``).
+"""
+
 from genzoo_assets.core.catalog.query import catalog_views, query_batches
 from genzoo_assets.core.catalog.refresh import refresh_catalog
 from genzoo_assets.core.catalog.store import CatalogMissingError, CatalogQueryError, catalog_path
@@ -13,7 +14,6 @@ __all__ = [
     "CatalogQueryError",
     "catalog_path",
     "catalog_views",
-    "query",
     "query_batches",
     "refresh_catalog",
 ]
