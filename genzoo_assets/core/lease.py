@@ -87,10 +87,12 @@ def local_gpu_count() -> int:
 
 
 def visible_devices(
-    env: Mapping[str, str] | None = None, count: Callable[[], int] = local_gpu_count
+    env: Mapping[str, str] | None = None, count: Callable[[], int] | None = None
 ) -> list[Device]:
-    """The devices a step in this process may lease, in torch's ordinal order."""
+    """The devices a step in this process may lease, in torch's ordinal order (``count``: how many
+    GPUs torch sees, default :func:`local_gpu_count`)."""
     env = os.environ if env is None else env
+    count = count or local_gpu_count
     fake = fake_gpu_count(env)
     raw = env.get(VISIBLE_ENV)
     if fake is not None:

@@ -12,16 +12,16 @@ both sides use it:
   (:mod:`genzoo_assets.core.lease`) for its whole body, and names the device in its
   materialisation metadata.
 
-Renders count as GPU work where the process sees leasable devices (locally: NVIDIA's EGL drives
-them); under SLURM only with the executor's ``gpu_renders: true`` (the submit host cannot see the
-compute nodes' EGL; llvmpipe renders the paper's 1024 px controls in about a second each).
+Renders count as GPU work where the process sees leasable devices and NVIDIA's EGL (a host whose
+EGL is software renders on the CPU and takes no slot); under SLURM only with the executor's
+``gpu_renders: true``, since the submit host cannot see the compute nodes' EGL.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
@@ -65,9 +65,18 @@ def op_config(run_config: Mapping, op_name: str) -> Mapping:
     return (ops.get(op_name) or {}).get("config") or {}
 
 
-def local_renders_on_gpu() -> bool:
-    """Renders go to a GPU where this process sees devices to lease."""
-    return bool(lease.visible_devices())
+def local_renders_on_gpu(egl_devices: Callable[[], list] | None = None) -> bool:
+    """Renders go to a GPU where this process sees devices to lease and EGL is a GPU's: NVIDIA's
+    EGL lists its devices with ``EGL_CUDA_DEVICE_NV``; Mesa's software EGL (llvmpipe) does not.
+    Fake devices (``GENZOO_FAKE_GPUS``) count as GPUs, so the tests exercise the lease."""
+    devices = lease.visible_devices()
+    if not devices:
+        return False
+    if devices[0].fake:
+        return True
+    if egl_devices is None:
+        from genzoo_assets.core.render.egl_device import query_egl_devices as egl_devices
+    return any(d.cuda_device is not None for d in egl_devices())
 
 
 def _device_metadata(context: dg.AssetExecutionContext, held: lease.Lease) -> None:

@@ -137,3 +137,19 @@ def test_eight_concurrent_gpu_steps_over_four_devices_never_share_one(monkeypatc
         held.sort()
         for (_, end), (start, _) in zip(held, held[1:]):
             assert start >= end, f"device {device} held by two steps at once: {held}"
+
+
+def test_renders_use_a_gpu_only_where_egl_is_a_gpus(monkeypatch):
+    from genzoo_assets.core.render.egl_device import EglDevice
+    from genzoo_assets.defs.gpu import local_renders_on_gpu
+
+    monkeypatch.delenv("GENZOO_FAKE_GPUS", raising=False)
+    monkeypatch.setattr(lease, "local_gpu_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    software = [EglDevice(0)]  # Mesa's llvmpipe: no CUDA device behind it
+    nvidia = [EglDevice(0, cuda_device=0), EglDevice(1, cuda_device=1), EglDevice(2)]
+    assert not local_renders_on_gpu(lambda: software)
+    assert local_renders_on_gpu(lambda: nvidia)
+    monkeypatch.setattr(lease, "local_gpu_count", lambda: 0)
+    assert not local_renders_on_gpu(lambda: nvidia)  # no device to lease

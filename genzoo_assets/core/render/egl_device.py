@@ -82,14 +82,17 @@ def query_egl_devices() -> list[EglDevice]:
         return []
     out = []
     for index, dev in enumerate(found):
+        handle = dev._display  # pyrender keeps the EGLDeviceEXT under this name
         cuda = None
         if attrib is not None:
             value = ctypes.c_ssize_t(-1)
-            if attrib(dev._device, EGL_CUDA_DEVICE_NV, ctypes.pointer(value)) and value.value >= 0:
+            if attrib(handle, EGL_CUDA_DEVICE_NV, ctypes.pointer(value)) and value.value >= 0:
                 cuda = int(value.value)
-        drm = egl._eglQueryDeviceStringEXT(dev._device, EGL_DRM_DEVICE_FILE_EXT)
-        bus = drm_pci_bus_id(drm.decode()) if drm else None
-        out.append(EglDevice(index, cuda, bus))
+        try:
+            drm = dev.name  # the DRM device file, None where EGL has none (software)
+        except Exception:  # noqa: BLE001 - EGL_EXT_device_drm missing
+            drm = None
+        out.append(EglDevice(index, cuda, drm_pci_bus_id(drm) if drm else None))
     return out
 
 

@@ -46,3 +46,24 @@ def test_no_lease_or_a_fake_one_keeps_pyrenders_default(tmp_path):
     with lease.hold(env=env):
         assert egl_device.leased_egl_device(lambda: queried.append(1) or []) is None
     assert queried == []
+
+
+def test_an_offscreen_renderer_opens_the_egl_device_it_is_given():
+    import numpy as np
+    import pyrender
+
+    from genzoo_assets.core.render.renderer import _OffscreenOn, _release
+
+    scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.ones(3))
+    scene.add(pyrender.Mesh.from_points(np.zeros((1, 3))))
+    pose = np.eye(4)
+    pose[2, 3] = 1.0  # one unit in front of the point, looking down -z
+    scene.add(pyrender.OrthographicCamera(1.0, 1.0), pose=pose)
+    images = []
+    for index in (0, None):  # EGL device 0 by index, and pyrender's own choice
+        gl = _OffscreenOn(16, 16, index)
+        assert (gl._egl_index, type(gl._platform).__name__) == (index, "EGLPlatform")
+        images.append(gl.render(scene)[0])
+        _release(gl)
+    assert images[0].shape == images[1].shape == (16, 16, 3)
+    assert np.array_equal(images[0], images[1])
