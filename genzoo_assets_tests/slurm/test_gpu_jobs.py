@@ -99,6 +99,9 @@ def cluster_without_gres():
         yield state
 
 
+@pytest.mark.timeout(
+    1800
+)  # ten SLURM jobs one after another, ~40-60 s each on a busy 2-core machine
 def test_offline_pipeline_with_default_settings_on_a_cluster_without_gres(
     cluster_without_gres, tmp_path
 ):
