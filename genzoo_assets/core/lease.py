@@ -241,6 +241,7 @@ def acquire(
 
 
 _held: Lease | None = None
+_last_key: str | None = None  # the device this process held last: asked for first next time
 
 
 def current() -> Lease | None:
@@ -256,7 +257,7 @@ def hold(
 ) -> Iterator[Lease | None]:
     """Hold one of ``devices`` (default: :func:`visible_devices`) for the block; ``None`` and no
     lock when the process sees no device. Nested use keeps the outer lease."""
-    global _held
+    global _held, _last_key
     if _held is not None:
         yield _held
         return
@@ -264,8 +265,11 @@ def hold(
     if not devices:
         yield None
         return
+    # A long-lived worker keeps its models resident (core.residency) on the device it used: the
+    # same device again, when free, saves a second copy on another GPU.
+    devices = sorted(devices, key=lambda d: d.key != _last_key)
     lease = acquire(devices, env, on_wait=on_wait)
-    _held = lease
+    _held, _last_key = lease, lease.device.key
     try:
         yield lease
     finally:

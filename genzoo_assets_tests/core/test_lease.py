@@ -163,3 +163,15 @@ def test_provenance_names_the_leased_device_only_while_one_is_held(tmp_path):
         record = provenance("images", "render")
     assert record["device"]["index"] == 0 and record["device"]["visible_id"] == "3"
     assert "device" not in provenance("images", "render")
+
+
+def test_a_process_gets_the_device_it_held_last_when_it_is_free(tmp_path, monkeypatch):
+    monkeypatch.setattr(lease, "_last_key", None)  # earlier tests in this process held some
+    env = {"GENZOO_FAKE_GPUS": "4", "GENZOO_GPU_LOCK_DIR": str(tmp_path)}
+    devices = visible_devices(env)
+    other = try_acquire(devices[:2], env)  # another process holds device 0
+    with lease.hold(env=env) as first:
+        assert first.device.key == "1"
+    other.release()
+    with lease.hold(env=env) as again:
+        assert again.device.key == "1"  # not 0, though 0 is free now and first in the list
