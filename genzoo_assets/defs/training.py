@@ -20,6 +20,7 @@ from genzoo_assets.core.regressor.train import TrainConfig, progress_line, train
 from genzoo_assets.core.regressor.validation import ValidationSplit, bytes_per_sample
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import image_markdown
 from genzoo_assets.defs.resources import (
     GPU_STEP,
@@ -204,6 +205,7 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
 
 @dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, **GPU_STEP)
 @fail_fast_on_input_errors
+@on_leased_gpu
 def regressor(
     context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings
 ):
