@@ -24,8 +24,10 @@ import pydantic
 from dagster._config.field_utils import IntEnvVar
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from genzoo_assets.core.device import resolve_device
+from genzoo_assets.core.device import DeviceError, resolve_device
 from genzoo_assets.core.errors import InputError, is_input_error, one_line
+from genzoo_assets.core.lease import LeaseError, visible_devices
+from genzoo_assets.core.oom import OutOfMemory
 from genzoo_assets.core.paths import data_dir as default_data_dir
 
 # GenZooSettings field -> the environment variable that sets it.
@@ -204,9 +206,8 @@ class GenZooSettings(CheckedFields, dg.ConfigurableResource):
 
 
 def gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count()
+    """Devices a step here may lease (``GENZOO_FAKE_GPUS`` counts; see ``core.lease``)."""
+    return len(visible_devices())
 
 
 # GPU steps: the `gpu` pool, and on Kubernetes one pod per step requesting a GPU.
@@ -222,6 +223,9 @@ GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTI
 GPU_STEP = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
 INTERRUPTED = "interrupted by a signal (SIGTERM or SIGINT): the step is not retried"
+# The hardware, not a transient fault: no usable CUDA in a GPU allocation, no lease, an OOM with a
+# batch of one. Retrying cannot help, so they fail the step at once, like input errors.
+NOT_RETRIED = (DeviceError, LeaseError, OutOfMemory)
 
 
 def _no_retry(exc: BaseException) -> dg.Failure:
@@ -233,13 +237,15 @@ def _classify(exc: BaseException) -> None:
     """Raise ``exc`` as a failure that is not retried when retrying cannot help; else return.
 
     An input or configuration error (:func:`genzoo_assets.core.errors.is_input_error`: an
-    InputError, or an OSError about a path), and an interrupt: Dagster turns SIGTERM and SIGINT
-    into an interrupt of the running step, and a retry policy would run the step again, so a
-    stopped command or a run terminated in the UI would go on.
+    InputError, or an OSError about a path), a hardware error (``NOT_RETRIED``), and an
+    interrupt: Dagster turns SIGTERM and SIGINT into an interrupt of the running step, and a retry
+    policy would run the step again, so a stopped command or a run terminated in the UI would go on.
     """
     if isinstance(exc, (KeyboardInterrupt, DagsterExecutionInterruptedError)):
         raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
-    if isinstance(exc, Exception) and not isinstance(exc, dg.Failure) and is_input_error(exc):
+    if isinstance(exc, dg.Failure) or not isinstance(exc, Exception):
+        return
+    if isinstance(exc, NOT_RETRIED) or is_input_error(exc):
         raise _no_retry(exc) from exc
 
 
