@@ -12,7 +12,6 @@ check raised before keep working.
 
 from __future__ import annotations
 
-import math
 import os
 
 DEBUG_ENV = "GENZOO_DEBUG"  # set to anything: every entry point shows the traceback
@@ -52,13 +51,6 @@ def debug() -> bool:
 def one_line(message: object) -> str:
     """``message`` with its lines joined by spaces: an error is one line on a terminal."""
     return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
-def finite(value: float, what: str) -> float:
-    """``value`` if it is a finite number; an InputError naming ``what`` for NaN or infinity."""
-    if not math.isfinite(value):
-        raise InputError(f"{what} = {value!r}: must be a finite number")
-    return value
 
 
 class MissingInputError(InputError, FileNotFoundError):
