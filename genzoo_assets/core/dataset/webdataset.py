@@ -58,7 +58,7 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
-from genzoo_assets.core.paths import file_lock, raise_if_disk_full
+from genzoo_assets.core.paths import check_file_name, file_lock, raise_if_disk_full, stored_path
 
 FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
@@ -89,12 +89,13 @@ def _json_value(value):
 def _sample_fingerprint(row, data_dir: Path) -> str:
     """Everything a sample's record is made of: its catalog values and its image file's identity."""
     values = {c: _json_value(row[c]) for c in FINGERPRINT_COLUMNS if c in row.index}
+    image = stored_path(data_dir, row["image_path"], row["sample_id"], "image_path")
     try:
-        st = (data_dir / str(row["image_path"])).stat()
+        st = image.stat()
         values["_image"] = [st.st_size, st.st_mtime_ns]
     except OSError:
         raise FileNotFoundError(
-            f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist"
+            f"sample {row['sample_id']}: image {image} does not exist"
         ) from None
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -373,6 +374,9 @@ def export_shards(
         exclude_flagged,
         None if body_model is None else int(body_model.num_betas),
     )
+    for sid, image in zip(rows["sample_id"], rows["image_path"]):  # validate, then write
+        check_file_name(wds_key(str(sid)), sid, "its shard member name")
+        stored_path(data_dir, image, sid, "image_path")
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
