@@ -23,8 +23,12 @@ Layout under ``out_dir`` (atomic as a whole, incremental)::
 Each shard's fingerprint (its samples' catalog values, image file sizes and mtimes, the format and
 camera version) is stored in the manifest; a shard whose fingerprint the previous export already
 has is hard-linked from there instead of rewritten (copied where the filesystem has no hard
-links). After the swap, exports other than the current and the previous one are deleted unless a
-reader holds their ``.readers`` lease (:class:`ExportLease`).
+links). Retention, which a reader outside this process can count on: garbage collection (by the
+next export, under its lock) keeps the export ``current`` points to (read from the link, whatever
+state its manifest is in), the newest ``KEEP_LAST`` (3) exports, every export pinned with
+``genzoo export keep NAME`` (a ``.pinned`` file in it, until ``--release``) and any export whose
+``.readers`` lease a reader holds (:class:`ExportLease`); it never follows or removes a symlink
+other than its own ``.current-*`` temporaries.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went in
 CURRENT = "current"
 LOCK = ".lock"
 READERS = ".readers"
+PIN = ".pinned"  # in an export folder: kept until released (`genzoo export keep NAME --release`)
+KEEP_LAST = 3  # the newest exports kept whatever else: `current` and the two made before it
 EXPORT_PREFIX, TEMP_PREFIX, LINK_PREFIX = "export-", ".export-", ".current-"
 FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + (
     "family",
@@ -176,23 +182,64 @@ def _swap_current(out_dir: Path, name: str) -> None:
     os.replace(link, out_dir / CURRENT)
 
 
-def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
+def _current_name(out_dir: Path) -> str | None:
+    """The folder name ``current`` points to (read from the link, never from a manifest), None
+    without one."""
+    try:
+        target = os.readlink(out_dir / CURRENT)
+    except OSError:
+        return None
+    return Path(target).name if Path(target).parent in (Path("."), out_dir) else None
+
+
+def _exports(out_dir: Path) -> list[Path]:
+    """The finished export folders in ``out_dir``, oldest first (by the time in their names, then
+    their mtime); symlinks are not exports and are never followed."""
+    found = []
+    for entry in os.scandir(out_dir):
+        if entry.name.startswith(EXPORT_PREFIX) and entry.is_dir(follow_symlinks=False):
+            found.append(
+                (
+                    entry.name.split("-")[1],
+                    entry.stat(follow_symlinks=False).st_mtime_ns,
+                    entry.name,
+                )
+            )
+    return [out_dir / name for _, _, name in sorted(found)]
+
+
+def retained(out_dir: Path, keep: set[str] = frozenset(), keep_last: int = KEEP_LAST) -> set[str]:
+    """The exports garbage collection keeps: the one ``current`` points to (whatever state its
+    manifest is in), the newest ``keep_last``, every pinned one (``.pinned``) and ``keep``."""
+    exports = _exports(out_dir)
+    kept = set(keep) | {p.name for p in exports[max(0, len(exports) - keep_last) :]}
+    kept |= {p.name for p in exports if (p / PIN).is_file()}
+    if (name := _current_name(out_dir)) is not None:
+        kept.add(name)
+    return kept
+
+
+def _collect_garbage(out_dir: Path, keep: set[str], keep_last: int = KEEP_LAST) -> list[str]:
     """Remove unfinished exports, stray pointer links, a pre-format-2 export and old exports.
 
     Runs under the export lock, so every ``.export-*`` folder belongs to a dead run. An old export
-    is kept while a reader holds its lease.
+    is kept while :func:`retained` keeps it or a reader holds its lease. A symlink (other than our
+    own ``.current-*`` pointer temporaries) is left alone: it is not ours to follow or remove.
     """
     removed = []
+    kept = retained(out_dir, keep, keep_last)
     for entry in sorted(out_dir.iterdir()):
         name = entry.name
-        if name.startswith(TEMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        elif name.startswith(LINK_PREFIX) and entry.is_symlink():
+        if name.startswith(LINK_PREFIX) and entry.is_symlink():
             entry.unlink()
+        elif entry.is_symlink():
+            continue
+        elif name.startswith(TEMP_PREFIX) and entry.is_dir():
+            shutil.rmtree(entry)
         elif (
             name.startswith(EXPORT_PREFIX)
             and entry.is_dir()
-            and name not in keep
+            and name not in kept
             and not _leased(entry)
         ):
             shutil.rmtree(entry)
@@ -208,10 +255,36 @@ def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
             out_dir / INDEX,
             *(p for s in SPLITS for p in out_dir.glob(f"{s}-*.tar")),
         ]:
-            if stale.is_file():
+            if stale.is_file() and not stale.is_symlink():
                 stale.unlink()
                 removed.append(stale.name)
     return removed
+
+
+def pin_export(out_dir, name: str, release: bool = False) -> Path:
+    """Pin the export ``name`` (``current``: the one it points to now) in ``out_dir`` so garbage
+    collection never removes it, or release the pin; returns the export's folder. A reader that
+    reads an export for days (GenZoo's trainer) pins it first."""
+    out_dir = Path(out_dir)
+    if name == CURRENT:
+        name = _current_name(out_dir) or ""
+    folder = out_dir / name
+    if (
+        not name.startswith(EXPORT_PREFIX)
+        or "/" in name
+        or folder.is_symlink()
+        or not folder.is_dir()
+    ):
+        have = ", ".join(p.name for p in _exports(out_dir)) if out_dir.is_dir() else "none"
+        raise FileNotFoundError(
+            f"no export {name or CURRENT!r} in {out_dir} (exports there: {have or 'none'})"
+        )
+    with file_lock(out_dir / LOCK):  # not while garbage collection decides
+        if release:
+            (folder / PIN).unlink(missing_ok=True)
+        else:
+            (folder / PIN).touch()
+    return folder
 
 
 def _leased(export_dir: Path) -> bool:
@@ -354,6 +427,7 @@ def export_shards(
     maxcount: int = 1000,
     camera_version: str = "v2",
     body_model=None,
+    keep_last: int = KEEP_LAST,
 ) -> dict:
     """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
 
@@ -367,6 +441,8 @@ def export_shards(
         raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
     if maxcount < 1:
         raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows, excluded, num_betas = select_rows(
         samples,
@@ -382,14 +458,10 @@ def export_shards(
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / LOCK):
         previous, prev_manifest = _previous_export(out_dir)
-        keep_names = (
-            {previous.name, (prev_manifest or {}).get("previous")}
-            if previous is not None
-            else set()
-        )
+        keep_names = {previous.name} if previous is not None else set()
         _collect_garbage(
-            out_dir, keep=keep_names
-        )  # leftovers of killed runs; the live exports stay
+            out_dir, keep_names, keep_last
+        )  # leftovers of killed runs; `current`, the newest and the pinned exports stay
         reusable = {
             fp: previous / name
             for name, fp in (prev_manifest or {}).get("fingerprints", {}).items()
@@ -450,9 +522,7 @@ def export_shards(
                 raise_if_disk_full(exc, tmp)  # a full disk is an input error: one line, no retry
             raise
         _swap_current(out_dir, final.name)
-        _collect_garbage(
-            out_dir, keep={previous.name, final.name} if previous is not None else {final.name}
-        )
+        _collect_garbage(out_dir, {final.name}, keep_last)
     return {
         "counts": manifest["counts"],
         "excluded": excluded,
@@ -468,15 +538,18 @@ __all__ = [
     "CAMERA_CONVENTIONS",
     "ExportLease",
     "FORMAT",
+    "KEEP_LAST",
     "SPLITS",
     "assign_splits",
     "camera_fields",
     "check_camera",
     "export_shards",
     "image_jpeg",
+    "pin_export",
     "plan_shards",
     "read_manifest",
     "resolve_export",
+    "retained",
     "sample_record",
     "select_rows",
     "wds_key",
