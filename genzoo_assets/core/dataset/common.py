@@ -24,7 +24,7 @@ def check_rows(samples: pd.DataFrame, data_dir, columns=FILE_COLUMNS) -> None:
     the column and the path). Missing values (a stage not run) are left to the caller."""
     present = [c for c in columns if c in samples.columns]
     for row in samples[["sample_id", *present]].itertuples(index=False):
-        check_file_name(row[0], row[0], "its id as a file name")
+        check_file_name(row[0], row[0], "column sample_id")
         for column, value in zip(present, row[1:]):
             if isinstance(value, str):
                 stored_path(data_dir, value, row[0], column)

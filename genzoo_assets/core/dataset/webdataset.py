@@ -451,7 +451,7 @@ def export_shards(
         None if body_model is None else int(body_model.num_betas),
     )
     for sid, image in zip(rows["sample_id"], rows["image_path"]):  # validate, then write
-        check_file_name(wds_key(str(sid)), sid, "its shard member name")
+        check_file_name(wds_key(str(sid)), sid, "column sample_id (as a shard member name)")
         stored_path(data_dir, image, sid, "image_path")
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
