@@ -296,8 +296,9 @@ def _export(args) -> int:
     root = data_dir(override=args.data_dir)
     if args.export_command == "keep":
         from genzoo_assets.core.dataset.webdataset import pin_export
+        from genzoo_assets.core.layout import shards_dir
 
-        folder = pin_export(root / "shards", args.name, release=args.release)
+        folder = pin_export(shards_dir(root), args.name, release=args.release)
         print(f"{'released' if args.release else 'pinned'} {folder}")
         return 0
     body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"

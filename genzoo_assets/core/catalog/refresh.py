@@ -78,7 +78,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genzoo_assets.core import paths
+from genzoo_assets.core import layout, paths
 from genzoo_assets.core.catalog.store import (
     ALIAS,
     BATCH_PARTITIONS,
@@ -206,7 +206,7 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
     children: dict[str, list[str]] = {}
     for d in known:
         children.setdefault(os.path.dirname(d), []).append(d)
-    species_file = (root / "species" / "species.parquet").as_posix()
+    species_file = layout.species_table(root).as_posix()
     out.scanned.add(os.path.dirname(species_file))  # one file: always looked at
     try:
         st = os.stat(species_file)

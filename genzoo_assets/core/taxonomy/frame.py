@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
@@ -46,18 +47,14 @@ from genzoo_assets.core.taxonomy.table import (
 ADDED_COLUMNS = ("scientific_name", "common_name", "order", "family", "is_dog", "source")
 
 
-def species_dir(root: Path) -> Path:
-    return Path(root) / "species"
-
-
 def species_table_path(root: Path) -> Path:
-    return species_dir(root) / "species.parquet"
+    return layout.species_table(root)
 
 
 @contextlib.contextmanager
 def species_lock(root: Path) -> Iterator[None]:
     """Exclusive ``flock`` on ``species/.species.lock`` (blocks until free; released on exit or death)."""
-    with file_lock(species_dir(root) / ".species.lock"):
+    with file_lock(layout.species_lock(root)):
         yield
 
 
@@ -71,12 +68,12 @@ def read_species_table(root: Path) -> pd.DataFrame:
 
 
 def _frame(root: Path) -> pd.DataFrame | None:
-    path = species_dir(root) / "frame.parquet"
+    path = layout.species_frame(root)
     return read_table(path) if path.exists() else None
 
 
 def _added(root: Path) -> pd.DataFrame:
-    path = species_dir(root) / "added.parquet"
+    path = layout.species_added(root)
     return read_table(path) if path.exists() else pd.DataFrame(columns=list(ADDED_COLUMNS))
 
 
@@ -91,7 +88,7 @@ def build_table(
     """The species table from the imported frame (``frame``, read from ``frame.parquet`` when
     None), the dog breeds and ``added.parquet``. A row that cannot enter the table is one
     ``InvalidSpeciesError`` naming its file (``source``: where a given ``frame`` came from)."""
-    frame_file = species_dir(root) / "frame.parquet"
+    frame_file = layout.species_frame(root)
     if frame is None:
         frame, source = _frame(root), str(frame_file)
     try:
@@ -107,7 +104,7 @@ def build_table(
         for row in _added(root).to_dict("records"):
             table = add_species(table, row, samples_per_shard=samples_per_shard)
     except InvalidSpeciesError as exc:
-        raise InvalidSpeciesError(f"{species_dir(root) / 'added.parquet'}: {exc}") from exc
+        raise InvalidSpeciesError(f"{layout.species_added(root)}: {exc}") from exc
     return table
 
 
@@ -168,7 +165,7 @@ def name_sources(root: Path) -> pd.DataFrame:
     try:
         parts.append(build_species_table(_frame(root), dataset_size=0))
     except InvalidSpeciesError as exc:
-        raise InvalidSpeciesError(f"{species_dir(root) / 'frame.parquet'}: {exc}") from exc
+        raise InvalidSpeciesError(f"{layout.species_frame(root)}: {exc}") from exc
     parts.append(bundled_mammals().assign(is_dog=False))
     return pd.concat(parts, ignore_index=True)
 
@@ -198,7 +195,7 @@ def add_species_by_name(
         newly = len(updated) > len(table)
         if newly:
             added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
-            write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
+            write_table_atomic(added.astype({"is_dog": bool}), layout.species_added(root))
     match = updated[
         (updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)
     ]
@@ -222,7 +219,7 @@ def import_mdd(
         table = build_table(
             root, dog_fraction, dataset_size, samples_per_shard, frame=frame, source=str(path)
         )
-        write_table_atomic(frame, species_dir(root) / "frame.parquet")
+        write_table_atomic(frame, layout.species_frame(root))
     counts = (
         frame.groupby("order")
         .size()
