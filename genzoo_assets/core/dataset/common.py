@@ -52,9 +52,9 @@ def catalog_samples(
     one export and tested on another never sees a test species.
     """
     if samples is None:
-        from genzoo_assets.core.catalog import query
+        from genzoo_assets.core.catalog.query import query
 
-        samples = query.query(SAMPLES_SQL, data_dir=data_dir)
+        samples = query(SAMPLES_SQL, data_dir=data_dir)
     if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
         samples = samples[samples["image_path"].notna()]
     if samples.empty or "image_path" not in samples.columns:

@@ -33,6 +33,7 @@ other than its own ``.current-*`` temporaries.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -192,19 +193,23 @@ def _current_name(out_dir: Path) -> str | None:
     return Path(target).name if Path(target).parent in (Path("."), out_dir) else None
 
 
+def _made_ns(folder: Path) -> int:
+    """When an export was made: its ``index.parquet``'s mtime (written once, with the export; a pin
+    changes the folder's mtime, not this), else the folder's."""
+    for path in (folder / INDEX, folder):
+        with contextlib.suppress(OSError):
+            return path.lstat().st_mtime_ns
+    return 0
+
+
 def _exports(out_dir: Path) -> list[Path]:
     """The finished export folders in ``out_dir``, oldest first (by the time in their names, then
-    their mtime); symlinks are not exports and are never followed."""
+    when they were made); symlinks are not exports and are never followed."""
     found = []
     for entry in os.scandir(out_dir):
         if entry.name.startswith(EXPORT_PREFIX) and entry.is_dir(follow_symlinks=False):
-            found.append(
-                (
-                    entry.name.split("-")[1],
-                    entry.stat(follow_symlinks=False).st_mtime_ns,
-                    entry.name,
-                )
-            )
+            folder = Path(entry.path)
+            found.append((entry.name.split("-")[1], _made_ns(folder), entry.name))
     return [out_dir / name for _, _, name in sorted(found)]
 
 
