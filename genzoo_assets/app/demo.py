@@ -26,8 +26,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import dagster as dg
 import pandas as pd
 
+from genzoo_assets.app import run
 from genzoo_assets.app.instance import project_instance
-from genzoo_assets.app.run import materialize
 from genzoo_assets.core import layout
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
@@ -132,7 +132,6 @@ TRAIN_CONFIG = {
     "global_orient_weight": 30.0,
     "resume": False,
 }
-LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _say(message: str) -> None:
@@ -149,18 +148,15 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def run_assets(
     assets, instance, settings, partition_key=None, run_config=None
 ) -> dg.ExecuteInProcessResult:
-    config = {**LOGGING, **(run_config or {})}
-    resources = {
-        "settings": settings,
-        "animal3d": Animal3DRelease(),
-    }  # the demo benchmarks its held-out species only
-    return materialize(
+    """:func:`genzoo_assets.app.run.run_assets` with no Animal3D release: the demo benchmarks its
+    held-out species only."""
+    return run.run_assets(
         assets,
-        instance,
-        resources=resources,
+        settings,
+        instance=instance,
         partition_key=partition_key,
-        run_config=config,
-        raise_on_error=True,
+        run_config=run_config,
+        resources={"animal3d": Animal3DRelease()},
     )
 
 

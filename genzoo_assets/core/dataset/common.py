@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from genzoo_assets.core.dataset.splits import assign_splits
-from genzoo_assets.core.paths import check_file_name, stored_path
+from genzoo_assets.core.paths import atomic_dir, check_file_name, stored_path
 
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
 FILE_COLUMNS = ("image_path", "mask_path")  # the stored paths an export reads
@@ -52,9 +50,9 @@ def catalog_samples(
     one export and tested on another never sees a test species.
     """
     if samples is None:
-        from genzoo_assets.core.catalog.query import query
+        from genzoo_assets.core.catalog import query
 
-        samples = query(SAMPLES_SQL, data_dir=data_dir)
+        samples = query.query(SAMPLES_SQL, data_dir=data_dir)
     if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
         samples = samples[samples["image_path"].notna()]
     if samples.empty or "image_path" not in samples.columns:
@@ -79,14 +77,5 @@ def fresh_output(out_dir) -> Iterator[Path]:
         raise ValueError(
             f"output folder {out_dir} already exists and is not empty: choose a new folder"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(out_dir) as tmp:
         yield tmp
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

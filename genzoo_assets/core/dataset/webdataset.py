@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -63,7 +62,14 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
-from genzoo_assets.core.paths import check_file_name, file_lock, raise_if_disk_full, stored_path
+from genzoo_assets.core.paths import (
+    check_file_name,
+    file_lock,
+    hold_shared_lock,
+    lock_is_held,
+    raise_if_disk_full,
+    stored_path,
+)
 
 FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
@@ -293,16 +299,7 @@ def pin_export(out_dir, name: str, release: bool = False) -> Path:
 
 
 def _leased(export_dir: Path) -> bool:
-    path = export_dir / READERS
-    if not path.is_file():
-        return False
-    with open(path, "rb") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+    return lock_is_held(export_dir / READERS)
 
 
 class ExportLease:
@@ -317,8 +314,7 @@ class ExportLease:
         self._fh = None
         self.export_dir = Path(export_dir)
         self.path = self.export_dir / READERS
-        self._fh = open(self.path, "rb")
-        fcntl.flock(self._fh, fcntl.LOCK_SH)
+        self._fh = hold_shared_lock(self.path)
 
     def close(self) -> None:
         if self._fh is not None:
