@@ -64,7 +64,7 @@ class DiskFullError(DataDirError):
 TEMP_COMPANIONS = (".wal",)  # files a library writes beside a temporary (DuckDB's write-ahead log)
 
 
-def _temp_name(name: str) -> str:
+def _owner_name(name: str) -> str:
     """``name`` without a companion suffix: ``.x~h~1~t.tmp.wal`` belongs to ``.x~h~1~t.tmp``."""
     for suffix in TEMP_COMPANIONS:
         if name.endswith(TEMP_SUFFIX + suffix):
@@ -75,7 +75,7 @@ def _temp_name(name: str) -> str:
 def temp_owner(name: str) -> tuple[str, int] | None:
     """(host, pid) of the writer named in a temporary's (or its companion's) name, None for other
     names."""
-    name = _temp_name(name)
+    name = _owner_name(name)
     if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
         return None
     parts = name[: -len(TEMP_SUFFIX)].rsplit(TEMP_SEP, 3)
@@ -92,7 +92,7 @@ def is_stale_temp(path: Path, now: float | None = None, max_age_s: float = STALE
     owner in its name (``.export-*`` folders, older ``.tmp`` names), only once untouched for
     ``max_age_s``.
     """
-    name = _temp_name(path.name)
+    name = _owner_name(path.name)
     if not name.startswith(".") or not (name.endswith(TEMP_SUFFIX) or name.startswith(".export-")):
         return False
     owner = temp_owner(name)
