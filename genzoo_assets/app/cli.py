@@ -276,10 +276,10 @@ def _catalog(args) -> int:
 
 
 def _export(args) -> int:
-    from genzoo_assets.core.paths import data_dir
+    from genzoo_assets.defs.resources import settings_from_env
 
-    root = data_dir(override=args.data_dir)
-    body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"
+    settings = settings_from_env(data_dir=args.data_dir, body_model=args.body_model)
+    root, body = settings.root(), settings.body_model
     if args.export_command == "animal3d":
         from genzoo_assets.core.dataset.animal3d import export_animal3d
 
