@@ -138,9 +138,13 @@ def main() -> int:
     tcfg = _train_config(cfg, body.num_betas, "cpu")
     hw = tcfg.regressor.image_size
 
-    def fit(shards_of: dict[str, set[str]], seed: int, name: str):
+    def splits():
+        """The current export's train split (decoded once) and validation split."""
         full = CachedSplit(shards_dir, "train", input_hw=hw, augment=train_augmentation(cfg, body))
-        val = materialize(load_split(shards_dir, "val", input_hw=hw))
+        return full, materialize(load_split(shards_dir, "val", input_hw=hw))
+
+    def fit(data, shards_of: dict[str, set[str]], seed: int, name: str):
+        full, val = data
         idx = [
             i
             for i, item in enumerate(full.items)
@@ -165,7 +169,7 @@ def main() -> int:
 
     # round 1 → validation errors → plan
     t = time.monotonic()
-    model, n1 = fit({s: {"000"} for s in species}, 0, "round1")
+    model, n1 = fit(splits(), {s: {"000"} for s in species}, 0, "round1")
     val_rows = score(model, "val")
     print(f"round-1 model: {n1} samples, {time.monotonic() - t:.0f} s", flush=True)
     pred = layout.predictions_file(data_dir, "val")
@@ -201,10 +205,11 @@ def main() -> int:
     )
     factors = sample_factors(heldout_ids)[["sample_id", "posture", "yaw_bin"]]
     rows, per_posture, per_yaw = [], [], []
+    data = splits()
     for arm, shards_of in arms.items():
         for seed in range(args.seeds):
             t = time.monotonic()
-            model, n = fit(shards_of, seed, f"{arm}_{seed}")
+            model, n = fit(data, shards_of, seed, f"{arm}_{seed}")
             per = score(model, "heldout").merge(factors, on="sample_id", how="left")
             metrics = {c: float(per[c].mean()) for c in COLUMNS}
             metrics["pck@0.10"] *= 100.0
@@ -215,16 +220,31 @@ def main() -> int:
                 g = per.groupby(col)["pa_mpjpe"].mean().mul(1000.0).reset_index()
                 sink.append(g.assign(arm=arm, seed=seed))
             print(f"{arm} seed {seed}: {n} samples, {time.monotonic() - t:.0f} s", flush=True)
-    table = pd.DataFrame(rows)
+    header = [
+        f"species: {len(train_split)} training, validation {len(inputs.samples)} samples, "
+        f"{spp} samples per shard, {steps} steps, plan {plan['plan_id']} ratio {args.ratio}",
+        f"error model on held-out validation rows: {plan['model']}",
+    ]
+    text = report(pd.DataFrame(rows), per_posture, per_yaw, header, out, mode)
+    print(text)
+    total = time.monotonic() - start
+    print(
+        f"wall {total / 60:.1f} min (data {gen_s / 60:.1f} min), load average {load0:.1f} → "
+        f"{os.getloadavg()[0]:.1f}; table and plot in {out}"
+    )
+    return 0
+
+
+def report(table, per_posture, per_yaw, header, out: Path, mode: str) -> str:
+    """The printed table (per seed, then mean ± half range per arm, then per factor); writes
+    ``adaptive.md`` and ``adaptive.png`` into ``out``."""
     summary = table.groupby("arm")[COLUMNS].agg(
         lambda v: f"{v.mean():.1f} ± {(v.max() - v.min()) / 2:.1f}"
     )
     posture = pd.concat(per_posture).groupby(["arm", "posture"], as_index=False)["pa_mpjpe"].mean()
     yaw = pd.concat(per_yaw).groupby(["arm", "yaw_bin"], as_index=False)["pa_mpjpe"].mean()
     lines = [
-        f"species: {len(train_split)} training, validation {len(inputs.samples)} samples, "
-        f"{spp} samples per shard, {steps} steps, plan {plan['plan_id']} ratio {args.ratio}",
-        f"error model on held-out validation rows: {plan['model']}",
+        *header,
         table.to_string(index=False, float_format=lambda v: f"{v:.1f}"),
         "mean ± half range over seeds (PCK@0.10 %, errors ×1000):",
         summary.to_string(),
@@ -238,15 +258,9 @@ def main() -> int:
         ),
     ]
     text = "\n".join(lines)
-    print(text)
     (out / "adaptive.md").write_text(f"# adaptive ({mode})\n\n```\n{text}\n```\n")
     plot(posture, table, out / "adaptive.png")
-    total = time.monotonic() - start
-    print(
-        f"wall {total / 60:.1f} min (data {gen_s / 60:.1f} min), load average {load0:.1f} → "
-        f"{os.getloadavg()[0]:.1f}; table and plot in {out}"
-    )
-    return 0
+    return text
 
 
 if __name__ == "__main__":
