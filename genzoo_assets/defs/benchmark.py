@@ -65,8 +65,8 @@ def _test_set(
 ):
     """(test set, its ground-truth body model)."""
     root = settings.root()
-    if name == "heldout":
-        return heldout_benchmark_set(layout.shards_dir(root)), settings.body()
+    if name in ("heldout", "val"):  # val: the validation species, what `sampling_plan` learns from
+        return heldout_benchmark_set(layout.shards_dir(root), split=name), settings.body()
     animal3d_json = config.animal3d_json or release.animal3d_json
     smal_model = config.animal3d_smal_model or release.animal3d_smal_model
     if not animal3d_json:
