@@ -174,7 +174,7 @@ class DiffusersControlNetGenerator:
         gen._set_options(family, **options)
         gen._locations = {}
         gen._given_hashes = dict(model_hashes)
-        prepare_pipeline(pipeline, gen.speed, gen.device)
+        prepare_pipeline(pipeline, gen.speed)
         gen._given_pipe = pipeline
         return gen
 
@@ -233,7 +233,7 @@ class DiffusersControlNetGenerator:
         )
         pipe.set_progress_bar_config(disable=True)
         pipe = pipe.to(self.device)
-        prepare_pipeline(pipe, self.speed, self.device)
+        prepare_pipeline(pipe, self.speed)
         return pipe
 
     def _size(self, batch: list[GenerationRequest]) -> tuple[int, int]:

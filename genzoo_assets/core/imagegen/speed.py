@@ -86,7 +86,7 @@ class SpeedOptions:
         return asdict(self) | {"lossy": self.lossy}
 
 
-def prepare_pipeline(pipe, options: SpeedOptions, device: str) -> None:
+def prepare_pipeline(pipe, options: SpeedOptions) -> None:
     """Apply the load-time options to a freshly loaded pipeline (in place)."""
     import torch
 

@@ -158,3 +158,16 @@ def test_speed_options_are_recorded_in_params(tiny_flux_dirs):
     }
     with pytest.raises(ValueError, match="reproduce_notebook=True"):
         _gen(tiny_flux_dirs, speed={"reproduce_notebook": True, "vae_tiling": True})
+
+
+def test_fp8_storage_is_lossy_but_close_and_the_notebook_only_reorders_floats(tiny_flux_dirs):
+    from genzoo_assets.core import residency
+
+    default = np.asarray(_gen(tiny_flux_dirs).generate([_request(4)])[0]).astype(int)
+    notebook = _gen(tiny_flux_dirs, speed={"reproduce_notebook": True}).generate([_request(4)])[0]
+    assert np.abs(np.asarray(notebook) - default).max() <= 2, "math SDPA: same values, new order"
+    fp8 = _gen(tiny_flux_dirs, speed={"fp8_storage": True})
+    image = np.asarray(fp8.generate([_request(4)])[0]).astype(int)
+    assert fp8.residency_key in residency.held()
+    assert 0 < np.abs(image - default).mean() < 10, "float8 weights round every weight a little"
+    residency.release_all()
