@@ -44,9 +44,12 @@ demo: deps
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo demo
 
+# Two pytest-xdist workers (tests that share the local SLURM cluster run on one of them; see
+# genzoo_assets_tests/conftest.py). PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 test: test-deps lint
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # ruff keeps the style (config in pyproject.toml); part of `make test`, so CI fails on a violation.
 lint: test-deps
@@ -56,7 +59,7 @@ lint: test-deps
 # Skips @pytest.mark.slow (the demo, the browser, subprocess robustness, tiny FLUX, training).
 test-fast: test-deps
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup
 
 ui: deps
 	mkdir -p $(DAGSTER_HOME)

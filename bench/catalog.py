@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from genzoo_assets.core import layout  # noqa: E402
 from genzoo_assets.core.catalog.query import catalog_views, query
 from genzoo_assets.core.catalog.refresh import refresh_catalog, samples_columns
 from genzoo_assets.core.catalog.store import SAMPLE_TABLES
@@ -228,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(
                 f"{parts} partitions over {len(keys)} species exceed 64 shards each: raise --species"
             )
-        fresh = not (root / "catalog.duckdb").exists()
+        fresh = not layout.catalog_file(root).exists()
         write_s = 0.0
         rng = np.random.default_rng(0)
         if fresh:
             root.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(template_dir / "species", root / "species", dirs_exist_ok=True)
+            shutil.copytree(
+                layout.species_dir(template_dir), layout.species_dir(root), dirs_exist_ok=True
+            )
             t0 = time.perf_counter()
             done = 0
             for p in range(parts):
@@ -257,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({size / 2**30:.2f} GiB; {args.samples_per_shard} samples per partition)"
             + (f", written in {write_s:.0f} s" if fresh else ", reused")
         )
-        (root / "catalog.duckdb").unlink(missing_ok=True)
+        layout.catalog_file(root).unlink(missing_ok=True)
         t0 = time.perf_counter()
         refresh_catalog(root)
         full_s = time.perf_counter() - t0
-        cat_size = (root / "catalog.duckdb").stat().st_size
+        cat_size = layout.catalog_file(root).stat().st_size
         print(
             f"full refresh (ingest): {full_s:.1f} s = {args.rows / full_s:,.0f} rows/s; "
             f"catalog {cat_size / 2**30:.2f} GiB"

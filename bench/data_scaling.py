@@ -161,6 +161,7 @@ def main() -> int:
 
     from genzoo_assets.app import demo
     from genzoo_assets.app.instance import project_instance
+    from genzoo_assets.core import layout
     from genzoo_assets.core.evaluate import mean_pose_baseline, run_benchmark
     from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
     from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set
@@ -200,7 +201,7 @@ def main() -> int:
         f"data: {made} partitions generated, {shards} shard(s) per training species, in {gen_s:.0f} s"
     )
 
-    shards_dir = data_dir / "shards"
+    shards_dir = layout.shards_dir(data_dir)
     body = settings.body()
     steps = args.steps or mode.steps
     cfg = RegressorTrainConfig(**{**demo.TRAIN_CONFIG, **({"max_steps": steps} if steps else {})})

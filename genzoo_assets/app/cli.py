@@ -204,23 +204,16 @@ def _species(args) -> int:
 
 def _materialize_catalogs(root, full: bool = False) -> list[str]:
     """The `catalog` and `results` assets, run in the project instance: their files' only writers."""
-    from genzoo_assets.app.instance import project_instance
-    from genzoo_assets.app.run import materialize
+    from genzoo_assets.app.run import run_assets
     from genzoo_assets.defs.catalog import catalog
     from genzoo_assets.defs.resources import settings_from_env
     from genzoo_assets.defs.results import results
 
-    config = {
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        "ops": {"catalog": {"config": {"full": full}}},
-    }
-    with project_instance() as instance:
-        run = materialize(
-            [catalog, results],
-            instance,
-            resources={"settings": settings_from_env(data_dir=str(root))},
-            run_config=config,
-        )
+    run = run_assets(
+        [catalog, results],
+        settings_from_env(data_dir=str(root)),
+        run_config={"ops": {"catalog": {"config": {"full": full}}}},
+    )
     return [
         str(e.materialization.metadata["path"].value)
         for e in run.get_asset_materialization_events()
@@ -283,10 +276,10 @@ def _catalog(args) -> int:
 
 
 def _export(args) -> int:
-    from genzoo_assets.core.paths import data_dir
+    from genzoo_assets.defs.resources import settings_from_env
 
-    root = data_dir(override=args.data_dir)
-    body = args.body_model or os.environ.get("GENZOO_BODY_MODEL") or "procedural"
+    settings = settings_from_env(data_dir=args.data_dir, body_model=args.body_model)
+    root, body = settings.root(), settings.body_model
     if args.export_command == "animal3d":
         from genzoo_assets.core.dataset.animal3d import export_animal3d
 

@@ -6,27 +6,9 @@ felids held out for the benchmark) × 1 shard × 64 samples at 128 px with an un
 regressor sees 64×48 crops, so more samples beat more pixels), and a tiny regressor trained for
 3,500 steps.
 
-Why these numbers (issue 12, side-by-side runs on the same held-out Felidae; the whole story is in
-``core/regressor/train.py``): species diversity is what teaches posture and shape that transfer.
-The same 574 training images drawn from 36 species instead of 9 lowered held-out PA-MPJPE from
-85.8 to 81.6 (2,000 steps), 2,289 images of 36 species to 78.1, and 3,000 steps with lr 1e-3
-decaying on a cosine to 74.6 (rest pose 83.8). With 64 samples a species, 37, 73 and 108
-training species scored 76.1, 73.3 and 72.0. Rendering was most of the demo's time, and GenZoo's
-two Loop subdivisions buy nothing at 128 px, where even the base mesh's triangles are smaller than
-a pixel: without them a control render takes 11 ms instead of 78 ms and a partition about 2.5×
-less time, which pays for more species. With 80 training species and 3,000 steps the demo scored
-72.3 (0.87× the rest pose, below both baselines on all four 3D metrics) but took 16.8 minutes on
-2 cores (8.2 generating at 6 s a partition, 7.2 training at 0.11 s a step), so it trained on 60
-species for 2,500 steps: 76.0 (rest pose 83.2, 0.91×) in 11.4 minutes from a fresh clone. Then the
-regressor's head was given the feature map's layout (``core/regressor/model.py``), which removed
-the hundreds of steps it spent at the mean pose, and the global-orientation weight was lowered to
-30: the same 2,500 steps scored 72.2 on average over three seeds (76.0 before). 1,000 more steps
-bought as much as 20 more species (71.1 and 71.4 at seed 0) for less time, so it trains 3,500.
-From a fresh clone: 70.1 (rest pose 82.9, 0.85×, below both baselines on all four 3D metrics) in
-16.4 minutes, on a machine that generated and trained 1.3× slower than the one that took 11.4.
-Generating two partitions at a time (one worker process per core, :func:`generation_workers`)
-then brought it to 12.7 minutes on such a machine, 4 of them generating instead of 8.5; the files
-are the same bytes (``test_demo.py`` compares them) and the trained model's row is unchanged.
+Why these numbers: species diversity is what teaches posture and shape that transfer, and GenZoo's
+two Loop subdivisions buy nothing at 128 px; the side-by-side runs behind each number are in
+``docs/experiments/demo-sizing.md``.
 
 The demo's regressor uses the ResNet backbone option: on this data a 2-layer ViTPose learns the
 camera but not posture within CPU minutes, while the tiny ResNet does. Half of its training crops
@@ -44,8 +26,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import dagster as dg
 import pandas as pd
 
+from genzoo_assets.app import run
 from genzoo_assets.app.instance import project_instance
-from genzoo_assets.app.run import materialize
+from genzoo_assets.core import layout
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
 from genzoo_assets.defs.benchmark import SUMMARY_COLUMNS, benchmark
@@ -130,7 +113,11 @@ HELDOUT_SPECIES = DEMO_SPECIES[-2:]
 SUBDIVISIONS = (
     0  # of the mesh before rendering: at 128 px its triangles are below a pixel already (see above)
 )
-PER_SAMPLE = [shape_params, pose_params, control_renders, captions, prompts, images]
+_SAMPLE_ASSETS = {
+    a.key.to_user_string(): a
+    for a in (shape_params, pose_params, control_renders, captions, prompts, images)
+}
+PER_SAMPLE = [_SAMPLE_ASSETS[stage] for stage in layout.SAMPLE_STAGES]
 # The demo's regressor (also `bench/data_scaling.py`'s): see the module docstring for why.
 TRAIN_CONFIG = {
     "size": "tiny",
@@ -145,7 +132,6 @@ TRAIN_CONFIG = {
     "global_orient_weight": 30.0,
     "resume": False,
 }
-LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _say(message: str) -> None:
@@ -162,18 +148,15 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def run_assets(
     assets, instance, settings, partition_key=None, run_config=None
 ) -> dg.ExecuteInProcessResult:
-    config = {**LOGGING, **(run_config or {})}
-    resources = {
-        "settings": settings,
-        "animal3d": Animal3DRelease(),
-    }  # the demo benchmarks its held-out species only
-    return materialize(
+    """:func:`genzoo_assets.app.run.run_assets` with no Animal3D release: the demo benchmarks its
+    held-out species only."""
+    return run.run_assets(
         assets,
-        instance,
-        resources=resources,
+        settings,
+        instance=instance,
         partition_key=partition_key,
-        run_config=config,
-        raise_on_error=True,
+        run_config=run_config,
+        resources={"animal3d": Animal3DRelease()},
     )
 
 
@@ -360,7 +343,7 @@ def run_demo(
 
     run_assets([benchmark], instance, settings, partition_key="heldout")
     run_assets([results], instance, settings)
-    report = root / "benchmark" / "heldout"
+    report = layout.benchmark_dir(root, "heldout")
     summary = summarize(pd.read_parquet(report / "predictions.parquet"))
     overall = summary[summary["group"] == "overall"][SUMMARY_COLUMNS]
     _say("[6/6] benchmark on held-out species (PCK in %, errors ×1000):")

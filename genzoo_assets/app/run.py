@@ -1,7 +1,9 @@
 """Run assets in the project's Dagster instance, as every `genzoo` command does.
 
-``materialize`` is `dg.materialize` that frees dead runs' pool slots first, tags the run with its host
-and pid, and while the run waits for a slot says what it waits for (see
+``run_assets`` is the one way the CLI, the species commands and the demo run assets: the settings
+resource they built, Dagster's console logger at WARNING (the commands print their own progress),
+and :func:`materialize`. ``materialize`` is `dg.materialize` that frees dead runs' pool slots
+first, tags the run with its host and pid, and while the run waits for a slot says what it waits for (see
 :mod:`genzoo_assets.defs.pool_slots`).
 """
 
@@ -65,4 +67,34 @@ def materialize(
     with watch(instance, say):
         return dg.materialize(
             assets, instance=instance, tags={**kwargs.pop("tags", {}), **own_tags()}, **kwargs
+        )
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def run_assets(
+    assets,
+    settings,
+    instance: dg.DagsterInstance | None = None,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+    resources: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialise ``assets`` with the ``settings`` resource (and any other ``resources``) in
+    ``instance``, the project's own (``.dagster_home``) when None; raises on a failed step."""
+    from genzoo_assets.app.instance import project_instance
+
+    config = {**QUIET, **(run_config or {})}
+    bound = {"settings": settings, **(resources or {})}
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(project_instance())
+        return materialize(
+            assets,
+            instance,
+            resources=bound,
+            partition_key=partition_key,
+            run_config=config,
+            raise_on_error=True,
         )

@@ -25,13 +25,10 @@ def _sizes(s: GenZooSettings) -> dict:
 
 def materialize_species(settings: GenZooSettings) -> None:
     """Run the `species` asset in the project instance: the table's only writer, the partitions' only registrar."""
-    from genzoo_assets.app.instance import project_instance
-    from genzoo_assets.app.run import materialize
+    from genzoo_assets.app.run import run_assets
     from genzoo_assets.defs.species import species
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    with project_instance() as instance:
-        materialize([species], instance, resources={"settings": settings}, run_config=quiet)
+    run_assets([species], settings)
 
 
 def _after_record(args, settings: GenZooSettings) -> str:

@@ -114,6 +114,21 @@ def sweep_stale_temps(folder: str | os.PathLike, now: float | None = None) -> li
     return removed
 
 
+def _temp_name(path: Path) -> Path:
+    owner = f"{TEMP_SEP}{socket.gethostname()}{TEMP_SEP}{os.getpid()}{TEMP_SEP}"
+    return path.parent / f".{path.name}{owner}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def _prepare_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+    if path.parent not in _swept:
+        sweep_stale_temps(path.parent)
+        _swept.add(path.parent)
+
+
 def new_temp_file(path: str | os.PathLike) -> Path:
     """Create an empty temporary file beside ``path``, with the mode the umask gives a new file.
 
@@ -122,16 +137,9 @@ def new_temp_file(path: str | os.PathLike) -> Path:
     (``sweep_stale_temps``, once per folder and process).
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataDirError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
-    if path.parent not in _swept:
-        sweep_stale_temps(path.parent)
-        _swept.add(path.parent)
-    owner = f"{TEMP_SEP}{socket.gethostname()}{TEMP_SEP}{os.getpid()}{TEMP_SEP}"
+    _prepare_folder(path)
     while True:
-        tmp = path.parent / f".{path.name}{owner}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        tmp = _temp_name(path)
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
             return tmp
@@ -228,6 +236,60 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary folder next to ``path``; rename it onto ``path`` only if the block
+    succeeds (``path`` must not exist, or be an empty folder). Named like :func:`new_temp_file`'s
+    files, so the next writer into the folder sweeps it if this one is killed."""
+    path = Path(path)
+    _prepare_folder(path)
+    while True:
+        tmp = _temp_name(path)
+        try:
+            tmp.mkdir()
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise_if_disk_full(exc, path)
+            raise
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()  # an empty folder the caller checked; a non-empty one raises
+        os.rename(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        raise_if_disk_full(exc, path)
+        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """Whether another process holds an ``flock`` (shared or exclusive) on ``path`` right now."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def hold_shared_lock(path: str | os.PathLike):
+    """An open handle to the existing file ``path`` holding a shared ``flock`` until it is closed
+    (or its process dies): a lease for as long as an object lives, where :func:`file_lock` holds
+    one for a block."""
+    handle = open(path, "rb")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

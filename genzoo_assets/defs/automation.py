@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.partitions import (
     NUM_SHARDS,
@@ -18,14 +19,7 @@ from genzoo_assets.defs.partitions import (
 )
 from genzoo_assets.defs.resources import GenZooSettings
 
-PER_SAMPLE_ASSETS = [
-    "shape_params",
-    "pose_params",
-    "control_renders",
-    "captions",
-    "prompts",
-    "images",
-]
+PER_SAMPLE_ASSETS = list(layout.SAMPLE_STAGES)
 MAX_RUNS_PER_TICK = 64
 
 generate_samples = dg.define_asset_job(

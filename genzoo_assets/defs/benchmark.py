@@ -3,6 +3,7 @@
 import dagster as dg
 import torch
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.body import load_body_model
 from genzoo_assets.core.evaluate import (
     benchmark_set_from_animal3d,
@@ -63,7 +64,7 @@ def _test_set(
     """(test set, its ground-truth body model)."""
     root = settings.root()
     if name == "heldout":
-        return heldout_benchmark_set(root / "shards"), settings.body()
+        return heldout_benchmark_set(layout.shards_dir(root)), settings.body()
     animal3d_json = config.animal3d_json or release.animal3d_json
     smal_model = config.animal3d_smal_model or release.animal3d_smal_model
     if not animal3d_json:
@@ -105,12 +106,12 @@ def benchmark(
     test_set, gt_body = _test_set(context.partition_key, config, settings, animal3d)
     body = settings.body()  # the regressor's: its betas and poses live in this model
     model = load_regressor(
-        root / "regressor" / "checkpoint.pt", body_model=body
+        layout.checkpoint_file(root), body_model=body
     )  # refuses another body model
     torch.manual_seed(settings.base_seed)
     untrained = build_regressor(model.config)
     hw = tuple(model.config.image_size)
-    poses, betas = training_pose_statistics(root / "shards")
+    poses, betas = training_pose_statistics(layout.shards_dir(root))
     result = run_benchmark(
         test_set,
         regressor_predict_fn(model, hw),
@@ -124,7 +125,7 @@ def benchmark(
         gt_body_model=gt_body,
         v2v=config.v2v,
     )
-    out_dir = root / "benchmark" / context.partition_key
+    out_dir = layout.benchmark_dir(root, context.partition_key)
     paths = write_report(result, out_dir, select_gallery(result, test_set, body))
     overall = result.summary[result.summary["group"] == "overall"]
     context.log.info("\n" + overall[SUMMARY_COLUMNS].to_string(index=False))

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from PIL import Image
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.checks import CheckOutcome, backend_counts, require_same_sample_ids
 from genzoo_assets.core.tables import read_table, write_table_atomic
 
@@ -21,7 +22,7 @@ class MissingUpstreamError(FileNotFoundError):
 
 
 def partition_file(root: Path, asset: str, species: str, shard: str) -> Path:
-    return root / asset / species / f"{shard}.parquet"
+    return layout.partition_table(root, asset, species, shard)
 
 
 def read_partition(root: Path, asset: str, species: str, shard: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ and a run resolves it in its own process: ``GENZOO_DATA_DIR``, ``GENZOO_BODY_MOD
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import os
@@ -182,8 +183,10 @@ class GenZooSettings(CheckedFields, dg.ConfigurableResource):
         return default_data_dir(override=self.data_dir or None)
 
     def body(self):
-        """The body model, loaded once per process (steps of one run share it)."""
-        return _load_body_model(self.body_model)
+        """The body model: read from its file once per process, and a copy of its own for every
+        caller, so a step that moves it to a device (training, prediction) never moves the model
+        another step of the same process is using."""
+        return copy.deepcopy(_load_body_model(self.body_model))
 
     def torch_device(self) -> str:
         return resolve_device(self.device)

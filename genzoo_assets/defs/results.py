@@ -3,6 +3,7 @@ beside the catalog (`genzoo catalog sql` attaches it) without the catalog readin
 
 import dagster as dg
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.catalog import results as results_db
 from genzoo_assets.defs.benchmark import benchmark
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING
@@ -23,8 +24,8 @@ def results(context: dg.AssetExecutionContext, settings: GenZooSettings) -> dg.M
     rows trained the checkpoint), rebuilt in full from `benchmark/*/predictions.parquet` and
     `regressor/lineage.parquet`; query them with `genzoo catalog sql`, joined with `samples`."""
     root = settings.root()
-    predictions = {name: root / "benchmark" / name / "predictions.parquet" for name in TEST_SETS}
-    path = results_db.refresh_results(root, predictions, root / "regressor" / "lineage.parquet")
+    predictions = {name: layout.predictions_file(root, name) for name in TEST_SETS}
+    path = results_db.refresh_results(root, predictions, layout.lineage_file(root))
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

@@ -7,6 +7,7 @@ from typing import Literal
 import dagster as dg
 import pydantic
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.dataset import webdataset
@@ -66,7 +67,7 @@ def dataset_shards(
     out = webdataset.export_shards(
         samples,
         root,
-        root / "shards",
+        layout.shards_dir(root),
         heldout_families=tuple(config.heldout_families),
         val_fraction=config.val_fraction,
         exclude_flagged=config.exclude_flagged,
@@ -176,8 +177,8 @@ def regressor(
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
     root = settings.root()
     shards, out_dir = (
-        webdataset.resolve_export(root / "shards"),
-        root / "regressor",
+        webdataset.resolve_export(layout.shards_dir(root)),
+        layout.regressor_dir(root),
     )  # one export throughout
     body = settings.body()
     tcfg = _train_config(config, body.num_betas, settings.torch_device())

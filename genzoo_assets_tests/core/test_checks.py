@@ -20,7 +20,7 @@ from genzoo_assets.core.render.renderer import ControlRenderer
 from genzoo_assets.core.sampling.partition import sample_shapes_partition
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.text import is_fallback
-from genzoo_assets.core.text.backends import fallback_name
+from genzoo_assets.core.text.fallback import fallback_name
 from genzoo_assets_tests.core.render.conftest import make_pose_df
 
 RES = 64

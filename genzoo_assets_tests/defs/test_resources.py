@@ -35,3 +35,14 @@ def test_code_location_binds_env_vars_that_the_run_resolves(monkeypatch):
         "cpu",
         1024,
     )
+
+
+def test_each_caller_gets_its_own_body_model_so_moving_one_moves_no_other():
+    import torch
+
+    settings = GenZooSettings(body_model="procedural")
+    first, second = settings.body(), settings.body()
+    assert first is not second
+    first.to(torch.float64)  # what training does with its device (nn.Module.to is in place)
+    assert all(b.dtype == torch.float32 for b in second.buffers() if b.is_floating_point())
+    assert first.num_vertices == second.num_vertices and first.sha256 == second.sha256

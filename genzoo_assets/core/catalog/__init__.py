@@ -1,7 +1,11 @@
-"""The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`refresh`), read with
-sandboxed SQL (:mod:`query`); the file, its lock and its errors are in :mod:`store`."""
+"""The DuckDB catalog: a snapshot of every stage's Parquet files (:mod:`.refresh`), read with
+sandboxed SQL (:mod:`.query`); the file, its lock and its errors are in :mod:`.store`.
 
-from genzoo_assets.core.catalog.query import catalog_views, query, query_batches
+The package exports no ``query`` function: the name is its submodule's
+(``from genzoo_assets.core.catalog import query; query.query(sql)``).
+"""
+
+from genzoo_assets.core.catalog.query import catalog_views, query_batches
 from genzoo_assets.core.catalog.refresh import refresh_catalog
 from genzoo_assets.core.catalog.store import CatalogMissingError, CatalogQueryError, catalog_path
 
@@ -10,7 +14,6 @@ __all__ = [
     "CatalogQueryError",
     "catalog_path",
     "catalog_views",
-    "query",
     "query_batches",
     "refresh_catalog",
 ]

@@ -76,7 +76,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from genzoo_assets.core import paths
+from genzoo_assets.core import layout, paths
 from genzoo_assets.core.catalog.store import (
     ALIAS,
     BATCH_PARTITIONS,
@@ -184,7 +184,7 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
     children: dict[str, list[str]] = {}
     for d in known:
         children.setdefault(os.path.dirname(d), []).append(d)
-    species_file = (root / "species" / "species.parquet").as_posix()
+    species_file = layout.species_table(root).as_posix()
     out.scanned.add(os.path.dirname(species_file))  # one file: always looked at
     try:
         st = os.stat(species_file)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import duckdb
 
-from genzoo_assets.core import paths
+from genzoo_assets.core import layout, paths
 
-CATALOG_NAME = "catalog.duckdb"
+CATALOG_NAME = layout.CATALOG_FILE
 LOCK_NAME = f"{CATALOG_NAME}.lock"  # readers hold it shared, an in-place refresh exclusively
-RESULTS_NAME = "results.duckdb"  # written by ``results.refresh_results``; attached by queries
+RESULTS_NAME = layout.RESULTS_FILE  # written by ``results.refresh_results``; attached by queries
 FORMAT = 3  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
-SAMPLE_TABLES = ("shape_params", "pose_params", "control_renders", "captions", "prompts", "images")
+SAMPLE_TABLES = layout.SAMPLE_STAGES
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
 SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
 QUERY_MEMORY_LIMIT = (

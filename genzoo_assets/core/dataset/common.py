@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from genzoo_assets.core.dataset.splits import assign_splits
+from genzoo_assets.core.paths import atomic_dir
 
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
 
@@ -64,14 +63,5 @@ def fresh_output(out_dir) -> Iterator[Path]:
         raise ValueError(
             f"output folder {out_dir} already exists and is not empty: choose a new folder"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(out_dir) as tmp:
         yield tmp
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -30,7 +30,6 @@ reader holds their ``.readers`` lease (:class:`ExportLease`).
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -58,7 +57,7 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
-from genzoo_assets.core.paths import file_lock, raise_if_disk_full
+from genzoo_assets.core.paths import file_lock, hold_shared_lock, lock_is_held, raise_if_disk_full
 
 FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
@@ -214,16 +213,7 @@ def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
 
 
 def _leased(export_dir: Path) -> bool:
-    path = export_dir / READERS
-    if not path.is_file():
-        return False
-    with open(path, "rb") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+    return lock_is_held(export_dir / READERS)
 
 
 class ExportLease:
@@ -238,8 +228,7 @@ class ExportLease:
         self._fh = None
         self.export_dir = Path(export_dir)
         self.path = self.export_dir / READERS
-        self._fh = open(self.path, "rb")
-        fcntl.flock(self._fh, fcntl.LOCK_SH)
+        self._fh = hold_shared_lock(self.path)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.paths import atomic_path
 
 
@@ -44,7 +45,7 @@ def write_image_sheet(
     rows: pd.DataFrame, data_dir: str | Path, name: str, max_samples: int = 6
 ) -> Path:
     """Write ``previews/images/<name>.png`` and return its path."""
-    path = Path(data_dir) / "previews" / "images" / f"{name}.png"
+    path = layout.previews_dir(data_dir, "images") / f"{name}.png"
     with atomic_path(path) as tmp:
         image_sheet(rows, data_dir, max_samples).save(tmp, format="PNG")
     return path

@@ -16,7 +16,8 @@ one whole export even while a new one is being swapped in; a streaming split hol
 Augmentation (training only): scale and translation jitter of the crop window, colour jitter
 (brightness, contrast, saturation), grey crops and, optionally, GenZoo's in-plane rotation (off by
 default: on the demo's 574 images and 800 steps it raised held-out PA-MPJPE from 89.6 to 90.5;
-see ``train.py``). A turned crop turns the 2D keypoints, the 3D keypoints, the camera's offset and
+see ``docs/experiments/tiny-regressor.md``). A turned crop turns the 2D keypoints, the 3D
+keypoints, the camera's offset and
 the global orientation with it, about the optical axis; the body model turns about its root joint,
 so its posed keypoints then match the turned 3D keypoints up to a translation (which every aligned
 metric removes, and which the 2D loss leaves to the predicted camera).

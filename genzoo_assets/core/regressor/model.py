@@ -11,7 +11,7 @@ started from SMPL's mean parameters, which GenZoo commented out). We keep that: 
 model then *is* the rest-pose baseline, and a head that started from the training set's mean
 pose would start from a worse answer, not a better one — on held-out Felidae the chordal mean of
 the training poses (sitting, lying and standing averaged) scores a higher PA-MPJPE than the rest
-pose (see ``train.py``).
+pose (see ``docs/experiments/tiny-regressor.md``).
 
 The tiny CPU model adds one thing to the head (``query_from_features``): its query token is the
 learned token plus a linear map of the whole flattened feature map. Cross-attention is blind to
@@ -20,7 +20,7 @@ the order of its tokens, and the ResNet backbone's 4×3 feature cells carry no p
 is the posture; and a query that is zero at the start attends to every cell equally until it has
 learned to do otherwise. On the demo's data the validation body-pose loss sat at the mean pose's
 level (about 3.6) for 300 to over 1,000 steps before it fell; with the flattened map it falls from
-the first validation on (2.9 at step 250 against 3.6). ``train.py`` has the side-by-side runs.
+the first validation on (2.9 at step 250 against 3.6). ``docs/experiments/tiny-regressor.md`` has the side-by-side runs.
 """
 
 from __future__ import annotations

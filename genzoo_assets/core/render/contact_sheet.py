@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.paths import write_bytes_atomic
 
 PANELS = ("rgb", "depth", "canny", "keypoints")
@@ -82,5 +83,5 @@ def write_contact_sheet(
         raise ValueError("contact sheet: no control_renders rows to show")
     if name is None:
         name = f"{rows['species'].iloc[0]}__{rows['shard'].iloc[0]}"
-    path = Path(data_dir) / "previews" / "control_renders" / f"{name}.png"
+    path = layout.previews_dir(data_dir, "control_renders") / f"{name}.png"
     return write_bytes_atomic(path, png_bytes(contact_sheet(rows, data_dir, max_samples)))

@@ -27,7 +27,7 @@ from genzoo_assets.core.body.rotations import axis_angle_to_matrix, rot6d_to_mat
 from genzoo_assets.core.body.skeleton import NUM_BODY_JOINTS
 from genzoo_assets.core.npzio import read_npz
 from genzoo_assets.core.provenance import file_sha256
-from genzoo_assets.core.sampling.poses import canonical_to_model
+from genzoo_assets.core.sampling.canonical import canonical_to_model
 
 POSE_KEYS = ("pose_6d", "poses", "pose_rotmat")
 OPTIONAL_KEYS = ("orient_6d", "postures")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from genzoo_assets.core.body.skeleton import SMAL_JOINT_NAMES
+from genzoo_assets.core.sampling.canonical import canonical_to_model
 from genzoo_assets.core.sampling.joint_limits import clip_to_limits, euler_to_matrix
-from genzoo_assets.core.sampling.poses import canonical_to_model
 
 POSTURE_WEIGHTS = {
     "standing": 0.25,

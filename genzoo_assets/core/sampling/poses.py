@@ -29,12 +29,6 @@ class PoseSampler(Protocol):
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]: ...
 
 
-def canonical_to_model(rotations: np.ndarray, canonical_rotation: np.ndarray) -> np.ndarray:
-    """Rotations written in the canonical frame → model coordinates: ``Cᵀ · R · C``."""
-    c = np.asarray(canonical_rotation, dtype=np.float64)
-    return np.einsum("ji,...jk,kl->...il", c, rotations, c)
-
-
 def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
     """Build the pose backend ``name`` ("procedural" default, "bank" for GenZoo-style npz banks)."""
     if name == "procedural":

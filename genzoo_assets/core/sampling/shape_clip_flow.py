@@ -21,7 +21,7 @@ from genzoo_assets.core.sampling.clip_text import (
     species_gaussian_from_text,
 )
 from genzoo_assets.core.sampling.flow import ConditionalRealNVP, load_flow_checkpoint
-from genzoo_assets.core.sampling.shapes import common_name, species_label
+from genzoo_assets.core.sampling.species_labels import common_name, species_label
 
 
 class ShapeResampleError(RuntimeError):

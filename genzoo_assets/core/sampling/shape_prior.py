@@ -19,7 +19,7 @@ import numpy as np
 
 from genzoo_assets.core.body.unpickle import UnpickleFailed, UnpickleRefused, safe_load, to_array
 from genzoo_assets.core.provenance import file_sha256
-from genzoo_assets.core.sampling.shapes import species_label, taxon_keys
+from genzoo_assets.core.sampling.species_labels import species_label, taxon_keys
 
 
 class SmalDataError(RuntimeError):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from genzoo_assets.core import layout
 from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
@@ -45,18 +46,14 @@ from genzoo_assets.core.taxonomy.table import (
 ADDED_COLUMNS = ("scientific_name", "common_name", "order", "family", "is_dog", "source")
 
 
-def species_dir(root: Path) -> Path:
-    return Path(root) / "species"
-
-
 def species_table_path(root: Path) -> Path:
-    return species_dir(root) / "species.parquet"
+    return layout.species_table(root)
 
 
 @contextlib.contextmanager
 def species_lock(root: Path) -> Iterator[None]:
     """Exclusive ``flock`` on ``species/.species.lock`` (blocks until free; released on exit or death)."""
-    with file_lock(species_dir(root) / ".species.lock"):
+    with file_lock(layout.species_lock(root)):
         yield
 
 
@@ -70,12 +67,12 @@ def read_species_table(root: Path) -> pd.DataFrame:
 
 
 def _frame(root: Path) -> pd.DataFrame | None:
-    path = species_dir(root) / "frame.parquet"
+    path = layout.species_frame(root)
     return read_table(path) if path.exists() else None
 
 
 def _added(root: Path) -> pd.DataFrame:
-    path = species_dir(root) / "added.parquet"
+    path = layout.species_added(root)
     return read_table(path) if path.exists() else pd.DataFrame(columns=list(ADDED_COLUMNS))
 
 
@@ -177,7 +174,7 @@ def add_species_by_name(
         newly = len(updated) > len(table)
         if newly:
             added = pd.concat([_added(root), pd.DataFrame([row])], ignore_index=True)
-            write_table_atomic(added.astype({"is_dog": bool}), species_dir(root) / "added.parquet")
+            write_table_atomic(added.astype({"is_dog": bool}), layout.species_added(root))
     match = updated[
         (updated["scientific_name"] == row["scientific_name"]) & (updated["is_dog"] == is_dog)
     ]
@@ -198,7 +195,7 @@ def import_mdd(
             f"no Eulipotyphla, no extinct, no bats/cetaceans/pinnipeds)"
         )
     with species_lock(root):
-        write_table_atomic(frame, species_dir(root) / "frame.parquet")
+        write_table_atomic(frame, layout.species_frame(root))
         table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
     counts = (
         frame.groupby("order")

@@ -7,7 +7,6 @@ from genzoo_assets.core.model_dirs import ModelDirectoryError
 from genzoo_assets.core.text.backends import (
     CAPTIONERS,
     PROMPTERS,
-    is_fallback,
     make_captioner,
     make_prompter,
 )
@@ -18,6 +17,7 @@ from genzoo_assets.core.text.captioners import (
     GeometricCaptioner,
     describe_view,
 )
+from genzoo_assets.core.text.fallback import is_fallback
 from genzoo_assets.core.text.partition import (
     CAPTION_COLUMNS,
     PROMPT_COLUMNS,

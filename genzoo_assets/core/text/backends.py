@@ -9,17 +9,6 @@ CAPTIONERS = ("geometric", "vlm")
 PROMPTERS = ("template", "llm")
 
 
-def fallback_name(fallback: str, primary: str) -> str:
-    """The backend recorded for a sample the ``primary`` model could not make (e.g. an empty
-    answer), made by ``fallback`` instead: ``geometric(fallback:vlm:Molmo-7B-D-0924)``."""
-    return f"{fallback}(fallback:{primary})"
-
-
-def is_fallback(backend: str) -> bool:
-    """Whether a recorded ``*_backend`` value names a fallback (see :func:`fallback_name`)."""
-    return "(fallback:" in str(backend)
-
-
 def make_captioner(name: str, **opts) -> Captioner:
     """ "geometric" (default, exact, no model) or "vlm" (``model_dir=``, ``device``, ``dtype``,
     ``batch_size``, ``max_new_tokens``, ``trust_remote_code`` — see :class:`VLMCaptioner`)."""

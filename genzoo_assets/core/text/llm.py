@@ -20,8 +20,8 @@ from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.seeds import derive_seed
-from genzoo_assets.core.text.backends import fallback_name
 from genzoo_assets.core.text.budget import Clause, TokenBudget
+from genzoo_assets.core.text.fallback import fallback_name
 from genzoo_assets.core.text.prompters import (
     FittedPrompt,
     PromptInput,
