@@ -135,6 +135,7 @@ def check_egl(cpu: bool) -> str:
 def check_dagster(device: str) -> str:
     import dagster as dg
 
+    from genzoo_assets.core import layout
     from genzoo_assets.defs.images import images
     from genzoo_assets.defs.partitions import sample_partition_key
     from genzoo_assets.defs.render import control_renders
@@ -171,7 +172,8 @@ def check_dagster(device: str) -> str:
         seconds = time.perf_counter() - start
         if not result.success:
             raise RuntimeError("the partition's run did not succeed")
-        written = list((Path(tmp) / "data" / "images").rglob("*.jpg"))
+        files = layout.partition_files(settings.root(), "images", "dog-labrador-retriever", "000")
+        written = list(files.glob("*.jpg"))
         if len(written) != settings.samples_per_shard:
             raise RuntimeError(
                 f"{len(written)} images written, expected {settings.samples_per_shard}"
