@@ -8,7 +8,8 @@ Rows (each passes, fails with its error's last line, or says it is not available
 - ``flux``: FLUX.1-dev + XLabs canny and depth ControlNets + T5-XXL + CLIP-L + VAE at their real
   size from the repository's configs, random weights, through the project's own generator at
   1024², bf16, default speed settings (``bench/flux_gpu.py`` for the full comparison).
-- ``vlm``, ``llm``: ``bench/text_gpu.py`` when the branch has it.
+- ``vlm``, ``llm``: ``bench/text_gpu.py --random-weights --roles captioner|prompter`` (``--full`` on
+  a GPU, ``--layers 1`` on a CPU): Qwen2.5-VL-7B and Qwen2.5-7B, tokens/s and the fixed-cost line.
 - ``vit-h train``: ``bench/train_loader.py`` (a ViT-H training step under bf16) when the branch has it.
 - ``egl render``: pyrender offscreen through EGL; on a GPU the GL renderer must not be Mesa's
   software llvmpipe (a node without the NVIDIA EGL vendor library renders on the CPU).
@@ -88,17 +89,29 @@ def check_flux(device: str, cpu: bool, resolution: int) -> str:
     return figure + ")"
 
 
-def check_script(name: str, cpu: bool) -> str:
-    """Run ``bench/<name>`` (another branch's bench) and report its last line."""
+def check_script(name: str, args: list[str], pick=None) -> str:
+    """Run ``bench/<name> <args>`` (another branch's bench); report ``pick(lines)`` or its last line."""
     script = REPO / "bench" / name
     if not script.is_file():
         raise Unavailable(f"bench/{name} {NOT_AVAILABLE}")
-    cmd = [sys.executable, str(script)] + (["--cpu"] if cpu else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    cmd = [sys.executable, str(script), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     lines = (proc.stdout + proc.stderr).strip().splitlines() or ["(no output)"]
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[1:])} exited {proc.returncode}: {lines[-1]}")
-    return lines[-1]
+    return (pick or (lambda ls: ls[-1]))(proc.stdout.strip().splitlines() or lines)
+
+
+def check_text(role: str, cpu: bool) -> str:
+    """``bench/text_gpu.py`` for one role: its table row and its fixed-cost line."""
+    depth = ["--layers", "1"] if cpu else ["--full"]
+
+    def pick(lines: list[str]) -> str:
+        row = [" ".join(ln.split()) for ln in lines if ln.startswith(role)]
+        cost = [ln.strip() for ln in lines if ln.strip().startswith(f"{role}:")]
+        return "; ".join(row[:1] + cost[:1]) or lines[-1]
+
+    return check_script("text_gpu.py", ["--random-weights", *depth, "--roles", role], pick)
 
 
 def check_egl(cpu: bool) -> str:
@@ -187,9 +200,9 @@ def run_checks(cpu: bool, resolution: int, only: list[str] | None) -> list[tuple
     device = "cpu" if cpu else "cuda"
     checks = {
         "flux": lambda: check_flux(device, cpu, resolution),
-        "vlm": lambda: check_script("text_gpu.py", cpu),
-        "llm": lambda: check_script("text_gpu.py", cpu),
-        "vit-h train": lambda: check_script("train_loader.py", cpu),
+        "vlm": lambda: check_text("captioner", cpu),
+        "llm": lambda: check_text("prompter", cpu),
+        "vit-h train": lambda: check_script("train_loader.py", ["--cpu"] if cpu else []),
         "egl render": lambda: check_egl(cpu),
         "dagster partition": lambda: check_dagster(device),
     }

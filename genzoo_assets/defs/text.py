@@ -27,9 +27,11 @@ from genzoo_assets.defs.resources import (
 
 
 class CaptionConfig(CheckedFields, dg.Config):
-    backend: str = "geometric"  # geometric (exact, offline default) | vlm (the paper: Molmo-7B)
-    model_dir: str = ""  # vlm: local transformers image-text-to-text model directory
-    trust_remote_code: bool = False  # vlm: Molmo ships its own modelling code
+    backend: str = "geometric"  # geometric (exact, offline default) | vlm (Qwen2.5-VL-7B-Instruct)
+    model_dir: str = (
+        ""  # vlm: a local VLM folder or cached repo id; "" = Qwen/Qwen2.5-VL-7B-Instruct
+    )
+    trust_remote_code: bool = False  # vlm: Molmo's own code (runs on transformers 4.46-4.53 only)
     max_fallback_rate: float = (
         0.1  # vlm: share of captions the geometric fallback may write (the check's ceiling)
     )

@@ -9,16 +9,21 @@ batch's item seeds (``batch_size=1`` makes every prompt depend on its own seed a
 The orientation must reach the image model verbatim: when the answer lacks the species name or
 the orientation words, the template's required clause is put in front (backend ``...+orientation``);
 an empty answer falls back to the whole template prompt (backend ``template(fallback:...)``).
+
+The model is loaded once per process (:func:`core.residency.resident`, keyed by role, folder,
+device and dtype) and reused by every partition the process prompts.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.provenance import file_sha256
+from genzoo_assets.core.residency import resident
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.budget import Clause, TokenBudget
 from genzoo_assets.core.text.fallback import fallback_name
@@ -81,6 +86,23 @@ def answer_clauses(
     return [core] + [Clause(c.text, c.priority) for c in clauses], True
 
 
+def load_llm(folder: Path, device: str, dtype, trust_remote_code: bool = False):
+    """(tokenizer, model on ``device`` in ``dtype``, folder sha256) of a checked chat-model folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)"
+        )
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    return tokenizer, model.to(device).eval(), file_sha256(folder)
+
+
 class LLMPrompter:
     """Prompts written by a local chat model; see the module docstring for fallbacks."""
 
@@ -97,8 +119,6 @@ class LLMPrompter:
         budget: TokenBudget | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         folder = check_transformers_dir(model_dir, "LLM prompter")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -107,23 +127,13 @@ class LLMPrompter:
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.budget = budget or TokenBudget()
-        kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
-                f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)"
-            )
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = (
-            AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs)
-            .to(self.device)
-            .eval()
+        key = ("llm", str(folder), self.device, str(self.dtype), bool(trust_remote_code))
+        self.tokenizer, self.model, sha256 = resident(
+            key, lambda: load_llm(folder, self.device, self.dtype, bool(trust_remote_code))
         )
         self.name = f"llm:{folder.name}"
         self.model_files = {
-            "llm": file_sha256(folder),
+            "llm": sha256,
             "instructions": data_sha256("instructions.yaml"),
             "photo_vocabulary": data_sha256("photo_vocabulary.yaml"),
         }

@@ -1,13 +1,14 @@
 """GenZoo's captioner: a vision-language model asked how the animal in the raw render is oriented.
 
-The paper used Molmo-7B. Any transformers image-text-to-text model in a local folder works
-(LLaVA, Qwen2-VL, Molmo2, ...): it is loaded offline with ``AutoProcessor`` +
-``AutoModelForImageTextToText`` and asked the fixed question of ``data/instructions.yaml`` with
-greedy decoding, a batch at a time. The original Molmo-7B (``allenai/Molmo-7B-D-0924``) ships its
-own modelling code: pass ``trust_remote_code=True`` to allow running that code (it is off by
-default because it executes Python from the model folder); Molmo's processor exposes
-``process()`` and its model ``generate_from_batch()``, which this class then uses one image at a
-time, as in Molmo's model card.
+The paper used Molmo-7B-D; its remote code does not run on the pinned transformers 5, so the
+default is Qwen2.5-VL-7B-Instruct (native transformers; Qwen3-VL-8B-Instruct works the same way).
+Which code loads which folder, and the exact Molmo limitation, are in :mod:`.vlm_loading`. The model
+is asked the fixed question of ``data/instructions.yaml`` with greedy decoding, a batch at a time;
+Molmo (on transformers 4.46–4.53, ``trust_remote_code=True``) is driven through its processor's
+``process()`` and ``generate_from_batch()``, one image at a time, as in its model card.
+
+The model is loaded once per process (:func:`core.residency.resident`, keyed by role, folder,
+device and dtype): every partition a process captions after the first reuses it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.model_dirs import check_transformers_dir
-from genzoo_assets.core.provenance import file_sha256
+from genzoo_assets.core.residency import resident
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
 from genzoo_assets.core.text.fallback import fallback_name
+from genzoo_assets.core.text.vlm_loading import DEFAULT_VLM, MOLMO_TYPE, load_vlm, model_label
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
 
 _ANSWER_PREFIX = re.compile(r"^\s*(answer|assistant|a)\s*:\s*", re.I)
@@ -66,32 +68,22 @@ class VLMCaptioner:
         max_new_tokens: int = 48,
         trust_remote_code: bool = False,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
-
-        folder = check_transformers_dir(model_dir, "VLM captioner", needs_processor=True)
+        folder = check_transformers_dir(
+            model_dir or DEFAULT_VLM, "VLM captioner", needs_processor=True
+        )
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
         self.max_new_tokens = int(max_new_tokens)
-        kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
-        self.processor = AutoProcessor.from_pretrained(folder, **kwargs)
-        try:
-            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=self.dtype, **kwargs)
-        except ValueError:
-            if not trust_remote_code:
-                raise
-            # Molmo-7B's remote code registers itself as a causal LM only.
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, **kwargs)
-        self.model = model.to(self.device).eval()
-        self._molmo = hasattr(self.processor, "process") and hasattr(
-            self.model, "generate_from_batch"
+        key = ("vlm", str(folder), self.device, str(self.dtype), bool(trust_remote_code))
+        loaded = resident(
+            key, lambda: load_vlm(folder, self.device, self.dtype, bool(trust_remote_code))
         )
-        tokenizer = getattr(self.processor, "tokenizer", None)
-        if tokenizer is not None:
-            tokenizer.padding_side = "left"  # batched generation continues after the prompt
-        self.name = f"vlm:{folder.name}"
+        self.model, self.processor = loaded.model, loaded.processor
+        self._molmo = loaded.model_type == MOLMO_TYPE
+        self.name = f"vlm:{model_label(model_dir or DEFAULT_VLM, folder)}"
         self.model_files = {
-            "vlm": file_sha256(folder),
+            "vlm": loaded.sha256,
             "instructions": data_sha256("instructions.yaml"),
         }
         self._fallback = GeometricCaptioner()

@@ -93,3 +93,31 @@ def test_missing_model_dir_and_missing_chat_template(tmp_path):
     (folder / "chat_template.jinja").unlink()
     with pytest.raises(ValueError, match="no chat template"):
         LLMPrompter(folder, device="cpu")
+
+
+@pytest.mark.slow
+def test_two_partitions_share_one_bf16_load(qwen_dirs):
+    """What a GPU step running many partitions does: one load, bf16 weights (as on CUDA)."""
+    import torch
+
+    from genzoo_assets.core import residency
+
+    residency.release_all()
+    before = residency.loads
+    outs = []
+    for shard in ("000", "001"):
+        rows = pd.DataFrame(
+            {
+                "sample_id": [f"snow-leopard.{shard}.{i:05d}" for i in range(2)],
+                "caption": [CAPTION] * 2,
+            }
+        )
+        prompter = make_prompter(
+            "llm", model_dir=qwen_dirs[0], device="cpu", dtype="bfloat16", max_new_tokens=12
+        )
+        outs.append(prompt_partition(rows, {"common_name": "Snow leopard"}, prompter))
+        assert prompter.model.dtype == torch.bfloat16
+    assert residency.loads == before + 1
+    for out in outs:
+        assert out["prompt_backend"].str.startswith(prompter.name).all()
+        assert out["prompt"].str.contains("Snow leopard facing left").all()

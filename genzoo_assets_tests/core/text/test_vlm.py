@@ -114,8 +114,11 @@ def test_missing_and_incomplete_model_dirs(tmp_path, llava_dir):
         match=r"missing: weights: no weight file .*; a tokenizer .*; an image processor config",
     ):
         VLMCaptioner(partial)
-    with pytest.raises(ModelDirectoryError, match="VLM captioner: no model folder"):
-        make_captioner("vlm", device="cpu")  # what an empty model_dir config becomes
+    with pytest.raises(
+        ModelDirectoryError,
+        match="VLM captioner model 'Qwen/Qwen2.5-VL-7B-Instruct' is neither a local folder nor a repo",
+    ):
+        make_captioner("vlm", device="cpu")  # an empty model_dir config: the default, not cached
 
 
 def test_one_sentence():
