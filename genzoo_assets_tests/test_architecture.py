@@ -111,7 +111,7 @@ def test_the_core_does_not_import_the_dagster_or_app_layers():
 # "species.parquet", "catalog.duckdb". Docstrings (``shards/``) and dict keys are not paths.
 LAYOUT_LITERAL = re.compile(
     r"""/\s*["'](shards|regressor|benchmark|previews|species|shape_params|pose_params|"""
-    r"""control_renders|captions|prompts|images)["']"""
+    r"""control_renders|captions|prompts|images|planning)["']"""
     r"""|["'][^"'\s]*(species|frame|added)\.parquet["']|["'](catalog|results)\.duckdb["']"""
 )
 

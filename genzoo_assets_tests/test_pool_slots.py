@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from genzoo_assets.core.processes import process_identity
 from genzoo_assets.defs import pool_slots
 from genzoo_assets.defs.pool_slots import dead_run_pool_slots
 
@@ -31,8 +32,26 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _run(instance, pid: int, host: str | None = None, status=dg.DagsterRunStatus.STARTED) -> str:
-    tags = {pool_slots.HOST_TAG: host or socket.gethostname(), pool_slots.PID_TAG: str(pid)}
+def _identity(pid: int, boot: str | None = None, namespace: str | None = None) -> str:
+    """``pid``'s worker identity as `genzoo` tags it; a dead pid gets any start time."""
+    here_boot, here_ns, _, _ = process_identity().split("/")
+    live = process_identity(pid)
+    ticks = live.split("/")[3] if live else "1"
+    return f"{boot or here_boot}/{namespace or here_ns}/{pid}/{ticks}"
+
+
+def _run(
+    instance,
+    pid: int,
+    host: str | None = None,
+    status=dg.DagsterRunStatus.STARTED,
+    identity: str | None = None,
+) -> str:
+    tags = {
+        pool_slots.HOST_TAG: host or socket.gethostname(),
+        pool_slots.PID_TAG: str(pid),
+        pool_slots.WORKER_TAG: identity or _identity(pid, boot="another-boot" if host else None),
+    }
     return create_run_for_test(instance, status=status, tags=tags).run_id
 
 

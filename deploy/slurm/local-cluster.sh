@@ -11,7 +11,11 @@
 #   GENZOO_SLURM_DIR    state directory
 #   GENZOO_SLURM_PORT   slurmctld port (slurmd uses PORT+1; default 6817)
 #   GENZOO_SLURM_CPUS   CPUs the node advertises (default: nproc)
+#   GENZOO_SLURM_MEM    memory the node advertises, in MB (default: 90% of this machine's)
 #   GENZOO_SLURM_GPUS   fake `gpu` gres count, so `--gres=gpu:1` requests schedule (default 2; 0: none)
+# The node may advertise more CPUs and memory than the machine has (SlurmdParameters=config_overrides;
+# nothing enforces them: task/none, no cgroups), so the executor's default requests (4 CPUs and 16G
+# per step, 8 CPUs and 64G per GPU step) schedule on a small machine too.
 # Partitions: `cpu` (default) and `gpu`, both on this node. Finished jobs are one line each in
 # $GENZOO_SLURM_DIR/jobcomp.log (jobcomp/filetxt: there is no slurmdbd, hence no sacct).
 set -euo pipefail
@@ -33,7 +37,7 @@ need() {
 
 write_conf() {
   local mem gres_line=""
-  mem=$(awk '/MemTotal/{print int($2/1024*0.9)}' /proc/meminfo)
+  mem="${GENZOO_SLURM_MEM:-$(awk '/MemTotal/{print int($2/1024*0.9)}' /proc/meminfo)}"
   [ "$GPUS" -gt 0 ] && gres_line="Gres=gpu:$GPUS"
   cat >"$CONF" <<EOF
 ClusterName=genzoo-local
@@ -50,6 +54,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none

@@ -21,6 +21,7 @@ EPILOG = """examples:
   genzoo catalog sql "FROM samples" --format csv --limit 0 > samples.csv   every row, streamed
   genzoo export animal3d out/animal3d       Animal3D layout for AniMer (41-beta SMAL datasets)
   genzoo export hf out/hf                   Parquet + dataset card for Hugging Face `datasets`
+  genzoo export keep current                pin the current WebDataset export (GenZoo's trainer)
 """
 DEFAULT_SQL_LIMIT = 1000
 
@@ -135,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="the body model the dataset was made with (default: $GENZOO_BODY_MODEL or procedural)",
         )
+    keep = export.add_parser(
+        "keep",
+        help="pin a WebDataset export under DATA_DIR/shards so garbage collection never removes it "
+        "(without a pin, the export `current` points to and the newest 3 are kept)",
+    )
+    keep.add_argument("name", help="the export's folder name (export-...), or `current`")
+    keep.add_argument("--release", action="store_true", help="remove the pin instead")
     return p
 
 
@@ -278,6 +286,15 @@ def _catalog(args) -> int:
 def _export(args) -> int:
     from genzoo_assets.defs.resources import settings_from_env
 
+    if args.export_command == "keep":
+        from genzoo_assets.core.dataset.webdataset import pin_export
+        from genzoo_assets.core.layout import shards_dir
+        from genzoo_assets.core.paths import data_dir
+
+        shards = shards_dir(data_dir(override=args.data_dir))
+        folder = pin_export(shards, args.name, release=args.release)
+        print(f"{'released' if args.release else 'pinned'} {folder}")
+        return 0
     settings = settings_from_env(data_dir=args.data_dir, body_model=args.body_model)
     root, body = settings.root(), settings.body_model
     if args.export_command == "animal3d":

@@ -15,6 +15,8 @@ the folder names below and fails on any spelled elsewhere.
     shards/                                   the WebDataset export (current -> export-<id>/)
     regressor/                                checkpoint.pt, lineage.parquet, history.parquet, ...
     benchmark/<test_set>/                     predictions.parquet, report files
+    planning/plans/<plan_id>.json             sampling plans (immutable, named by their content)
+    planning/rounds.parquet                   which species × shard each planned round generates
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ BENCHMARK_DIR = "benchmark"
 PREVIEWS_DIR = "previews"
 CATALOG_FILE = "catalog.duckdb"
 RESULTS_FILE = "results.duckdb"
+PLANNING_DIR = "planning"
 
 PathLike = str | os.PathLike
 
@@ -117,3 +120,18 @@ def benchmark_dir(root: PathLike, test_set: str) -> Path:
 
 def predictions_file(root: PathLike, test_set: str) -> Path:
     return benchmark_dir(root, test_set) / "predictions.parquet"
+
+
+def planning_dir(root: PathLike) -> Path:
+    """Sampling plans and the ledger of planned rounds."""
+    return Path(root) / PLANNING_DIR
+
+
+def plan_file(root: PathLike, plan_id: str) -> Path:
+    """One plan, named by the hash of its content (written once, never changed)."""
+    return planning_dir(root) / "plans" / f"{plan_id}.json"
+
+
+def rounds_file(root: PathLike) -> Path:
+    """``rounds.parquet``: species, shard, round, plan_id of every planned partition (append-only)."""
+    return planning_dir(root) / "rounds.parquet"

@@ -61,8 +61,21 @@ class DiskFullError(DataDirError):
     """The data directory's filesystem is full: an input error (retrying cannot help)."""
 
 
+TEMP_COMPANIONS = (".wal",)  # files a library writes beside a temporary (DuckDB's write-ahead log)
+
+
+def _owner_name(name: str) -> str:
+    """``name`` without a companion suffix: ``.x~h~1~t.tmp.wal`` belongs to ``.x~h~1~t.tmp``."""
+    for suffix in TEMP_COMPANIONS:
+        if name.endswith(TEMP_SUFFIX + suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def temp_owner(name: str) -> tuple[str, int] | None:
-    """(host, pid) of the writer named in a temporary's name, None for other names."""
+    """(host, pid) of the writer named in a temporary's (or its companion's) name, None for other
+    names."""
+    name = _owner_name(name)
     if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
         return None
     parts = name[: -len(TEMP_SUFFIX)].rsplit(TEMP_SEP, 3)
@@ -79,7 +92,7 @@ def is_stale_temp(path: Path, now: float | None = None, max_age_s: float = STALE
     owner in its name (``.export-*`` folders, older ``.tmp`` names), only once untouched for
     ``max_age_s``.
     """
-    name = path.name
+    name = _owner_name(path.name)
     if not name.startswith(".") or not (name.endswith(TEMP_SUFFIX) or name.startswith(".export-")):
         return False
     owner = temp_owner(name)
@@ -296,3 +309,50 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+class PathEscapeError(ValueError):
+    """A path read from a table, or a file name built from a sample id, leaves the folder it must
+    stay in (``..``, an absolute path elsewhere, a symlink out): an input error, never followed."""
+
+
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def stored_path(root: str | os.PathLike, rel: object, sample_id: object, column: str) -> Path:
+    """The file that a table's ``column`` names for ``sample_id``, checked to lie in ``root``.
+
+    Tables store paths relative to the data directory (``root``); a path with a ``..`` component,
+    an absolute path, or one whose symlinks resolve outside ``root`` is refused with one line
+    naming the sample, the column and the path, so no table can make an export read (and
+    publish) a file from elsewhere. An absolute path that resolves inside ``root`` is accepted.
+    """
+    text = "" if rel is None else str(rel)
+    where = f"sample {sample_id}: column {column} holds {text!r}"
+    if not text or "\0" in text or ".." in Path(text).parts:
+        raise PathEscapeError(f"{where}, which is not a path inside the data directory {root}")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, text))
+    if not _inside(real, real_root):
+        raise PathEscapeError(f"{where}, which resolves outside the data directory {root}")
+    return Path(root) / text
+
+
+def check_file_name(name: object, sample_id: object, what: str) -> str:
+    """``name`` (built from ``sample_id``) if it names one file directly inside a folder: not empty,
+    not ``.``/``..`` or hidden, no path separator or control character; else one line naming the
+    sample and ``what`` it would have named."""
+    text = str(name)
+    bad = (
+        not text
+        or text.startswith(".")
+        or any(sep in text for sep in ("/", "\\"))
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    )
+    if bad:
+        raise PathEscapeError(
+            f"sample {sample_id!r}: {what} {text!r} is not a plain file name "
+            "(sample ids must not hold '/', '\\', control characters or start with '.')"
+        )
+    return text

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from genzoo_assets.core import lease
+
 TRACKED_PACKAGES = (
     "genzoo-assets",
     "torch",
@@ -125,7 +127,9 @@ def provenance(
     run_id: str | None = None,
     **extra,
 ) -> dict:
-    """One stage's provenance record. ``model_files`` maps a role to a sha256 or an HF revision."""
+    """One stage's provenance record. ``model_files`` maps a role to a sha256 or an HF revision;
+    ``device`` (only where the step leased a GPU) names it: index, name, UUID."""
+    held = lease.current()
     return {
         "stage": stage,
         "backend": backend,
@@ -134,6 +138,7 @@ def provenance(
         "packages": package_versions(),
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"device": held.describe()} if held is not None else {}),
         **extra,
     }
 

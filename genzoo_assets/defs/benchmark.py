@@ -17,6 +17,7 @@ from genzoo_assets.core.evaluate.report import write_report
 from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set, training_pose_statistics
 from genzoo_assets.core.regressor.checkpoint import load_regressor
 from genzoo_assets.core.regressor.model import build_regressor
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
 from genzoo_assets.defs.resources import (
@@ -63,8 +64,8 @@ def _test_set(
 ):
     """(test set, its ground-truth body model)."""
     root = settings.root()
-    if name == "heldout":
-        return heldout_benchmark_set(layout.shards_dir(root)), settings.body()
+    if name in ("heldout", "val"):  # val: the validation species, what `sampling_plan` learns from
+        return heldout_benchmark_set(layout.shards_dir(root), split=name), settings.body()
     animal3d_json = config.animal3d_json or release.animal3d_json
     smal_model = config.animal3d_smal_model or release.animal3d_smal_model
     if not animal3d_json:
@@ -95,6 +96,7 @@ def _test_set(
     pool="gpu",
     op_tags=GPU_OP_TAGS,
 )
+@on_leased_gpu
 def benchmark(
     context: dg.AssetExecutionContext,
     config: BenchmarkConfig,

@@ -5,6 +5,7 @@ import dagster as dg
 from genzoo_assets.core import imagegen
 from genzoo_assets.core.checks import image_resolution
 from genzoo_assets.core.taxonomy import frame
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     backend_metadata,
     check_result,
@@ -103,6 +104,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
+@on_leased_gpu
 def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: GenZooSettings):
     species_key, shard = species_and_shard(context)
     root = settings.root()

@@ -12,7 +12,8 @@ sample_partitions = dg.MultiPartitionsDefinition(
     {"species": species_partitions, "shard": shard_partitions}
 )
 
-TEST_SETS = ["heldout", "animal3d"]
+# "val" scores the validation split: the sampling plan's input, never a reported test result.
+TEST_SETS = ["heldout", "animal3d", "val"]
 test_set_partitions = dg.StaticPartitionsDefinition(TEST_SETS)
 
 

@@ -10,11 +10,18 @@ can, the local DefaultRunLauncher cannot), and frees a finished run's slots afte
 the `dead_run_pool_slots` sensor:
 
 - a slot whose run has finished (or no longer exists) is freed;
-- a slot whose run is still marked in progress is freed, and the run marked failed, when its
-  worker process is gone: the worker is the process that started the run (the RUN_START event's
-  pid), and it is only judged on the host it ran on (the ``genzoo/host`` tag that `genzoo` runs
-  carry, or this host for runs of the local DefaultRunLauncher). A pid that now belongs to a
-  process started after the run, or to a zombie, counts as gone.
+- a slot whose run is still marked in progress is freed, and the run marked failed, only on
+  proof that nothing of the run still runs: its worker (the process that started it) is named by
+  the ``genzoo/worker`` tag that `genzoo` runs carry, ``<boot id>/<PID namespace>/<pid>/<start
+  ticks>`` (:func:`~genzoo_assets.core.processes.process_identity`), and is judged only from the
+  same boot and PID namespace, where a pid with another start time, or a zombie, is gone; then
+  every step it started and that has not ended (STEP_START without an end event) must be gone too
+  (its pid, in the worker's namespace, with a start no later than the step's): a step process
+  orphaned by a killed worker keeps its slot until it ends.
+- anything else is left alone and said so where a run waits for the slot: a run from another
+  host, container or PID namespace (Dagster's run monitoring judges it), and a run without the
+  tag (launched from the web UI), whose worker cannot be identified from here. Steps of the SLURM
+  and Kubernetes executors run on other machines: their runs are judged by the worker alone.
 
 ``genzoo_assets.app.run.materialize`` is `dg.materialize` for the `genzoo` commands: it frees dead slots first, tags
 the run with its host and pid, and while the run waits for a slot says what it waits for (which
@@ -34,10 +41,18 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from genzoo_assets.core.processes import process_alive
+from genzoo_assets.core.processes import identity_alive, process_alive, process_identity
 
 HOST_TAG = "genzoo/host"
 PID_TAG = "genzoo/pid"
+WORKER_TAG = "genzoo/worker"  # process_identity() of the run's worker
+_STARTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_RESTARTED)
+_ENDS = (
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_UP_FOR_RETRY,
+    dg.DagsterEventType.STEP_SKIPPED,
+)
 
 Say = Callable[[str], None]
 
@@ -74,36 +89,56 @@ def slot_uses(instance: dg.DagsterInstance) -> list[SlotUse]:
 
 
 def _worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[str | None, int | None]:
-    """(host, pid) of the process that started ``run``; host None when it cannot be known."""
-    host = run.tags.get(HOST_TAG)
-    if host is None:
-        from dagster._core.launcher import DefaultRunLauncher
-
-        host = (
-            socket.gethostname() if isinstance(instance.run_launcher, DefaultRunLauncher) else None
-        )
+    """(host, pid) of the process that started ``run``, as far as known (for display only)."""
     pid = run.tags.get(PID_TAG)
     if pid is None:
         starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
         pid = starts[0].dagster_event.pid if starts and starts[0].dagster_event else None
-    return host, int(pid) if pid is not None else None
+    return run.tags.get(HOST_TAG), int(pid) if pid is not None else None
+
+
+def _running_steps(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, int, float]]:
+    """(step key, pid, start timestamp) of every step of ``run_id`` that started and has not ended."""
+    running: dict[str, tuple[int, float] | None] = {}
+    for entry in instance.all_logs(run_id, of_type={*_STARTS, *_ENDS}):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        started = event.event_type in _STARTS and event.pid is not None
+        running[event.step_key] = (event.pid, entry.timestamp) if started else None
+    return [(step, *found) for step, found in running.items() if found is not None]
+
+
+def unjudged_reason(run: dg.DagsterRun) -> str | None:
+    """Why ``run``'s liveness cannot be judged from this process, None when it can."""
+    identity = run.tags.get(WORKER_TAG)
+    if identity is None:
+        return (
+            f"no {WORKER_TAG} tag (not started by `genzoo`): its worker cannot be identified here"
+        )
+    if identity_alive(identity) is None:
+        return "its worker ran on another host, boot or PID namespace: not judged here"
+    return None
 
 
 def dead_reason(instance: dg.DagsterInstance, run_id: str) -> str | None:
-    """Why ``run_id`` can no longer use a slot, or None while it may still be running."""
+    """Why ``run_id`` can no longer use a slot, or None while it may still be running (including
+    whenever that cannot be proven: :func:`unjudged_reason`)."""
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         return "the run no longer exists"
     run = record.dagster_run
     if run.is_finished:
         return f"the run is {run.status.value}"
-    host, pid = _worker(instance, run)
-    if host != socket.gethostname() or pid is None:
-        return None  # another machine's worker: Dagster's run monitoring judges it
-    started = record.start_time or record.create_timestamp.timestamp()
-    if not process_alive(pid, since=started):
-        return f"its worker process {pid} on {host} is gone"
-    return None
+    identity = run.tags.get(WORKER_TAG)
+    if identity is None or identity_alive(identity) is not False:
+        return None
+    for _step, pid, started in _running_steps(instance, run_id):
+        if process_alive(pid, since=started):
+            return None  # an orphaned step process still holds the device
+    pid = identity.split("/")[2]
+    host = run.tags.get(HOST_TAG, "this host")
+    return f"its worker process {pid} on {host} is gone, and so are its steps' processes"
 
 
 def free_dead_slots(instance: dg.DagsterInstance, say: Say = say_on_stderr) -> list[SlotUse]:
@@ -150,7 +185,9 @@ def _describe_holder(instance: dg.DagsterInstance, use: SlotUse) -> str:
     status = run.status.value if run else "missing"
     host, pid = _worker(instance, run) if run else (None, None)
     where = f", worker pid {pid} on {host}" if pid is not None and host else ""
-    return f"run {use.run_id} (step {use.step_key}, {status}{where})"
+    unjudged = unjudged_reason(run) if run is not None and not run.is_finished else None
+    note = f"; left alone: {unjudged}" if unjudged else ""
+    return f"run {use.run_id} (step {use.step_key}, {status}{where}{note})"
 
 
 def report_waiting(
@@ -173,7 +210,10 @@ def report_waiting(
 
 
 def own_tags() -> dict[str, str]:
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    """The tags that let a later process judge this run's worker (this process)."""
+    identity = process_identity()
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    return {**tags, WORKER_TAG: identity} if identity else tags
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)

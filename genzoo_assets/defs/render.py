@@ -5,6 +5,7 @@ import dagster as dg
 from genzoo_assets.core.checks import REPROJECTION_TOL_PX, keypoint_reprojection
 from genzoo_assets.core.render.contact_sheet import write_contact_sheet
 from genzoo_assets.core.render.partition import render_partition
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     check_result,
     image_markdown,
@@ -48,6 +49,7 @@ class RenderConfig(CheckedFields, dg.Config):
     ],
 )
 @fail_fast_on_input_errors
+@on_leased_gpu
 def control_renders(
     context: dg.AssetExecutionContext, config: RenderConfig, settings: GenZooSettings
 ):

@@ -22,7 +22,9 @@ import dagster as dg
 import pydantic
 from dagster._config.field_utils import IntEnvVar
 
-from genzoo_assets.core.device import resolve_device
+from genzoo_assets.core.device import DeviceError, resolve_device
+from genzoo_assets.core.lease import LeaseError, visible_devices
+from genzoo_assets.core.oom import OutOfMemory
 from genzoo_assets.core.paths import DataDirError
 from genzoo_assets.core.paths import data_dir as default_data_dir
 
@@ -197,9 +199,8 @@ class GenZooSettings(CheckedFields, dg.ConfigurableResource):
 
 
 def gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count()
+    """Devices a step here may lease (``GENZOO_FAKE_GPUS`` counts; see ``core.lease``)."""
+    return len(visible_devices())
 
 
 # GPU steps: the `gpu` pool, and on Kubernetes one pod per step requesting a GPU.
@@ -214,8 +215,12 @@ GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTI
 # Every GPU asset: the `gpu` pool locally, a GPU pod on Kubernetes, retries for transient faults.
 GPU_STEP = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
-# Errors about inputs or configuration: retrying cannot help, so they fail the step at once.
+# Errors about inputs, configuration or the hardware (no usable CUDA in a GPU allocation, an OOM
+# with a batch of one): retrying cannot help, so they fail the step at once.
 INPUT_ERRORS = (
+    DeviceError,
+    LeaseError,
+    OutOfMemory,
     ValueError,
     TypeError,
     KeyError,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from genzoo_assets.core.checks import betas_within_bound
+from genzoo_assets.core.planning.plan import partition_plan
 from genzoo_assets.core.sampling.partition import sample_poses_partition, sample_shapes_partition
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
@@ -89,7 +90,10 @@ def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, setting
     kinds={"pytorch", "parquet"},
 )
 def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings: GenZooSettings):
-    """Pose (posture, head and tail), viewpoint and camera per sample, and the posed 3D keypoints."""
+    """Pose (posture, head and tail), viewpoint and camera per sample, and the posed 3D keypoints.
+
+    A partition of a planned round (`planning/rounds.parquet`) draws its posture and viewpoint bins
+    from that plan's proposal and records `round`, `plan_id` and `importance_weight`."""
     species_key, shard = species_and_shard(context)
     root = settings.root()
     shapes = read_partition(root, "shape_params", species_key, shard)
@@ -98,6 +102,7 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
     if config.orientation:
         options["orientation"] = config.orientation
     pose_sampler = make_pose_sampler(config.backend, body, **options)
+    plan = partition_plan(root, species_key, shard)  # None: not in a planned round, uniform
     df = sample_poses_partition(
         shapes,
         body,
@@ -107,6 +112,7 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
         base_seed=settings.base_seed,
         run_id=context.run.run_id,
         margin=config.camera_margin,
+        plan=plan,
     )
     path = write_partition(root, "pose_params", species_key, shard, df)
     return dg.MaterializeResult(
@@ -116,6 +122,9 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
             "camera_model": config.camera_model,
             "orientation": pose_sampler.orientation,
             "postures": dg.MetadataValue.json(df["posture"].value_counts().to_dict()),
+            "round": 0 if plan is None else plan.round,
+            "plan_id": "uniform" if plan is None else plan.plan_id,
+            "importance_weight_mean": float(df["importance_weight"].mean()),
             "path": dg.MetadataValue.path(str(path)),
         },
     )

@@ -6,6 +6,7 @@ from genzoo_assets.core.checks import fallback_rate
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.core.text import is_fallback
 from genzoo_assets.core.text import partition as text
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     backend_metadata,
     check_result,
@@ -110,6 +111,7 @@ def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
+@on_leased_gpu
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
     species_key, shard = species_and_shard(context)
     root = settings.root()
@@ -146,6 +148,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
+@on_leased_gpu
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
     species_key, shard = species_and_shard(context)
     root = settings.root()

@@ -1,6 +1,7 @@
 """WebDataset export of the catalog's samples and the GenZoo regressor trained on it."""
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -11,12 +12,15 @@ from genzoo_assets.core import layout
 from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.dataset import webdataset
-from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split, materialize
+from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split
+from genzoo_assets.core.regressor.loader import resolve_num_workers
 from genzoo_assets.core.regressor.losses import LossWeights
 from genzoo_assets.core.regressor.model import RegressorConfig
-from genzoo_assets.core.regressor.train import TrainConfig, train
+from genzoo_assets.core.regressor.train import TrainConfig, progress_line, train
+from genzoo_assets.core.regressor.validation import ValidationSplit, bytes_per_sample
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
+from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import image_markdown
 from genzoo_assets.defs.resources import (
     GPU_STEP,
@@ -109,11 +113,33 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
         100.0  # the 9D global-orientation loss term's weight (GenZoo: 100; the demo: 30)
     )
     resume: bool = True
+    # size huge builds ViT-H: from `pretrained_backbone` (GenZoo fine-tunes ViTPose-H), or from
+    # random weights only when this says so
+    from_scratch: bool = False
+    # DataLoader worker processes for the training split: -1 takes the step's CPUs minus one
+    # (core.regressor.loader.default_num_workers), 0 decodes in the training process
+    num_workers: int = -1
+    # validation: at most this many val samples, the same ones every run (core.regressor.validation)
+    max_val_samples: int = 4096
 
-    _counts = checked("batch_size", "max_steps", "val_every", "patience", check=at_least(1))
+    _counts = checked(
+        "batch_size", "max_steps", "val_every", "patience", "max_val_samples", check=at_least(1)
+    )
+    _workers = checked("num_workers", check=at_least(-1, " (-1: the step's CPUs minus one)"))
     _lr = checked("lr", "global_orient_weight", check=at_least(0.0))
     _grayscale = checked("grayscale", "flip", check=between(0.0, 1.0))
     _backbone_dir = checked("pretrained_backbone", check=existing_dir)
+
+    @pydantic.model_validator(mode="after")
+    def _finite(self):
+        """NaN or infinity in a float field is refused by name: a range check lets NaN through, and
+        training on it fails (retried) with an error about the lr."""
+        for name, value in self:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingError(
+                    f"RegressorTrainConfig.{name} = {value!r}: must be a finite number"
+                )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _pretrained_needs_full_size(self):
@@ -126,6 +152,10 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
         return self
 
 
+HUGE_NEEDS_WEIGHTS = (
+    "size {size} builds ViT-H, which GenZoo fine-tunes from ViTPose-H: set pretrained_backbone to a "
+    "local ViTPose-H folder, or from_scratch: true to train it from random weights"
+)
 PRETRAINED_NEEDS_HUGE = (
     "pretrained_backbone is a full-size backbone, which size {size} does not build: "
     "set size: huge to train from it, or leave pretrained_backbone empty"
@@ -147,6 +177,9 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
         raise SettingError(
             f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=f'auto on {device}')}"
         )
+    if huge and not cfg.pretrained_backbone and not cfg.from_scratch:
+        size = repr(cfg.size) if cfg.size == "huge" else f"auto on {device}"
+        raise SettingError(f"RegressorTrainConfig: {HUGE_NEEDS_WEIGHTS.format(size=size)}")
     if huge:
         reg = RegressorConfig(
             backbone=cfg.backbone,
@@ -166,11 +199,13 @@ def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> Tra
         checkpoint_every=cfg.val_every,
         patience=cfg.patience,
         weights=LossWeights(global_orient=cfg.global_orient_weight),
+        num_workers=cfg.num_workers,
     )
 
 
 @dg.asset(deps=[dataset_shards], group_name="training", kinds={"pytorch"}, **GPU_STEP)
 @fail_fast_on_input_errors
+@on_leased_gpu
 def regressor(
     context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings
 ):
@@ -185,12 +220,20 @@ def regressor(
     hw = tcfg.regressor.image_size
     _require_splits(shards)
     train_data = _train_split(shards, hw, settings.resolution, train_augmentation(config, body))
-    val_data = materialize(load_split(shards, "val", input_hw=hw))
+    val_data = ValidationSplit(
+        shards,
+        "val",
+        max_samples=config.max_val_samples,
+        input_hw=hw,
+        num_workers=resolve_num_workers(tcfg.num_workers),
+    )
+    context.log.info(
+        f"validation: {len(val_data)} of {val_data.total} val samples, "
+        f"{bytes_per_sample(val_data) / 1e3:.0f} kB each in memory"
+    )
 
     def progress(step: int, total: int, metrics: dict) -> None:
-        context.log.info(
-            f"step {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        )
+        context.log.info(progress_line(step, total, metrics))
 
     result = train(
         tcfg, train_data, val_data, body, out_dir, progress=progress, resume=config.resume

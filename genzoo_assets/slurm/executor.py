@@ -8,7 +8,11 @@ event log, so the instance storage and the data directory must be on the cluster
 filesystem.
 
 A step's request: the ``default`` pool, then the step's pool (``gpu`` adds ``--gres=gpu:1``), then
-the asset's ``genzoo/slurm`` op tag, then ``per_step`` in the executor config. A job that ends
+the asset's ``genzoo/slurm`` op tag, then ``per_step`` in the executor config. A ``gpu``-pool step
+whose backend runs on the CPU in this run (the offline captioner and prompter; renders unless
+``gpu_renders``: see ``genzoo_assets.defs.gpu``) gets the ``default`` pool's request, no GPU, and
+takes no ``gpu`` slot. Built-in requests (``DEFAULT_POOLS``) fit the paper's models: a GPU step
+loads FLUX.1-dev + two ControlNets (~34 GB bf16) through host memory, hence 64 GB and 8 CPUs. A job that ends
 FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED (or BOOT_FAIL, DEADLINE) fails its step with that state;
 PREEMPTED and NODE_FAIL go through the step's retry policy. ``max_jobs_in_flight`` bounds this
 user's genzoo jobs across all runs, so a backfill of thousands of partitions queues in Dagster,
@@ -40,11 +44,21 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._utils.error import SerializableErrorInfo
 
 from genzoo_assets.core.paths import atomic_path, data_dir
+from genzoo_assets.defs.gpu import (
+    GPU_POOL,
+    op_config,
+    step_needs_gpu,
+    without_gpu_pool_for_cpu_steps,
+)
 from genzoo_assets.slurm import jobs
 from genzoo_assets.slurm.jobs import JobInfo, JobRequest, SlurmError
 
 SLURM_TAG = "genzoo/slurm"  # op tag: a JobRequest mapping, e.g. {"time": "12:00:00", "mem": "64G"}
-DEFAULT_POOLS = {"default": {"cpus": 1}, "gpu": {"gres": "gpu:1"}}
+DEFAULT_POOLS = {
+    "default": {"cpus": 4, "mem": "16G"},
+    "gpu": {"cpus": 8, "mem": "64G", "gres": "gpu:1"},
+}
+DEFAULT_GPU_SLOTS = 200  # the `gpu` pool's limit under SLURM: GPU jobs in flight across runs
 OUTCOMES = {
     DagsterEventType.STEP_SUCCESS,
     DagsterEventType.STEP_FAILURE,
@@ -60,11 +74,28 @@ SLURM_EXECUTOR_CONFIG = {
         default_value={},
         description=(
             "Per pool SLURM request: {pool: {partition, account, qos, time, cpus, mem, gres, extra_args}}. "
-            "`default` applies to every step; `gpu` (GPU steps) adds gres gpu:1 unless set."
+            "`default` applies to every step (built in: 4 CPUs, 16G); `gpu` (steps that use a GPU) "
+            "adds 8 CPUs, 64G and gres gpu:1 unless set."
         ),
     ),
     "per_step": dg.Field(
         dg.Permissive(), default_value={}, description="Per op name overrides, same fields."
+    ),
+    "gpu_slots": dg.Field(
+        int,
+        default_value=DEFAULT_GPU_SLOTS,
+        description=(
+            "The instance's `gpu` pool limit when `genzoo` commands open it with GENZOO_EXECUTOR=slurm: "
+            "GPU steps in flight across runs (SLURM places them on free GPUs)."
+        ),
+    ),
+    "gpu_renders": dg.Field(
+        bool,
+        default_value=False,
+        description=(
+            "Control renders and the render image backend ask for a GPU (NVIDIA EGL) instead of "
+            "running on a CPU node's software EGL."
+        ),
     ),
     "max_jobs_in_flight": dg.Field(
         int,
@@ -141,6 +172,16 @@ def step_request(
     return request.merged(per_step[op_name]) if op_name in per_step else request
 
 
+def run_pool(pool: str | None, op_name: str, run_config: Mapping, gpu_renders: bool) -> str | None:
+    """The pool whose request a step's job gets in this run: ``None`` (the ``default`` request, no
+    GPU) for a ``gpu`` step whose backend runs on the CPU with this run config."""
+    if pool == GPU_POOL and not step_needs_gpu(
+        op_name, op_config(run_config, op_name), gpu_renders
+    ):
+        return None
+    return pool
+
+
 @dataclass
 class _Job:
     """One step attempt's SLURM job."""
@@ -178,8 +219,10 @@ class SlurmStepHandler(StepHandler):
         log_dir: str,
         setup: list[str],
         job_name_prefix: str,
+        gpu_renders: bool = False,
     ):
         super().__init__()
+        self.gpu_renders = gpu_renders
         self._pools = dict(pools)
         self._per_step = dict(per_step)
         self._max_in_flight = max_jobs_in_flight
@@ -236,9 +279,10 @@ class SlurmStepHandler(StepHandler):
         run_dir = self._run_dir(run_id)
         stem = f"{_safe(step_key)}.{attempt}"
         stdout, stderr = run_dir / f"{stem}.out", run_dir / f"{stem}.err"
+        pool = run_pool(step.pool, step.op_name, ctx.dagster_run.run_config, self.gpu_renders)
         try:
             request = step_request(
-                self._pools, self._per_step, step.pool, ctx.step_tags[step_key], step.op_name
+                self._pools, self._per_step, pool, ctx.step_tags[step_key], step.op_name
             )
         except ValueError as exc:  # a bad genzoo/slurm op tag: this step fails, the run goes on
             self._jobs[(step_key, attempt)] = _Job(
@@ -411,7 +455,10 @@ class SlurmExecutor(StepDelegatingExecutor):
     """Step delegation, plus each job's final SLURM state in its step's events once the run ends."""
 
     def execute(self, plan_context, execution_plan):
-        yield from super().execute(plan_context, execution_plan)
+        plan = without_gpu_pool_for_cpu_steps(
+            execution_plan, plan_context.dagster_run.run_config, self._step_handler.gpu_renders
+        )
+        yield from super().execute(plan_context, plan)
         self._step_handler.report_final_states()
 
 
@@ -435,6 +482,7 @@ def slurm_executor(init_context: InitExecutorContext) -> SlurmExecutor:
         log_dir=cfg["log_dir"],
         setup=cfg["setup"],
         job_name_prefix=cfg["job_name_prefix"],
+        gpu_renders=cfg["gpu_renders"],
     )
     return SlurmExecutor(
         handler,

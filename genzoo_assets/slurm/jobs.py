@@ -9,6 +9,7 @@ the job's place was taken away, not the step's fault) go through the step's retr
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,6 +26,28 @@ IN_FLIGHT_STATES = "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED,REQUEUED,RE
 
 class SlurmError(RuntimeError):
     """A SLURM command failed; the message is the command's own error line."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_token(value: object, key: str, where: str, option: bool = False) -> str:
+    """``value`` if it can stand on a ``#SBATCH`` line as one plain token: no control character (a
+    newline would end the line, and what follows would run as a shell command of the job's user,
+    while sbatch stops reading ``#SBATCH`` lines) and no whitespace (sbatch splits there);
+    ``option``: an sbatch argument, so it starts with ``-``. Else one line naming the key."""
+    text = str(value)
+    if not text or _CONTROL.search(text) or any(ch.isspace() for ch in text):
+        raise ValueError(
+            f"{where}: {key}={text!r}: not a plain SLURM token (no whitespace or control "
+            "characters such as newlines)"
+        )
+    if option and not text.startswith("-"):
+        raise ValueError(
+            f"{where}: {key}={text!r}: expected an sbatch option such as --constraint=a100"
+        )
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +84,11 @@ class JobRequest:
                     raise ValueError(
                         f"{where}: extra_args={value!r}: expected a list of sbatch arguments"
                     )
-                value = tuple(value)
+                value = tuple(check_token(a, "extra_args", where, option=True) for a in value)
             elif not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{where}: {name}={value!r}: expected a non-empty string")
+            else:
+                check_token(value, name, where)
             out[name] = value
         return cls(**out)
 
@@ -116,7 +141,24 @@ def batch_script(
     env: Mapping[str, str],
     command: Sequence[str],
 ) -> str:
-    """The sbatch script of one step (the template in ``deploy/slurm/README.md``)."""
+    """The sbatch script of one step (the template in ``deploy/slurm/README.md``).
+
+    Every value is checked or quoted, whatever checked it before: ``#SBATCH`` values are plain
+    tokens (:func:`check_token`), ``setup`` lines hold no control character, environment names
+    are identifiers, environment values and the command are shell-quoted.
+    """
+    where = "sbatch script"
+    check_token(job_name, "job_name (job_name_prefix + run + step)", where)
+    for key, value in (("output", stdout), ("error", stderr), ("chdir", workdir)):
+        check_token(value, key, where)
+    for option in request.sbatch_options():
+        check_token(option, "option", where, option=True)
+    for line in setup:
+        if _CONTROL.search(line):
+            raise ValueError(f"{where}: setup line {line!r} holds a control character")
+    for name in env:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{where}: environment variable name {name!r} is not an identifier")
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",

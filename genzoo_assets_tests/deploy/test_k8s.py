@@ -13,7 +13,7 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from genzoo_assets.defs.executor import select_executor
+from genzoo_assets.defs.executor import gpu_aware_multiprocess_executor, select_executor
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_STEPS = ["control_renders", "captions", "prompts", "images", "regressor", "benchmark"]
@@ -81,7 +81,8 @@ def test_genzoo_executor_k8s_selects_the_k8s_job_executor(monkeypatch):
 def test_local_executor_is_multiprocess_with_max_concurrent_from_env():
     chosen = select_executor({"GENZOO_MAX_CONCURRENT": "3"})
     assert chosen.name == "genzoo_multiprocess"
-    assert chosen.executor_creation_fn is dg.multiprocess_executor.executor_creation_fn
+    # Dagster's multiprocess executor, claiming no `gpu` slot for steps that run on the CPU
+    assert chosen.executor_creation_fn is gpu_aware_multiprocess_executor.executor_creation_fn
     default = select_executor({})
     assert default.name == "genzoo_multiprocess"
     assert select_executor({"GENZOO_EXECUTOR": "in_process"}) is dg.in_process_executor

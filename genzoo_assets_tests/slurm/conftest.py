@@ -1,6 +1,7 @@
 """A real single-node SLURM cluster for the session (``deploy/slurm/local-cluster.sh``), and the
 helpers that run test jobs on it."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -30,10 +31,12 @@ def _free_port_pair() -> int:
     raise RuntimeError("no two consecutive free ports for slurmctld and slurmd")
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """Starts munged, slurmctld and slurmd for the session; yields the state directory (not under
-    pytest's 0700 temporary root: munged runs as user munge and must reach its key and socket)."""
+@contextlib.contextmanager
+def local_cluster(gpus: int, cpus: int = 32, mem_mb: int = 262144):
+    """munged, slurmctld and slurmd for the block; yields the state directory (not under pytest's
+    0700 temporary root: munged runs as user munge and must reach its key and socket). The node
+    advertises ``cpus`` and ``mem_mb`` (more than this machine has, so the executor's default
+    requests schedule) and ``gpus`` fake gres (0: no gres configured at all)."""
     if os.geteuid() != 0:
         pytest.fail("the SLURM tests start munged and slurmd, which needs root")
     base = Path(tempfile.mkdtemp(prefix="genzoo-slurm-"))
@@ -43,7 +46,9 @@ def slurm_cluster():
         **os.environ,
         "GENZOO_SLURM_DIR": str(state),
         "GENZOO_SLURM_PORT": str(_free_port_pair()),
-        "GENZOO_SLURM_GPUS": "2",
+        "GENZOO_SLURM_GPUS": str(gpus),
+        "GENZOO_SLURM_CPUS": str(cpus),
+        "GENZOO_SLURM_MEM": str(mem_mb),
     }
     started = subprocess.run(
         [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120
@@ -61,6 +66,13 @@ def slurm_cluster():
         finally:
             subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A cluster with 4 fake GPUs (gres) for the session."""
+    with local_cluster(gpus=4) as state:
+        yield state
 
 
 @pytest.fixture

@@ -262,10 +262,23 @@ class BodyModel(torch.nn.Module):
         )
 
     def tpose_vertices(self, betas) -> torch.Tensor:
-        """Shaped template at zero pose, (B, V, 3): what the regressor's betas loss compares."""
-        return self.v_template + blend_shapes(self._betas(betas), self.shapedirs)
+        """Shaped template at zero pose, (B, V, 3): what the regressor's betas loss compares.
+
+        In the model's dtype with autocast off, as :meth:`forward`."""
+        with torch.autocast(self.device.type, enabled=False):
+            return self.v_template + blend_shapes(self._betas(betas), self.shapedirs)
 
     def forward(self, betas, global_orient, body_pose, transl=None) -> BodyOutput:
+        """Posed vertices (B, V, 3), joints (B, J, 3) and keypoints (B, 26, 3).
+
+        Always in the model's dtype with autocast off: under bf16 autocast (the regressor's mixed
+        precision on a GPU) the blend-shape and skinning products would run in bf16 and move
+        keypoints by ~9 mm on a 1.4 m body, noise the size of what the 2D and betas losses measure.
+        """
+        with torch.autocast(self.device.type, enabled=False):
+            return self._forward(betas, global_orient, body_pose, transl)
+
+    def _forward(self, betas, global_orient, body_pose, transl) -> BodyOutput:
         go = self._rotations(global_orient, 1, "global_orient")
         bp = self._rotations(body_pose, self.num_joints - 1, "body_pose")
         if go.shape[0] != bp.shape[0]:

@@ -109,6 +109,11 @@ def symmetric_orthogonalization(x: torch.Tensor) -> torch.Tensor:
     """Raw 9D (``(..., 9)`` or ``(..., 3, 3)``) -> nearest rotation (Frobenius) by SVD, det = +1.
 
     Levinson et al. 2020, the projection the GenZoo/HMR2 regressor uses for its 9D output.
+
+    Always computed in float32 or wider with autocast off, and returned in that dtype: under
+    bf16/fp16 autocast (accelerate's mixed precision) ``u @ vh`` would come out in half
+    precision, and neither LU (``det``) nor SVD has a half-precision kernel on CPU or CUDA; a
+    bf16 rotation would also be off by ~0.4 % per entry, which the 9D loss (×100) would see.
     """
     if x.shape[-1] == 9:
         m = x.reshape(*x.shape[:-1], 3, 3)
@@ -118,8 +123,10 @@ def symmetric_orthogonalization(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"symmetric orthogonalization needs (..., 9) or (..., 3, 3), got {tuple(x.shape)}"
         )
-    u, _, vh = torch.linalg.svd(m)
-    det = torch.linalg.det(u @ vh)
-    ones = torch.ones_like(det)
-    d = torch.stack([ones, ones, det], dim=-1)
-    return u @ (d[..., :, None] * vh)
+    wide = m.dtype if m.dtype in (torch.float32, torch.float64) else torch.float32
+    with torch.autocast(m.device.type, enabled=False):
+        u, _, vh = torch.linalg.svd(m.to(wide))
+        det = torch.linalg.det(u @ vh)
+        ones = torch.ones_like(det)
+        d = torch.stack([ones, ones, det], dim=-1)
+        return u @ (d[..., :, None] * vh)

@@ -75,6 +75,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from genzoo_assets.core import layout, paths
 from genzoo_assets.core.catalog.store import (
@@ -95,20 +97,29 @@ from genzoo_assets.core.catalog.store import (
     SPECIES_JOIN_COLUMNS,
     SPECIES_TABLE,
     UNSETTLED,
+    WAL_SUFFIX,
     WIDE_TABLE,
     WRITE_CONFIG,
     WRITE_WAIT_S,
+    WRITER_LOCK_NAME,
     CatalogQueryError,
     attach_read_only,
     one_line,
     root_dir,
     sql_ident,
     sql_literal,
+    sql_path,
 )
+
+RELIST_TRIES = 5  # a file replaced between listing and reading: list again, at most this often
 
 
 class _Rebuild(Exception):
     """The previous snapshot cannot be built on incrementally."""
+
+
+class _Relist(Exception):
+    """A listed file was replaced (or removed) before it was read: the listing is stale."""
 
 
 def _wide_col(table: str, col: str) -> str:
@@ -145,10 +156,20 @@ def _mtime(path: str) -> int | None:
         return None
 
 
-def _scan(table: str, folder: str) -> list[tuple]:
-    """``<table>/<species>/<shard>.parquet`` rows of one species folder, via ``os.scandir``."""
+def _inside(path: str, real_root: str) -> bool:
+    """Whether ``path`` resolves (symlinks followed) to ``real_root`` or below it."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def _scan(table: str, folder: str, real_root: str) -> list[tuple]:
+    """``<table>/<species>/<shard>.parquet`` rows of one species folder, via ``os.scandir``. A
+    file or folder that is a symlink out of the data directory (``real_root``) is ignored: the
+    catalog holds the data directory's files only."""
     rows = []
     species = os.path.basename(folder)
+    if not _inside(folder, real_root):
+        return rows
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):  # removed while listing
@@ -157,7 +178,7 @@ def _scan(table: str, folder: str) -> list[tuple]:
         if not e.name.endswith(".parquet") or e.name.startswith("."):
             continue
         try:
-            if not e.is_file():
+            if not e.is_file() or (e.is_symlink() and not _inside(e.path, real_root)):
                 continue
             st = e.stat()
         except FileNotFoundError:  # deleted while listing
@@ -181,6 +202,7 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
     ``known`` one (new, changed or unsettled folders). ``known`` empty: list everything."""
     now = time.time_ns()
     out = _Listing()
+    real_root = os.path.realpath(root)
     children: dict[str, list[str]] = {}
     for d in known:
         children.setdefault(os.path.dirname(d), []).append(d)
@@ -201,6 +223,8 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
         )
     except FileNotFoundError:
         pass
+    if out.files and not _inside(species_file, real_root):
+        out.files.clear()
     for table in SAMPLE_TABLES:
         tdir = (root / table).as_posix()
         if (mtime := _mtime(tdir)) is None:
@@ -221,7 +245,7 @@ def _list(root: Path, known: dict[str, int]) -> _Listing:
             if (m := _mtime(sdir)) is None:
                 continue
             if known.get(sdir) != m:
-                out.files.extend(_scan(table, sdir))
+                out.files.extend(_scan(table, sdir, real_root))
                 out.scanned.add(sdir)
             out.dirs[sdir] = m if m < now - RACY_NS else UNSETTLED
     out.scanned.update(
@@ -296,7 +320,7 @@ def _samples_sql(columns: dict[str, list[str]], species_columns: list[str]) -> s
 
 def _read_sql(root: Path, table: str, files: list[str]) -> str:
     """Rows of ``files`` with their file (``_file``) and partition (``_part``, from the path)."""
-    listing = ", ".join(sql_literal(f) for f in files)
+    listing = ", ".join(sql_path(f) for f in files)
     prefix = len((root / table).as_posix()) + 2
     return (
         f"SELECT *, {FILE_COLUMN}[{prefix}:-9] AS {PART_COLUMN} "
@@ -305,11 +329,113 @@ def _read_sql(root: Path, table: str, files: list[str]) -> str:
     )
 
 
+Stats = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode) as listed
+
+
+def _raise_if_moved(files: list[str], stats: Stats) -> None:
+    """Raise ``_Relist`` when one of ``files`` is no longer the file that was listed (a writer
+    renamed a new one over it, or removed it, since): read by path, it may be another file."""
+    for path in files:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise _Relist(path) from None
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != stats.get(path):
+            raise _Relist(path)
+
+
+def _kind(t: pa.DataType) -> str:
+    """An Arrow type as the catalog compares it: the string, binary and list flavours are one kind
+    each; a column of nulls (or lists of nulls) has none (``""``): it fits any kind."""
+    if pa.types.is_null(t):
+        return ""
+    if pa.types.is_dictionary(t):
+        return _kind(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "binary"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _kind(t.value_type)
+        return f"list<{inner}>" if inner else ""
+    return str(t)
+
+
+def _file_kinds(path: str, stats: Stats) -> dict[str, str]:
+    """Each column's kind in the Parquet file ``path`` (its footer only)."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        _raise_if_moved([path], stats)
+        raise CatalogQueryError(
+            f"{path} is not a readable Parquet file ({exc}): rewrite or remove it"
+        ) from exc
+    return {f.name: _kind(f.type) for f in schema}
+
+
+def _check_kinds(
+    rows: list[tuple], kinds: dict[str, dict[str, str]], full: bool, stats: Stats
+) -> None:
+    """Refuse files whose column types disagree, and record the kinds in ``kinds``.
+
+    ``rows``: (partition, table, path) of the files about to be read. DuckDB would widen a column
+    whose files disagree (``yaw_deg`` stored as strings in one partition turns it VARCHAR for
+    every sample); the catalog never does. Incremental (``full`` False): a disagreement with the
+    catalog's kind may be a schema change of every file, so raise ``_Rebuild``; the full build,
+    which sees every file, refuses the minority kind's first file naming the column.
+    """
+    seen: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for _part, table, path in rows:  # footers only: 0.8 ms a file (threads were slower)
+        for col, kind in _file_kinds(path, stats).items():
+            if kind:
+                seen.setdefault((table, col), {}).setdefault(kind, []).append(path)
+    for (table, col), by_kind in seen.items():
+        known = kinds.get(table, {}).get(col)
+        agree = len(by_kind) == 1 and known in (None, next(iter(by_kind)))
+        if agree:
+            continue
+        if not full:
+            raise _Rebuild(f"column {table}.{col} changed type")
+        odd, *rest = sorted(by_kind, key=lambda k: (len(by_kind[k]), k))
+        other = rest[-1]
+        raise CatalogQueryError(
+            f"{by_kind[odd][0]}: column {col!r} is {odd}, but {other} in {len(by_kind[other])} "
+            f"other {table} file(s) such as {by_kind[other][0]}: the catalog never mixes or widens "
+            f"a column's type; rewrite that partition (materialise it again), then refresh"
+        )
+    for (table, col), by_kind in seen.items():
+        kinds.setdefault(table, {})[col] = next(iter(by_kind))
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a ``sample_id`` held by more than one row (twice in a file, or in two partitions),
+    among the samples of the partitions just read (``_parts``), naming its files."""
+    have = {c for c, _ in _columns(con, WIDE_TABLE)}
+    file_cols = [sql_ident(_file_col(t)) for t in SAMPLE_TABLES if _file_col(t) in have]
+    dup = con.execute(
+        f"SELECT sample_id, count(*) FROM {WIDE_TABLE} WHERE sample_id IN "
+        f"(SELECT sample_id FROM {WIDE_TABLE} WHERE {PART_COLUMN} IN (SELECT part FROM _parts)) "
+        "GROUP BY sample_id HAVING count(*) > 1 ORDER BY sample_id LIMIT 1"
+    ).fetchone()
+    if dup is None:
+        return
+    files = con.execute(
+        f"SELECT DISTINCT f FROM (SELECT unnest([{', '.join(file_cols)}]) AS f FROM {WIDE_TABLE} "
+        "WHERE sample_id = ?) WHERE f IS NOT NULL ORDER BY f",
+        [dup[0]],
+    ).fetchall()
+    raise CatalogQueryError(
+        f"sample_id {dup[0]!r} is held by {dup[1]} rows, in {', '.join(f for (f,) in files)}: "
+        "a sample is written once; remove the duplicate rows or the stray partition, then refresh"
+    )
+
+
 def _ingest(
     con: duckdb.DuckDBPyConnection,
     root: Path,
     files: dict[str, list[str]],
     columns: dict[str, list[str]],
+    stats: Stats,
 ) -> None:
     """Insert the rows of some partitions' ``files`` (table -> paths) into ``_snap_samples``: each
     table's rows joined on (partition, sample_id), new columns added, ``columns`` extended."""
@@ -318,6 +444,7 @@ def _ingest(
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _t{i} AS {_read_sql(root, table, paths_)}")
         except duckdb.Error as exc:  # a bad partition file: a full rebuild would fail on it too
+            _raise_if_moved(paths_, stats)
             raise CatalogQueryError(
                 f"cannot build the catalog for {root}: {one_line(exc)}"
             ) from exc
@@ -420,7 +547,12 @@ def _drop_ad_hoc(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _apply(
-    con: duckdb.DuckDBPyConnection, root: Path, listing: _Listing, columns: dict[str, list[str]]
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    listing: _Listing,
+    columns: dict[str, list[str]],
+    kinds: dict[str, dict[str, str]],
+    full: bool,
 ) -> None:
     """Bring the snapshot in line with ``listing``: the partitions with a new, changed or deleted
     file lose their rows and get them again from their current files."""
@@ -442,9 +574,7 @@ def _apply(
         con.execute(f"DROP TABLE IF EXISTS {SPECIES_TABLE}")
         found = con.execute(f"SELECT path FROM {FILES_TABLE} WHERE tbl = 'species'").fetchone()
         if found:
-            con.execute(
-                f"CREATE TABLE {SPECIES_TABLE} AS FROM read_parquet({sql_literal(found[0])})"
-            )
+            con.execute(f"CREATE TABLE {SPECIES_TABLE} AS FROM read_parquet({sql_path(found[0])})")
             read += 1
     parts = sorted({p for t, p in changed if t != "species"})
     if parts:
@@ -453,11 +583,14 @@ def _apply(
             con.execute(
                 f"DELETE FROM {WIDE_TABLE} WHERE {PART_COLUMN} IN (SELECT part FROM _parts)"
             )
-        rows = con.execute(
-            f"SELECT part, tbl, path FROM {FILES_TABLE} WHERE part IN (SELECT part FROM _parts) "
-            "ORDER BY part, path"
+        listed = con.execute(
+            f"SELECT part, tbl, path, size, mtime_ns, inode FROM {FILES_TABLE} "
+            "WHERE part IN (SELECT part FROM _parts) ORDER BY part, path"
         ).fetchall()
+        rows = [r[:3] for r in listed]
+        stats = {r[2]: tuple(r[3:]) for r in listed}
         read += len(rows)
+        _check_kinds(rows, kinds, full, stats)
         for start in range(0, len(parts), BATCH_PARTITIONS):
             batch = set(parts[start : start + BATCH_PARTITIONS])
             files: dict[str, list[str]] = {}
@@ -465,16 +598,20 @@ def _apply(
                 if part in batch:
                     files.setdefault(table, []).append(path)
             if files:
-                _ingest(con, root, {t: files[t] for t in SAMPLE_TABLES if t in files}, columns)
+                _ingest(
+                    con, root, {t: files[t] for t in SAMPLE_TABLES if t in files}, columns, stats
+                )
+        if _exists(con, WIDE_TABLE):
+            _check_unique(con)
     views = _views(con, columns)
     con.execute(f"CREATE OR REPLACE TABLE {DIRS_TABLE} AS FROM _dirs_now")
     total = con.execute(f"SELECT count(*) FROM {FILES_TABLE}").fetchone()[0]
     con.execute(
         f"CREATE OR REPLACE TABLE {INFO_TABLE} (data_dir VARCHAR, refreshed_at VARCHAR, views VARCHAR, "
-        "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR)"
+        "format INTEGER, files_reused INTEGER, files_read INTEGER, columns VARCHAR, kinds VARCHAR)"
     )
     con.execute(
-        f"INSERT INTO {INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {INFO_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             root.as_posix(),
             datetime.now(UTC).isoformat(timespec="seconds"),
@@ -483,6 +620,7 @@ def _apply(
             total - read,
             read,
             json.dumps(columns),
+            json.dumps(kinds),
         ],
     )
     for name in ("_scan_files", "_scan_dirs", "_parts"):
@@ -492,22 +630,22 @@ def _apply(
 
 def _known(
     con: duckdb.DuckDBPyConnection, root: Path
-) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """The folders' mtimes and the stages' columns recorded in a previous snapshot; raises _Rebuild
-    when it cannot be built on (another data directory or format, an older layout)."""
+) -> tuple[dict[str, int], dict[str, list[str]], dict[str, dict[str, str]]]:
+    """The folders' mtimes, the stages' columns and their kinds recorded in a previous snapshot;
+    raises _Rebuild when it cannot be built on (another data directory or format, an older layout)."""
     try:
-        info = con.execute(f"SELECT data_dir, format, columns FROM {INFO_TABLE}").fetchone()
+        info = con.execute(f"SELECT data_dir, format, columns, kinds FROM {INFO_TABLE}").fetchone()
         dirs = dict(con.execute(f"SELECT path, mtime_ns FROM {DIRS_TABLE}").fetchall())
     except duckdb.Error as exc:  # an older layout, or a damaged file
         raise _Rebuild(str(exc)) from exc
     if info is None or info[:2] != (root.as_posix(), FORMAT):
         raise _Rebuild("made for another data directory or format")
-    return dirs, json.loads(info[2])
+    return dirs, json.loads(info[2]), json.loads(info[3])
 
 
 def _update(con: duckdb.DuckDBPyConnection, root: Path, full: bool = False) -> None:
     """Update the snapshot ``con`` holds (an empty one when ``full``) in one transaction."""
-    dirs, columns = ({}, {}) if full else _known(con, root)
+    dirs, columns, kinds = ({}, {}, {}) if full else _known(con, root)
     listing = _list(root, dirs)
     con.register(
         "_dirs_now", _frame(list(listing.dirs.items()), ("path", "mtime_ns"), ("mtime_ns",))
@@ -516,7 +654,7 @@ def _update(con: duckdb.DuckDBPyConnection, root: Path, full: bool = False) -> N
     try:
         if not full:
             _drop_ad_hoc(con)
-        _apply(con, root, listing, columns)
+        _apply(con, root, listing, columns, kinds, full)
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):
@@ -588,29 +726,61 @@ def _write(tmp: Path, root: Path, full: bool) -> None:
         _update(con, root, full)
     finally:
         con.close()
-        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        Path(f"{tmp}{WAL_SUFFIX}").unlink(missing_ok=True)
+
+
+def _drop_wal(target: Path) -> None:
+    """Remove ``target``'s WAL just before a new file is renamed over ``target``: it belongs to the
+    old file (a refresh killed between COMMIT and CHECKPOINT leaves one), and beside the new file
+    DuckDB refuses to open either (``WAL does not match database file``). Removed first, a kill
+    before the rename leaves the old file at its last checkpoint, which opens."""
+    Path(f"{target}{WAL_SUFFIX}").unlink(missing_ok=True)
+
+
+def _refresh(root: Path, target: Path, full: bool) -> None:
+    try:
+        if not full and target.is_file():
+            for way in (_in_place, _on_copy):
+                try:
+                    if way(root, target):
+                        return
+                except (_Rebuild, duckdb.Error):  # incl. a changed column type, a broken catalog
+                    break
+        with paths.atomic_path(target) as tmp:
+            _write(tmp, root, full=True)
+            _drop_wal(target)
+    except duckdb.Error as exc:
+        raise CatalogQueryError(f"cannot build the catalog for {root}: {one_line(exc)}") from exc
+    except _Rebuild as exc:  # a full build has nothing to rebuild from: the files disagree
+        raise CatalogQueryError(f"cannot build the catalog for {root}: {exc}") from exc
 
 
 def refresh_catalog(data_dir: str | os.PathLike | None = None, full: bool = False) -> Path:
     """Bring ``<data_dir>/catalog.duckdb`` in line with the Parquet files: in place, reading only the
-    partitions that changed since the previous snapshot; ``full`` (or no usable previous one):
-    rebuilt from every file into a new file renamed into place."""
+    partitions that changed since the previous snapshot; ``full`` (or no usable previous one, e.g.
+    a damaged file): rebuilt from every file into a new file renamed into place.
+
+    Refreshes run one at a time (``catalog.duckdb.writer.lock``; a second one waits, never fails);
+    the first thing each does is remove the temporaries (and their WALs) of killed refreshes. A
+    file replaced by a stage writer between listing and reading makes the refresh list again.
+    """
     root = root_dir(data_dir)
     target = root / CATALOG_NAME
     root.mkdir(parents=True, exist_ok=True)
     (root / LOCK_NAME).open(
         "a"
     ).close()  # made by the writer: a query leaves the data directory as it was
-    try:
-        if not full and target.is_file():
-            for way in (_in_place, _on_copy):
-                try:
-                    if way(root, target):
-                        return target
-                except (_Rebuild, duckdb.Error):  # incl. a changed column type
-                    break
-        with paths.atomic_path(target) as tmp:
-            _write(tmp, root, full=True)
-    except duckdb.Error as exc:
-        raise CatalogQueryError(f"cannot build the catalog for {root}: {one_line(exc)}") from exc
+    with paths.file_lock(root / WRITER_LOCK_NAME):
+        paths.sweep_stale_temps(root)
+        for attempt in range(RELIST_TRIES):
+            try:
+                _refresh(root, target, full)
+                return target
+            except _Relist as exc:
+                if attempt == RELIST_TRIES - 1:
+                    raise CatalogQueryError(
+                        f"cannot build the catalog for {root}: {exc.args[0]} was replaced while "
+                        f"being read, {RELIST_TRIES} times in a row; refresh again when the "
+                        "stage writing it has finished"
+                    ) from exc
     return target

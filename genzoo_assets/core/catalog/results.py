@@ -29,6 +29,16 @@ def results_path(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / RESULTS_NAME
 
 
+def _with_test_set(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str:
+    """A SELECT of one predictions file whose ``test_set`` is ``name`` (the benchmark's rows carry
+    the column already; a file without it gets one: never two columns of that name)."""
+    source = f"read_parquet({sql_literal(path.as_posix())})"
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    if "test_set" in columns:
+        return f"SELECT * REPLACE ({sql_literal(name)} AS test_set) FROM {source}"
+    return f"SELECT *, {sql_literal(name)} AS test_set FROM {source}"
+
+
 def refresh_results(
     data_dir: str | os.PathLike, predictions: dict[str, Path], lineage: Path | None
 ) -> Path:
@@ -45,8 +55,7 @@ def refresh_results(
         try:
             if present:
                 union = " UNION ALL BY NAME ".join(
-                    f"SELECT *, {sql_literal(name)} AS test_set FROM read_parquet({sql_literal(p.as_posix())})"
-                    for name, p in sorted(present.items())
+                    _with_test_set(con, name, p) for name, p in sorted(present.items())
                 )
                 con.execute(f"CREATE TABLE metrics AS {union}")
             if lineage is not None and Path(lineage).is_file():

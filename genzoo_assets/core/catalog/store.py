@@ -14,8 +14,10 @@ from genzoo_assets.core import layout, paths
 
 CATALOG_NAME = layout.CATALOG_FILE
 LOCK_NAME = f"{CATALOG_NAME}.lock"  # readers hold it shared, an in-place refresh exclusively
+WRITER_LOCK_NAME = f"{CATALOG_NAME}.writer.lock"  # held by every refresh: one writer at a time
+WAL_SUFFIX = ".wal"  # DuckDB's write-ahead log beside a database file
 RESULTS_NAME = layout.RESULTS_FILE  # written by ``results.refresh_results``; attached by queries
-FORMAT = 3  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
+FORMAT = 4  # bump when the snapshot layout changes: an older catalog is rebuilt, not reused
 SAMPLE_TABLES = layout.SAMPLE_STAGES
 KEY_COLUMNS = ("sample_id", "species", "shard", "index")
 SPECIES_JOIN_COLUMNS = ("scientific_name", "common_name", "order", "family", "genus", "is_dog")
@@ -68,6 +70,14 @@ def root_dir(data_dir: str | os.PathLike | None) -> Path:
 
 def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def sql_path(path: str | os.PathLike) -> str:
+    """A file path as a SQL literal that DuckDB's file readers take literally: ``*``, ``?`` and ``[``
+    become one-character classes (``[*]``), so a folder named ``images/*`` never globs its
+    neighbours in."""
+    text = Path(path).as_posix()
+    return sql_literal("".join(f"[{ch}]" if ch in "*?[" else ch for ch in text))
 
 
 def sql_ident(name: str) -> str:

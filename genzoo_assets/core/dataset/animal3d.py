@@ -28,6 +28,7 @@ import pandas as pd
 
 from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
 from genzoo_assets.core.dataset.records import image_jpeg
+from genzoo_assets.core.paths import stored_path
 
 SMAL_NUM_BETAS, SMAL_NUM_VERTICES = 41, 3889
 JSON_NAME = "train.json"
@@ -56,7 +57,7 @@ def animal3d_item(row, category: int, data_dir: Path, out: Path) -> dict:
     """One ``data`` item; writes the sample's image and mask under ``out``."""
     sid, split = str(row["sample_id"]), str(row["split"])
     betas = _floats(row, "betas", SMAL_NUM_BETAS)
-    mask_src = data_dir / str(row["mask_path"])
+    mask_src = stored_path(data_dir, row["mask_path"], sid, "mask_path")
     if not mask_src.is_file():
         raise FileNotFoundError(f"sample {sid}: mask {mask_src} does not exist")
     img_rel, mask_rel = f"images/{split}/{sid}.jpg", f"masks/{split}/{sid}.png"

@@ -10,9 +10,22 @@ from pathlib import Path
 import pandas as pd
 
 from genzoo_assets.core.dataset.splits import assign_splits
-from genzoo_assets.core.paths import atomic_dir
+from genzoo_assets.core.paths import atomic_dir, check_file_name, stored_path
 
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
+FILE_COLUMNS = ("image_path", "mask_path")  # the stored paths an export reads
+
+
+def check_rows(samples: pd.DataFrame, data_dir, columns=FILE_COLUMNS) -> None:
+    """Refuse, before anything is written, a sample whose id cannot name a file or whose stored
+    ``columns`` leave the data directory (``paths.PathEscapeError``, one line naming the sample,
+    the column and the path). Missing values (a stage not run) are left to the caller."""
+    present = [c for c in columns if c in samples.columns]
+    for row in samples[["sample_id", *present]].itertuples(index=False):
+        check_file_name(row[0], row[0], "column sample_id")
+        for column, value in zip(present, row[1:]):
+            if isinstance(value, str):
+                stored_path(data_dir, value, row[0], column)
 
 
 def as_body_model(body_model):
@@ -49,6 +62,7 @@ def catalog_samples(
     if exclude_flagged and "flagged" in samples.columns:
         samples = samples[~samples["flagged"].fillna(False).astype(bool)]
     samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    check_rows(samples, data_dir)
     return samples.assign(split=assign_splits(samples, heldout_families, val_fraction).values)
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
 from genzoo_assets.core.dataset.records import image_jpeg
+from genzoo_assets.core.paths import stored_path
 
 HF_SPLITS = {"train": "train", "val": "validation", "heldout": "test"}
 # (column, kind, shape): kind "float" lists are fixed-size float32, shape () a scalar.
@@ -118,7 +119,7 @@ def _cell(value, kind: str, shape):
 def _record(row, data_dir: Path, columns) -> dict:
     sid = str(row["sample_id"])
     mask = (
-        data_dir / str(row["mask_path"])
+        stored_path(data_dir, row["mask_path"], sid, "mask_path")
         if "mask_path" in row.index and isinstance(row["mask_path"], str)
         else None
     )

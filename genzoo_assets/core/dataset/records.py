@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.paths import stored_path
 from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
 
 CAMERA_VERSIONS = ("v1", "v2")
@@ -59,7 +60,7 @@ def _vector(row, column: str, size: int) -> np.ndarray:
 
 def image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
     """The row's image as JPEG bytes (re-encoded at quality 95 when stored otherwise) and its width."""
-    path = data_dir / str(row["image_path"])
+    path = stored_path(data_dir, row["image_path"], row["sample_id"], "image_path")
     if not path.is_file():
         raise FileNotFoundError(f"sample {row['sample_id']}: image {path} does not exist")
     raw = path.read_bytes()

@@ -23,12 +23,17 @@ Layout under ``out_dir`` (atomic as a whole, incremental)::
 Each shard's fingerprint (its samples' catalog values, image file sizes and mtimes, the format and
 camera version) is stored in the manifest; a shard whose fingerprint the previous export already
 has is hard-linked from there instead of rewritten (copied where the filesystem has no hard
-links). After the swap, exports other than the current and the previous one are deleted unless a
-reader holds their ``.readers`` lease (:class:`ExportLease`).
+links). Retention, which a reader outside this process can count on: garbage collection (by the
+next export, under its lock) keeps the export ``current`` points to (read from the link, whatever
+state its manifest is in), the newest ``KEEP_LAST`` (3) exports, every export pinned with
+``genzoo export keep NAME`` (a ``.pinned`` file in it, until ``--release``) and any export whose
+``.readers`` lease a reader holds (:class:`ExportLease`); it never follows or removes a symlink
+other than its own ``.current-*`` temporaries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -57,7 +62,14 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
-from genzoo_assets.core.paths import file_lock, hold_shared_lock, lock_is_held, raise_if_disk_full
+from genzoo_assets.core.paths import (
+    check_file_name,
+    file_lock,
+    hold_shared_lock,
+    lock_is_held,
+    raise_if_disk_full,
+    stored_path,
+)
 
 FORMAT = "genzoo-assets-shards/2"
 MANIFEST = "manifest.json"
@@ -65,6 +77,8 @@ INDEX = "index.parquet"  # (split, shard, sample_id): which catalog rows went in
 CURRENT = "current"
 LOCK = ".lock"
 READERS = ".readers"
+PIN = ".pinned"  # in an export folder: kept until released (`genzoo export keep NAME --release`)
+KEEP_LAST = 3  # the newest exports kept whatever else: `current` and the two made before it
 EXPORT_PREFIX, TEMP_PREFIX, LINK_PREFIX = "export-", ".export-", ".current-"
 FINGERPRINT_COLUMNS = REQUIRED_COLUMNS + (
     "family",
@@ -88,12 +102,13 @@ def _json_value(value):
 def _sample_fingerprint(row, data_dir: Path) -> str:
     """Everything a sample's record is made of: its catalog values and its image file's identity."""
     values = {c: _json_value(row[c]) for c in FINGERPRINT_COLUMNS if c in row.index}
+    image = stored_path(data_dir, row["image_path"], row["sample_id"], "image_path")
     try:
-        st = (data_dir / str(row["image_path"])).stat()
+        st = image.stat()
         values["_image"] = [st.st_size, st.st_mtime_ns]
     except OSError:
         raise FileNotFoundError(
-            f"sample {row['sample_id']}: image {data_dir / str(row['image_path'])} does not exist"
+            f"sample {row['sample_id']}: image {image} does not exist"
         ) from None
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -174,23 +189,68 @@ def _swap_current(out_dir: Path, name: str) -> None:
     os.replace(link, out_dir / CURRENT)
 
 
-def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
+def _current_name(out_dir: Path) -> str | None:
+    """The folder name ``current`` points to (read from the link, never from a manifest), None
+    without one."""
+    try:
+        target = os.readlink(out_dir / CURRENT)
+    except OSError:
+        return None
+    return Path(target).name if Path(target).parent in (Path("."), out_dir) else None
+
+
+def _made_ns(folder: Path) -> int:
+    """When an export was made: its ``index.parquet``'s mtime (written once, with the export; a pin
+    changes the folder's mtime, not this), else the folder's."""
+    for path in (folder / INDEX, folder):
+        with contextlib.suppress(OSError):
+            return path.lstat().st_mtime_ns
+    return 0
+
+
+def _exports(out_dir: Path) -> list[Path]:
+    """The finished export folders in ``out_dir``, oldest first (by the time in their names, then
+    when they were made); symlinks are not exports and are never followed."""
+    found = []
+    for entry in os.scandir(out_dir):
+        if entry.name.startswith(EXPORT_PREFIX) and entry.is_dir(follow_symlinks=False):
+            folder = Path(entry.path)
+            found.append((entry.name.split("-")[1], _made_ns(folder), entry.name))
+    return [out_dir / name for _, _, name in sorted(found)]
+
+
+def retained(out_dir: Path, keep: set[str] = frozenset(), keep_last: int = KEEP_LAST) -> set[str]:
+    """The exports garbage collection keeps: the one ``current`` points to (whatever state its
+    manifest is in), the newest ``keep_last``, every pinned one (``.pinned``) and ``keep``."""
+    exports = _exports(out_dir)
+    kept = set(keep) | {p.name for p in exports[max(0, len(exports) - keep_last) :]}
+    kept |= {p.name for p in exports if (p / PIN).is_file()}
+    if (name := _current_name(out_dir)) is not None:
+        kept.add(name)
+    return kept
+
+
+def _collect_garbage(out_dir: Path, keep: set[str], keep_last: int = KEEP_LAST) -> list[str]:
     """Remove unfinished exports, stray pointer links, a pre-format-2 export and old exports.
 
     Runs under the export lock, so every ``.export-*`` folder belongs to a dead run. An old export
-    is kept while a reader holds its lease.
+    is kept while :func:`retained` keeps it or a reader holds its lease. A symlink (other than our
+    own ``.current-*`` pointer temporaries) is left alone: it is not ours to follow or remove.
     """
     removed = []
+    kept = retained(out_dir, keep, keep_last)
     for entry in sorted(out_dir.iterdir()):
         name = entry.name
-        if name.startswith(TEMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        elif name.startswith(LINK_PREFIX) and entry.is_symlink():
+        if name.startswith(LINK_PREFIX) and entry.is_symlink():
             entry.unlink()
+        elif entry.is_symlink():
+            continue
+        elif name.startswith(TEMP_PREFIX) and entry.is_dir():
+            shutil.rmtree(entry)
         elif (
             name.startswith(EXPORT_PREFIX)
             and entry.is_dir()
-            and name not in keep
+            and name not in kept
             and not _leased(entry)
         ):
             shutil.rmtree(entry)
@@ -206,10 +266,36 @@ def _collect_garbage(out_dir: Path, keep: set[str]) -> list[str]:
             out_dir / INDEX,
             *(p for s in SPLITS for p in out_dir.glob(f"{s}-*.tar")),
         ]:
-            if stale.is_file():
+            if stale.is_file() and not stale.is_symlink():
                 stale.unlink()
                 removed.append(stale.name)
     return removed
+
+
+def pin_export(out_dir, name: str, release: bool = False) -> Path:
+    """Pin the export ``name`` (``current``: the one it points to now) in ``out_dir`` so garbage
+    collection never removes it, or release the pin; returns the export's folder. A reader that
+    reads an export for days (GenZoo's trainer) pins it first."""
+    out_dir = Path(out_dir)
+    if name == CURRENT:
+        name = _current_name(out_dir) or ""
+    folder = out_dir / name
+    if (
+        not name.startswith(EXPORT_PREFIX)
+        or "/" in name
+        or folder.is_symlink()
+        or not folder.is_dir()
+    ):
+        have = ", ".join(p.name for p in _exports(out_dir)) if out_dir.is_dir() else "none"
+        raise FileNotFoundError(
+            f"no export {name or CURRENT!r} in {out_dir} (exports there: {have or 'none'})"
+        )
+    with file_lock(out_dir / LOCK):  # not while garbage collection decides
+        if release:
+            (folder / PIN).unlink(missing_ok=True)
+        else:
+            (folder / PIN).touch()
+    return folder
 
 
 def _leased(export_dir: Path) -> bool:
@@ -342,6 +428,7 @@ def export_shards(
     maxcount: int = 1000,
     camera_version: str = "v2",
     body_model=None,
+    keep_last: int = KEEP_LAST,
 ) -> dict:
     """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
 
@@ -355,6 +442,8 @@ def export_shards(
         raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
     if maxcount < 1:
         raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows, excluded, num_betas = select_rows(
         samples,
@@ -362,19 +451,18 @@ def export_shards(
         exclude_flagged,
         None if body_model is None else int(body_model.num_betas),
     )
+    for sid, image in zip(rows["sample_id"], rows["image_path"]):  # validate, then write
+        check_file_name(wds_key(str(sid)), sid, "column sample_id (as a shard member name)")
+        stored_path(data_dir, image, sid, "image_path")
     split_of = assign_splits(rows, heldout_families, val_fraction)
     plan = plan_shards(rows, split_of, maxcount)
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / LOCK):
         previous, prev_manifest = _previous_export(out_dir)
-        keep_names = (
-            {previous.name, (prev_manifest or {}).get("previous")}
-            if previous is not None
-            else set()
-        )
+        keep_names = {previous.name} if previous is not None else set()
         _collect_garbage(
-            out_dir, keep=keep_names
-        )  # leftovers of killed runs; the live exports stay
+            out_dir, keep_names, keep_last
+        )  # leftovers of killed runs; `current`, the newest and the pinned exports stay
         reusable = {
             fp: previous / name
             for name, fp in (prev_manifest or {}).get("fingerprints", {}).items()
@@ -435,9 +523,7 @@ def export_shards(
                 raise_if_disk_full(exc, tmp)  # a full disk is an input error: one line, no retry
             raise
         _swap_current(out_dir, final.name)
-        _collect_garbage(
-            out_dir, keep={previous.name, final.name} if previous is not None else {final.name}
-        )
+        _collect_garbage(out_dir, {final.name}, keep_last)
     return {
         "counts": manifest["counts"],
         "excluded": excluded,
@@ -453,15 +539,18 @@ __all__ = [
     "CAMERA_CONVENTIONS",
     "ExportLease",
     "FORMAT",
+    "KEEP_LAST",
     "SPLITS",
     "assign_splits",
     "camera_fields",
     "check_camera",
     "export_shards",
     "image_jpeg",
+    "pin_export",
     "plan_shards",
     "read_manifest",
     "resolve_export",
+    "retained",
     "sample_record",
     "select_rows",
     "wds_key",

@@ -20,6 +20,7 @@ from PIL import Image
 
 from genzoo_assets.core.imagegen.alignment import DEFAULT_THRESHOLD, alignment_score
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
+from genzoo_assets.core.oom import HalvingBatches
 from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
 from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.seeds import derive_seed
@@ -197,11 +198,12 @@ def generate_partition(
     out_rows: list[dict] = []
     pending: list[tuple[Path, Path]] = []  # (temporary, final)
     total = len(rows)
+    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
     try:
         for start in range(0, total, batch_size):
             chunk = rows.iloc[start : start + batch_size]
             reqs = _requests(chunk, data_dir, body_model, species_info or {}, base_seed)
-            images = generator.generate(reqs)
+            images = batches.map(generator.generate, reqs)
             if len(images) != len(reqs):
                 raise RuntimeError(
                     f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests"

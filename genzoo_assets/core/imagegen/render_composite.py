@@ -97,6 +97,7 @@ class RenderCompositeGenerator:
         self, req: GenerationRequest, coat: coats.Coat, rng: np.random.Generator
     ) -> np.ndarray:
         from genzoo_assets.core.render.renderer import (
+            offscreen_renderer,
             pyrender,
             pyrender_camera,
         )  # the renderer picks the GL platform
@@ -127,7 +128,7 @@ class RenderCompositeGenerator:
         scene.add(pyrender.Mesh([prim]))
         scene.add(cam, pose=pose)
         if self._gl is None:
-            self._gl = pyrender.OffscreenRenderer(w, h)
+            self._gl = offscreen_renderer(w, h)  # on the leased GPU's EGL device
         self._gl.viewport_width, self._gl.viewport_height = w, h
         flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.SKIP_CULL_FACES
         colour, depth = self._gl.render(scene, flags=flags)

@@ -91,20 +91,27 @@ def load_split(
     seed: int = 0,
     padding: float = BBOX_PADDING,
 ) -> wds.WebDataset:
-    """A ``torch`` IterableDataset over one split's examples (see the module docstring)."""
+    """A ``torch`` IterableDataset over one split's examples (see the module docstring).
+
+    In DataLoader workers each worker reads its own shards (webdataset's ``split_by_worker``), so
+    an epoch sees every sample once. Augmentation and the ``shuffle`` buffer are drawn from
+    (``seed``, sample, epoch), which ``set_epoch`` sets before each epoch (the trainer does): the
+    draws do not depend on the number of workers, and epochs differ.
+    """
     lease = ExportLease(read_manifest(out_dir)["export_dir"])  # taken before the files are listed
     urls = shard_urls(lease.export_dir, split)
     dataset = wds.WebDataset(
         urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node
     )
+    state = {"epoch": 0}
     if shuffle:
-        dataset = dataset.shuffle(shuffle, seed=seed)
-    counter = {"n": 0}
+        dataset = dataset.compose(
+            lambda src: buffer_shuffle(src, shuffle, derive_seed(seed, "shuffle", state["epoch"]))
+        )
 
     def process(sample):
-        counter["n"] += 1
         rng = (
-            np.random.default_rng(derive_seed(seed, sample["__key__"], counter["n"]))
+            np.random.default_rng(derive_seed(seed, sample["__key__"], state["epoch"]))
             if augment
             else None
         )
@@ -112,7 +119,25 @@ def load_split(
 
     dataset = decode_shards(dataset).map(process)
     dataset.export_lease = lease
+    dataset.set_epoch = lambda epoch: state.update(epoch=int(epoch))
     return dataset
+
+
+def buffer_shuffle(src, size: int, seed: int):
+    """Yield ``src`` in a random order drawn through a buffer of ``size`` items (a stream's shuffle).
+
+    Seeded per epoch and worker, so a rerun repeats it."""
+    info = torch.utils.data.get_worker_info()
+    rng = np.random.default_rng([seed, info.id if info is not None else 0])
+    buffer = []
+    for item in src:
+        buffer.append(item)
+        if len(buffer) >= size:
+            i = int(rng.integers(len(buffer)))
+            buffer[i], buffer[-1] = buffer[-1], buffer[i]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
 
 
 class CachedSplit(torch.utils.data.Dataset):
@@ -120,7 +145,9 @@ class CachedSplit(torch.utils.data.Dataset):
 
     For small splits (the demo's, a validation set) this removes JPEG and npz decoding from every
     epoch, which dominates a tiny model's step on CPU. Each access draws its augmentation from
-    (seed, sample, access count), so epochs differ and reruns repeat.
+    (seed, sample, epoch, access count in the epoch): ``set_epoch`` (called by the trainer before
+    each epoch) restarts the counts, so the draws are the same whether DataLoader workers (each
+    with its own copy of the counts) or the training process make the crops, and epochs differ.
     """
 
     def __init__(
@@ -148,6 +175,11 @@ class CachedSplit(torch.utils.data.Dataset):
             seed,
             padding,
         )
+        self.epoch = 0
+        self.accesses = [0] * len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
         self.accesses = [0] * len(self.items)
 
     def __len__(self) -> int:
@@ -157,7 +189,7 @@ class CachedSplit(torch.utils.data.Dataset):
         image, npz, key = self.items[i]
         self.accesses[i] += 1
         rng = (
-            np.random.default_rng(derive_seed(self.seed, key, self.accesses[i]))
+            np.random.default_rng(derive_seed(self.seed, key, self.epoch, self.accesses[i]))
             if self.augment
             else None
         )
@@ -171,8 +203,14 @@ def make_example(
     augment: Augmentation | None = None,
     rng: np.random.Generator | None = None,
     padding: float = BBOX_PADDING,
+    normalise: bool = True,
 ) -> dict:
-    """One training example from a decoded RGB image (H, W, 3 uint8) and its npz dict."""
+    """One training example from a decoded RGB image (H, W, 3 uint8) and its npz dict.
+
+    With ``normalise=False``, ``img`` is the uint8 crop (H, W, 3), a quarter of the float32
+    tensor's bytes, for examples kept in memory (``validation.ValidationSplit``); ``normalize_image``
+    turns it into the model's input.
+    """
     sid = str(npz["sample_id"])
     if image.ndim != 3 or image.shape[0] != image.shape[1]:
         raise ValueError(f"sample {sid}: expected a square RGB image, got shape {image.shape}")
@@ -225,7 +263,7 @@ def make_example(
         )
         cam[1] = -cam[1]
     return {
-        "img": torch.from_numpy(normalize_image(crop)),
+        "img": torch.from_numpy(normalize_image(crop) if normalise else crop),
         "keypoints_2d": torch.from_numpy(kp_crop.astype(np.float32)),
         "poses": poses,
         "betas": torch.as_tensor(np.asarray(npz["betas"], dtype=np.float32)),

@@ -5,6 +5,18 @@ written only by a validation after a training step that beat every earlier one, 
 baseline included, so a run that trains nothing, or nothing better, never replaces it),
 ``config.json`` (its ``RegressorConfig``), ``last.pt`` (the latest state for resuming: weights,
 optimizer, step, early-stopping counters, history), ``history.parquet`` and ``loss_curve.png``.
+They belong to the run that wrote the checkpoint: a new run (not resuming) writes none of them
+before its first checkpoint, so a run that fails, diverges to NaN or trains nothing better leaves
+the previous run's files as they were (a NaN row never replaces a good history).
+
+Progress: ``progress(step, total, metrics)`` after every validation (the loss terms) and, between
+validations, at least every ``PROGRESS_EVERY_S`` seconds (``train_loss``: the mean objective since
+the last report); every call also carries ``best_val``, ``best_step`` and ``eta_s`` (time left at
+this run's pace). ``progress_line`` words it for a log.
+
+Data: the training split is read by DataLoader workers (``loader.py``; ``num_workers``, default
+the step's CPUs minus one) into pinned memory on CUDA; the validation split is whatever the caller
+passes, decoded once (the asset passes a bounded uint8 ``validation.ValidationSplit``).
 
 A step whose gradients are not finite (SVD orthogonalisation's backward pass at nearly equal
 singular values, or a bad sample) does not update the weights: it is counted in
@@ -33,7 +45,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, IterableDataset
 
 from genzoo_assets.core.paths import atomic_path
 from genzoo_assets.core.regressor.checkpoint import (
@@ -42,6 +53,7 @@ from genzoo_assets.core.regressor.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from genzoo_assets.core.regressor.loader import make_loader, resolve_num_workers
 from genzoo_assets.core.regressor.losses import LossWeights, regressor_losses
 from genzoo_assets.core.regressor.model import RegressorConfig, build_regressor
 from genzoo_assets.core.regressor.plots import plot_loss_curve
@@ -52,6 +64,9 @@ LR_SCHEDULES = ("constant", "cosine")
 # A step whose gradients are not finite is skipped (the weights stay as they were); this many in a
 # row means the run has diverged, and it stops with an error rather than train on.
 MAX_SKIPPED_IN_A_ROW = 10
+# Between validations, ``progress`` hears from training at least this often (after the first step
+# that ends this long after the last report), so a long run is never silent for 30 s.
+PROGRESS_EVERY_S = 15.0
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -80,11 +95,24 @@ class TrainConfig:
     patience: int = 10  # validations without improvement before stopping
     min_delta: float = 0.0
     mixed_precision: str = "bf16"  # used on CUDA only; CPU always runs in float32
-    num_workers: int = 0
+    # DataLoader workers for the training split; None: the CPUs this process may use minus one
+    # (``loader.default_num_workers``). Validation examples are decoded once (``validation.py``).
+    num_workers: int | None = None
     seed: int = 0
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self):
+        for name, value in [
+            *((k, getattr(self, k)) for k in ("lr", "weight_decay", "min_delta")),
+            *((f"weights.{k}", v) for k, v in asdict(self.weights).items()),
+        ]:
+            if not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{name} = {value!r}: must be a finite number")
+        if self.num_workers is not None and self.num_workers < -1:
+            raise ValueError(
+                f"TrainConfig.num_workers = {self.num_workers!r}: must be >= 0, or -1/None for "
+                "the default"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"TrainConfig.lr_schedule = {self.lr_schedule!r}: must be one of {LR_SCHEDULES}"
@@ -108,16 +136,15 @@ class TrainResult:
     skipped_steps: int = 0  # steps whose gradients were not finite, so the optimizer did not step
 
 
-def _loader(data, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
-    iterable = isinstance(data, IterableDataset)
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        data,
-        batch_size=batch_size,
-        shuffle=shuffle and not iterable,
-        num_workers=num_workers,
-        generator=None if iterable else gen,
-    )
+def backward_pass(model, batch, body_model, weights, optimizer, accelerator) -> dict:
+    """One training step up to the gradients: forward (under accelerate's autocast), GenZoo's
+    losses, backward. The loss terms (0-d tensors); the caller steps the optimizer."""
+    with accelerator.autocast():
+        out = model(batch["img"])
+    terms = regressor_losses(out, batch, body_model, weights)
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(terms["loss"])
+    return terms
 
 
 @torch.no_grad()
@@ -189,9 +216,13 @@ def train(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from accelerate.utils import DataLoaderConfiguration
+
     cuda = torch.cuda.is_available()
     accelerator = Accelerator(
-        mixed_precision=config.mixed_precision if cuda else "no", cpu=not cuda
+        mixed_precision=config.mixed_precision if cuda else "no",
+        cpu=not cuda,
+        dataloader_config=DataLoaderConfiguration(non_blocking=cuda),  # pinned → async copies
     )
     torch.manual_seed(config.seed)
     model = build_regressor(config.regressor)
@@ -218,10 +249,19 @@ def train(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state.update({k: saved[k] for k in state if k in saved})
-    train_loader = _loader(
-        train_data, config.batch_size, True, config.num_workers, config.seed + state["epoch"]
+    # The files in out_dir belong to the run that wrote the checkpoint. A fresh run takes them over
+    # when it writes its first checkpoint; until then (and if it fails or never beats the untrained
+    # baseline) the previous run's history, curve, last.pt and checkpoint stay as they were.
+    owns_files = bool(state["history"])
+    train_loader = make_loader(
+        train_data,
+        config.batch_size,
+        True,
+        resolve_num_workers(config.num_workers),
+        config.seed + state["epoch"],
+        pin_memory=cuda,
     )
-    val_loader = _loader(val_data, config.batch_size, False, config.num_workers, config.seed)
+    val_loader = make_loader(val_data, config.batch_size, False, 0, config.seed, pin_memory=cuda)
     model, optimizer, train_loader, val_loader = accelerator.prepare(
         model, optimizer, train_loader, val_loader
     )
@@ -230,9 +270,33 @@ def train(
         p.requires_grad_(False)
     rows, t0 = state["history"], time.monotonic()
     stopped_early, skipped_in_a_row = False, 0
+    start_step = state["step"]
+    heartbeat = {"at": t0, "losses": []}
+    saved_at = {"step": None}  # the step of the latest last.pt
+
+    def report(metrics: dict) -> None:
+        """``progress`` with the run's standing: best validation so far and the time left."""
+        done = state["step"] - start_step
+        elapsed = time.monotonic() - t0
+        left = elapsed / done * (config.max_steps - state["step"]) if done else math.nan
+        if progress is not None:
+            progress(
+                state["step"],
+                config.max_steps,
+                {
+                    **metrics,
+                    "best_val": state["best_val"],
+                    "best_step": state["best_step"],
+                    "eta_s": left,
+                },
+            )
+        heartbeat.update(at=time.monotonic(), losses=[])
 
     def save_last():
-        if accelerator.is_main_process:
+        if state["step"] == saved_at["step"]:  # the first checkpoint's step saved it already
+            return
+        saved_at["step"] = state["step"]
+        if accelerator.is_main_process and owns_files:
             save_checkpoint(
                 last,
                 accelerator.unwrap_model(model).state_dict(),
@@ -244,7 +308,7 @@ def train(
             _write_history(out_dir, rows)
 
     def validate():
-        nonlocal stopped_early
+        nonlocal stopped_early, owns_files
         metrics = evaluate(model, val_loader, body_model, config.weights, accelerator)
         rows.append(
             {
@@ -260,36 +324,35 @@ def train(
             state.update(
                 best_val=metrics["loss_keypoints_2d"], best_step=state["step"], bad_evals=0
             )
-            if (
-                accelerator.is_main_process and state["step"] > 0
-            ):  # an untrained model never replaces a checkpoint
-                _save_best(
-                    out_dir,
-                    accelerator.unwrap_model(model),
-                    config,
-                    body_model,
-                    state["step"],
-                    state["best_val"],
-                )
+            if state["step"] > 0:  # an untrained model never replaces a checkpoint
+                if accelerator.is_main_process:
+                    _save_best(
+                        out_dir,
+                        accelerator.unwrap_model(model),
+                        config,
+                        body_model,
+                        state["step"],
+                        state["best_val"],
+                    )
+                if not owns_files:  # this run's checkpoint: its last.pt and history go with it
+                    owns_files = True
+                    save_last()
         else:
             state["bad_evals"] += 1
             stopped_early = state["bad_evals"] >= config.patience
-        if accelerator.is_main_process:
+        if accelerator.is_main_process and owns_files:
             _write_history(out_dir, rows, plot=False)
-        if progress is not None:
-            progress(state["step"], config.max_steps, metrics)
+        report(metrics)
 
     model.train()
     if state["step"] == 0 and not rows:
         validate()  # the untrained baseline: the curve's first point and the first "best"
     while state["step"] < config.max_steps and not stopped_early:
         seen = 0
+        if hasattr(train_data, "set_epoch"):  # before the iterator forks the workers
+            train_data.set_epoch(state["epoch"])
         for batch in train_loader:
-            with accelerator.autocast():
-                out = model(batch["img"])
-            terms = regressor_losses(out, batch, body_model, config.weights)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(terms["loss"])
+            terms = backward_pass(model, batch, body_model, config.weights, optimizer, accelerator)
             lr = learning_rate(config, state["step"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -317,8 +380,11 @@ def train(
                     "elapsed_s": time.monotonic() - t0,
                 }
             )
+            heartbeat["losses"].append(rows[-1]["loss"])
             if state["step"] % config.val_every == 0 or state["step"] >= config.max_steps:
                 validate()
+            elif time.monotonic() - heartbeat["at"] >= PROGRESS_EVERY_S:
+                report({"train_loss": sum(heartbeat["losses"]) / len(heartbeat["losses"])})
             if (
                 state["step"] % config.checkpoint_every == 0
                 or state["step"] >= config.max_steps
@@ -333,7 +399,10 @@ def train(
     accelerator.wait_for_everyone()
     if state["best_step"] < 0:
         validate()
-    history = _write_history(out_dir, rows) if accelerator.is_main_process else pd.DataFrame(rows)
+    if accelerator.is_main_process and owns_files:
+        history = _write_history(out_dir, rows)
+    else:
+        history = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     return TrainResult(
         out_dir / "checkpoint.pt",
         state["best_val"],
@@ -343,6 +412,28 @@ def train(
         history,
         state["skipped_steps"],
     )
+
+
+def progress_line(step: int, total: int, metrics: dict) -> str:
+    """One log line for a ``progress`` call: step, loss, best validation so far, time left."""
+    parts = [f"training step {step}/{total}"]
+    if "train_loss" in metrics:
+        parts.append(f"loss {metrics['train_loss']:.4g}")
+    if "loss_keypoints_2d" in metrics:
+        parts.append(f"validation keypoint loss {metrics['loss_keypoints_2d']:.4g}")
+    best = metrics.get("best_val", math.nan)
+    if math.isfinite(best):
+        parts.append(f"best validation {best:.4g} (step {metrics.get('best_step')})")
+    left = metrics.get("eta_s", math.nan)
+    if math.isfinite(left):
+        parts.append(f"{_duration(left)} left")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _finite_gradients(model) -> bool:

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import pyrender  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from genzoo_assets.core.render.egl_device import leased_egl_device  # noqa: E402
 from genzoo_assets.core.render.subdivision import LoopSubdivision, topology_key  # noqa: E402
 from genzoo_assets.core.sampling.camera_model import Camera  # noqa: E402
 
@@ -168,6 +169,31 @@ def pyrender_camera(
     return cam, pose, z0
 
 
+class _OffscreenOn(pyrender.OffscreenRenderer):
+    """pyrender's offscreen renderer on EGL device ``egl_index`` (the leased GPU's; see
+    ``egl_device``) instead of ``EGL_DEVICE_ID``; ``None``: pyrender's own choice."""
+
+    def __init__(self, width: int, height: int, egl_index: int | None):
+        self._egl_index = egl_index
+        super().__init__(width, height)
+
+    def _create(self):
+        if self._egl_index is None or os.environ.get("PYOPENGL_PLATFORM") != "egl":
+            return super()._create()
+        from pyrender.platforms import egl
+
+        device = egl.get_device_by_index(self._egl_index)
+        self._platform = egl.EGLPlatform(self.viewport_width, self.viewport_height, device=device)
+        self._platform.init_context()
+        self._platform.make_current()
+        self._renderer = pyrender.Renderer(self.viewport_width, self.viewport_height)
+
+
+def offscreen_renderer(width: int, height: int) -> pyrender.OffscreenRenderer:
+    """An offscreen renderer on the leased GPU's EGL device (pyrender's default without a lease)."""
+    return _OffscreenOn(width, height, leased_egl_device())
+
+
 def _release(gl: pyrender.OffscreenRenderer) -> None:
     """Free one renderer's GL objects and context without ``eglTerminate``.
 
@@ -209,7 +235,7 @@ class ControlRenderer:
 
     def _gl(self, resolution: int) -> pyrender.OffscreenRenderer:
         if self._renderer is None:
-            self._renderer = pyrender.OffscreenRenderer(self.resolution, self.resolution)
+            self._renderer = offscreen_renderer(self.resolution, self.resolution)
         if self._renderer.viewport_width != resolution:
             self._renderer.viewport_width = resolution
             self._renderer.viewport_height = resolution

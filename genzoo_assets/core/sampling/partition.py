@@ -15,6 +15,7 @@ from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.sampling.camera_sampler import ViewSample, sample_camera
+from genzoo_assets.core.sampling.planned import PartitionPlan, importance_weight, planned_view
 from genzoo_assets.core.seeds import derive_seed, rng_for, sample_id
 
 SHAPE_COLUMNS = [
@@ -47,6 +48,9 @@ POSE_COLUMNS = [
     "pitch_deg",
     "keypoints_3d",
     "joints_3d",
+    "round",
+    "plan_id",
+    "importance_weight",
     "provenance",
 ]
 
@@ -130,6 +134,7 @@ def sample_poses_partition(
     resolution: int = 1024,
     base_seed: int = 0,
     run_id: str | None = None,
+    plan: PartitionPlan | None = None,
     **camera_options,
 ) -> pd.DataFrame:
     """``pose_params`` rows: a posture, a viewpoint and a camera per ``shape_params`` row.
@@ -142,19 +147,28 @@ def sample_poses_partition(
     A sampler whose ``orientation`` is ``"bank"`` gives the global orientation ``R`` itself (GenZoo's
     ``orient_6d``): the view is then ``R @ Cᵀ`` (canonical → camera), its yaw/pitch read off ``R``,
     and the camera sampler only frames the body.
+
+    Under a ``plan`` (:mod:`.planned`) the posture (a sampler with ``reweighted``, the procedural
+    one) and the viewpoint's yaw/pitch bins (``orientation="view"``, drawn from the stream "view")
+    come from the plan's proposal; each row records ``round``, ``plan_id`` and its
+    ``importance_weight`` (base / proposal). Without one: round 0, no plan id, weight 1.
     """
     if shape_df.empty:
         return pd.DataFrame(columns=POSE_COLUMNS)
     c = np.asarray(body_model.canonical_rotation, dtype=np.float64)
     ids = shape_df["sample_id"].tolist()
+    plan_posture = plan is not None and plan.proposal("posture") is not None
+    plan_posture = plan_posture and hasattr(pose_sampler, "reweighted")
+    if plan_posture:
+        pose_sampler = pose_sampler.reweighted(plan.proposal("posture"))
     betas = np.stack([np.asarray(b, dtype=np.float64) for b in shape_df["betas"]])
     draws = [pose_sampler.sample(rng_for(sid, "pose", base_seed)) for sid in ids]
     given = pose_sampler.orientation == "bank"
     views = [
         ViewSample(*view_angles(d[0], c), np.asarray(d[0], dtype=np.float64) @ c.T)
         if given
-        else None
-        for d in draws
+        else (planned_view(rng_for(sid, "view", base_seed), plan) if plan is not None else None)
+        for sid, d in zip(ids, draws)
     ]
     posture_rot = np.stack(
         [np.eye(3) if given or d[0] is None else np.asarray(d[0], dtype=np.float64) for d in draws]
@@ -191,6 +205,30 @@ def sample_poses_partition(
         root = joints[i, 0]
         transl_bm = t + view @ root - root
         yaw, pitch = view_angles(global_mat, c)
+        weight = (
+            1.0
+            if plan is None
+            else importance_weight(
+                plan,
+                draws[i][2] if plan_posture else None,
+                None if given else cam.view.yaw_deg,
+                None if given else cam.view.pitch_deg,
+            )
+        )
+        planning = (
+            {}
+            if plan is None
+            else {
+                "plan": {
+                    "plan_id": plan.plan_id,
+                    "round": plan.round,
+                    "importance_weight": weight,
+                    "planned": ["species"]
+                    + (["posture"] if plan_posture else [])
+                    + ([] if given else ["yaw_bin", "pitch_bin"]),
+                }
+            }
+        )
         aa = matrix_to_axis_angle(
             torch.from_numpy(np.concatenate([global_mat[None], body_pose[i]]))
         ).numpy()
@@ -206,6 +244,7 @@ def sample_poses_partition(
             view={"yaw_deg": cam.view.yaw_deg, "pitch_deg": cam.view.pitch_deg},
             keypoint_set=body_model.keypoint_set,
             orientation=pose_sampler.orientation,
+            **planning,
         )
         row = shape_df.iloc[i]
         rows.append(
@@ -229,8 +268,13 @@ def sample_poses_partition(
                 "pitch_deg": float(pitch),
                 "keypoints_3d": _floats(keypoints[i] @ view.T + t),
                 "joints_3d": _floats(joints[i] @ view.T + t),
+                "round": 0 if plan is None else int(plan.round),
+                "plan_id": None if plan is None else plan.plan_id,
+                "importance_weight": weight,
                 "provenance": provenance_json(record),
             }
         )
     df = pd.DataFrame(rows, columns=POSE_COLUMNS)
-    return df.astype({"index": "int64", "resolution": "int64"})
+    return df.astype(
+        {"index": "int64", "resolution": "int64", "round": "int64", "plan_id": "string"}
+    )

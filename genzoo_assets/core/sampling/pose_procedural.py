@@ -11,6 +11,9 @@ limits, then turned into model coordinates with ``Cᵀ R C``.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
 
 from genzoo_assets.core.body.skeleton import SMAL_JOINT_NAMES
@@ -212,6 +215,13 @@ def _head_tail_ears(a, rng, posture: str, tail_free: bool):
         _set(a, name, x=rng.normal(0, 1), y=bend + rng.normal(0, 1.5), z=rng.normal(0, 2))
 
 
+@dataclass(frozen=True)
+class _CanonicalOnly:
+    """What the sampler reads of a body model: its canonical rotation."""
+
+    canonical_rotation: np.ndarray
+
+
 class ProceduralPoseSampler:
     name = "procedural"
     orientation = "view"  # draws posture rotations; the camera sampler adds the viewpoint
@@ -230,6 +240,14 @@ class ProceduralPoseSampler:
         self.probs = np.array([weights[p] / total for p in self.postures])
         self.canonical_rotation = np.asarray(body_model.canonical_rotation, dtype=np.float64)
         self.model_files: dict[str, str] = {}
+
+    def reweighted(self, posture_weights: dict[str, float]) -> ProceduralPoseSampler:
+        """The same sampler drawing postures with ``posture_weights`` (a plan's proposal)."""
+        other = copy.copy(self)
+        ProceduralPoseSampler.__init__(
+            other, _CanonicalOnly(self.canonical_rotation), posture_weights
+        )
+        return other
 
     def sample_angles(self, rng: np.random.Generator) -> tuple[str, np.ndarray | None, np.ndarray]:
         """(posture, posture orientation (canonical) or None, (34, 3) Euler degrees within limits)."""

@@ -36,6 +36,7 @@ from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
 from genzoo_assets.core.taxonomy.table import (
     DOG_PREFIX,
+    InvalidSpeciesError,
     UnknownSpeciesError,
     add_species,
     build_species_table,
@@ -77,16 +78,33 @@ def _added(root: Path) -> pd.DataFrame:
 
 
 def build_table(
-    root: Path, dog_fraction=0.5, dataset_size=1_000_000, samples_per_shard=64
+    root: Path,
+    dog_fraction=0.5,
+    dataset_size=1_000_000,
+    samples_per_shard=64,
+    frame: pd.DataFrame | None = None,
+    source: str | None = None,
 ) -> pd.DataFrame:
-    table = build_species_table(
-        _frame(root),
-        dog_fraction=dog_fraction,
-        dataset_size=dataset_size,
-        samples_per_shard=samples_per_shard,
-    )
-    for row in _added(root).to_dict("records"):
-        table = add_species(table, row, samples_per_shard=samples_per_shard)
+    """The species table from the imported frame (``frame``, read from ``frame.parquet`` when
+    None), the dog breeds and ``added.parquet``. A row that cannot enter the table is one
+    ``InvalidSpeciesError`` naming its file (``source``: where a given ``frame`` came from)."""
+    frame_file = layout.species_frame(root)
+    if frame is None:
+        frame, source = _frame(root), str(frame_file)
+    try:
+        table = build_species_table(
+            frame,
+            dog_fraction=dog_fraction,
+            dataset_size=dataset_size,
+            samples_per_shard=samples_per_shard,
+        )
+    except InvalidSpeciesError as exc:
+        raise InvalidSpeciesError(f"{source}: {exc}") from exc
+    try:
+        for row in _added(root).to_dict("records"):
+            table = add_species(table, row, samples_per_shard=samples_per_shard)
+    except InvalidSpeciesError as exc:
+        raise InvalidSpeciesError(f"{layout.species_added(root)}: {exc}") from exc
     return table
 
 
@@ -144,7 +162,10 @@ def name_sources(root: Path) -> pd.DataFrame:
     parts = []
     if species_table_path(root).exists():
         parts.append(read_species_table(root))
-    parts.append(build_species_table(_frame(root), dataset_size=0))
+    try:
+        parts.append(build_species_table(_frame(root), dataset_size=0))
+    except InvalidSpeciesError as exc:
+        raise InvalidSpeciesError(f"{layout.species_frame(root)}: {exc}") from exc
     parts.append(bundled_mammals().assign(is_dog=False))
     return pd.concat(parts, ignore_index=True)
 
@@ -194,9 +215,11 @@ def import_mdd(
             f"{path}: no species left after the default filter (Laurasiatheria, "
             f"no Eulipotyphla, no extinct, no bats/cetaceans/pinnipeds)"
         )
-    with species_lock(root):
+    with species_lock(root):  # validate, then write: a refused import leaves every file as it was
+        table = build_table(
+            root, dog_fraction, dataset_size, samples_per_shard, frame=frame, source=str(path)
+        )
         write_table_atomic(frame, layout.species_frame(root))
-        table = build_table(root, dog_fraction, dataset_size, samples_per_shard)
     counts = (
         frame.groupby("order")
         .size()

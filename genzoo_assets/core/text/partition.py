@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genzoo_assets.core.oom import HalvingBatches
 from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
@@ -116,6 +117,7 @@ def caption_partition(
     sample_ids = rows["sample_id"].astype(str).tolist()
     tagged = getattr(captioner, "caption_batch_with_backend", None)
     captions: list[tuple[str, str]] = []
+    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
     for start in range(0, len(rows), batch_size):
         ids = sample_ids[start : start + batch_size]
         items = [
@@ -129,9 +131,10 @@ def caption_partition(
             for i, sid in enumerate(ids)
         ]
         if tagged is not None:
-            captions.extend(tagged(items))
+            captions.extend(batches.map(tagged, items))
         else:
-            captions.extend((text, captioner.name) for text in captioner.caption_batch(items))
+            texts = batches.map(captioner.caption_batch, items)
+            captions.extend((text, captioner.name) for text in texts)
     if len(captions) != len(rows):
         raise RuntimeError(
             f"captioner {captioner.name!r} returned {len(captions)} captions for {len(rows)} rows"
@@ -176,12 +179,13 @@ def prompt_partition(
     budget = budget or TokenBudget()
     items = prompt_inputs(rows, species_row, base_seed)
     fitted: list[FittedPrompt] = []
+    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         if hasattr(prompter, "fitted_batch"):
-            fitted.extend(prompter.fitted_batch(chunk, budget))
+            fitted.extend(batches.map(lambda part: prompter.fitted_batch(part, budget), chunk))
         else:  # a third-party prompter: its phrases, the first one kept whole
-            for text in prompter.prompt_batch(chunk):
+            for text in batches.map(prompter.prompt_batch, chunk):
                 parts = [p for p in str(text).split(", ") if p.strip()] or [""]
                 clauses = [Clause(parts[0], 100, required=True)] + [
                     Clause(p, len(parts) - i) for i, p in enumerate(parts[1:], start=1)

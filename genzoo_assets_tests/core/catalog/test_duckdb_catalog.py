@@ -263,6 +263,7 @@ def test_failed_refresh_keeps_the_previous_snapshot(data):
     assert sorted(p.name for p in data.iterdir()) == [
         "catalog.duckdb",
         "catalog.duckdb.lock",
+        "catalog.duckdb.writer.lock",
         "pose_params",
         "shape_params",
         "species",
@@ -298,7 +299,7 @@ def test_reader_in_another_process_does_not_block_refresh(data):
         reader.kill()
 
 
-def test_new_column_is_added_and_a_changed_type_rebuilds_in_full(data):
+def test_new_column_is_added_a_mixed_type_is_refused_and_a_schema_change_rebuilds(data):
     refresh_catalog(data)
     flagged = _pose("dog-akita", "000").assign(flagged=True)
     write_table_atomic(flagged, data / "pose_params" / "dog-akita" / "000.parquet")
@@ -306,12 +307,19 @@ def test_new_column_is_added_and_a_changed_type_rebuilds_in_full(data):
     assert _info(data) == [5, 2]  # the new column is added in place: only dog-akita/000 read
     assert query("SELECT count(flagged) AS n FROM samples", data)["n"][0] == N
     assert "flagged" in query("SELECT * FROM pose_params LIMIT 1", data).columns
-    text = _pose("dog-akita", "001").assign(yaw_deg="left")
-    write_table_atomic(text, data / "pose_params" / "dog-akita" / "001.parquet")
+    odd = data / "pose_params" / "dog-akita" / "001.parquet"
+    write_table_atomic(_pose("dog-akita", "001").assign(yaw_deg="left"), odd)
+    with pytest.raises(CatalogQueryError, match=f"{odd}: column 'yaw_deg' is string, but double"):
+        refresh_catalog(data)  # never widened to VARCHAR for every sample
+    kind = "SELECT typeof(yaw_deg) AS t, count(*) AS n FROM pose_params GROUP BY 1"
+    assert query(kind, data).values.tolist() == [["DOUBLE", 2 * N]]  # the previous catalog
+    for sp, sh in (("panthera-leo", "000"), ("dog-akita", "000")):  # a schema change of every file
+        write_table_atomic(
+            _pose(sp, sh).assign(yaw_deg="left"), data / "pose_params" / sp / f"{sh}.parquet"
+        )
     refresh_catalog(data)
-    assert _info(data) == [0, 8]  # yaw_deg is a float elsewhere: rebuilt from every file
-    rows = query("SELECT count(*) AS n, count(flagged) AS f FROM pose_params", data)
-    assert rows.iloc[0].tolist() == [3 * N, N]
+    assert _info(data) == [0, 8]  # the kind changed everywhere: rebuilt from every file
+    assert query(kind, data).values.tolist() == [["VARCHAR", 3 * N]]
 
 
 def test_successive_refreshes_with_a_stale_cached_handle_never_duplicate(data):

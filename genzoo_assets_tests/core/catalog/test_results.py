@@ -80,3 +80,23 @@ def test_a_new_results_file_is_seen_by_the_next_query_and_absent_inputs_leave_ta
         root / "regressor" / "lineage.parquet",
     )
     assert query("SELECT count(*) AS n FROM metrics", root)["n"][0] == 1
+
+
+def test_several_test_sets_whose_rows_carry_test_set_make_one_metrics_table(tmp_path):
+    """The benchmark's rows carry `test_set` themselves: two sets must not give two such columns."""
+    root = tmp_path / "data"
+    ids = _samples(root)
+    predictions = {}
+    for name in ("heldout", "val"):
+        predictions[name] = root / "benchmark" / name / "predictions.parquet"
+        write_table_atomic(
+            pd.DataFrame({"sample_id": ids, "test_set": name, "method": "genzoo", "e": 1.0}),
+            predictions[name],
+        )
+    refresh_catalog(root)
+    refresh_results(root, predictions, None)
+    counts = query("SELECT test_set, count(*) AS n FROM metrics GROUP BY 1 ORDER BY 1", root)
+    assert counts.to_dict("records") == [
+        {"test_set": "heldout", "n": 3},
+        {"test_set": "val", "n": 3},
+    ]

@@ -162,6 +162,33 @@ def test_failure_mid_partition_leaves_no_image_files(tmp_path, body_model):
     assert _files(tmp_path) == []
 
 
+class _OomOnFirstBatch:
+    """A model loaded once (``loads``) whose first batch runs out of CUDA memory."""
+
+    loads = 0
+
+    def __init__(self, inner):
+        type(self).loads += 1
+        self.inner, self.sizes = inner, []
+        self.name, self.model_hashes, self.params = inner.name, inner.model_hashes, inner.params
+
+    def generate(self, batch):
+        self.sizes.append(len(batch))
+        if len(self.sizes) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return self.inner.generate(batch)
+
+
+def test_an_oom_on_the_first_batch_is_retried_at_half_the_batch_with_the_model_loaded_once(
+    tmp_path, body_model
+):
+    rows = _write_partition(tmp_path, body_model, n=4)
+    generator = _OomOnFirstBatch(RenderCompositeGenerator(subdivisions=1))
+    df = generate_partition(rows, generator, tmp_path, batch_size=4)
+    assert generator.sizes == [4, 2, 2] and _OomOnFirstBatch.loads == 1
+    assert df["sample_id"].tolist() == rows["sample_id"].tolist() and len(_files(tmp_path)) == 4
+
+
 @pytest.mark.slow  # tiny FLUX
 def test_flux_partition_on_tiny_models_and_a_failing_pipeline(tmp_path, body_model, tiny_flux_dirs):
     rows = _write_partition(tmp_path, body_model, n=3)

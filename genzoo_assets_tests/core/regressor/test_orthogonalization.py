@@ -40,3 +40,18 @@ def test_no_sampled_rotation_is_closer_than_the_projection():
     nudges = axis_angle_to_matrix(torch.randn(500, 3, generator=g, dtype=torch.float64) * 1e-2)
     near = torch.linalg.norm(m[:, None] - r[:, None] @ nudges[None], dim=(2, 3)).min(1).values
     assert torch.all(best <= near)
+
+
+def test_under_bf16_autocast_it_runs_in_float32_and_matches_float32():
+    m = torch.randn(6, 35, 9, generator=torch.Generator().manual_seed(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r = symmetric_orthogonalization(m)
+    assert r.dtype == torch.float32
+    assert torch.allclose(r, symmetric_orthogonalization(m), atol=1e-6)
+
+
+def test_a_half_precision_input_is_projected_in_float32():
+    m = torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(3))
+    r = symmetric_orthogonalization(m.bfloat16())
+    assert r.dtype == torch.float32
+    assert torch.allclose(r, symmetric_orthogonalization(m.bfloat16().float()), atol=1e-6)

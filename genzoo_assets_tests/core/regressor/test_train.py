@@ -34,6 +34,7 @@ def config(body_model, **kw):
         val_every=10,
         checkpoint_every=10,
         patience=100,
+        num_workers=0,  # the loop, not the workers (test_loader.py): no fork per tiny epoch
     )
     return TrainConfig(**{**base, **kw})
 
@@ -46,14 +47,15 @@ def test_validation_loss_falls_and_files_are_written(splits, body_model, tmp_pat
         body_model,
         tmp_path,
         progress=lambda step, total, metrics: calls.append(
-            (step, total, metrics["loss_keypoints_2d"])
+            (step, total, metrics.get("loss_keypoints_2d"))
         ),
     )
     val = result.history[result.history["split"] == "val"]
     assert list(val["step"]) == [0, 10, 20]
     assert val["loss_keypoints_2d"].iloc[-1] < 0.7 * val["loss_keypoints_2d"].iloc[0]
     assert result.best_val_loss == pytest.approx(val["loss_keypoints_2d"].min())
-    assert [c[0] for c in calls] == [0, 10, 20] and calls[0][1] == 20
+    validations = [c for c in calls if c[2] is not None]  # the others: progress between them
+    assert [c[0] for c in validations] == [0, 10, 20] and calls[0][1] == 20
     assert result.steps == 20 and not result.stopped_early
     for name in ("checkpoint.pt", "config.json", "last.pt", "history.parquet", "loss_curve.png"):
         assert (tmp_path / name).is_file(), name
@@ -203,3 +205,94 @@ def test_a_diverged_run_stops_with_an_error_that_says_so(splits, body_model, tmp
         r"gradients.*lower lr",
     ):
         train(config(body_model, max_steps=30), *splits, body_model, tmp_path)
+
+
+def _files(out_dir) -> dict[str, bytes]:
+    names = ("checkpoint.pt", "last.pt", "history.parquet", "loss_curve.png", "config.json")
+    return {n: (out_dir / n).read_bytes() for n in names}
+
+
+def test_a_failed_run_leaves_the_previous_runs_files_as_they_were(
+    splits, body_model, tmp_path, monkeypatch
+):
+    train(
+        config(body_model, max_steps=10, val_every=5, checkpoint_every=5),
+        *splits,
+        body_model,
+        tmp_path,
+    )
+    before = _files(tmp_path)
+    _poisoned_losses(monkeypatch, lambda n: True)  # NaN from the first step: diverges at step 10
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        train(
+            config(body_model, max_steps=30, val_every=5),
+            *splits,
+            body_model,
+            tmp_path,
+            resume=False,
+        )
+    assert _files(tmp_path) == before
+
+
+def test_a_run_takes_over_the_files_with_its_first_checkpoint(splits, body_model, tmp_path):
+    train(
+        config(body_model, max_steps=10, val_every=5, checkpoint_every=5),
+        *splits,
+        body_model,
+        tmp_path,
+    )
+    result = train(
+        config(body_model, max_steps=6, val_every=3, checkpoint_every=100),
+        *splits,
+        body_model,
+        tmp_path,
+        resume=False,
+    )
+    assert result.best_step > 0
+    history = pd.read_parquet(tmp_path / "history.parquet")
+    assert history["step"].max() == 6 and len(history) == len(result.history)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 6
+
+
+def test_progress_between_validations_carries_loss_best_and_time_left(
+    splits, body_model, tmp_path, monkeypatch
+):
+    import genzoo_assets.core.regressor.train as train_module
+
+    monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
+    calls = []
+    train(
+        config(body_model, max_steps=6, val_every=3),
+        *splits,
+        body_model,
+        tmp_path,
+        progress=lambda step, total, metrics: calls.append((step, dict(metrics))),
+    )
+    beats = [(s, m) for s, m in calls if "train_loss" in m]
+    assert [s for s, _ in beats] == [1, 2, 4, 5]  # validations at 0, 3, 6 report the val terms
+    for _, metrics in calls:
+        assert {"best_val", "best_step", "eta_s"} <= metrics.keys()
+    assert all(np.isfinite(m["train_loss"]) and m["eta_s"] > 0 for _, m in beats)
+    step, metrics = beats[1]
+    line = train_module.progress_line(step, 6, metrics)
+    assert line.startswith("training step 2/6, loss ") and "best validation" in line
+    assert line.endswith(" s left")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("lr", float("inf"), "lr"),
+        ("weight_decay", float("nan"), "weight_decay"),
+        ("weights", "global_orient", "weights.global_orient"),
+    ],
+)
+def test_non_finite_values_are_refused_by_name(body_model, field, value, name):
+    from genzoo_assets.core.regressor.losses import LossWeights
+
+    if field == "weights":
+        kw = {"weights": LossWeights(global_orient=float("nan"))}
+    else:
+        kw = {field: value}
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name} = \w+: must be a finite number"):
+        config(body_model, **kw)
