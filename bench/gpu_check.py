@@ -10,7 +10,8 @@ Rows (each passes, fails with its error's last line, or says it is not available
   1024², bf16, default speed settings (``bench/flux_gpu.py`` for the full comparison).
 - ``vlm``, ``llm``: ``bench/text_gpu.py --random-weights --roles captioner|prompter`` (``--full`` on
   a GPU, ``--layers 1`` on a CPU): Qwen2.5-VL-7B and Qwen2.5-7B, tokens/s and the fixed-cost line.
-- ``vit-h train``: ``bench/train_loader.py`` (a ViT-H training step under bf16) when the branch has it.
+- ``vit-h train``: ``bench/train_loader.py --step`` (ViT-H training steps fed by the data loader;
+  full depth under bf16 autocast on CUDA, one layer in float32 on a CPU), its last line.
 - ``egl render``: pyrender offscreen through EGL; on a GPU the GL renderer must not be Mesa's
   software llvmpipe (a node without the NVIDIA EGL vendor library renders on the CPU).
 - ``dagster partition``: one small species × shard partition, every per-sample asset through
@@ -114,6 +115,14 @@ def check_text(role: str, cpu: bool) -> str:
     return check_script("text_gpu.py", ["--random-weights", *depth, "--roles", role], pick)
 
 
+def vit_args(cpu: bool) -> list[str]:
+    """``bench/train_loader.py``: ViT-H steps fed by the data loader (full depth, bf16 on CUDA)."""
+    if cpu:
+        small = ["--samples", "64", "--resolution", "256", "--repeats", "1"]
+        return ["--step", "--layers", "1", "--device", "cpu", *small]
+    return ["--step", "--full", "--samples", "256", "--repeats", "1", "--device", "cuda"]
+
+
 def check_egl(cpu: bool) -> str:
     import numpy as np
     import pyrender
@@ -202,7 +211,7 @@ def run_checks(cpu: bool, resolution: int, only: list[str] | None) -> list[tuple
         "flux": lambda: check_flux(device, cpu, resolution),
         "vlm": lambda: check_text("captioner", cpu),
         "llm": lambda: check_text("prompter", cpu),
-        "vit-h train": lambda: check_script("train_loader.py", ["--cpu"] if cpu else []),
+        "vit-h train": lambda: check_script("train_loader.py", vit_args(cpu)),
         "egl render": lambda: check_egl(cpu),
         "dagster partition": lambda: check_dagster(device),
     }
