@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: demo test test-fast lint ui bench system-deps venv deps test-deps clean
+.PHONY: demo test test-fast lint ui bench gpu-check system-deps venv deps test-deps clean
 
 # Debian libraries for headless rendering (EGL + Mesa) and, for the tests, chromium (the browser
 # test) and slurm-wlm + munge (the SLURM executor's tests start a local cluster).
@@ -75,6 +75,12 @@ bench: deps
 	$(PY) bench/orchestration.py
 	$(PY) bench/flux_gpu.py --tiny
 	$(PY) bench/slurm.py
+
+# Every paper backend at real size with random weights (no download) on the GPU present: a
+# pass/fail table with throughput, ten minutes on an H100. Without a GPU: one line, exit 2.
+gpu-check: deps
+	mkdir -p $(DAGSTER_HOME)
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .dagster_home

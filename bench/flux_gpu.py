@@ -1,27 +1,43 @@
-"""Throughput and model FLOP utilisation (MFU) of the FLUX + 2 ControlNet image backend.
+"""Throughput and model FLOP utilisation (MFU) of the image backend, per speed setting, side by side.
 
-    python bench/flux_gpu.py --base FLUX.1-dev/ --canny xlabs-canny/ --depth xlabs-depth/   # CUDA, real weights
-    python bench/flux_gpu.py --tiny                                                            # CPU smoke test
+    python bench/flux_gpu.py --random-weights                 # real architectures, random weights
+    python bench/flux_gpu.py --random-weights --family qwenimage
+    python bench/flux_gpu.py --base FLUX.1-dev/ --canny xlabs-canny/ --depth xlabs-depth/   # real weights
+    python bench/flux_gpu.py --tiny                           # tiny random models on CPU (smoke test)
 
-FLOPs model (forward only; FLUX-dev is guidance-distilled, so one transformer pass per step):
+``--random-weights`` builds FLUX.1-dev + the XLabs canny and depth ControlNets + T5-XXL + CLIP-L +
+the 16-channel VAE (or Qwen-Image + ControlNet-Union + Qwen2.5-VL-7B) from the configs in
+``genzoo_assets/core/imagegen/configs/``, on the device, no download, and runs the project's own
+generator (``core/imagegen/flux.py``) on them. On CUDA: full depth, 1024², 28 steps, batch 1, 4, 8,
+every setting. On a CPU: the same widths with ``--layers 1`` (one block of each network), 1024²,
+1 step, batch 1, the notebook and default settings (minutes per call on two cores).
 
-    tokens        T = (H/16)·(W/16) image tokens + L text tokens (L = max_sequence_length)
+Settings (``core/imagegen/speed.py``): ``notebook`` = GenZoo's (deterministic, math-only SDPA, TF32
+off); ``default`` = ours (flash/efficient SDPA, TF32, VAE slicing); opt-ins ``compile-regional``,
+``compile-full``; lossy opt-ins ``fp8-storage``, ``vae-tiling``. Columns: images per GPU-hour,
+seconds per image, MFU, the mean alignment score of the images (meaningful with real weights only:
+random weights draw noise) and the mean absolute pixel difference of the first image from the
+default setting's (same seed: 0 for a bit-exact setting).
+
+FLOPs model (forward only, the denoising networks; text encoders and VAE excluded, a few % at 1024²,
+so MFU slightly understates the whole pipeline):
+
+    tokens        T = (H/16)·(W/16) image tokens + L text tokens
     per network   F = 2·P·T + 4·T²·d·B
-    per image     steps · (F_transformer + F_canny + F_depth)
+    FLUX-dev      steps · (F_transformer + F_canny + F_depth)       (guidance-distilled: one pass)
+    Qwen-Image    steps · (2·F_transformer + 2·F_union)             (true CFG: two transformer passes;
+                                                                    the union net runs once per control)
 
-P = weights of the network's Linear layers inside its transformer blocks (each weight is one
-multiply-add per token; embedders and norms are negligible), d = hidden width (heads × head dim),
-B = number of blocks (double + single); 4·T²·d counts QKᵀ and attention·V. Text encoders and the
-VAE decoder are excluded (a few % at 1024²), so MFU here slightly understates the whole pipeline.
-For FLUX.1-dev (11.9 B parameters, 57 blocks, d = 3072) + two XLabs ControlNets (0.74 B, 2 blocks each)
-at 1024² with L = 512: T = 4608, 124 TFLOP per transformer step + 2 × 6.8 per ControlNet step, so
-28 steps ≈ 3.85 PFLOP per image. MFU = images/s × FLOPs per image ÷ peak. Peak: ``--peak-tflops``
-or the dense bf16 table below.
+P = weights of the Linear layers inside the network's transformer blocks, d = hidden width, B =
+number of blocks; 4·T²·d counts QKᵀ and attention·V. For FLUX.1-dev + two XLabs ControlNets at 1024²
+with L = 512: T = 4608, 124 TFLOP per transformer step + 2 × 6.8 per ControlNet step, so 28 steps ≈
+3.85 PFLOP per image. MFU = images/s × FLOPs per image ÷ peak (``--peak-tflops`` or the table).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -44,6 +60,15 @@ PEAK_BF16_TFLOPS = {  # dense (no sparsity) tensor-core bf16
     "B200": 2250.0,
 }
 
+SETTINGS = {  # name -> SpeedOptions fields; the ones that change modules last (one build each)
+    "notebook": {"reproduce_notebook": True},
+    "default": {},
+    "vae-tiling": {"vae_tiling": True},
+    "compile-regional": {"compile": "regional"},
+    "compile-full": {"compile": "full"},
+    "fp8-storage": {"fp8_storage": True},
+}
+
 
 def peak_for(device_name: str) -> float | None:
     for key in sorted(PEAK_BF16_TFLOPS, key=len, reverse=True):
@@ -55,7 +80,9 @@ def peak_for(device_name: str) -> float | None:
 def network_flops(model, tokens: int) -> float:
     import torch
 
-    blocks = list(model.transformer_blocks) + list(model.single_transformer_blocks)
+    blocks = list(getattr(model, "transformer_blocks", [])) + list(
+        getattr(model, "single_transformer_blocks", [])
+    )
     params = sum(
         m.weight.numel() for b in blocks for m in b.modules() if isinstance(m, torch.nn.Linear)
     )
@@ -63,13 +90,29 @@ def network_flops(model, tokens: int) -> float:
     return 2.0 * params * tokens + 4.0 * tokens**2 * width * len(blocks)
 
 
-def flops_per_image(gen, height: int, width: int) -> float:
+def text_tokens(gen, prompt: str) -> int:
+    """Text tokens the denoiser sees: FLUX pads T5 to max_sequence_length; Qwen uses the prompt."""
+    if gen.family_name != "qwenimage":
+        return gen.max_sequence_length
     pipe = gen.pipeline
-    tokens = (height // 16) * (width // 16) + gen.max_sequence_length
-    total = network_flops(pipe.transformer, tokens) + sum(
-        network_flops(n, tokens) for n in pipe.controlnet.nets
-    )
-    return gen.steps * total
+    ids = pipe.tokenizer(pipe.prompt_template_encode.format(prompt)).input_ids
+    return min(len(ids) - pipe.prompt_template_encode_start_idx, gen.max_sequence_length)
+
+
+def flops_per_image(gen, height: int, width: int, prompt: str = "") -> float:
+    pipe = gen.pipeline
+    tokens = (height // 16) * (width // 16) + text_tokens(gen, prompt)
+    nets = list(pipe.controlnet.nets)
+    if gen.family_name == "qwenimage":  # true CFG; the union net runs once per control image
+        per_step = 2 * network_flops(pipe.transformer, tokens) + 2 * network_flops(nets[0], tokens)
+    else:
+        per_step = network_flops(pipe.transformer, tokens) + sum(
+            network_flops(n, tokens) for n in nets
+        )
+    return gen.steps * per_step
+
+
+PROMPT = "a photo of a dog standing on grass"
 
 
 def _requests(n: int, size: int):
@@ -83,107 +126,208 @@ def _requests(n: int, size: int):
     canny[1:][mask[1:] != mask[:-1]] = 255
     depth = (mask * 200).astype(np.uint8)
     rgb = np.repeat((mask * 160).astype(np.uint8)[..., None], 3, -1)
-    return [
-        GenerationRequest(
-            f"bench.{i}", "a photo of a dog standing on grass", canny, depth, mask, rgb, i
-        )
-        for i in range(n)
-    ]
+    return [GenerationRequest(f"bench.{i}", PROMPT, canny, depth, mask, rgb, i) for i in range(n)]
 
 
-def main(argv=None) -> int:
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _free(device: str) -> None:
+    import torch
+
+    from genzoo_assets.core import residency
+
+    residency.release_all()
+    gc.collect()
+    torch._dynamo.reset()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _parse(argv):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--base",
-        help="FLUX base pipeline folder or cached HF repo id (e.g. black-forest-labs/FLUX.1-dev)",
+        "--random-weights",
+        action="store_true",
+        help="real architectures from the repository's configs, random weights, on the device",
     )
-    ap.add_argument("--canny", help="canny ControlNet folder or cached repo id")
-    ap.add_argument("--depth", help="depth ControlNet folder or cached repo id")
-    ap.add_argument("--tiny", action="store_true", help="tiny random models on CPU (smoke test)")
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--resolution", type=int, default=None, help="default 1024 (64 with --tiny)")
-    ap.add_argument("--steps", type=int, default=None, help="default 28 (2 with --tiny)")
-    ap.add_argument("--repeats", type=int, default=2, help="timed pipeline calls per batch size")
+    ap.add_argument("--family", choices=("flux", "qwenimage"), default="flux")
     ap.add_argument(
-        "--peak-tflops",
-        type=float,
+        "--layers",
+        type=int,
         default=None,
-        help="peak of the device; default from a table of GPUs",
+        help="blocks per network (default: all on CUDA, 1 on CPU)",
     )
-    args = ap.parse_args(argv)
+    ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    ap.add_argument("--base", help="base pipeline folder or cached HF repo id (real weights)")
+    ap.add_argument("--canny", help="canny ControlNet folder (Qwen-Image: the ControlNet-Union)")
+    ap.add_argument("--depth", help="depth ControlNet folder (Qwen-Image: omit)")
+    ap.add_argument("--tiny", action="store_true", help="tiny random models on CPU (smoke test)")
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=None)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    ap.add_argument("--resolution", type=int, default=None, help="default 1024 (64 with --tiny)")
+    ap.add_argument("--steps", type=int, default=None, help="default 28 on CUDA, 1 on CPU")
+    ap.add_argument("--repeats", type=int, default=None, help="timed calls per batch size")
+    ap.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one untimed call per batch size first (default: on CUDA only)",
+    )
+    ap.add_argument("--peak-tflops", type=float, default=None, help="default from a GPU table")
+    return ap, ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    ap, args = _parse(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import numpy as np
     import torch
 
-    from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
+    from genzoo_assets.core.imagegen import alignment_score, make_generator
+    from genzoo_assets.core.imagegen.flux import DiffusersControlNetGenerator
+    from genzoo_assets.core.imagegen.random_weights import random_generator
 
+    modes = [args.random_weights, args.tiny, bool(args.base)]
+    if sum(modes) != 1:
+        ap.error("give exactly one of --random-weights, --tiny, or --base/--canny/--depth")
+    device = args.device or ("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    cuda = device.startswith("cuda")
+    if args.base and not cuda:
+        print("CUDA is not available: real weights need a GPU (--random-weights runs on a CPU)")
+        return 2
+    settings = args.settings or (list(SETTINGS) if cuda else ["notebook", "default"])
+    batch_sizes = args.batch_sizes or ([1, 4, 8] if cuda else [1])
+    steps = args.steps or (28 if cuda else (2 if args.tiny else 1))
+    res = args.resolution or (64 if args.tiny else 1024)
+    repeats = args.repeats or (2 if cuda else 1)
+    warmup = cuda if args.warmup is None else args.warmup
+    layers = args.layers if args.layers is not None else (None if cuda else 1)
+    dtype = torch.bfloat16 if (cuda or args.random_weights) else torch.float32
+    common = dict(device=device, dtype=dtype, steps=steps, resolution=res)
+
+    tmp = None
     if args.tiny:
         from genzoo_assets_tests.fixtures.tiny_flux import build_tiny_flux
 
         tmp = tempfile.TemporaryDirectory()
         paths = build_tiny_flux(tmp.name)
-        base, canny, depth, device = paths.base, paths.canny, paths.depth, "cpu"
-        res, steps, msl = args.resolution or 64, args.steps or 2, 64
-    else:
-        if not (args.base and args.canny and args.depth):
-            ap.error("give --base, --canny and --depth (real weights), or --tiny")
-        if not torch.cuda.is_available():
-            print(
-                "CUDA is not available: the real-weight benchmark needs a GPU (use --tiny for a CPU smoke test)"
-            )
-            return 2
-        base, canny, depth, device = args.base, args.canny, args.depth, "cuda"
-        res, steps, msl = args.resolution or 1024, args.steps or 28, None
+        args.base, args.canny, args.depth = paths.base, paths.canny, paths.depth
+        common["max_sequence_length"] = 64
+    name = f"{args.family}_controlnet"
 
-    device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    peak = args.peak_tflops or (peak_for(device_name) if device == "cuda" else None)
-    rows = []
-    for bs in args.batch_sizes:
-        gen = FluxControlNetGenerator.from_pretrained(
-            base,
-            canny,
-            depth,
-            device=device,
-            batch_size=bs,
-            steps=steps,
-            resolution=res,
-            max_sequence_length=msl,
-        )
-        reqs = _requests(bs, res)
-        gen.generate(reqs)  # warm-up: loading, kernels, allocator
-        if device == "cuda":
-            torch.cuda.synchronize()
+    def folders():
+        if args.family == "qwenimage":
+            return dict(base_model=args.base, controlnet_union=args.canny)
+        return dict(base_model=args.base, canny_controlnet=args.canny, depth_controlnet=args.depth)
+
+    shared = None  # a random-weight pipeline reused by settings that do not change its modules
+    device_name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    peak = args.peak_tflops or (peak_for(device_name) if cuda else None)
+    rows, first_images = [], {}
+    for setting in settings:
+        speed = SETTINGS[setting]
+        mutates = bool(speed.get("compile") or speed.get("fp8_storage"))
+        options = dict(common, batch_size=batch_sizes[0], speed=speed)
         start = time.perf_counter()
-        for _ in range(args.repeats):
-            gen.generate(reqs)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-        ips = bs * args.repeats / elapsed
-        fpi = flops_per_image(gen, res, res)
-        achieved = ips * fpi / 1e12
-        rows.append((bs, ips, 1 / ips, fpi / 1e12, achieved, achieved / peak if peak else None))
+        if mutates:  # compiled or fp8-cast modules: a fresh pipeline, the previous one freed first
+            shared = None
+            _free(device)
+        if args.random_weights:
+            if mutates or shared is None:
+                gen = random_generator(args.family, layers=layers, **options)
+                shared = None if mutates else gen.pipeline
+            else:
+                gen = DiffusersControlNetGenerator.with_pipeline(args.family, shared, {}, **options)
+        else:
+            gen = make_generator(name, **folders(), **options)
+            gen.pipeline  # noqa: B018 - load (process-resident) before timing
+        build_s = time.perf_counter() - start
+        for bs in batch_sizes:
+            gen.batch_size = bs
+            reqs = _requests(bs, res)
+            try:
+                if warmup:
+                    gen.generate(reqs)  # kernels, allocator, compilation
+                _sync(device)
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    images = gen.generate(reqs)
+                _sync(device)
+                elapsed = time.perf_counter() - start
+            except torch.OutOfMemoryError:
+                rows.append((setting, bs, None, None, None, None, None, build_s))
+                torch.cuda.empty_cache()
+                continue
+            ips = bs * repeats / elapsed
+            fpi = flops_per_image(gen, res, res, PROMPT)
+            achieved = ips * fpi / 1e12
+            align = float(
+                np.mean(
+                    [
+                        alignment_score(im, reqs[0].canny, reqs[0].mask)["alignment_score"]
+                        for im in images
+                    ]
+                )
+            )
+            first_images.setdefault(setting, np.asarray(images[0]).astype(np.int16))
+            rows.append(
+                (
+                    setting,
+                    bs,
+                    ips,
+                    fpi / 1e12,
+                    achieved,
+                    achieved / peak if peak else None,
+                    align,
+                    build_s,
+                )
+            )
+            build_s = 0.0  # built once per setting
         del gen
-        if device == "cuda":
-            torch.cuda.empty_cache()
+        if mutates:
+            _free(device)
 
+    depth = "full depth" if layers is None else f"{layers} block(s) per network"
+    weights = "random weights, " + depth if args.random_weights else "weights from folders"
     print(
-        f"device: {device_name}   resolution: {res}x{res}   steps: {steps}   "
-        f"peak: {f'{peak:.0f} TFLOP/s' if peak else 'n/a (pass --peak-tflops)'}"
+        f"{args.family}  device: {device_name}  {res}x{res}  steps: {steps}  {weights}  "
+        f"dtype: {str(dtype).removeprefix('torch.')}  "
+        f"peak: {f'{peak:.0f} TFLOP/s' if peak else 'n/a'}"
     )
-    print(
-        f"{'batch':>5} {'images/s':>10} {'s/image':>9} {'TFLOP/image':>12} {'TFLOP/s':>9} {'MFU':>7}"
+    head = (
+        f"{'setting':<17} {'batch':>5} {'images/GPU-h':>12} {'s/image':>9} {'TFLOP/img':>10} "
+        f"{'TFLOP/s':>8} {'MFU':>6} {'align':>6} {'Δpx':>6} {'build s':>8}"
     )
-    for bs, ips, spi, tfi, ach, mfu in rows:
+    print(head)
+    ref = first_images.get("default")
+    for setting, bs, ips, tfi, ach, mfu, align, build_s in rows:
+        diff = None
+        if ref is not None and setting in first_images:
+            diff = float(np.abs(first_images[setting] - ref).mean())
+        if ips is None:
+            print(f"{setting:<17} {bs:>5} {'out of memory':>12}")
+            continue
         print(
-            f"{bs:>5} {ips:>10.3f} {spi:>9.3f} {tfi:>12.4g} {ach:>9.3g} "
-            f"{(f'{100 * mfu:.1f}%' if mfu is not None else 'n/a'):>7}"
+            f"{setting:<17} {bs:>5} {ips * 3600:>12.1f} {1 / ips:>9.3f} {tfi:>10.4g} {ach:>8.3g} "
+            f"{(f'{100 * mfu:.1f}%' if mfu is not None else 'n/a'):>6} {align:>6.3f} "
+            f"{(f'{diff:.2f}' if diff is not None else '-'):>6} {build_s:>8.1f}"
         )
-    if len(rows) > 1:
-        print(
-            f"batch {rows[-1][0]} vs batch {rows[0][0]}: {rows[-1][1] / rows[0][1]:.2f}x images/s"
-        )
+    best = max(
+        (r for r in rows if r[2] is not None and r[0] == "default"),
+        key=lambda r: r[2],
+        default=None,
+    )
+    if best is not None:
+        print(f"best default batch size: {best[1]} ({best[2] * 3600:.1f} images/GPU-h)")
+    if tmp is not None:
+        tmp.cleanup()
     return 0
 
 

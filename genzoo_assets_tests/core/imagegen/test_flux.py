@@ -124,3 +124,50 @@ def test_make_generator_by_name(tiny_flux_dirs):
             canny_controlnet=tiny_flux_dirs.canny,
             depth_controlnet=tiny_flux_dirs.depth,
         )
+
+
+def test_two_partitions_in_one_process_load_the_pipeline_once(tiny_flux_dirs, tmp_path):
+    from genzoo_assets.core import residency
+
+    residency.release_all()
+    before = residency.loads
+    first = _gen(tiny_flux_dirs, batch_size=1)
+    second = _gen(tiny_flux_dirs, batch_size=2)  # a later partition: a new generator object
+    a = first.generate([_request(1)])[0]
+    b = second.generate([_request(1)])[0]
+    assert residency.loads == before + 1 and first.pipeline is second.pipeline
+    assert np.abs(np.asarray(a).astype(int) - np.asarray(b)).max() <= 2
+    # Another folder (a copy of the same weights) or another load-time option is another model.
+    copy = _copy(tiny_flux_dirs, tmp_path)
+    other = FluxControlNetGenerator.from_pretrained(
+        copy, tiny_flux_dirs.canny, tiny_flux_dirs.depth, steps=1, max_sequence_length=64
+    )
+    assert other.pipeline is not first.pipeline and residency.loads == before + 2
+    assert first.residency_key != _gen(tiny_flux_dirs, speed={"compile": "regional"}).residency_key
+    residency.release_all()
+
+
+def test_speed_options_are_recorded_in_params(tiny_flux_dirs):
+    gen = _gen(tiny_flux_dirs, speed={"vae_tiling": True})
+    assert gen.params["speed"] == {
+        "reproduce_notebook": False,
+        "compile": "off",
+        "fp8_storage": False,
+        "vae_tiling": True,
+        "lossy": True,
+    }
+    with pytest.raises(ValueError, match="reproduce_notebook=True"):
+        _gen(tiny_flux_dirs, speed={"reproduce_notebook": True, "vae_tiling": True})
+
+
+def test_fp8_storage_is_lossy_but_close_and_the_notebook_only_reorders_floats(tiny_flux_dirs):
+    from genzoo_assets.core import residency
+
+    default = np.asarray(_gen(tiny_flux_dirs).generate([_request(4)])[0]).astype(int)
+    notebook = _gen(tiny_flux_dirs, speed={"reproduce_notebook": True}).generate([_request(4)])[0]
+    assert np.abs(np.asarray(notebook) - default).max() <= 2, "math SDPA: same values, new order"
+    fp8 = _gen(tiny_flux_dirs, speed={"fp8_storage": True})
+    image = np.asarray(fp8.generate([_request(4)])[0]).astype(int)
+    assert fp8.residency_key in residency.held()
+    assert 0 < np.abs(image - default).mean() < 10, "float8 weights round every weight a little"
+    residency.release_all()
