@@ -1,15 +1,19 @@
 """The `genzoo` command: the demo, the web UI, the body model, the species table and the catalog.
 
-Errors a user can fix (a bad file, an unknown species, an unwritable data dir) print one line
-naming the input and exit with status 2; set ``GENZOO_DEBUG=1`` for the traceback.
+Errors a user can fix (an :class:`~genzoo_assets.core.errors.InputError`: a bad file, an unknown
+species, an unwritable data dir, a bad flag; or an OSError about a path) print one line naming the
+input and exit with status 2; set ``GENZOO_DEBUG=1`` for the traceback. Any other exception is a
+bug and shows its traceback. SIGTERM and SIGINT stop the command (exit status 143 or 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+
+from genzoo_assets.app.signals import Stopped, stop_on_signals
+from genzoo_assets.core.errors import InputError, debug, input_error, one_line
 
 EPILOG = """examples:
   genzoo demo                               offline end-to-end demo into ./data (or $GENZOO_DATA_DIR)
@@ -254,9 +258,9 @@ def _catalog(args) -> int:
             print(path)
         return 0
     if args.limit < 0:
-        raise ValueError(f"--limit must be 0 (every row) or more, got {args.limit}")
+        raise InputError(f"--limit must be 0 (every row) or more, got {args.limit}")
     if args.limit == 0 and args.format == "table":
-        raise ValueError(
+        raise InputError(
             "--limit 0 (every row) needs --format csv or json, which stream; a table is held in memory"
         )
     memory = {"memory_limit": args.memory_limit} if args.memory_limit else {}
@@ -342,19 +346,29 @@ HANDLERS = {
 }
 
 
+def report(exc: BaseException) -> int | None:
+    """Print an input error as one line and return exit status 2; None for anything else (a bug,
+    whose traceback the caller lets through). ``GENZOO_DEBUG`` lets every error through."""
+    cause = input_error(exc)
+    if cause is None or debug():
+        return None
+    print(f"genzoo: error: {one_line(cause)}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return HANDLERS[args.command](args)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
-        if os.environ.get("GENZOO_DEBUG"):
+        with stop_on_signals():
+            return HANDLERS[args.command](args)
+    except Stopped as stop:
+        print(f"genzoo: {stop}", file=sys.stderr)
+        return stop.status
+    except Exception as exc:
+        status = report(exc)
+        if status is None:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        one_line = " ".join(
-            line.strip() for line in str(message).splitlines()
-        )  # keeps the input as typed
-        print(f"genzoo: error: {one_line}", file=sys.stderr)
-        return 2
+        return status
 
 
 if __name__ == "__main__":

@@ -18,17 +18,24 @@ PCK@0.10 from 12.2 to 17.0 in a side-by-side run. Real runs use ViT-H ViTPose (`
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import dagster as dg
 import pandas as pd
 
 from genzoo_assets.app import run
 from genzoo_assets.app.instance import project_instance
+from genzoo_assets.app.run import HEARTBEAT_S, cancel_runs
+from genzoo_assets.app.signals import Stopped, check_stopped, exit_on_signals
 from genzoo_assets.core import layout
+from genzoo_assets.core.errors import InputError, input_error, one_line
 from genzoo_assets.core.evaluate import summarize
 from genzoo_assets.core.paths import data_dir as resolve_data_dir
 from genzoo_assets.defs.benchmark import SUMMARY_COLUMNS, benchmark
@@ -135,6 +142,7 @@ TRAIN_CONFIG = {
     # once into memory, and on a 2-CPU machine a worker would take a core from the training step
     "num_workers": 0,
 }
+WORKER_GRACE_S = 3.0  # a stopped demo's workers get this long after SIGTERM, then SIGKILL
 
 
 def _say(message: str) -> None:
@@ -149,10 +157,10 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def run_assets(
-    assets, instance, settings, partition_key=None, run_config=None
+    assets, instance, settings, partition_key=None, run_config=None, **watch
 ) -> dg.ExecuteInProcessResult:
-    """:func:`genzoo_assets.app.run.run_assets` with no Animal3D release: the demo benchmarks its
-    held-out species only."""
+    """:func:`genzoo_assets.app.run.run_assets` with no Animal3D release (the demo benchmarks its
+    held-out species only), saying on stdout; ``watch`` (``progress``, ``heartbeat_s``) is passed on."""
     return run.run_assets(
         assets,
         settings,
@@ -160,6 +168,8 @@ def run_assets(
         partition_key=partition_key,
         run_config=run_config,
         resources={"animal3d": Animal3DRelease()},
+        say=_say,
+        **watch,
     )
 
 
@@ -178,10 +188,26 @@ def generation_workers() -> int:
 _WORKER: dict = {}
 
 
-def _start_worker(home: str, settings: dict, threads: int) -> None:
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), so a demo killed with
+    SIGKILL leaves no worker generating; elsewhere, and if the parent is already gone, exit."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _start_worker(home: str, settings: dict, threads: int, parent: int) -> None:
     import cv2
     import torch
 
+    _die_with_parent(parent)
+    exit_on_signals()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     _WORKER.update(
@@ -192,18 +218,45 @@ def _start_worker(home: str, settings: dict, threads: int) -> None:
 def _generate_one(instance, settings, key: str) -> tuple[str, float, int]:
     """One partition's per-sample assets: (key, seconds, images flagged)."""
     t = time.monotonic()
-    result = run_assets(PER_SAMPLE, instance, settings, key)
+    # a worker says nothing while it waits: the parent's lines count the partitions
+    result = run_assets(PER_SAMPLE, instance, settings, key, heartbeat_s=None)
     return key, time.monotonic() - t, _metadata(result, "images").get("flagged", 0)
 
 
 def _generate(key: str) -> tuple[str, float, int]:
-    """:func:`_generate_one` in a worker process."""
+    """:func:`_generate_one` in a worker process.
+
+    Dagster's errors do not always pickle back to the parent, so the error is sent as text: an
+    input error as an InputError (one line for the user), anything else as a RuntimeError that
+    carries the worker's traceback.
+    """
     try:
         return _generate_one(_WORKER["instance"], _WORKER["settings"], key)
-    except (
-        Exception
-    ) as error:  # Dagster's errors do not always pickle back to the parent: send the text
-        raise RuntimeError(f"partition {key}: {type(error).__name__}: {error}") from None
+    except Exception as error:
+        cause = input_error(error)
+        if cause is not None:
+            raise InputError(f"partition {key}: {one_line(cause)}") from None
+        raise RuntimeError(f"partition {key}:\n{traceback.format_exc()}") from None
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = WORKER_GRACE_S) -> list[int]:
+    """SIGTERM the pool's worker processes, SIGKILL those left after ``grace_s``; their pids.
+
+    A worker in a Dagster run treats SIGTERM as an interrupt of its step and the pool keeps a
+    worker alive through it, so a stopped demo does not wait for its partitions (each is whole or
+    absent: every file is published atomically).
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    return [proc.pid for proc in procs]
 
 
 def materialize_samples(
@@ -250,31 +303,84 @@ def materialize_samples(
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     configure_pools(instance, cpu_slots=workers)
+    since = time.time()
     try:
         with ProcessPoolExecutor(
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(instance.root_directory, settings.model_dump(), threads),
+            initargs=(instance.root_directory, settings.model_dump(), threads, os.getpid()),
         ) as pool:
-            futures = [pool.submit(_generate, key) for key in todo]
             try:
-                for i, future in enumerate(as_completed(futures), 1):
-                    report(i, *future.result())
+                _collect(pool, todo, report, say)
+            except Stopped:
+                stopped = _stop_workers(pool)
+                pool.shutdown(wait=False, cancel_futures=True)
+                cancel_runs(instance, since, pids=stopped)
+                raise
             except BaseException:
-                pool.shutdown(
-                    cancel_futures=True
-                )  # the running partitions finish; the queued never start
+                # the running partitions finish; the queued never start
+                pool.shutdown(cancel_futures=True)
                 raise
     finally:
         configure_pools(instance)
     return len(todo)
 
 
+def _collect(pool: ProcessPoolExecutor, todo: list[str], report, say) -> None:
+    """Submit every partition and report each as it finishes; every ``HEARTBEAT_S`` without one,
+    say how many are done (a partition can take minutes on a loaded machine)."""
+    pending = {pool.submit(_generate, key) for key in todo}
+    done, start = 0, time.monotonic()
+    while pending:
+        finished, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+        check_stopped()
+        if not finished:
+            say(
+                f"{done}/{len(todo)} partitions done, still generating "
+                f"({time.monotonic() - start:.0f} s)"
+            )
+        for future in finished:
+            done += 1
+            report(done, *future.result())
+
+
 def export_shards(instance, settings) -> dict:
     """Refresh the catalog and export the WebDataset shards; the export's metadata."""
     run_assets([catalog], instance, settings)
     return _metadata(run_assets([dataset_shards], instance, settings), "dataset_shards")
+
+
+def _flag_ranges() -> dict[str, tuple[int, int | None, str]]:
+    """Each demo flag's (lowest, highest or None, why) value."""
+    from genzoo_assets.defs.resources import RESOLUTION_RANGE
+
+    return {
+        "--species": (
+            len(HELDOUT_SPECIES) + 1,
+            len(DEMO_SPECIES),
+            f"one training species and the {len(HELDOUT_SPECIES)} held-out felids at least; "
+            "the demo's species list has no more",
+        ),
+        "--samples-per-shard": (1, None, ""),
+        "--resolution": (*RESOLUTION_RANGE, "pixels"),
+        "--train-steps": (1, None, ""),
+        "--workers": (1, None, ""),
+    }
+
+
+def check_flags(**flags: int | None) -> None:
+    """An InputError naming the first flag (``num_species`` is ``--species``) outside its range;
+    None means the flag was not given (its default)."""
+    ranges = _flag_ranges()
+    for name, value in flags.items():
+        flag = "--species" if name == "num_species" else "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        low, high, why = ranges[flag]
+        if value < low or (high is not None and value > high):
+            allowed = f"at least {low}" if high is None else f"in [{low}, {high}]"
+            raise InputError(f"{flag} must be {allowed}{f' ({why})' if why else ''}, got {value}")
 
 
 def run_demo(
@@ -285,20 +391,26 @@ def run_demo(
     train_steps=None,
     workers=None,
 ) -> int:
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+    """The demo; each argument is a `genzoo demo` flag's value, None for its default."""
+    check_flags(
+        num_species=num_species,
+        samples_per_shard=samples_per_shard,
+        resolution=resolution,
+        train_steps=train_steps,
+        workers=workers,
+    )
     root = resolve_data_dir(override=data_dir)
     settings = settings_from_env(
         data_dir=str(root),
-        samples_per_shard=samples_per_shard or 64,
-        resolution=resolution or 128,
+        samples_per_shard=64 if samples_per_shard is None else samples_per_shard,
+        resolution=128 if resolution is None else resolution,
         subdivisions=SUBDIVISIONS,
         dataset_size=1_000_000,
     )
     chosen = (
         DEMO_SPECIES
-        if not num_species
-        else DEMO_SPECIES[: max(1, num_species - 2)] + DEMO_SPECIES[-2:]
+        if num_species is None
+        else DEMO_SPECIES[: num_species - len(HELDOUT_SPECIES)] + HELDOUT_SPECIES
     )
     instance = project_instance()
     start = time.monotonic()
@@ -328,7 +440,7 @@ def run_demo(
     )
 
     t = time.monotonic()
-    train_cfg = {**TRAIN_CONFIG, **({"max_steps": train_steps} if train_steps else {})}
+    train_cfg = {**TRAIN_CONFIG, **({} if train_steps is None else {"max_steps": train_steps})}
     train_cfg["val_every"] = min(train_cfg["val_every"], train_cfg["max_steps"])
     meta = _metadata(
         run_assets(
@@ -336,6 +448,7 @@ def run_demo(
             instance,
             settings,
             run_config={"ops": {"regressor": {"config": train_cfg}}},
+            progress=lambda m: _say(f"[5/6] {m}"),
         ),
         "regressor",
     )

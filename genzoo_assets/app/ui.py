@@ -11,13 +11,15 @@ import time
 from pathlib import Path
 
 from genzoo_assets.app.instance import REPO_ROOT, dagster_home, project_instance
+from genzoo_assets.app.signals import Stopped
+from genzoo_assets.core.errors import InputError
 
 
 def dg_executable() -> str:
     local = Path(sys.executable).with_name("dg")
     found = str(local) if local.exists() else shutil.which("dg")
     if not found:
-        raise RuntimeError("the `dg` command (dagster-dg-cli) is not installed in this environment")
+        raise InputError("the `dg` command (dagster-dg-cli) is not installed in this environment")
     return found
 
 
@@ -40,6 +42,8 @@ def start_ui(
 
 
 def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = None) -> int:
+    """Run the UI until it exits; SIGTERM or SIGINT (Ctrl-C) stops its whole process group
+    (`dg dev`, the webserver, the daemon, the code server) before the command exits."""
     proc = start_ui(host, port, data_dir)
     print(
         f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={dagster_home()}; Ctrl-C stops it)",
@@ -47,8 +51,12 @@ def run_ui(host: str = "127.0.0.1", port: int = 3000, data_dir: str | None = Non
     )
     try:
         return proc.wait()
-    except KeyboardInterrupt:
-        return stop_process_group(proc)
+    except (Stopped, KeyboardInterrupt):
+        stop_process_group(proc)
+        raise
+    finally:
+        if proc.poll() is None:  # any other way out of this function: leave nothing running
+            stop_process_group(proc)
 
 
 def _group_alive(pgid: int) -> bool:

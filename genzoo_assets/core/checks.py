@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genzoo_assets.core.errors import InputError
+
 MAX_LISTED = 20  # sample ids named in a check's metadata
 REPROJECTION_TOL_PX = 0.5
 
@@ -153,7 +155,7 @@ def backend_counts(backends: Iterable[str]) -> dict[str, int]:
     }
 
 
-class SampleIdMismatchError(ValueError):
+class SampleIdMismatchError(InputError):
     """Upstream tables of one partition hold different sample ids."""
 
 

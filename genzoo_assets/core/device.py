@@ -15,11 +15,12 @@ import os
 from collections.abc import Mapping
 
 from genzoo_assets.core import lease
+from genzoo_assets.core.errors import InputError
 
 AUTO = "auto"
 
 
-class DeviceError(RuntimeError):
+class DeviceError(InputError, RuntimeError):
     """``auto`` inside a GPU allocation where torch cannot use CUDA."""
 
 

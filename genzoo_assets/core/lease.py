@@ -36,13 +36,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from genzoo_assets.core.errors import InputError
+
 FAKE_GPUS_ENV = "GENZOO_FAKE_GPUS"
 LOCK_DIR_ENV = "GENZOO_GPU_LOCK_DIR"
 VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
 POLL_S = 0.2
 
 
-class LeaseError(RuntimeError):
+class LeaseError(InputError, RuntimeError):
     """A device setting that cannot work (a bad ``GENZOO_FAKE_GPUS``, no device within a timeout)."""
 
 

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from genzoo_assets.core.errors import InputError
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -19,7 +21,7 @@ PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 OPTIONAL_COMPONENTS = {"image_encoder", "feature_extractor", "controlnet", "safety_checker"}
 
 
-class ModelDirectoryError(FileNotFoundError):
+class ModelDirectoryError(InputError, FileNotFoundError):
     """A model location is missing, incomplete or holds the wrong kind of model."""
 
 

@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.processes import process_alive
 
 DATA_DIR_ENV = "GENZOO_DATA_DIR"
 
 
-class DataDirError(RuntimeError):
+class DataDirError(InputError):
     """The data directory cannot be used (missing permission, not a directory, ...)."""
 
 
@@ -311,7 +312,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-class PathEscapeError(ValueError):
+class PathEscapeError(InputError):
     """A path read from a table, or a file name built from a sample id, leaves the folder it must
     stay in (``..``, an absolute path elsewhere, a symlink out): an input error, never followed."""
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import atomic_path
 
 
@@ -104,8 +105,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read one Parquet table; list columns come back as numpy arrays."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Parquet table {path} does not exist")
+        raise MissingInputError(f"Parquet table {path} does not exist")
     try:
         return pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"{path} is not a readable Parquet file: {exc}") from exc
+        raise InputError(f"{path} is not a readable Parquet file: {exc}") from exc

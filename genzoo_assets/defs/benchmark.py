@@ -5,6 +5,7 @@ import torch
 
 from genzoo_assets.core import layout
 from genzoo_assets.core.body import load_body_model
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate import (
     benchmark_set_from_animal3d,
     load_animal3d,
@@ -34,7 +35,7 @@ SUMMARY_COLUMNS = [
     "method",
     "pck@0.10",
     "pck@0.15",
-    "pck@0.5",
+    "pck_crop@0.5",
     "auc",
     "s_mpjpe",
     "pa_mpjpe",
@@ -69,12 +70,12 @@ def _test_set(
     animal3d_json = config.animal3d_json or release.animal3d_json
     smal_model = config.animal3d_smal_model or release.animal3d_smal_model
     if not animal3d_json:
-        raise ValueError(
+        raise InputError(
             "test set 'animal3d' needs its release: set animal3d_json (or GENZOO_ANIMAL3D_JSON) "
             "to Animal3D's test.json"
         )
     if not smal_model:
-        raise ValueError(
+        raise InputError(
             "test set 'animal3d' needs SMAL's 41-beta model for its ground truth: set "
             "animal3d_smal_model (or GENZOO_ANIMAL3D_SMAL_MODEL) to the SMAL model file"
         )

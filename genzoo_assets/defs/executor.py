@@ -33,6 +33,7 @@ from dagster._core.definitions.executor_definition import (
 )
 from dagster._core.executor.multiprocess import MultiprocessExecutor
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.defs.gpu import local_renders_on_gpu, without_gpu_pool_for_cpu_steps
 
 EXECUTOR_ENV = "GENZOO_EXECUTOR"
@@ -48,7 +49,7 @@ def max_concurrent(env: Mapping[str, str]) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(
+        raise InputError(
             f"{MAX_CONCURRENT_ENV}={raw!r}: expected a positive integer (steps run at once)"
         )
     return value
@@ -66,13 +67,13 @@ def slurm_config(env: Mapping[str, str]) -> dict:
     try:
         config = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{where}: cannot read it as YAML ({exc})") from exc
+        raise InputError(f"{where}: cannot read it as YAML ({exc})") from exc
     config = config or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{where}: expected a mapping of executor settings")
+        raise InputError(f"{where}: expected a mapping of executor settings")
     unknown = sorted(set(config) - set(SLURM_EXECUTOR_CONFIG))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SLURM_EXECUTOR_CONFIG)})"
         )
     pool_requests(config.get("pools") or {}, f"{where}: pools")
@@ -120,7 +121,7 @@ def select_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefiniti
         return gpu_aware_multiprocess_executor.configured(
             {"max_concurrent": max_concurrent(env)}, name="genzoo_multiprocess"
         )
-    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
+    raise InputError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
 
 
 @dg.definitions

@@ -14,10 +14,11 @@ from PIL import Image
 
 from genzoo_assets.core import layout
 from genzoo_assets.core.checks import CheckOutcome, backend_counts, require_same_sample_ids
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.tables import read_table, write_table_atomic
 
 
-class MissingUpstreamError(FileNotFoundError):
+class MissingUpstreamError(InputError, FileNotFoundError):
     """An upstream partition has not been materialised yet."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,11 +22,12 @@ from pathlib import Path
 import dagster as dg
 import pydantic
 from dagster._config.field_utils import IntEnvVar
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from genzoo_assets.core.device import DeviceError, resolve_device
+from genzoo_assets.core.errors import InputError, is_input_error, one_line
 from genzoo_assets.core.lease import LeaseError, visible_devices
 from genzoo_assets.core.oom import OutOfMemory
-from genzoo_assets.core.paths import DataDirError
 from genzoo_assets.core.paths import data_dir as default_data_dir
 
 # GenZooSettings field -> the environment variable that sets it.
@@ -53,16 +55,26 @@ def _load_body_model(spec: str):
     return resolve_body_model(spec)
 
 
-class SettingError(dg.Failure, RuntimeError):
+class SettingError(dg.Failure, InputError):
     """A Config or resource field outside its range: one line naming the field and what is allowed.
 
-    A ``dg.Failure`` that forbids retries, because Dagster builds a step's config before the step
-    body runs (``fail_fast_on_input_errors`` cannot see it), and a RuntimeError, which pydantic
-    passes through unwrapped and the `genzoo` command reports as one line.
+    An InputError (the `genzoo` command reports it as one line) and a ``dg.Failure`` that forbids
+    retries, because Dagster builds a step's config before the step body runs
+    (``fail_fast_on_input_errors`` cannot see it).
     """
 
     def __init__(self, message: str):
         super().__init__(description=message, allow_retries=False)
+
+    def __str__(self) -> str:
+        return self.description or ""
+
+
+def _describe(cls: type, exc: pydantic.ValidationError) -> str:
+    """The first of pydantic's errors as one line: ``Class.field = value: what is allowed``."""
+    err = exc.errors()[0]
+    where = f".{'.'.join(str(p) for p in err['loc'])} = {err['input']!r}" if err["loc"] else ""
+    return f"{cls.__name__}{where}: {err['msg'].removeprefix('Value error, ')}"
 
 
 class CheckedFields:
@@ -70,22 +82,15 @@ class CheckedFields:
 
     Checks run where the object is built: in Python (the demo, tests) at once, and for run config
     from the web UI when Dagster builds the step's config, before the step body (``Literal``
-    fields are checked even earlier, when the run is launched).
+    fields are checked even earlier, when the run is launched). The SettingError is raised here,
+    outside pydantic, which would wrap any ValueError (an InputError is one) raised inside it.
     """
 
-    @pydantic.model_validator(mode="wrap")
-    @classmethod
-    def _one_line(cls, data, handler):
+    def __init__(self, **data):
         try:
-            return handler(data)
+            super().__init__(**data)
         except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            where = (
-                f".{'.'.join(str(p) for p in err['loc'])} = {err['input']!r}" if err["loc"] else ""
-            )
-            raise SettingError(
-                f"{cls.__name__}{where}: {err['msg'].removeprefix('Value error, ')}"
-            ) from None
+            raise SettingError(_describe(type(self), exc)) from None
 
 
 def _skip(value, kind=(int, float)) -> bool:
@@ -95,9 +100,11 @@ def _skip(value, kind=(int, float)) -> bool:
 
 
 def at_least(low: float, what: str = ""):
-    """A field check: ``value >= low``."""
+    """A field check: ``value >= low`` and finite (NaN passes every ``<`` comparison)."""
 
     def check(cls, value):
+        if not _skip(value) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number >= {low}{what}")
         if not _skip(value) and value < low:
             raise ValueError(f"must be >= {low}{what}")
         return value
@@ -106,7 +113,7 @@ def at_least(low: float, what: str = ""):
 
 
 def between(low: float, high: float, what: str = "", below_high: bool = False):
-    """A field check: ``low <= value <= high`` (``< high`` with ``below_high``)."""
+    """A field check: ``low <= value <= high`` (``< high`` with ``below_high``); NaN is refused."""
 
     def check(cls, value):
         if not _skip(value) and not (low <= value < high if below_high else low <= value <= high):
@@ -215,39 +222,49 @@ GPU_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTI
 # Every GPU asset: the `gpu` pool locally, a GPU pod on Kubernetes, retries for transient faults.
 GPU_STEP = dict(pool="gpu", op_tags=GPU_OP_TAGS, retry_policy=GPU_RETRY)
 
-# Errors about inputs, configuration or the hardware (no usable CUDA in a GPU allocation, an OOM
-# with a batch of one): retrying cannot help, so they fail the step at once.
-INPUT_ERRORS = (
-    DeviceError,
-    LeaseError,
-    OutOfMemory,
-    ValueError,
-    TypeError,
-    KeyError,
-    FileNotFoundError,
-    NotADirectoryError,
-    PermissionError,
-    DataDirError,
-    SettingError,
-)
+INTERRUPTED = "interrupted by a signal (SIGTERM or SIGINT): the step is not retried"
+# The hardware, not a transient fault: no usable CUDA in a GPU allocation, no lease, an OOM with a
+# batch of one. Retrying cannot help, so they fail the step at once, like input errors.
+NOT_RETRIED = (DeviceError, LeaseError, OutOfMemory)
 
 
 def _no_retry(exc: BaseException) -> dg.Failure:
-    return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
+    """``exc`` as a step failure that is never retried, its message on one line."""
+    return dg.Failure(description=f"{type(exc).__name__}: {one_line(exc)}", allow_retries=False)
+
+
+def _classify(exc: BaseException) -> None:
+    """Raise ``exc`` as a failure that is not retried when retrying cannot help; else return.
+
+    An input or configuration error (:func:`genzoo_assets.core.errors.is_input_error`: an
+    InputError, or an OSError about a path), a hardware error (``NOT_RETRIED``), and an
+    interrupt: Dagster turns SIGTERM and SIGINT into an interrupt of the running step, and a retry
+    policy would run the step again, so a stopped command or a run terminated in the UI would go on.
+    """
+    if isinstance(exc, (KeyboardInterrupt, DagsterExecutionInterruptedError)):
+        raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
+    if isinstance(exc, dg.Failure) or not isinstance(exc, Exception):
+        return
+    if isinstance(exc, NOT_RETRIED) or is_input_error(exc):
+        raise _no_retry(exc) from exc
 
 
 def fail_fast_on_input_errors(fn):
     """Let GPU_RETRY retry only transient faults (CUDA out of memory, a lost EGL context, ...).
 
-    Works on plain asset bodies and on generator bodies (multi_assets that yield their results)."""
+    Input errors and interrupts fail the step at once (:func:`_classify`). A builtin
+    ``ValueError``, ``TypeError`` or ``KeyError`` is a bug and keeps the retry policy and its
+    traceback. Works on plain asset bodies and on generator bodies (multi_assets that yield).
+    """
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except INPUT_ERRORS as exc:
-                raise _no_retry(exc) from exc
+            except BaseException as exc:
+                _classify(exc)
+                raise
 
         return generator
 
@@ -255,8 +272,9 @@ def fail_fast_on_input_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except INPUT_ERRORS as exc:
-            raise _no_retry(exc) from exc
+        except BaseException as exc:
+            _classify(exc)
+            raise
 
     return wrapper
 
@@ -285,7 +303,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> GenZ
         try:
             values[field] = int(values[field])
         except ValueError:
-            raise ValueError(f"{SETTINGS_ENV[field]}={values[field]!r} is not an integer") from None
+            raise InputError(f"{SETTINGS_ENV[field]}={values[field]!r} is not an integer") from None
     return GenZooSettings(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
 

@@ -12,6 +12,7 @@ from genzoo_assets.core import layout
 from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.dataset import webdataset
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split
 from genzoo_assets.core.regressor.loader import resolve_num_workers
 from genzoo_assets.core.regressor.losses import LossWeights
@@ -65,7 +66,7 @@ def dataset_shards(
     root = settings.root()
     samples = query.query(SAMPLES_SQL, data_dir=root)
     if samples.empty:
-        raise ValueError(
+        raise InputError(
             "the catalog has no samples with images: materialise `images` partitions and `catalog` first"
         )
     out = webdataset.export_shards(
@@ -143,12 +144,8 @@ class RegressorTrainConfig(CheckedFields, dg.Config):
 
     @pydantic.model_validator(mode="after")
     def _pretrained_needs_full_size(self):
-        if (
-            self.pretrained_backbone and self.size == "tiny"
-        ):  # after CheckedFields' wrap: raise its error ourselves
-            raise SettingError(
-                f"RegressorTrainConfig: {PRETRAINED_NEEDS_HUGE.format(size=repr(self.size))}"
-            )
+        if self.pretrained_backbone and self.size == "tiny":  # CheckedFields names the class
+            raise ValueError(PRETRAINED_NEEDS_HUGE.format(size=repr(self.size)))
         return self
 
 
@@ -265,7 +262,7 @@ def _require_splits(shards: Path) -> None:
     counts = webdataset.read_manifest(shards)["counts"]
     for split in ("train", "val"):
         if not int(counts.get(split, 0)):
-            raise ValueError(
+            raise InputError(
                 f"{shards}: the {split} split of the shard export is empty ({dict(counts)}): "
                 "materialise images for more species, then `dataset_shards`"
             )

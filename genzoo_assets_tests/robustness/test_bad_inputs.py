@@ -103,6 +103,12 @@ def _write_bad_files(bad: Path) -> None:
     )
     np.savez(bad / "nan_bank.npz", poses=np.full((4, 34, 3), np.nan))
     np.savez(bad / "wrong_shape_bank.npz", poses=np.zeros((4, 7)))
+    one_nan = np.zeros((4, 34, 3))
+    one_nan[2, 5, 1] = np.nan  # one NaN among finite values (an IndexError before)
+    np.savez(bad / "one_nan_bank.npz", poses=one_nan)
+    lion = "Panthera_leo,{name},Laurasiatheria,CARNIVORA,FELIDAE,0,0\n"
+    (bad / "huge_field.csv").write_text(MDD_V2 + lion.format(name="L" * 5000))
+    (bad / "long_line.csv").write_text(MDD_V2 + lion.format(name="L" * 70_000))
     np.savez(
         bad / "attributes.npz",
         animals=np.array(["Canis lupus"]),
@@ -261,6 +267,48 @@ CLI_CASES = {
         ["{bad}/MDD_v9.csv", "does not exist"],
     ),
     "demo-zero-workers": (["demo", "--workers", "0"], ["--workers", "at least 1", "got 0"]),
+    "demo-negative-workers": (["demo", "--workers", "-1"], ["--workers", "at least 1", "got -1"]),
+    "demo-zero-species": (["demo", "--species", "0"], ["--species", "[3, 62]", "got 0"]),
+    "demo-negative-species": (["demo", "--species", "-3"], ["--species", "[3, 62]", "got -3"]),
+    "demo-two-species": (["demo", "--species", "2"], ["--species", "held-out felids", "got 2"]),
+    "demo-too-many-species": (["demo", "--species", "63"], ["--species", "[3, 62]", "got 63"]),
+    "demo-zero-samples": (
+        ["demo", "--samples-per-shard", "0"],
+        ["--samples-per-shard", "at least 1", "got 0"],
+    ),
+    "demo-negative-samples": (
+        ["demo", "--samples-per-shard", "-4"],
+        ["--samples-per-shard", "at least 1", "got -4"],
+    ),
+    "demo-zero-train-steps": (
+        ["demo", "--train-steps", "0"],
+        ["--train-steps", "at least 1", "got 0"],
+    ),
+    "demo-negative-train-steps": (
+        ["demo", "--train-steps", "-5"],
+        ["--train-steps", "at least 1", "got -5"],
+    ),
+    "demo-zero-resolution": (
+        ["demo", "--resolution", "0"],
+        ["--resolution", "[32, 4096]", "got 0"],
+    ),
+    "demo-tiny-resolution": (
+        ["demo", "--resolution", "8"],
+        ["--resolution", "[32, 4096]", "got 8"],
+    ),
+    "demo-huge-resolution": (
+        ["demo", "--resolution", "100000"],
+        ["--resolution", "[32, 4096]", "got 100000"],
+    ),
+    "mdd-huge-field": (
+        ["species", "import-mdd", "{bad}/huge_field.csv"],
+        ["{bad}/huge_field.csv", "data row 1", "'mainCommonName'", "4096"],
+    ),
+    "mdd-long-line": (
+        ["species", "import-mdd", "{bad}/long_line.csv"],
+        ["{bad}/long_line.csv", "line 2", "longer than"],
+    ),
+    "species-long-name": (["species", "add", "x" * 300], ["300 characters", "200"]),
     "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
     "sql-insert": (
         ["catalog", "sql", "INSERT INTO _catalog_info (data_dir) VALUES ('x')"],
@@ -483,6 +531,13 @@ CONFIG_CASES = {
         {},
         "panthera-leo",
         ["{bad}/nan_bank.npz", "NaN"],
+    ),
+    "pose-bank-one-nan": (
+        [pose_params],
+        _ops("pose_params", backend="bank", pose_bank="{bad}/one_nan_bank.npz"),
+        {},
+        "panthera-leo",
+        ["{bad}/one_nan_bank.npz", "NaN", "pose 2"],
     ),
     "pose-bank-wrong-shape": (
         [pose_params],
@@ -722,6 +777,26 @@ SETTING_CASES = {
         lambda w: CaptionConfig(max_fallback_rate=-0.1),
         ["max_fallback_rate = -0.1", "[0.0, 1.0]"],
     ),
+    "regressor-nan-orient-weight": (
+        lambda w: RegressorTrainConfig(global_orient_weight=float("nan")),
+        ["global_orient_weight = nan", "finite"],
+    ),
+    "regressor-infinite-lr": (
+        lambda w: RegressorTrainConfig(lr=float("inf")),
+        ["lr = inf", "finite"],
+    ),
+    "regressor-nan-grayscale": (
+        lambda w: RegressorTrainConfig(grayscale=float("nan")),
+        ["grayscale = nan", "[0.0, 1.0]"],
+    ),
+    "images-nan-guidance": (
+        lambda w: ImageConfig(guidance=float("nan")),
+        ["guidance = nan", "finite"],
+    ),
+    "settings-nan-dog-fraction": (
+        lambda w: GenZooSettings(dog_fraction=float("nan")),
+        ["dog_fraction = nan", "[0.0, 1.0]"],
+    ),
     "pose-camera-margin-half": (
         lambda w: PoseConfig(camera_margin=0.5),
         ["camera_margin = 0.5", "[0.0, 0.5)"],
@@ -754,6 +829,7 @@ RUN_CONFIG_SETTING_CASES = {
         ["max_steps = -1", ">= 1"],
     ),
     "run-regressor-zero-val-every": (_ops("regressor", val_every=0), ["val_every = 0", ">= 1"]),
+    "run-regressor-infinite-lr": (_ops("regressor", lr=float("inf")), ["lr = inf", "finite"]),
     "run-settings-tiny-resolution": (
         {"resources": {"settings": {"config": {"resolution": 8}}}},
         ["resolution = 8", "[32, 4096]"],
@@ -911,3 +987,41 @@ def test_at_least_thirty_distinct_bad_inputs():
 def test_no_hostile_file_ran(world):
     """Every hostile file above was loaded by some case; none of them created its marker."""
     assert not (world.bad / PWNED).exists()
+
+
+def test_a_bug_in_our_code_is_not_reported_as_an_input_error(monkeypatch):
+    """A builtin KeyError (or TypeError, RuntimeError) is our bug: its traceback, not one line."""
+
+    def buggy(args):
+        raise KeyError("num_vertices")
+
+    monkeypatch.setitem(cli.HANDLERS, "body", buggy)
+    monkeypatch.delenv("GENZOO_DEBUG", raising=False)
+    with pytest.raises(KeyError, match="num_vertices"):
+        cli.main(["body", "info", "procedural"])
+
+
+def test_an_input_error_inside_an_asset_run_is_one_line_on_stderr(world, tmp_path):
+    """The demo's first per-sample run fails on a bad body model: Dagster's step-failure log (a
+    hundred lines) is not printed, only the one line, and the run's step is not retried."""
+    env = {
+        **os.environ,
+        "GENZOO_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "GENZOO_BODY_MODEL": world.f("truncated.pkl"),
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("GENZOO_DEBUG", None)
+    argv = ["demo", "--species", "3", "--samples-per-shard", "2", "--workers", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "genzoo_assets.app.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genzoo: error: "), run.stderr
+    assert world.f("truncated.pkl") in lines[0] and "Traceback" not in run.stdout + run.stderr

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from genzoo_assets.core.body.skeleton import KEYPOINT_NAMES, SMAL_JOINT_NAMES
+from genzoo_assets.core.errors import InputError
 
 _SIDES = (("left_", "right_"), ("LLeg", "RLeg"), ("LFoot", "RFoot"), ("LEar", "REar"))
 CAMERA_FLIP = np.diag([-1.0, 1.0, 1.0])  # image x → −x in the camera frame
@@ -92,7 +93,7 @@ def checked_reflection(body_model) -> np.ndarray:
     """The sagittal reflection of ``body_model``, refusing a model that is not mirror-symmetric."""
     off = asymmetry(body_model)
     if off > MIRROR_TOLERANCE:
-        raise ValueError(
+        raise InputError(
             f"body model {getattr(body_model, 'source', body_model)} is not mirror-symmetric: a rest joint "
             f"lies {off:.2%} of the body's extent from its mirrored partner (tolerance "
             f"{MIRROR_TOLERANCE:.1%}), so a flipped image would carry wrong labels; train with flip 0"

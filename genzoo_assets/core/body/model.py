@@ -15,12 +15,14 @@ import scipy.sparse
 import torch
 from smplx.lbs import blend_shapes, lbs
 
+from genzoo_assets.core.errors import InputError
+
 from .rotations import axis_angle_to_matrix
 from .skeleton import KEYPOINT_NAMES, NUM_JOINTS, NUM_KEYPOINTS, SMAL_JOINT_NAMES
 from .skinning import rigid_lbs, sparse_skinning
 
 
-class BodyModelError(ValueError):
+class BodyModelError(InputError):
     """A body model file or array set cannot be used; the message names the source and the problem."""
 
 

@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
+
 from .model import BodyModel
 from .procedural_layout import PROCEDURAL_SHAPE_AXES, quadruped_tubes
 from .skeleton import KEYPOINT_NAMES, NUM_JOINTS, SMAL_JOINT_NAMES, SMAL_PARENTS
@@ -120,7 +122,7 @@ def _keypoint_groups(verts: np.ndarray, specs, meshes, offsets) -> list[list[int
 def procedural_arrays(num_betas: int = 20) -> dict:
     """All arrays of the procedural model (cached; numpy, float64)."""
     if num_betas < len(PROCEDURAL_SHAPE_AXES):
-        raise ValueError(
+        raise InputError(
             f"the procedural model needs num_betas >= {len(PROCEDURAL_SHAPE_AXES)}, got {num_betas}"
         )
     zero = np.zeros(len(PROCEDURAL_SHAPE_AXES))

@@ -27,12 +27,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from genzoo_assets.core.errors import InputError
 
-class UnpickleRefused(pickle.UnpicklingError):
+
+class UnpickleRefused(InputError, pickle.UnpicklingError):
     """The pickle names a global that is not on the allow-list."""
 
 
-class UnpickleFailed(ValueError):
+class UnpickleFailed(InputError):
     """The bytes are not a (complete) pickle; the message is one line: the error's type and text."""
 
 
@@ -163,7 +165,7 @@ def to_array(value: Any, key: str) -> Any:
             if "newshape" in st:
                 return np.reshape(inner, st["newshape"])
             return np.asarray(inner)
-        raise ValueError(
+        raise InputError(
             f"'{key}' is a {value.chumpy_class} object whose array could not be recovered "
             f"(state keys: {sorted(st)})"
         )

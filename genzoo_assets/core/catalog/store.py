@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from genzoo_assets.core import layout, paths
+from genzoo_assets.core.errors import InputError
 
 CATALOG_NAME = layout.CATALOG_FILE
 LOCK_NAME = f"{CATALOG_NAME}.lock"  # readers hold it shared, an in-place refresh exclusively
@@ -45,7 +46,7 @@ FILE_COLUMN = "_file"
 WRITE_CONFIG = {"disabled_compression_methods": "alp,alprd,chimp,patas"}
 
 
-class CatalogQueryError(ValueError):
+class CatalogQueryError(InputError):
     """A catalog query was refused or failed; the message names the SQL."""
 
 

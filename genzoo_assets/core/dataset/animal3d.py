@@ -28,6 +28,7 @@ import pandas as pd
 
 from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
 from genzoo_assets.core.dataset.records import image_jpeg
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
 
 SMAL_NUM_BETAS, SMAL_NUM_VERTICES = 41, 3889
@@ -37,7 +38,7 @@ JSON_NAME = "train.json"
 def _check_body_model(body_model) -> None:
     nb, nv = int(body_model.num_betas), int(body_model.num_vertices)
     if nb != SMAL_NUM_BETAS or nv != SMAL_NUM_VERTICES:
-        raise ValueError(
+        raise InputError(
             f"body model {body_model.source!r} has {nb} betas and {nv} vertices; the Animal3D layout "
             f"holds SMAL's {SMAL_NUM_BETAS} betas on its {SMAL_NUM_VERTICES} vertices: make the dataset "
             f"with a 41-beta SMAL model (GENZOO_BODY_MODEL)"
@@ -59,7 +60,7 @@ def animal3d_item(row, category: int, data_dir: Path, out: Path) -> dict:
     betas = _floats(row, "betas", SMAL_NUM_BETAS)
     mask_src = stored_path(data_dir, row["mask_path"], sid, "mask_path")
     if not mask_src.is_file():
-        raise FileNotFoundError(f"sample {sid}: mask {mask_src} does not exist")
+        raise MissingInputError(f"sample {sid}: mask {mask_src} does not exist")
     img_rel, mask_rel = f"images/{split}/{sid}.jpg", f"masks/{split}/{sid}.png"
     (out / img_rel).parent.mkdir(parents=True, exist_ok=True)
     (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def _items(
         if np.size(b) != SMAL_NUM_BETAS
     ]
     if wrong:
-        raise ValueError(
+        raise InputError(
             f"sample {wrong[0][0]} has {wrong[0][1]} betas: the dataset was not made with the 41-beta "
             f"SMAL model {body_model.source!r}"
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from genzoo_assets.core.dataset.splits import assign_splits
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.paths import atomic_dir, check_file_name, stored_path
 
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
@@ -56,7 +57,7 @@ def catalog_samples(
     if "image_path" in samples.columns:  # the view has the column once an `images` partition exists
         samples = samples[samples["image_path"].notna()]
     if samples.empty or "image_path" not in samples.columns:
-        raise ValueError(
+        raise InputError(
             f"the catalog of {data_dir} has no samples with images: materialise `images` and `catalog` first"
         )
     if exclude_flagged and "flagged" in samples.columns:
@@ -74,7 +75,7 @@ def fresh_output(out_dir) -> Iterator[Path]:
     """
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(
+        raise InputError(
             f"output folder {out_dir} already exists and is not empty: choose a new folder"
         )
     with atomic_dir(out_dir) as tmp:

@@ -25,6 +25,7 @@ import yaml
 
 from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
 from genzoo_assets.core.dataset.records import image_jpeg
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
 
 HF_SPLITS = {"train": "train", "val": "validation", "heldout": "test"}
@@ -124,7 +125,7 @@ def _record(row, data_dir: Path, columns) -> dict:
         else None
     )
     if mask is not None and not mask.is_file():
-        raise FileNotFoundError(f"sample {sid}: mask {mask} does not exist")
+        raise MissingInputError(f"sample {sid}: mask {mask} does not exist")
     out = {
         "image": {"bytes": image_jpeg(data_dir, row)[0], "path": f"{sid}.jpg"},
         "mask": {"bytes": mask.read_bytes(), "path": f"{sid}.mask.png"}
@@ -246,7 +247,7 @@ def export_hf(
     """
     body_model = as_body_model(body_model)
     if rows_per_file < 1:
-        raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
+        raise InputError(f"rows_per_file must be >= 1, got {rows_per_file}")
     data_dir = Path(data_dir)
     files: dict[str, list[str]] = {}
     with fresh_output(out_dir) as tmp:

@@ -13,17 +13,18 @@ import webdataset as wds
 
 from genzoo_assets.core.dataset.splits import SPLITS
 from genzoo_assets.core.dataset.webdataset import read_manifest
+from genzoo_assets.core.errors import InputError, MissingInputError
 
 
 def shard_urls(out_dir, split: str) -> list[str]:
     """The shard files of ``split`` in the export ``out_dir`` names (its ``current`` one, or itself)."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InputError(f"split must be one of {SPLITS}, got {split!r}")
     manifest = read_manifest(out_dir)
     urls = [str(Path(manifest["export_dir"]) / n) for n in manifest["shards"].get(split, [])]
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"split {split!r} of {out_dir}: shards {missing} listed in the manifest are missing"
         )
     return urls

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
 from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
 
@@ -62,11 +63,11 @@ def image_jpeg(data_dir: Path, row) -> tuple[bytes, int]:
     """The row's image as JPEG bytes (re-encoded at quality 95 when stored otherwise) and its width."""
     path = stored_path(data_dir, row["image_path"], row["sample_id"], "image_path")
     if not path.is_file():
-        raise FileNotFoundError(f"sample {row['sample_id']}: image {path} does not exist")
+        raise MissingInputError(f"sample {row['sample_id']}: image {path} does not exist")
     raw = path.read_bytes()
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"sample {row['sample_id']}: image {path} cannot be decoded")
+        raise InputError(f"sample {row['sample_id']}: image {path} cannot be decoded")
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         raw = buf.tobytes()
@@ -86,21 +87,21 @@ def check_camera(row, camera_version: str) -> None:
     """Raise when ``row``'s camera cannot be written exactly in GenZoo's ``camera_version``."""
     sid, model = row["sample_id"], _camera_model(row, camera_version)
     if camera_version == "v1" and model != "weak":
-        raise ValueError(
+        raise InputError(
             f"sample {sid}: camera_version 'v1' (GenZoo's weak perspective) cannot represent a "
             f"{model!r} camera exactly; export it as 'v2' or sample with camera_model 'weak'"
         )
     if camera_version == "v2" and model != "perspective":
-        raise ValueError(
+        raise InputError(
             f"sample {sid}: camera_version 'v2' needs a perspective camera, the sample has {model!r}; "
             f"export it as 'v1'"
         )
     if camera_version == "v1" and not float(row["cam_scale"]) > 0:
-        raise ValueError(
+        raise InputError(
             f"sample {sid}: cam_scale must be > 0 for a weak camera, got {row['cam_scale']}"
         )
     if camera_version == "v2" and not 0 < float(row["fov_deg"]) < 180:
-        raise ValueError(f"sample {sid}: fov_deg must be in (0, 180), got {row['fov_deg']}")
+        raise InputError(f"sample {sid}: fov_deg must be in (0, 180), got {row['fov_deg']}")
 
 
 def camera_fields(row, camera_version: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.seeds import derive_seed
 
 SPLITS = ("train", "val", "heldout")
@@ -25,10 +26,10 @@ def assign_splits(
     first: validation then measures new samples of a seen species, not new species.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
     heldout_families = tuple(heldout_families or ())
     if heldout_families and "family" not in samples.columns:
-        raise ValueError(f"samples need a 'family' column to hold out {heldout_families}")
+        raise InputError(f"samples need a 'family' column to hold out {heldout_families}")
     split = pd.Series("train", index=samples.index, dtype=object)
     if heldout_families:
         split[samples["family"].isin(heldout_families)] = "heldout"

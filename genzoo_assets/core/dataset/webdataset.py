@@ -62,6 +62,7 @@ from genzoo_assets.core.dataset.splits import (
     SPLITS,
     assign_splits,
 )
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import (
     check_file_name,
     file_lock,
@@ -107,7 +108,7 @@ def _sample_fingerprint(row, data_dir: Path) -> str:
         st = image.stat()
         values["_image"] = [st.st_size, st.st_mtime_ns]
     except OSError:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"sample {row['sample_id']}: image {image} does not exist"
         ) from None
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
@@ -336,12 +337,12 @@ def resolve_export(out_dir) -> Path:
         try:
             return pointer.resolve(strict=True)
         except OSError as exc:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{pointer} points to a missing export ({exc.strerror or exc})"
             ) from exc
     if (out_dir / MANIFEST).is_file():
         return out_dir
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"no export in {out_dir}: materialise `dataset_shards` (export_shards) first"
     )
 
@@ -351,7 +352,7 @@ def read_manifest(out_dir) -> dict:
     export_dir = resolve_export(out_dir)
     manifest = json.loads((export_dir / MANIFEST).read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(
+        raise InputError(
             f"{export_dir / MANIFEST} was written by an older genzoo-assets (format "
             f"{manifest.get('format', 1)!r}, need {FORMAT!r}): materialise `dataset_shards` again"
         )
@@ -396,7 +397,7 @@ def select_rows(
         betas = np.asarray(row["betas"], dtype=np.float64).reshape(-1)
         num_betas = betas.size if num_betas is None else num_betas
         if betas.size != num_betas:
-            raise ValueError(
+            raise InputError(
                 f"sample {row['sample_id']}: betas has {betas.size} values, the body model's shape "
                 f"space has {num_betas} (GenZoo's loader needs all of them)"
             )
@@ -439,11 +440,11 @@ def export_shards(
     "manifest", "export_dir", "written", "reused"}``.
     """
     if camera_version not in CAMERA_VERSIONS:
-        raise ValueError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
+        raise InputError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
     if maxcount < 1:
-        raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+        raise InputError(f"maxcount must be >= 1, got {maxcount}")
     if keep_last < 1:
-        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+        raise InputError(f"keep_last must be >= 1, got {keep_last}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows, excluded, num_betas = select_rows(
         samples,

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genzoo_assets.core.errors import InputError
+
 SMAL_NUM_BETAS = 41  # Animal3D's ``shape`` (20) + ``shape_extra`` (21)
 KEYPOINTS_3D_SOURCES = ("smal", "json")
 NUM_POSE = 105  # 35 joints × axis-angle; row 0 is the global orientation
@@ -37,7 +39,7 @@ REQUIRED_FIELDS = (
 )
 
 
-class Animal3DError(ValueError):
+class Animal3DError(InputError):
     """The Animal3D release (or the body model given for it) cannot be used as is."""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate.animal3d import Animal3DSet
 from genzoo_assets.core.regressor.crop import BBOX_PADDING, crop_box
 
@@ -127,7 +128,7 @@ def mask_area_from_file(path: str | Path) -> int:
 
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
-        raise ValueError(f"mask {path} cannot be read as an image")
+        raise InputError(f"mask {path} cannot be read as an image")
     return int(np.count_nonzero(mask > mask.max() / 2.0)) if mask.max() > 0 else 0
 
 
@@ -155,7 +156,7 @@ def benchmark_set_from_animal3d(
     zero = np.nonzero(np.asarray(mask_area) <= 0)[0]
     if zero.size:
         i = int(zero[0])
-        raise ValueError(
+        raise InputError(
             f"{a3d.json_path}: data[{i}] mask {a3d.mask_paths[i]} is empty (zero area): "
             "PCK cannot be normalised by sqrt(mask area)"
         )

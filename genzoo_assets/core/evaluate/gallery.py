@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate.animal3d import smal_forward
 from genzoo_assets.core.evaluate.benchmark import BenchmarkResult, project_weak
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet
@@ -49,7 +50,7 @@ def load_rgb(image, name: str) -> np.ndarray:
     else:
         img = cv2.imread(str(image), cv2.IMREAD_COLOR)
         if img is None:
-            raise ValueError(f"gallery image of sample {name!r} cannot be read: {image}")
+            raise InputError(f"gallery image of sample {name!r} cannot be read: {image}")
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)

@@ -12,6 +12,7 @@ import numpy as np
 import webdataset as wds
 
 from genzoo_assets.core.dataset.reader import SHARD_MEMBERS, decode_shards, shard_urls
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.evaluate.benchmark_set import BenchmarkSet, benchmark_set_from_samples
 
 NPZ_FIELDS = (
@@ -30,7 +31,7 @@ def shard_records(shards_dir: str | Path, split: str, with_images: bool = True) 
     """Every sample of ``split`` as a dict of its npz arrays (+ ``image`` H×W×3 uint8)."""
     urls = shard_urls(shards_dir, split)
     if not urls:
-        raise ValueError(
+        raise InputError(
             f"split {split!r} of {shards_dir} has no shards: export samples of that split first"
         )
     dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)

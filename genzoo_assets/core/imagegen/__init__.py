@@ -2,6 +2,7 @@
 ControlNet-Union), speed settings, alignment score,
 and the per-partition function the Dagster asset calls."""
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.model_dirs import ModelDirectoryError
 
 from .alignment import DEFAULT_THRESHOLD, alignment_score
@@ -38,7 +39,7 @@ def make_generator(name: str, **kwargs) -> ImageGenerator:
         return SD3ControlNetGenerator.from_pretrained(**kwargs)
     if name == "qwenimage_controlnet":
         return QwenImageControlNetGenerator.from_pretrained(**kwargs)
-    raise ValueError(f"unknown image generator {name!r}; known: {GENERATORS}")
+    raise InputError(f"unknown image generator {name!r}; known: {GENERATORS}")
 
 
 __all__ = [

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.imagegen.base import GenerationRequest
 from genzoo_assets.core.imagegen.speed import SpeedOptions, numerics, prepare_pipeline
 from genzoo_assets.core.model_dirs import check_model, check_pipeline, resolve_location
@@ -141,9 +142,9 @@ class DiffusersControlNetGenerator:
         speed=None,
     ) -> None:
         if family not in FAMILIES:
-            raise ValueError(f"unknown ControlNet family {family!r}; known: {sorted(FAMILIES)}")
+            raise InputError(f"unknown ControlNet family {family!r}; known: {sorted(FAMILIES)}")
         if batch_size < 1 or steps < 1:
-            raise ValueError(f"batch_size and steps must be >= 1, got {batch_size}, {steps}")
+            raise InputError(f"batch_size and steps must be >= 1, got {batch_size}, {steps}")
         self.family_name = family
         self.family = FAMILIES[family]
         self.name = f"{family}_controlnet"
@@ -153,7 +154,7 @@ class DiffusersControlNetGenerator:
         self.resolution = resolution
         self.max_sequence_length = int(max_sequence_length or self.family.max_sequence_length)
         if resolution is not None and resolution % self.family.size_multiple:
-            raise ValueError(
+            raise InputError(
                 f"resolution {resolution} must be a multiple of {self.family.size_multiple}"
             )
         self.device = resolve_device(device)

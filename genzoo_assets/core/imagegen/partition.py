@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from genzoo_assets.core.errors import MissingInputError
 from genzoo_assets.core.imagegen.alignment import DEFAULT_THRESHOLD, alignment_score
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
 from genzoo_assets.core.oom import HalvingBatches
@@ -69,7 +70,7 @@ def _read(data_dir: Path, row: pd.Series, column: str, mode: str) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert(mode))
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"sample {row['sample_id']}: cannot read {column} {path}: {exc}"
         ) from exc
 
@@ -155,6 +156,23 @@ def _write_hidden(target: Path, data: bytes) -> Path:
     return tmp
 
 
+class BlankImageError(RuntimeError):
+    """A generator returned an empty or single-colour image (FLUX's NaN latents decode to black)."""
+
+
+def check_not_blank(image: Image.Image, generator: ImageGenerator, sample_id: str) -> None:
+    """Refuse an image with no pixels or one colour everywhere: it would be stored as a training
+    image of an animal that is not in it. A BlankImageError names the sample and the generator's
+    parameters (a NaN or extreme guidance, too few steps)."""
+    pixels = np.asarray(image)
+    if pixels.size == 0 or int(pixels.max()) == int(pixels.min()):
+        what = "empty" if pixels.size == 0 else f"a single colour ({int(pixels.min())})"
+        raise BlankImageError(
+            f"sample {sample_id}: generator {generator.name} returned an image that is {what} "
+            f"(parameters {dict(generator.params)}); no image of this partition was stored"
+        )
+
+
 def generate_partition(
     rows: pd.DataFrame,
     generator: ImageGenerator,
@@ -209,6 +227,7 @@ def generate_partition(
                     f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests"
                 )
             for (_, row), req, image in zip(chunk.iterrows(), reqs, images):
+                check_not_blank(image, generator, row["sample_id"])
                 h, w = req.size  # the control resolution: the frame of the keypoints and bbox
                 image = (
                     image

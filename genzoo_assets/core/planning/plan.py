@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genzoo_assets.core import layout, paths
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.planning.error_model import fit_error_model, predictive_power
 from genzoo_assets.core.planning.factors import FACTORS, sample_factors
 from genzoo_assets.core.planning.proposal import bounded_proposal
@@ -33,7 +34,7 @@ LOWER_IS_BETTER = {"pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v"}
 HIGHER_IS_BETTER = {"pck@0.10", "pck@0.15", "pck@0.5", "auc"}
 
 
-class PlanInputError(ValueError):
+class PlanInputError(InputError):
     """The plan's inputs cannot give a plan (no validation errors, a test-set row, bad settings)."""
 
 

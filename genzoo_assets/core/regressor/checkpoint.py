@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import atomic_path
 from genzoo_assets.core.regressor.model import GenZooRegressor, RegressorConfig, build_regressor
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint is missing, corrupt, unsafe, or does not match the body model; names the file."""
 
 
@@ -79,7 +80,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """The checkpoint's dict, through ``torch.load(weights_only=True)``; one-line errors naming ``path``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"regressor checkpoint {path} does not exist")
+        raise MissingInputError(f"regressor checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

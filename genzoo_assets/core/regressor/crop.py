@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
+
 INPUT_HW = (256, 192)
 BBOX_PADDING = 1.2
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -113,7 +115,7 @@ def perspective_camera_to_crop(
     cx, cy, h = (float(v) for v in box)
     t = np.asarray(transl, dtype=np.float64).reshape(3)
     if not t[2] > 0:
-        raise ValueError(
+        raise InputError(
             f"perspective camera needs the body in front of it (transl z > 0), got {t.tolist()}"
         )
     focal = (image_width / 2.0) / np.tan(np.radians(fov_deg) / 2.0)

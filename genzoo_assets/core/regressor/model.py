@@ -35,6 +35,7 @@ from torch import nn
 
 from genzoo_assets.core.body.rotations import symmetric_orthogonalization
 from genzoo_assets.core.body.skeleton import NUM_JOINTS
+from genzoo_assets.core.errors import InputError, MissingInputError
 
 BACKBONES = ("vitpose", "resnet")
 
@@ -68,14 +69,14 @@ class RegressorConfig:
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
-            raise ValueError(
+            raise InputError(
                 f"RegressorConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}"
             )
         self.image_size = tuple(int(v) for v in self.image_size)
         self.resnet_hidden_sizes = tuple(self.resnet_hidden_sizes)
         self.resnet_depths = tuple(self.resnet_depths)
         if self.backbone == "vitpose" and any(s % self.patch_size for s in self.image_size):
-            raise ValueError(
+            raise InputError(
                 f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
             )
 
@@ -117,7 +118,7 @@ class RegressorConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"RegressorConfig has no fields {unknown}")
+            raise InputError(f"RegressorConfig has no fields {unknown}")
         return cls(**data)
 
 
@@ -174,7 +175,7 @@ def _pretrained(path: str, cls):
     """
     directory = Path(path)
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"pretrained backbone {directory} has no config.json (expected a transformers folder)"
         )
     model_type = json.loads((directory / "config.json").read_text()).get("model_type")

@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from genzoo_assets.core import layout
+from genzoo_assets.core.errors import MissingInputError
 from genzoo_assets.core.paths import write_bytes_atomic
 
 PANELS = ("rgb", "depth", "canny", "keypoints")
@@ -18,7 +19,7 @@ PANELS = ("rgb", "depth", "canny", "keypoints")
 def _load(data_dir: Path, rel: str, mode: str) -> Image.Image:
     path = data_dir / rel
     if not path.is_file():
-        raise FileNotFoundError(f"contact sheet: render file {path} is missing")
+        raise MissingInputError(f"contact sheet: render file {path} is missing")
     return Image.open(path).convert(mode)
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from genzoo_assets.core.errors import InputError
+
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 import cv2  # noqa: E402
@@ -225,9 +227,9 @@ class ControlRenderer:
 
     def __init__(self, resolution: int = 1024, subdivisions: int = 2):
         if resolution <= 0:
-            raise ValueError(f"render resolution must be positive, got {resolution}")
+            raise InputError(f"render resolution must be positive, got {resolution}")
         if subdivisions < 0:
-            raise ValueError(f"subdivisions must be >= 0, got {subdivisions}")
+            raise InputError(f"subdivisions must be >= 0, got {subdivisions}")
         self.resolution = int(resolution)
         self.subdivisions = int(subdivisions)
         self._renderer: pyrender.OffscreenRenderer | None = None

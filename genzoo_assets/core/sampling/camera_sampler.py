@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.sampling.camera_model import Camera, project, view_rotation
 
 
@@ -121,9 +122,9 @@ def sample_camera(
     ``p_camera = view.rotation @ p_canonical + transl``.
     """
     if camera_model not in ("weak", "perspective"):
-        raise ValueError(f"camera model {camera_model!r} is not one of ('weak', 'perspective')")
+        raise InputError(f"camera model {camera_model!r} is not one of ('weak', 'perspective')")
     if not 0.0 <= margin < 0.5:
-        raise ValueError(f"camera margin must be in [0, 0.5), got {margin}")
+        raise InputError(f"camera margin must be in [0, 0.5), got {margin}")
     v = np.asarray(vertices_canonical, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3 or not np.isfinite(v).all():
         raise ValueError(f"vertices_canonical must be finite (V, 3), got shape {v.shape}")

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.npzio import read_npz
 from genzoo_assets.core.seeds import derive_seed
 
 
-class AttributesError(RuntimeError):
+class AttributesError(InputError):
     """An ``animal_attributes.npz`` file is missing, malformed or lacks a species."""
 
 
@@ -81,7 +82,7 @@ class ClipTextEncoder:
 
         self.model_dir = Path(model_dir)
         if not self.model_dir.is_dir():
-            raise FileNotFoundError(f"CLIP text model directory {self.model_dir} does not exist")
+            raise MissingInputError(f"CLIP text model directory {self.model_dir} does not exist")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 str(self.model_dir), local_files_only=True
@@ -90,7 +91,7 @@ class ClipTextEncoder:
                 str(self.model_dir), local_files_only=True
             )
         except (OSError, ValueError) as exc:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"CLIP text model directory {self.model_dir} has no loadable CLIPTextModelWithProjection "
                 f"+ tokenizer: {exc}"
             ) from exc
@@ -125,7 +126,7 @@ def fit_species_gaussian(name: str, embeddings: np.ndarray, ridge: float = 1e-6)
     """Mean and covariance of a species' description embeddings (ridge keeps the cov positive definite)."""
     e = np.asarray(embeddings, dtype=np.float64)
     if e.ndim != 2 or e.shape[0] < 2:
-        raise ValueError(
+        raise InputError(
             f"species {name!r}: need at least 2 embeddings of shape (N, D), got {e.shape}"
         )
     cov = np.cov(e, rowvar=False) + ridge * np.eye(e.shape[1])

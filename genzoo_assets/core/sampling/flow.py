@@ -20,13 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genzoo_assets.core.errors import InputError
+
 EPS = 1e-6
 MASK_KINDS = ("alternating", "learned", "conditioned")
 # Prefixes under which the flow sits in known checkpoints (GenZoo's ObjectNet wraps it).
 _KNOWN_PREFIXES = ("object_params_predictor.pred_layer.", "pred_layer.", "flow.", "module.")
 
 
-class FlowCheckpointError(RuntimeError):
+class FlowCheckpointError(InputError):
     """A flow checkpoint is missing, unreadable or does not match the architecture."""
 
 
@@ -151,7 +153,7 @@ class ConditionalRealNVP(nn.Module):
         bottleneck: int | None = 512,
     ):
         if mask_kind not in MASK_KINDS:
-            raise ValueError(f"flow mask_kind {mask_kind!r} is not one of {MASK_KINDS}")
+            raise InputError(f"flow mask_kind {mask_kind!r} is not one of {MASK_KINDS}")
         modules: list[nn.Module] = []
         mask = (torch.arange(num_inputs) % 2).float()
         for _ in range(num_blocks):

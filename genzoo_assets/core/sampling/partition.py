@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.sampling.camera_sampler import ViewSample, sample_camera
@@ -80,7 +81,7 @@ def sample_shapes_partition(
     """
     species = _species_slug(species_row)
     if len(indices) == 0:
-        raise ValueError(
+        raise InputError(
             f"shard {shard} of {species} has no sample indices ({indices}): "
             f"samples_per_shard must be at least 1"
         )

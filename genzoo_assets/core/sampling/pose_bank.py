@@ -25,6 +25,7 @@ import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix, rot6d_to_matrix
 from genzoo_assets.core.body.skeleton import NUM_BODY_JOINTS
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.npzio import read_npz
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.sampling.canonical import canonical_to_model
@@ -34,7 +35,7 @@ OPTIONAL_KEYS = ("orient_6d", "postures")
 ORIENTATIONS = ("bank", "view")
 
 
-class PoseBankError(ValueError):
+class PoseBankError(InputError):
     """A pose bank file is missing, empty or has arrays of the wrong shape or values."""
 
 
@@ -110,7 +111,7 @@ def load_pose_bank(
         raise PoseBankError(f"pose bank {path}: '{key}' is empty")
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
-        bad = int(np.argwhere(~np.isfinite(a.reshape(a.shape[0], -1)).any(1))[0, 0])
+        bad = int(np.argwhere((~np.isfinite(a.reshape(a.shape[0], -1))).any(1))[0, 0])
         raise PoseBankError(f"pose bank {path}: '{key}' contains NaN or inf (first at pose {bad})")
     if key == "pose_6d":
         mats = _rot6d(path, key, _body_joints(path, key, a, 6))
@@ -161,7 +162,7 @@ class BankPoseSampler:
         bank_canonical_rotation: np.ndarray | None = None,
     ):
         if orientation not in ORIENTATIONS:
-            raise ValueError(
+            raise InputError(
                 f"pose bank orientation must be one of {ORIENTATIONS}, got {orientation!r}"
             )
         self.path = Path(path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genzoo_assets.core.body.skeleton import SMAL_JOINT_NAMES
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.sampling.canonical import canonical_to_model
 from genzoo_assets.core.sampling.joint_limits import clip_to_limits, euler_to_matrix
 
@@ -230,10 +231,10 @@ class ProceduralPoseSampler:
         weights = dict(POSTURE_WEIGHTS if posture_weights is None else posture_weights)
         unknown = sorted(set(weights) - set(POSTURE_WEIGHTS))
         if unknown:
-            raise ValueError(f"unknown posture(s) {unknown}; known: {sorted(POSTURE_WEIGHTS)}")
+            raise InputError(f"unknown posture(s) {unknown}; known: {sorted(POSTURE_WEIGHTS)}")
         total = sum(weights.values())
         if total <= 0 or any(w < 0 for w in weights.values()):
-            raise ValueError(
+            raise InputError(
                 f"posture weights must be non-negative with a positive sum, got {weights}"
             )
         self.postures = tuple(weights)

@@ -17,6 +17,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
+
 POSE_BACKENDS = ("procedural", "bank")
 
 
@@ -35,7 +37,7 @@ def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
         from genzoo_assets.core.sampling.pose_procedural import ProceduralPoseSampler
 
         if options.pop("orientation", "view") != "view":
-            raise ValueError(
+            raise InputError(
                 "pose backend 'procedural' draws postures, not global orientations: orientation "
                 "'bank' needs the bank backend (a pose bank with orient_6d)"
             )
@@ -44,8 +46,8 @@ def make_pose_sampler(name: str, body_model, **options) -> PoseSampler:
         from genzoo_assets.core.sampling.pose_bank import BankPoseSampler
 
         if "path" not in options:
-            raise ValueError(
+            raise InputError(
                 "bank pose sampler needs path= (an .npz pose bank such as GenZoo's dog_poses.npz)"
             )
         return BankPoseSampler(options.pop("path"), body_model, **options)
-    raise ValueError(f"unknown pose sampler {name!r}; choose one of {POSE_BACKENDS}")
+    raise InputError(f"unknown pose sampler {name!r}; choose one of {POSE_BACKENDS}")

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.sampling.clip_text import (
     AttributesError,
@@ -47,14 +48,14 @@ class ClipFlowShapeSampler:
         self.model_files: dict[str, str] = {}
         if flow is None:
             if flow_checkpoint is None:
-                raise ValueError(
+                raise InputError(
                     "clip_flow shape sampler needs flow_checkpoint (AWOL's RealNVP state dict, "
                     "e.g. submission_animal_realnvp_mask_pred_net_6000.pth)"
                 )
             flow = load_flow_checkpoint(flow_checkpoint, expected_num_betas=num_betas)
             self.model_files["flow"] = file_sha256(flow_checkpoint)
         if flow.num_inputs != num_betas:
-            raise ValueError(
+            raise InputError(
                 f"flow produces {flow.num_inputs} betas but the body model has {num_betas}"
             )
         self.flow = flow.eval().to(device)
@@ -69,13 +70,13 @@ class ClipFlowShapeSampler:
             self.model_files["clip_text"] = file_sha256(clip_dir)
             cond_dim = self.encoder.dim
         else:
-            raise ValueError(
+            raise InputError(
                 "clip_flow shape sampler needs attributes (GenZoo's animal_attributes.npz) or "
                 "clip_dir (a local CLIP text model) to build species Gaussians"
             )
         if cond_dim != flow.num_cond:
             source = attributes if attributes is not None else clip_dir
-            raise ValueError(
+            raise InputError(
                 f"{source} gives {cond_dim}-d embeddings but the flow is conditioned on "
                 f"{flow.num_cond}-d ones"
             )

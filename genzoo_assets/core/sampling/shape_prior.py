@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from genzoo_assets.core.body.unpickle import UnpickleFailed, UnpickleRefused, safe_load, to_array
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.sampling.species_labels import species_label, taxon_keys
 
 
-class SmalDataError(RuntimeError):
+class SmalDataError(InputError):
     """SMAL's shape-cluster data file is missing or malformed."""
 
 

@@ -10,6 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from genzoo_assets.core.errors import InputError
+
 SHAPE_BACKENDS = ("prior", "clip_flow")
 
 
@@ -34,4 +36,4 @@ def make_shape_sampler(name: str, body_model, **options) -> ShapeSampler:
         from genzoo_assets.core.sampling.shape_clip_flow import ClipFlowShapeSampler
 
         return ClipFlowShapeSampler(num_betas=int(body_model.num_betas), **options)
-    raise ValueError(f"unknown shape sampler {name!r}; choose one of {SHAPE_BACKENDS}")
+    raise InputError(f"unknown shape sampler {name!r}; choose one of {SHAPE_BACKENDS}")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from genzoo_assets.core import layout
+from genzoo_assets.core.errors import MissingInputError
 from genzoo_assets.core.paths import file_lock
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.core.taxonomy.mdd import filter_mdd, load_mdd
@@ -61,7 +62,7 @@ def species_lock(root: Path) -> Iterator[None]:
 def read_species_table(root: Path) -> pd.DataFrame:
     path = species_table_path(root)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no species table at {path}: materialise the `species` asset first"
         )
     return read_table(path)

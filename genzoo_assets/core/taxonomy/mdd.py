@@ -8,10 +8,15 @@ either into one frame so the sampling frame never depends on which release a use
 
 from __future__ import annotations
 
+import csv
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from genzoo_assets.core.errors import InputError
 
 COLUMNS = (
     "scientific_name",
@@ -65,27 +70,87 @@ _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n", ""}
 
 
-class MDDFormatError(ValueError):
+class MDDFormatError(InputError):
     """The file is not an MDD release we can read (wrong columns, empty, not a CSV, bad values)."""
 
 
+MAX_FILE_BYTES = 256 << 20  # MDD v2.0's CSV is about 6 MB
+MAX_LINE_CHARS = 64 << 10  # one row of the CSV (MDD's longest is under 4,000 characters)
+MAX_FIELD_CHARS = 4096  # one field: a name, a taxon, a citation
+
+
+def _bounded_lines(path: Path, fh) -> Iterator[str]:
+    """The file's lines, refusing one longer than MAX_LINE_CHARS before it is read whole."""
+    for number in itertools.count(1):
+        line = fh.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS:
+            raise MDDFormatError(
+                f"MDD file {path}: line {number} is longer than {MAX_LINE_CHARS} characters "
+                "(an MDD row is a few hundred)"
+            )
+        yield line
+
+
+def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, data rows) of the CSV, streamed with every line and field bounded; a field over
+    MAX_FIELD_CHARS is an MDDFormatError naming its data row and column."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_LINE_CHARS)  # a quoted field that spans lines is bounded too
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(_bounded_lines(path, fh))
+            header = next(reader, None)
+            if not header:
+                raise MDDFormatError(f"MDD file {path} has no header row")
+            rows = []
+            for number, row in enumerate(reader, 1):
+                if not row:
+                    continue
+                if len(row) > len(header):
+                    raise MDDFormatError(
+                        f"MDD file {path}: data row {number} has {len(row)} fields, the header "
+                        f"{len(header)}"
+                    )
+                for column, value in zip(header, row):
+                    if len(value) > MAX_FIELD_CHARS:
+                        raise MDDFormatError(
+                            f"MDD file {path}: data row {number}, column {column!r} holds "
+                            f"{len(value)} characters, more than the {MAX_FIELD_CHARS} allowed"
+                        )
+                rows.append(row + [""] * (len(header) - len(row)))
+    except UnicodeDecodeError as exc:
+        raise MDDFormatError(f"MDD file {path} is not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise MDDFormatError(f"MDD file {path} is not a readable CSV: {exc}") from exc
+    finally:
+        csv.field_size_limit(limit)
+    return header, rows
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV as strings. Sizes are bounded (MAX_FILE_BYTES, MAX_LINE_CHARS, MAX_FIELD_CHARS):
+    a file with a gigabyte in one field is refused at its first oversized line, not read whole."""
     if not path.is_file():
         raise MDDFormatError(f"MDD file {path} does not exist or is not a file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise MDDFormatError(f"MDD file {path} is empty")
+    if size > MAX_FILE_BYTES:
+        raise MDDFormatError(
+            f"MDD file {path} is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES >> 20} MiB "
+            "an MDD release could be"
+        )
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"\x00" in head:
         raise MDDFormatError(f"MDD file {path} is binary (NUL bytes), not a CSV")
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MDDFormatError(f"MDD file {path} is not UTF-8 text: {exc.reason}") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise MDDFormatError(f"MDD file {path} has no header row") from exc
-    except pd.errors.ParserError as exc:
-        raise MDDFormatError(f"MDD file {path} is not a readable CSV: {exc}") from exc
+    header, rows = _rows(path)
+    if len(set(header)) != len(header):
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        raise MDDFormatError(f"MDD file {path}: column(s) {duplicated} appear more than once")
+    return pd.DataFrame(rows, columns=header, dtype=str)
 
 
 def _column_set(path: Path, df: pd.DataFrame) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.taxonomy.bundled import bundled_species, dog_breeds
 
 TABLE_COLUMNS = (
@@ -46,11 +47,11 @@ _KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
 _SCI_RE = re.compile(r"^[A-Z][a-z]+(?: [a-z][a-z-]*[a-z]){1,2}$")
 
 
-class UnknownSpeciesError(ValueError):
+class UnknownSpeciesError(InputError):
     """A name matches no species in the sources given."""
 
 
-class InvalidSpeciesError(ValueError):
+class InvalidSpeciesError(InputError):
     """A species row cannot enter the table (malformed scientific name, bad key...)."""
 
 
@@ -168,14 +169,14 @@ def _split(total: int, n: int) -> list[int]:
 
 def _plan(rows: pd.DataFrame, n_dog: int, n_other: int, samples_per_shard: int) -> pd.DataFrame:
     if samples_per_shard < 1:
-        raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
+        raise InputError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
     parts = []
     for is_dog, total in ((False, n_other), (True, n_dog)):
         group = rows[rows["is_dog"] == is_dog].sort_values("key").copy()
         if group.empty:
             if total:
                 kind = "dog breeds" if is_dog else "non-dog species"
-                raise ValueError(f"{total} samples planned for {kind} but the table has none")
+                raise InputError(f"{total} samples planned for {kind} but the table has none")
             continue
         group["planned_samples"] = _split(total, len(group))
         group["share"] = total / max(n_dog + n_other, 1) / len(group)
@@ -202,9 +203,9 @@ def build_species_table(
     dataset; ``planned_shards`` = ceil(planned_samples / samples_per_shard).
     """
     if not 0.0 <= dog_fraction <= 1.0:
-        raise ValueError(f"dog_fraction must be in [0, 1], got {dog_fraction}")
+        raise InputError(f"dog_fraction must be in [0, 1], got {dog_fraction}")
     if dataset_size < 0:
-        raise ValueError(f"dataset_size must be >= 0, got {dataset_size}")
+        raise InputError(f"dataset_size must be >= 0, got {dataset_size}")
     source = "bundled" if species_df is None else "custom"
     others = _species_rows(bundled_species() if species_df is None else species_df, source)
     n_dog = math.floor(dataset_size * dog_fraction + 0.5)
@@ -212,6 +213,9 @@ def build_species_table(
     others = others if dog_fraction < 1 else None
     rows = _dedupe_keys(pd.concat([others, dogs], ignore_index=True))
     return _plan(rows, n_dog, dataset_size - n_dog, samples_per_shard)
+
+
+MAX_NAME_CHARS = 200  # a species name (scientific or common) a user types
 
 
 def _norm(text: object) -> str:
@@ -226,6 +230,11 @@ def resolve_species(name: str, sources_df: pd.DataFrame) -> pd.Series:
     """
     if not isinstance(name, str) or not name.strip():
         raise UnknownSpeciesError(f"species name {name!r} is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise UnknownSpeciesError(
+            f"species name {name[:40]!r}... is {len(name)} characters long, more than the "
+            f"{MAX_NAME_CHARS} a species name can be"
+        )
     query = _norm(name)
     slug = _slug_or_empty(name)
     columns = [c for c in ("key", "scientific_name", "common_name") if c in sources_df]

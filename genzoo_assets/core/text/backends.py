@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.text.captioners import Captioner, GeometricCaptioner
 from genzoo_assets.core.text.prompters import Prompter, TemplatePrompter
 
@@ -15,13 +16,13 @@ def make_captioner(name: str, **opts) -> Captioner:
     key = (name or "").strip().lower()
     if key == "geometric":
         if opts:
-            raise TypeError(f"captioner 'geometric' takes no options, got {sorted(opts)}")
+            raise InputError(f"captioner 'geometric' takes no options, got {sorted(opts)}")
         return GeometricCaptioner()
     if key == "vlm":
         from genzoo_assets.core.text.vlm import VLMCaptioner
 
         return VLMCaptioner(**opts)
-    raise ValueError(f"unknown captioner backend {name!r}; known: {', '.join(CAPTIONERS)}")
+    raise InputError(f"unknown captioner backend {name!r}; known: {', '.join(CAPTIONERS)}")
 
 
 def make_prompter(name: str, **opts) -> Prompter:
@@ -34,4 +35,4 @@ def make_prompter(name: str, **opts) -> Prompter:
         from genzoo_assets.core.text.llm import LLMPrompter
 
         return LLMPrompter(**opts)
-    raise ValueError(f"unknown prompter backend {name!r}; known: {', '.join(PROMPTERS)}")
+    raise InputError(f"unknown prompter backend {name!r}; known: {', '.join(PROMPTERS)}")

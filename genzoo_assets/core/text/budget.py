@@ -17,6 +17,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from genzoo_assets.core.errors import InputError
+
 CLIP_MAX_TOKENS = 77
 
 _PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
@@ -55,7 +57,7 @@ class TokenBudget:
 
     def __init__(self, tokenizer=None, max_tokens: int = CLIP_MAX_TOKENS) -> None:
         if max_tokens < 4:
-            raise ValueError(f"token budget max_tokens must be at least 4, got {max_tokens}")
+            raise InputError(f"token budget max_tokens must be at least 4, got {max_tokens}")
         self.tokenizer = tokenizer
         self.max_tokens = int(max_tokens)
 
@@ -80,7 +82,7 @@ class TokenBudget:
             text = join_clauses(kept, sep)
             if self.fits(text):
                 return self._put_back_truncated(order, clause, sep)
-        raise ValueError(
+        raise InputError(
             f"{what}: the required clauses alone take {self.count(text)} tokens, over the budget of "
             f"{self.max_tokens}: {text!r}"
         )

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.model_dirs import check_transformers_dir
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.residency import resident
@@ -93,7 +94,7 @@ def load_llm(folder: Path, device: str, dtype, trust_remote_code: bool = False):
     kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise InputError(
             f"LLM prompter: the tokenizer in {folder} has no chat template (an instruct/chat model is needed)"
         )
     tokenizer.padding_side = "left"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genzoo_assets.core.errors import MissingInputError
 from genzoo_assets.core.oom import HalvingBatches
 from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
@@ -83,7 +84,7 @@ def render_loader(
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))
         except (OSError, ValueError) as exc:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"render of sample {sample_id} cannot be read from {path}: {exc}"
             ) from exc
 

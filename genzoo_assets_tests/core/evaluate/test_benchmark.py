@@ -86,7 +86,7 @@ def test_perfect_and_noisy_predictors(body_model):
     np.testing.assert_allclose(
         perfect[["pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v"]].to_numpy(), 0.0, atol=1e-5
     )
-    np.testing.assert_allclose(perfect[["pck@0.10", "pck@0.15", "pck@0.5"]].to_numpy(), 1.0)
+    np.testing.assert_allclose(perfect[["pck@0.10", "pck@0.15", "pck_crop@0.5"]].to_numpy(), 1.0)
     assert noisy["auc"].between(0, 1).all() and noisy["auc"].mean() < perfect["auc"].mean()
     assert (noisy[["pa_mpjpe", "s_mpjpe", "pa_v2v", "s_v2v"]].to_numpy() > 1e-3).all()
     assert (noisy["s_mpjpe"].to_numpy() >= noisy["pa_mpjpe"].to_numpy() - 1e-9).all()
@@ -125,7 +125,7 @@ def test_pck_at_half_uses_crop_units(body_model):
         0.3  # 0.3 crop heights = 29 px: a hit at 0.5 (crop units), a miss at 0.10 (29/sqrt(900) ≈ 0.96)
     )
     df = run_benchmark(ts, oracle(ts, shifted), body_model).per_sample
-    np.testing.assert_allclose(df["pck@0.5"], 1.0)
+    np.testing.assert_allclose(df["pck_crop@0.5"], 1.0)
     np.testing.assert_allclose(df["pck@0.10"], 0.0)
     np.testing.assert_allclose(df["pa_mpjpe"], 0.0, atol=1e-5)
 
@@ -142,7 +142,7 @@ def test_mean_pose_baseline(body_model):
     r = pred.rotmat.reshape(-1, 3, 3)
     np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-9)
     # The oracle camera fits the GT keypoints better than an unfitted one.
-    assert df["pck@0.5"].mean() > 0.5
+    assert df["pck_crop@0.5"].mean() > 0.5
 
 
 def test_mean_rotation_of_symmetric_spread_is_the_centre():
@@ -307,7 +307,7 @@ def test_images_without_visible_keypoints_are_excluded_and_counted(body_model):
     ts.visibility[[2, 5]] = False
     res = run_benchmark(ts, oracle(ts, cam, noise=0.2), body_model)
     df = res.per_sample
-    assert df.loc[[2, 5], ["pck@0.10", "pck@0.15", "pck@0.5", "auc"]].isna().all().all()
+    assert df.loc[[2, 5], ["pck@0.10", "pck@0.15", "pck_crop@0.5", "auc"]].isna().all().all()
     overall = res.summary[res.summary.group == "overall"].iloc[0]
     assert overall["n_no_visible"] == 2 and overall["n"] == B
     assert overall["pck@0.15"] == pytest.approx(100 * df["pck@0.15"].drop([2, 5]).mean())

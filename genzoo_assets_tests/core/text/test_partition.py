@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.sampling.camera_model import view_rotation
 from genzoo_assets.core.text import (
     CAPTION_COLUMNS,
@@ -99,5 +100,5 @@ def test_clear_errors():
             {"key": "zebra"},
             make_prompter("template"),
         )
-    with pytest.raises(TypeError, match="geometric"):
+    with pytest.raises(InputError, match="geometric"):
         make_captioner("geometric", model_dir="/x")
