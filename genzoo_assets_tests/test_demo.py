@@ -40,7 +40,7 @@ def test_demo_runs_every_stage_and_prints_the_benchmark(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     for step in range(1, 7):
         assert f"[{step}/6]" in out.stdout
-    assert "[5/6] regressor: step 4/4 " in out.stdout  # the training progress line, forwarded
+    assert "[5/6] regressor: training step 4/4, " in out.stdout  # the progress line, forwarded
     assert "STEP_FAILURE" not in out.stdout + out.stderr and "dagster - " not in out.stderr
     assert "pa_mpjpe" in out.stdout and "mean_pose" in out.stdout and "untrained" in out.stdout
     report = data / "benchmark" / "heldout"

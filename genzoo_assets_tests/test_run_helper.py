@@ -31,7 +31,7 @@ def chatty(context) -> None:
     for step in (1, 2):
         context.log.info(f"step {step}/2 loss=0.5")
     context.log.warning("two steps only")
-    time.sleep(3.5)  # longer than the test's heartbeat, and than one watcher poll
+    time.sleep(7.0)  # the heartbeat (1 s) and at least two watcher polls (2 s) after the warning
 
 
 def test_progress_and_warnings_are_forwarded_and_a_silent_run_says_it_is_still_running(capfd):
@@ -42,7 +42,11 @@ def test_progress_and_warnings_are_forwarded_and_a_silent_run_says_it_is_still_r
         )
     assert progress == ["chatty: step 1/2 loss=0.5", "chatty: step 2/2 loss=0.5"]
     assert "chatty: two steps only" in said
-    assert any(line.startswith("chatty: still running (") for line in said), said
+    # "chatty" while its step is seen running; "the run" when the watcher, late on a loaded
+    # machine, read the step's end in the same poll and the run itself had not ended yet.
+    assert any(
+        line.startswith(("chatty: still running (", "the run: still running (")) for line in said
+    ), said
     out, err = capfd.readouterr()
     assert "dagster - " not in out + err  # Dagster's console logger is off
 

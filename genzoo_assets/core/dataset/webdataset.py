@@ -288,7 +288,7 @@ def pin_export(out_dir, name: str, release: bool = False) -> Path:
         or not folder.is_dir()
     ):
         have = ", ".join(p.name for p in _exports(out_dir)) if out_dir.is_dir() else "none"
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no export {name or CURRENT!r} in {out_dir} (exports there: {have or 'none'})"
         )
     with file_lock(out_dir / LOCK):  # not while garbage collection decides
