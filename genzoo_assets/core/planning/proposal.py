@@ -47,3 +47,15 @@ def bounded_proposal(
     q = np.clip(b * u, lo, hi)
     q = q / q.sum()
     return dict(zip(levels, map(float, q)))
+
+
+def tilted_proposal(base: dict[str, float], tilt: dict[str, float]) -> dict[str, float]:
+    """A proposal over another backend's ``base`` levels: each level's base times its ``tilt``
+    (a plan's ``proposal / base``; 1 for a level the plan does not know), renormalised and bounded
+    by the largest departure the plan itself makes, so the weights stay as bounded as the plan's.
+
+    When ``base`` is the plan's own base, this is the plan's proposal.
+    """
+    t = {k: float(tilt.get(k, 1.0)) for k in base}
+    bound = max([max(r, 1.0 / r) for r in t.values()] + [1.0])
+    return bounded_proposal(base, t, bound, sharpness=1.0)

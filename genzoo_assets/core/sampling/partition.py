@@ -149,21 +149,27 @@ def sample_poses_partition(
     ``orient_6d``): the view is then ``R @ Cᵀ`` (canonical → camera), its yaw/pitch read off ``R``,
     and the camera sampler only frames the body.
 
-    Under a ``plan`` (:mod:`.planned`) the posture (a sampler with ``reweighted``, the procedural
-    one) and the viewpoint's yaw/pitch bins (``orientation="view"``, drawn from the stream "view")
-    come from the plan's proposal; each row records ``round``, ``plan_id`` and its
-    ``importance_weight`` (base / proposal). Without one: round 0, no plan id, weight 1.
+    Under a ``plan`` (:mod:`.planned`) the pose sampler draws from its ``under_plan(plan)``: the
+    posture (procedural and bank backends) and, for a bank's own orientations, their yaw/pitch
+    bins; with ``orientation="view"`` the viewpoint's yaw/pitch bins come from the plan's proposal
+    (stream "view"). Each row records ``round``, ``plan_id`` and its ``importance_weight``
+    (species × pose draw × view bins, base / proposal). Without one: round 0, no plan id, weight 1.
     """
     if shape_df.empty:
         return pd.DataFrame(columns=POSE_COLUMNS)
     c = np.asarray(body_model.canonical_rotation, dtype=np.float64)
     ids = shape_df["sample_id"].tolist()
-    plan_posture = plan is not None and plan.proposal("posture") is not None
-    plan_posture = plan_posture and hasattr(pose_sampler, "reweighted")
-    if plan_posture:
-        pose_sampler = pose_sampler.reweighted(plan.proposal("posture"))
+    planned_pose = plan is not None and hasattr(pose_sampler, "under_plan")
+    if planned_pose:
+        pose_sampler = pose_sampler.under_plan(plan)
     betas = np.stack([np.asarray(b, dtype=np.float64) for b in shape_df["betas"]])
-    draws = [pose_sampler.sample(rng_for(sid, "pose", base_seed)) for sid in ids]
+    draws = [
+        pose_sampler.sample_weighted(rng_for(sid, "pose", base_seed))
+        if planned_pose
+        else (*pose_sampler.sample(rng_for(sid, "pose", base_seed)), 1.0)
+        for sid in ids
+    ]
+    pose_factors = list(pose_sampler.planned_factors) if planned_pose else []
     given = pose_sampler.orientation == "bank"
     views = [
         ViewSample(*view_angles(d[0], c), np.asarray(d[0], dtype=np.float64) @ c.T)
@@ -209,9 +215,10 @@ def sample_poses_partition(
         weight = (
             1.0
             if plan is None
-            else importance_weight(
+            else draws[i][3]
+            * importance_weight(
                 plan,
-                draws[i][2] if plan_posture else None,
+                None,
                 None if given else cam.view.yaw_deg,
                 None if given else cam.view.pitch_deg,
             )
@@ -225,7 +232,7 @@ def sample_poses_partition(
                     "round": plan.round,
                     "importance_weight": weight,
                     "planned": ["species"]
-                    + (["posture"] if plan_posture else [])
+                    + pose_factors
                     + ([] if given else ["yaw_bin", "pitch_bin"]),
                 }
             }

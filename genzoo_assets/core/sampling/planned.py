@@ -1,15 +1,19 @@
 """Drawing a partition under a sampling plan: the base distribution of each planned factor, the
 plan's proposal over its bins, and the importance weight that takes a planned sample back to base.
 
-The planned factors are the ones a sampler chooses: the posture (procedural backend), the yaw bin
-and the pitch bin of the viewpoint (``orientation="view"``), and the species (the plan chooses
-which species get the round's shards). Each is drawn independently under the base distribution
-and under a proposal, so a sample's weight is the product of its factors' ``base / proposal``
-ratios: a consumer that weights planned samples by it estimates base-distribution statistics.
+The planned factors are the ones a sampler chooses: the posture, the yaw bin and the pitch bin of
+the viewpoint, and the species (the plan chooses which species get the round's shards). Each is
+drawn independently under the base distribution and under a proposal, so a sample's weight is the
+product of its factors' ``base / proposal`` ratios: a consumer that weights planned samples by it
+estimates base-distribution statistics.
 
 Within a bin a planned draw follows the base distribution restricted to that bin: yaw uniform
 over the bin, pitch the base's clipped normal N(10°, 10°) on [-10°, 60°] restricted to the bin (by
 inverting its CDF), so the proposal changes only how often each bin comes up.
+
+A backend whose base is not the plan's (a pose bank: uniform over its rows, with its own posture
+and orientation frequencies) draws under ``planning.proposal.tilted_proposal``: each level moved
+by the ratio the plan moved it (``proposal / base``), within the plan's own bound.
 """
 
 from __future__ import annotations
@@ -95,6 +99,10 @@ class PartitionPlan:
             raise ValueError(f"plan {self.plan_id}: factor {factor!r} has no level {level!r}")
         base, proposal = levels[level]
         return base / proposal
+
+    def tilt(self, factor: str) -> dict[str, float]:
+        """proposal / base of each level of ``factor`` (empty when the factor is not planned)."""
+        return {k: q / p for k, (p, q) in self.factors.get(factor, {}).items()}
 
 
 def _choose(rng: np.random.Generator, labels: list[str], proposal: dict[str, float]) -> int:

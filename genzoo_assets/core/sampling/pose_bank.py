@@ -13,6 +13,12 @@ model → camera rotation (GenZoo poses SMAL directly in its y-down camera frame
 sampler only frames the body. ``"view"``: the bank gives the body pose only and our yaw/pitch
 sampler (``camera_sampler.sample_view``) draws the viewpoint of an upright animal — the only choice
 for banks without ``orient_6d``.
+
+Under a sampling plan (:meth:`BankPoseSampler.under_plan`) the base is the bank's own: uniform over
+its rows. The plan moves each posture, and each (yaw bin, pitch bin) of the ``orient_6d`` rows, by
+the ratio it moved that level of its own base (``planning.proposal.tilted_proposal``); within a level
+the rows stay equally likely, so a draw's importance weight (bank base / proposal) depends only on
+its posture and its orientation's bins.
 """
 
 from __future__ import annotations
@@ -27,8 +33,17 @@ from genzoo_assets.core.body.rotations import axis_angle_to_matrix, rot6d_to_mat
 from genzoo_assets.core.body.skeleton import NUM_BODY_JOINTS
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.npzio import read_npz
+from genzoo_assets.core.planning.proposal import tilted_proposal
 from genzoo_assets.core.provenance import file_sha256
+from genzoo_assets.core.sampling.camera_model import view_angles
 from genzoo_assets.core.sampling.canonical import canonical_to_model
+from genzoo_assets.core.sampling.planned import (
+    PITCH_BINS,
+    YAW_BINS,
+    PartitionPlan,
+    pitch_bin,
+    yaw_bin,
+)
 
 POSE_KEYS = ("pose_6d", "poses", "pose_rotmat")
 OPTIONAL_KEYS = ("orient_6d", "postures")
@@ -181,6 +196,7 @@ class BankPoseSampler:
             )
             orient = None if orient is None else orient @ c_bank.T @ c_model
         self.orientation = orientation
+        self.canonical_rotation = c_model
         self.body_pose = mats
         self.global_orient = orient if orientation == "bank" else None
         self.model_files = {"pose_bank": file_sha256(self.path)}
@@ -195,3 +211,84 @@ class BankPoseSampler:
         if self.global_orient is not None:
             orient = self.global_orient[int(rng.integers(len(self.global_orient)))].copy()
         return orient, self.body_pose[i].copy(), posture
+
+    def posture_labels(self) -> np.ndarray:
+        """(N,) the posture of every row ("bank" for a bank without ``postures``)."""
+        return self.postures if self.postures is not None else np.full(len(self), "bank")
+
+    def view_labels(self) -> np.ndarray:
+        """(M,) the "yaw bin|pitch bin" of every ``orient_6d`` row as this sampler poses it."""
+        angles = np.array([view_angles(r, self.canonical_rotation) for r in self.global_orient])
+        return np.array(
+            [
+                f"{YAW_BINS[int(y)]}|{PITCH_BINS[int(p)]}"
+                for y, p in zip(yaw_bin(angles[:, 0]), pitch_bin(angles[:, 1]))
+            ]
+        )
+
+    def under_plan(self, plan: PartitionPlan) -> PlannedBankSampler:
+        """This bank drawn under ``plan`` (see the module docstring)."""
+        return PlannedBankSampler(self, plan)
+
+
+class _TiltedRows:
+    """Row draws whose level frequencies follow a proposal: row ``i`` of level ``k`` has probability
+    ``q_k / n_k``; ``weight[k]`` is the level's bank base / proposal (``(n_k / N) / q_k``)."""
+
+    def __init__(self, labels: np.ndarray, tilt: dict[str, float]):
+        levels, counts = np.unique(labels, return_counts=True)
+        base = dict(zip(levels.tolist(), (counts / counts.sum()).tolist()))
+        q = tilted_proposal(base, tilt)
+        n = dict(zip(levels.tolist(), counts.tolist()))
+        self.labels = labels
+        self.p = np.array([q[k] / n[k] for k in labels.tolist()])
+        self.p /= self.p.sum()
+        self.weight = {k: base[k] / q[k] for k in base}
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, float]:
+        i = int(rng.choice(len(self.p), p=self.p))
+        return i, self.weight[str(self.labels[i])]
+
+
+class PlannedBankSampler:
+    """A :class:`BankPoseSampler` drawing postures and ``orient_6d`` views from a plan's tilt.
+
+    ``planned_factors``: the plan's factors this sampler draws ("posture" when the bank names its
+    postures, "yaw_bin" and "pitch_bin" when it gives orientations); the others keep their base.
+    """
+
+    name = "bank"
+
+    def __init__(self, bank: BankPoseSampler, plan: PartitionPlan):
+        self.bank = bank
+        self.orientation = bank.orientation
+        self.model_files = bank.model_files
+        posture_tilt = plan.tilt("posture") if bank.postures is not None else {}
+        self.poses = _TiltedRows(bank.posture_labels(), posture_tilt)
+        yaw, pitch = plan.tilt("yaw_bin"), plan.tilt("pitch_bin")
+        self.views = None
+        if bank.global_orient is not None:
+            labels = bank.view_labels()
+            pair_tilt = {}
+            for label in set(labels.tolist()):
+                y, p = label.split("|")
+                pair_tilt[label] = yaw.get(y, 1.0) * pitch.get(p, 1.0)
+            self.views = _TiltedRows(labels, pair_tilt)
+        self.planned_factors = (("posture",) if posture_tilt else ()) + (
+            ("yaw_bin", "pitch_bin") if self.views is not None and (yaw or pitch) else ()
+        )
+
+    def sample_weighted(
+        self, rng: np.random.Generator
+    ) -> tuple[np.ndarray | None, np.ndarray, str, float]:
+        """(orientation or None, body_pose (34, 3, 3), posture, bank base / proposal)."""
+        i, weight = self.poses.draw(rng)
+        orient = None
+        if self.views is not None:
+            m, view_weight = self.views.draw(rng)
+            orient, weight = self.bank.global_orient[m].copy(), weight * view_weight
+        posture = str(self.poses.labels[i])
+        return orient, self.bank.body_pose[i].copy(), posture, float(weight)
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray, str]:
+        return self.sample_weighted(rng)[:3]

@@ -18,6 +18,7 @@ import numpy as np
 
 from genzoo_assets.core.body.skeleton import SMAL_JOINT_NAMES
 from genzoo_assets.core.errors import InputError
+from genzoo_assets.core.planning.proposal import tilted_proposal
 from genzoo_assets.core.sampling.canonical import canonical_to_model
 from genzoo_assets.core.sampling.joint_limits import clip_to_limits, euler_to_matrix
 
@@ -241,6 +242,8 @@ class ProceduralPoseSampler:
         self.probs = np.array([weights[p] / total for p in self.postures])
         self.canonical_rotation = np.asarray(body_model.canonical_rotation, dtype=np.float64)
         self.model_files: dict[str, str] = {}
+        self._weight: dict[str, float] = {}
+        self.planned_factors: tuple[str, ...] = ()
 
     def reweighted(self, posture_weights: dict[str, float]) -> ProceduralPoseSampler:
         """The same sampler drawing postures with ``posture_weights`` (a plan's proposal)."""
@@ -249,6 +252,25 @@ class ProceduralPoseSampler:
             other, _CanonicalOnly(self.canonical_rotation), posture_weights
         )
         return other
+
+    def under_plan(self, plan) -> ProceduralPoseSampler:
+        """This sampler drawing postures under ``plan`` (a ``PartitionPlan``): each posture of this
+        sampler's base moved as the plan moved it (``tilted_proposal``; with the default weights,
+        the plan's proposal itself); ``sample_weighted`` gives each draw's base / proposal."""
+        tilt = plan.tilt("posture")
+        base = dict(zip(self.postures, self.probs.tolist()))
+        proposal = tilted_proposal(base, tilt)
+        other = self.reweighted(proposal)
+        other._weight = {k: base[k] / proposal[k] if proposal[k] > 0 else 0.0 for k in base}
+        other.planned_factors = ("posture",) if tilt else ()
+        return other
+
+    def sample_weighted(
+        self, rng: np.random.Generator
+    ) -> tuple[np.ndarray | None, np.ndarray, str, float]:
+        """A draw and its posture's base / proposal under the plan of :meth:`under_plan`."""
+        orient, body_pose, posture = self.sample(rng)
+        return orient, body_pose, posture, self._weight.get(posture, 1.0)
 
     def sample_angles(self, rng: np.random.Generator) -> tuple[str, np.ndarray | None, np.ndarray]:
         """(posture, posture orientation (canonical) or None, (34, 3) Euler degrees within limits)."""
