@@ -12,6 +12,7 @@ from genzoo_assets.core import layout
 from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.dataset import webdataset
+from genzoo_assets.core.dataset.splits import DEFAULT_HELDOUT_FAMILIES
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split
 from genzoo_assets.core.regressor.loader import resolve_num_workers
@@ -40,7 +41,7 @@ SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sampl
 
 
 class ExportConfig(CheckedFields, dg.Config):
-    heldout_families: list[str] = ["Felidae"]  # GenZoo-Felidae: every cat held out of training
+    heldout_families: list[str] = list(DEFAULT_HELDOUT_FAMILIES)  # GenZoo-Felidae: every cat
     val_fraction: float = 0.1
     exclude_flagged: bool = True
     camera_version: str = (

@@ -12,8 +12,8 @@ import pytest
 from genzoo_assets.core import layout
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.catalog.results import refresh_results
-from genzoo_assets.core.dataset.webdataset import INDEX, MANIFEST
-from genzoo_assets.core.planning.plan import newest_round, partition_plan
+from genzoo_assets.core.dataset.webdataset import FORMAT, INDEX, MANIFEST
+from genzoo_assets.core.planning.plan import ROUND_COLUMNS, newest_round, partition_plan
 from genzoo_assets.core.tables import write_table_atomic
 from genzoo_assets.defs import automation
 from genzoo_assets.defs.catalog import catalog
@@ -39,6 +39,16 @@ def _run(assets, instance, settings, partition_key=None, config=None):
     return result
 
 
+def _write_manifest(shards, families, heldout_species):
+    """The fields of an export's manifest that say what its test split holds out."""
+    manifest = {
+        "format": FORMAT,
+        "heldout_families": families,
+        "species": {"heldout": heldout_species},
+    }
+    (shards / MANIFEST).write_text(json.dumps(manifest))
+
+
 @pytest.fixture
 def scored(instance, settings):
     """Three species sampled (one shard each), the catalog, a fake export index (val / train /
@@ -54,7 +64,7 @@ def scored(instance, settings):
     split = rows["species"].map({VAL: "val", TRAIN: "train", HELDOUT: "heldout"})
     shards = layout.shards_dir(root)
     shards.mkdir(parents=True)
-    (shards / MANIFEST).write_text("{}")
+    _write_manifest(shards, ["Felidae"], [HELDOUT])
     write_table_atomic(
         pd.DataFrame({"split": split, "shard": "000000", "sample_id": rows["sample_id"]}),
         shards / INDEX,
@@ -153,3 +163,29 @@ def test_the_sensor_plans_after_a_benchmark_then_launches_the_round_tagged(
     assert isinstance(tick(second.cursor), dg.SkipReason)  # launched once
     requests, _ = automation.planned_round_requests(scored, 0, heldout_species={TRAIN})
     assert requests == []  # a held-out species is never launched, whatever the ledger says
+
+
+def test_a_held_out_family_changed_in_the_export_is_never_launched(instance, settings):
+    """The sensor takes the held-out split from the current export, not a constant: with Canidae
+    held out, a round the ledger plans for Canidae species launches none of them, and Felidae (no
+    longer held out) is launched; a species the export holds out by name is never launched."""
+    _run([species], instance, settings)
+    root = settings.root()
+    ledger = pd.DataFrame(
+        [(TRAIN, "001", 1, "c" * 16), (HELDOUT, "001", 1, "c" * 16), (VAL, "001", 1, "c" * 16)],
+        columns=ROUND_COLUMNS,
+    )
+    layout.planning_dir(root).mkdir(parents=True)
+    write_table_atomic(ledger, layout.rounds_file(root))
+    shards = layout.shards_dir(root)
+    shards.mkdir(parents=True)
+
+    def launched():
+        requests, _ = automation.planned_round_requests(root, 0, automation.heldout_species(root))
+        return {r.partition_key.keys_by_dimension["species"] for r in requests}
+
+    assert launched() == {VAL, TRAIN}  # no export yet: the export's default, Felidae, held out
+    _write_manifest(shards, ["Canidae"], [])
+    assert launched() == {HELDOUT}  # the wolf and the Labrador are Canidae; the lion is not
+    _write_manifest(shards, [], [VAL])  # a species the export held out by name
+    assert launched() == {TRAIN, HELDOUT}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genzoo_assets.core.dataset.splits import assign_splits
+from genzoo_assets.core.dataset.splits import DEFAULT_HELDOUT_FAMILIES, assign_splits
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.paths import atomic_dir, check_file_name, stored_path
 
@@ -42,7 +42,7 @@ def catalog_samples(
     data_dir,
     samples: pd.DataFrame | None = None,
     exclude_flagged: bool = True,
-    heldout_families=("Felidae",),
+    heldout_families=DEFAULT_HELDOUT_FAMILIES,
     val_fraction: float = 0.1,
 ) -> pd.DataFrame:
     """The catalog's samples with images (or ``samples``), flagged ones dropped, with a ``split`` column.

@@ -12,10 +12,13 @@ from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.seeds import derive_seed
 
 SPLITS = ("train", "val", "heldout")
+# GenZoo-Felidae: every cat held out of training. The default of the export (`dataset_shards`'s
+# `heldout_families`); the export's manifest records what a run really held out.
+DEFAULT_HELDOUT_FAMILIES = ("Felidae",)
 
 
 def assign_splits(
-    samples: pd.DataFrame, heldout_families=("Felidae",), val_fraction: float = 0.1
+    samples: pd.DataFrame, heldout_families=DEFAULT_HELDOUT_FAMILIES, val_fraction: float = 0.1
 ) -> pd.Series:
     """The split of each row: ``heldout`` by family, then ``val``/``train`` by species.
 

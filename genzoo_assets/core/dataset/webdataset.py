@@ -59,6 +59,7 @@ from genzoo_assets.core.dataset.records import (
     wds_key,
 )
 from genzoo_assets.core.dataset.splits import (
+    DEFAULT_HELDOUT_FAMILIES,
     SPLITS,
     assign_splits,
 )
@@ -360,6 +361,18 @@ def read_manifest(out_dir) -> dict:
     return manifest
 
 
+def heldout_split(out_dir) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(held-out families, held-out species) of the current export: the test split as the user
+    configured it (`dataset_shards`'s ``heldout_families``), which generation must never steer.
+
+    Raises ``MissingInputError`` when there is no export yet.
+    """
+    manifest = read_manifest(out_dir)
+    families = tuple(str(f) for f in manifest.get("heldout_families") or ())
+    species = tuple(str(s) for s in (manifest.get("species") or {}).get("heldout") or ())
+    return families, species
+
+
 def _previous_export(out_dir: Path) -> tuple[Path | None, dict | None]:
     try:
         manifest = read_manifest(out_dir)
@@ -423,7 +436,7 @@ def export_shards(
     samples: pd.DataFrame,
     data_dir,
     out_dir,
-    heldout_families=("Felidae",),
+    heldout_families=DEFAULT_HELDOUT_FAMILIES,
     val_fraction: float = 0.1,
     exclude_flagged: bool = True,
     maxcount: int = 1000,

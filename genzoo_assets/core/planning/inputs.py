@@ -1,6 +1,6 @@
 """What the planner reads: validation errors from ``results.duckdb`` joined with the scored
-samples' catalog rows, the training species of the current export, and the partitions that
-already hold samples.
+samples' catalog rows, the training species and the held-out families of the current export, and
+the partitions that already hold samples.
 
 Only the validation set's rows are read (``test_set = 'val'``); the held-out test set's metrics
 never reach the planner.
@@ -16,7 +16,7 @@ from genzoo_assets.core import layout
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.catalog.results import result_tables
 from genzoo_assets.core.catalog.store import sql_ident, sql_literal
-from genzoo_assets.core.dataset.webdataset import INDEX, resolve_export
+from genzoo_assets.core.dataset.webdataset import INDEX, heldout_split, resolve_export
 from genzoo_assets.core.planning.plan import VALIDATION_TEST_SET, PlanInputError
 from genzoo_assets.core.tables import read_table
 
@@ -37,6 +37,7 @@ class PlanInputs:
     samples: pd.DataFrame  # sample_id, species, family and the FACTOR_INPUTS the catalog has
     train_species: pd.DataFrame  # species, family
     partitions: pd.DataFrame  # species, shard: partitions that already hold samples
+    heldout_families: tuple[str, ...] = ()  # the export's test split: never planned
 
 
 def read_plan_inputs(root, metric: str) -> PlanInputs:
@@ -73,4 +74,5 @@ def read_plan_inputs(root, metric: str) -> PlanInputs:
         {str(s).split(".")[0] for s in index.loc[index["split"] == "train", "sample_id"]}
     )
     train_species = families[families["species"].isin(train)].reset_index(drop=True)
-    return PlanInputs(metrics, samples, train_species, partitions)
+    families, _ = heldout_split(layout.shards_dir(root))
+    return PlanInputs(metrics, samples, train_species, partitions, families)

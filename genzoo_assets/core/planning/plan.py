@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genzoo_assets.core import layout, paths
+from genzoo_assets.core.dataset.splits import DEFAULT_HELDOUT_FAMILIES
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.planning.error_model import fit_error_model, predictive_power
 from genzoo_assets.core.planning.factors import FACTORS, sample_factors
@@ -44,7 +45,7 @@ class PlanSettings:
     sharpness: float = 1.0  # γ in q ∝ p·(e/ē)^γ
     metric: str = "pa_mpjpe"  # the per-sample error the plan chases (a PCK becomes 1 − PCK)
     round_shards: int = 8  # partitions in the next round, shared out over the training species
-    heldout_families: tuple[str, ...] = ("Felidae",)  # the test set: never planned
+    heldout_families: tuple[str, ...] = DEFAULT_HELDOUT_FAMILIES  # the test set: never planned
 
 
 def sample_errors(metrics: pd.DataFrame, metric: str, method: str = "genzoo") -> pd.Series:

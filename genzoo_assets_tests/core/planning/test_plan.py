@@ -117,6 +117,13 @@ def test_the_test_set_is_never_planned(tmp_path):
     leaked = pd.concat([metrics, metrics.head(3).assign(test_set="heldout")])
     with pytest.raises(PlanInputError, match="heldout"):
         sample_errors(leaked, "pa_mpjpe")
+    changed = make_plan(
+        sample_errors(metrics, "pa_mpjpe"),
+        _validation()[1],
+        TRAIN,
+        PlanSettings(heldout_families=("Ursidae",)),
+    )
+    assert changed["factors"]["species"]["levels"] == ["gray-wolf", "panthera-leo", "red-fox"]
     with pytest.raises(PlanInputError, match="held-out families"):
         make_plan(
             sample_errors(metrics, "pa_mpjpe"),
