@@ -251,6 +251,12 @@ def main() -> int:
         f"species: {len(train_split)} training, validation {len(inputs.samples)} samples, "
         f"{spp} samples per shard, {steps} steps, plan {plan['plan_id']} ratio {args.ratio}",
         f"error model on held-out validation rows: {plan['model']}",
+        "proposal / base, min–max per planned factor: "
+        + ", ".join(
+            f"{f} {min(r):.2f}–{max(r):.2f}"
+            for f, d in plan["factors"].items()
+            for r in [[q / b for q, b in zip(d["proposal"], d["base"])]]
+        ),
     ]
     text = report(pd.DataFrame(rows), per_posture, per_yaw, header, out, mode)
     print(text)
