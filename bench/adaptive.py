@@ -119,7 +119,7 @@ def main() -> int:
     )
     from genzoo_assets.core.regressor.checkpoint import load_regressor
     from genzoo_assets.core.regressor.data import CachedSplit, load_split, materialize
-    from genzoo_assets.core.regressor.train import train
+    from genzoo_assets.core.regressor.train import progress_line, train
     from genzoo_assets.core.tables import write_table_atomic
     from genzoo_assets.core.taxonomy import frame
     from genzoo_assets.defs.resources import GenZooSettings
@@ -175,12 +175,21 @@ def main() -> int:
             if str(item[1]["sample_id"]).split(".")[1]
             in shards_of.get(str(item[1]["sample_id"]).split(".")[0], set())
         ]
+        said = [time.monotonic()]
+
+        def progress(step: int, total: int, metrics: dict) -> None:
+            """A line a minute at most: a loaded machine's training is long and silent."""
+            if time.monotonic() - said[0] >= 60.0 or step >= total:
+                said[0] = time.monotonic()
+                print(f"  {name}: {progress_line(step, total, metrics)}", flush=True)
+
         result = train(
             dataclasses.replace(tcfg, seed=seed),
             Subset(full, idx),
             val,
             body,
             data_dir.parent / f"regressor_{name}",
+            progress=progress,
             resume=False,
         )
         return load_regressor(result.checkpoint_path, body_model=body), len(idx)
