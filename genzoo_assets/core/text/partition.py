@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from genzoo_assets.core.errors import MissingInputError
-from genzoo_assets.core.oom import HalvingBatches
+from genzoo_assets.core.oom import HalvingBatches, step_label
 from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
@@ -118,7 +118,8 @@ def caption_partition(
     sample_ids = rows["sample_id"].astype(str).tolist()
     tagged = getattr(captioner, "caption_batch_with_backend", None)
     captions: list[tuple[str, str]] = []
-    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
+    # a CUDA OOM halves the batch within the step
+    batches = HalvingBatches(batch_size, step=step_label("captions", rows))
     for start in range(0, len(rows), batch_size):
         ids = sample_ids[start : start + batch_size]
         items = [
@@ -180,7 +181,8 @@ def prompt_partition(
     budget = budget or TokenBudget()
     items = prompt_inputs(rows, species_row, base_seed)
     fitted: list[FittedPrompt] = []
-    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
+    # a CUDA OOM halves the batch within the step
+    batches = HalvingBatches(batch_size, step=step_label("prompts", rows))
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         if hasattr(prompter, "fitted_batch"):
