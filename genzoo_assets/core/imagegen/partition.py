@@ -32,6 +32,7 @@ from genzoo_assets.core.oom import HalvingBatches, step_label
 from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
 from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.seeds import derive_seed
+from genzoo_assets.core.text_limits import MAX_PROMPT_CHARS, check_length
 
 REQUIRED_COLUMNS = (
     "sample_id",
@@ -135,7 +136,9 @@ def _requests(
         reqs.append(
             GenerationRequest(
                 sample_id=row["sample_id"],
-                prompt=str(row["prompt"]),
+                prompt=check_length(
+                    str(row["prompt"]), MAX_PROMPT_CHARS, f"sample {row['sample_id']}: prompt"
+                ),
                 seed=image_seed(row["sample_id"], base_seed),
                 species=str(row["species"]),
                 species_info=info,

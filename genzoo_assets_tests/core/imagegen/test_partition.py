@@ -19,6 +19,7 @@ from genzoo_assets.core.imagegen.partition import (
 from genzoo_assets.core.imagegen.render_composite import RenderCompositeGenerator
 from genzoo_assets.core.render.renderer import ControlRenderer
 from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
+from genzoo_assets.core.text_limits import TextTooLongError
 
 SIZE = 96
 
@@ -288,3 +289,11 @@ def test_a_partition_of_blank_images_fails_once_as_an_input_error(tmp_path, body
 def test_blank_reason(pixels, reason):
     image = Image.fromarray(pixels) if pixels.size else Image.new("RGB", (0, 0))
     assert blank_reason(image) == reason
+
+
+def test_a_prompt_over_the_limit_is_refused_naming_its_sample(tmp_path, body_model):
+    rows = _write_partition(tmp_path, body_model, n=1)
+    rows.loc[0, "prompt"] = "a zebra " * 1000
+    with pytest.raises(TextTooLongError, match=f"sample {rows['sample_id'][0]}: prompt is 8000"):
+        generate_partition(rows, RenderCompositeGenerator(subdivisions=1), tmp_path)
+    assert _files(tmp_path) == []
