@@ -25,17 +25,28 @@ R = TypeVar("R")
 
 class OutOfMemory(InputError, RuntimeError):
     """CUDA ran out of memory with a batch of one item: this model at this size does not fit the
-    device. ``step``, ``device`` and ``batch_size`` (the size the step started with) are kept for
-    callers; the message names them."""
+    device. Made by :meth:`at_batch_of_one`, which keeps ``step``, ``device`` and ``batch_size``
+    (the size the step started with) as attributes; the message names them. One message argument,
+    so it pickles (a demo worker's error reaches the parent process)."""
 
-    def __init__(self, step: str, device: str, batch_size: int, cause: BaseException):
-        self.step, self.device, self.batch_size = step, device, batch_size
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        super().__init__(
-            f"{step}: CUDA out of memory on {device} with a batch of 1 (the step started at "
-            f"batch_size {batch_size} and halved it down to 1; {first}): use a GPU with more "
-            "memory or a smaller resolution"
+    step: str = ""
+    device: str = ""
+    batch_size: int = 0
+
+    @classmethod
+    def at_batch_of_one(
+        cls, step: str, device: str, batch_size: int, cause: BaseException
+    ) -> OutOfMemory:
+        text = str(cause).strip()
+        first = text.splitlines()[0] if text else type(cause).__name__
+        halved = ", halved down to 1" if batch_size > 1 else ""
+        error = cls(
+            f"{step}: CUDA out of memory on {device} with a batch of 1 (batch_size {batch_size} at "
+            f"the start of the step{halved}; {first}): use a GPU with more memory or a smaller "
+            "resolution"
         )
+        error.step, error.device, error.batch_size = step, device, batch_size
+        return error
 
 
 def step_label(stage: str, rows) -> str:
@@ -124,7 +135,7 @@ class HalvingBatches:
                 if not is_cuda_oom(exc):
                     raise
                 if len(chunk) == 1:
-                    raise OutOfMemory(
+                    raise OutOfMemory.at_batch_of_one(
                         self.step, device_name(), self.initial_batch_size, exc
                     ) from exc
             # Outside the handler: the exception's frames (and the tensors they hold) are gone.

@@ -1,5 +1,7 @@
 """CUDA out-of-memory inside a batch loop: halved within the step, down to one item."""
 
+import pickle
+
 import pytest
 import torch
 
@@ -39,6 +41,8 @@ def test_an_oom_with_one_item_is_a_clear_error_and_other_errors_pass_through():
         HalvingBatches(4, step="images species=zebra shard=000").map(_Model(fits=0).run, [1, 2, 3])
     message = str(caught.value)
     assert "\n" not in message and is_input_error(caught.value)
+    again = pickle.loads(pickle.dumps(caught.value))  # a demo worker's error reaches its parent
+    assert str(again) == message and (again.step, again.batch_size) == (caught.value.step, 4)
     for part in (
         "images species=zebra shard=000",
         f"on {device_name()}",
