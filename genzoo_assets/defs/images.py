@@ -1,6 +1,7 @@
 """Generated images: FLUX + Canny/depth ControlNets (the paper's) or the offline render-composite default."""
 
 import dagster as dg
+import pandas as pd
 
 from genzoo_assets.core import imagegen
 from genzoo_assets.core.checks import image_resolution
@@ -14,7 +15,8 @@ from genzoo_assets.defs.io import (
     read_merged,
     write_partition,
 )
-from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
+from genzoo_assets.defs.partition_range import MODEL_BACKFILL, each_partition
+from genzoo_assets.defs.partitions import sample_partitions
 from genzoo_assets.defs.resources import (
     GPU_STEP,
     CheckedFields,
@@ -101,50 +103,62 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
         ),
     ],
     can_subset=True,
+    backfill_policy=MODEL_BACKFILL,
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
 @on_leased_gpu
 def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: GenZooSettings):
-    species_key, shard = species_and_shard(context)
     root = settings.root()
-    rows = read_merged(root, UPSTREAM, species_key, shard)
-    generator = imagegen.make_generator(config.backend, **_generator_options(config, settings))
-    row = frame.species_row(root, species_key)
-    species_info = {
-        species_key: {
-            k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")
-        }
-        | ({"breed": row["common_name"]} if row["is_dog"] else {})
-    }
+    resolution: dict[str, int] = {}
 
-    df = imagegen.generate_partition(
-        rows,
-        generator,
-        root,
-        threshold=config.flag_threshold,
-        batch_size=config.batch_size,
-        progress=progress_log(context, "generated images"),
-        body_model=settings.body(),
-        species_info=species_info,
-        base_seed=settings.base_seed,
-        run_id=context.run.run_id,
-    )
-    blank = df.attrs.get("blank_samples", {})
-    if blank:
-        context.log.warning(
-            f"{len(blank)} of {len(rows)} generated images were blank and are not stored "
-            f"(first: sample {next(iter(blank))}, {next(iter(blank.values()))}); "
-            "those samples have no image"
+    def one(species_key: str, shard: str):
+        rows = read_merged(root, UPSTREAM, species_key, shard)
+        # Made per partition, as in a run of one; a model-backed generator's pipeline is resident.
+        generator = imagegen.make_generator(config.backend, **_generator_options(config, settings))
+        df = imagegen.generate_partition(
+            rows,
+            generator,
+            root,
+            threshold=config.flag_threshold,
+            batch_size=config.batch_size,
+            progress=progress_log(context, f"{species_key}/{shard}: generated images"),
+            body_model=settings.body(),
+            species_info=_species_info(root, species_key),
+            base_seed=settings.base_seed,
+            run_id=context.run.run_id,
         )
-    path = write_partition(root, "images", species_key, shard, df)
-    sheet = imagegen.write_image_sheet(
-        df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root, f"{species_key}__{shard}"
-    )
-    resolution = dict(zip(rows["sample_id"], rows["render_resolution"]))
+        blank = df.attrs.get("blank_samples", {})
+        if blank:
+            context.log.warning(
+                f"{species_key}/{shard}: {len(blank)} of {len(rows)} generated images were blank "
+                f"and are not stored (first: sample {next(iter(blank))}, "
+                f"{next(iter(blank.values()))}); those samples have no image"
+            )
+        path = write_partition(root, "images", species_key, shard, df)
+        sheet = imagegen.write_image_sheet(
+            df.merge(rows[["sample_id", "canny_path"]], on="sample_id"),
+            root,
+            f"{species_key}__{shard}",
+        )
+        resolution.update(zip(rows["sample_id"], rows["render_resolution"]))
+        return (df, generator.name), {
+            "num_samples": len(df),
+            "blank_images": len(blank),
+            "blank_ids": dg.MetadataValue.json(list(blank)[:50]),
+            **backend_metadata(df["image_backend"]),
+            "flagged": int(df["flagged"].sum()),
+            "mean_alignment": float(df["alignment_score"].mean()),
+            "path": dg.MetadataValue.path(str(path)),
+            "contact_sheet": image_markdown(sheet, "generated images"),
+            "contact_sheet_path": dg.MetadataValue.path(str(sheet)),
+        }
+
+    run = each_partition(context, "images", one)
+    df = pd.concat([out for out, _ in run.outputs], ignore_index=True)
     checks = [check_result("images_at_control_resolution", image_resolution(df, resolution, root))]
     flagged = int(df["flagged"].sum())
-    if generator.name in imagegen.GENERATIVE:
+    if any(name in imagegen.GENERATIVE for _, name in run.outputs):
         checks.append(
             dg.AssetCheckResult(
                 check_name="alignment_above_threshold",
@@ -162,15 +176,21 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
     yield dg.MaterializeResult(
         asset_key="images",
         metadata={
-            "num_samples": len(df),
-            "blank_images": len(blank),
-            "blank_ids": dg.MetadataValue.json(list(blank)[:50]),
+            **run.metadata,
             **backend_metadata(df["image_backend"]),
             "flagged": flagged,
             "mean_alignment": float(df["alignment_score"].mean()),
-            "path": dg.MetadataValue.path(str(path)),
-            "contact_sheet": image_markdown(sheet, "generated images"),
-            "contact_sheet_path": dg.MetadataValue.path(str(sheet)),
         },
         check_results=checks,
     )
+
+
+def _species_info(root, species_key: str) -> dict:
+    """The species' names for the prompts' fallback and provenance (a dog's breed too)."""
+    row = frame.species_row(root, species_key)
+    return {
+        species_key: {
+            k: row[k] for k in ("common_name", "scientific_name", "genus", "family", "order")
+        }
+        | ({"breed": row["common_name"]} if row["is_dog"] else {})
+    }
