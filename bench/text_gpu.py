@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     if args.full and not device.startswith("cuda"):
-        print("text_gpu: --full builds two 7-8 B models at full depth and needs a CUDA GPU")
+        print("text_gpu: --full builds 7-9 B models at full depth and needs a CUDA GPU")
         return 2
     if args.layers < 1:
         print(f"text_gpu: --layers must be at least 1, got {args.layers}")
