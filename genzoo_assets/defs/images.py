@@ -118,7 +118,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
             group_name="images",
             kinds={"pytorch", "parquet"},
             description="One image per sample, aligned with its controls; misaligned ones are kept "
-            "and flagged.",
+            "and flagged; blank ones (one colour) are left out and counted (`blank_images`).",
         )
     ],
     partitions_def=sample_partitions,
@@ -166,6 +166,13 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
         base_seed=settings.base_seed,
         run_id=context.run.run_id,
     )
+    blank = df.attrs.get("blank_samples", {})
+    if blank:
+        context.log.warning(
+            f"{len(blank)} of {len(rows)} generated images were blank and are not stored "
+            f"(first: sample {next(iter(blank))}, {next(iter(blank.values()))}); "
+            "those samples have no image"
+        )
     path = write_partition(root, "images", species_key, shard, df)
     sheet = imagegen.write_image_sheet(
         df.merge(rows[["sample_id", "canny_path"]], on="sample_id"), root, f"{species_key}__{shard}"
@@ -192,6 +199,8 @@ def images(context: dg.AssetExecutionContext, config: ImageConfig, settings: Gen
         asset_key="images",
         metadata={
             "num_samples": len(df),
+            "blank_images": len(blank),
+            "blank_ids": dg.MetadataValue.json(list(blank)[:50]),
             **backend_metadata(df["image_backend"]),
             "flagged": flagged,
             "mean_alignment": float(df["alignment_score"].mean()),

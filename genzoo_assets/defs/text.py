@@ -6,6 +6,7 @@ from genzoo_assets.core.checks import fallback_rate
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.core.text import is_fallback
 from genzoo_assets.core.text import partition as text
+from genzoo_assets.core.text_limits import MAX_CAPTION_CHARS, MAX_PROMPT_CHARS
 from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     backend_metadata,
@@ -52,6 +53,15 @@ class PromptConfig(CheckedFields, dg.Config):
 
     _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
     _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
+
+
+def _warn_truncated(context: dg.AssetExecutionContext, df, what: str, limit: int) -> None:
+    cut = df.loc[df[f"{what}_truncated"], "sample_id"].tolist()
+    if cut:
+        context.log.warning(
+            f"{len(cut)} {what}s were longer than {limit} characters and were cut at a word "
+            f"boundary (first: sample {cut[0]}; `{what}_truncated` marks them)"
+        )
 
 
 MODEL_BACKENDS = ("vlm", "llm")  # the backends that fall back per sample
@@ -120,6 +130,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
     rows = read_merged(root, ["pose_params", "control_renders"], species_key, shard)
     captioner = text.make_captioner(config.backend, **_model_options(config, settings))
     df = text.caption_partition(rows, captioner, settings.body().canonical_rotation, data_dir=root)
+    _warn_truncated(context, df, "caption", MAX_CAPTION_CHARS)
     path = write_partition(root, "captions", species_key, shard, df)
     yield from _results(
         "captions",
@@ -128,6 +139,7 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
         config,
         {
             "num_samples": len(df),
+            "truncated": int(df["caption_truncated"].sum()),
             "path": dg.MetadataValue.path(str(path)),
             "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8),
         },
@@ -162,6 +174,7 @@ def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: G
         prompter,
         text.TokenBudget(max_tokens=config.max_tokens),
     )
+    _warn_truncated(context, df, "prompt", MAX_PROMPT_CHARS)
     path = write_partition(root, "prompts", species_key, shard, df)
     yield from _results(
         "prompts",
@@ -170,6 +183,7 @@ def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: G
         config,
         {
             "num_samples": len(df),
+            "truncated": int(df["prompt_truncated"].sum()),
             "max_tokens": int(df["num_tokens"].max()),
             "path": dg.MetadataValue.path(str(path)),
             "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6),
