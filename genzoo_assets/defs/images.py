@@ -2,9 +2,11 @@
 
 import dagster as dg
 import pandas as pd
+import pydantic
 
 from genzoo_assets.core import imagegen
 from genzoo_assets.core.checks import image_resolution
+from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
@@ -36,6 +38,32 @@ UPSTREAM = [
 ]  # read, so declared (+ species)
 
 
+class SpeedConfig(dg.PermissiveConfig):
+    """``core.imagegen.speed.SpeedOptions`` as run config (the launchpad shows these fields).
+
+    Permissive so that an unknown option reaches the check below, which names it in one line
+    (Dagster's own schema check would list the whole schema). The defaults are lossless; the lossy
+    options and ``reproduce_notebook`` are recorded in every image's provenance.
+    """
+
+    reproduce_notebook: bool = False  # GenZoo's notebook settings: deterministic, slower
+    compile: str = "off"  # off | regional (compile_repeated_blocks) | full
+    fp8_storage: bool = False  # lossy: float8 transformer/ControlNet weights
+    vae_tiling: bool = False  # lossy: tiled VAE decoding
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _known_options(cls, data):
+        if isinstance(data, dict):
+            imagegen.SpeedOptions.from_value(data)  # unknown names, compile mode, combinations
+        return data
+
+    def options(self) -> imagegen.SpeedOptions:
+        return imagegen.SpeedOptions.from_value(
+            {name: getattr(self, name) for name in imagegen.SpeedOptions.__dataclass_fields__}
+        )
+
+
 class ImageConfig(CheckedFields, dg.Config):
     backend: str = "render"  # render (offline default) | flux_controlnet (the paper's)
     base_model: str = ""  # flux_controlnet: FLUX.1-dev directory or HF repo id in the local cache
@@ -48,6 +76,7 @@ class ImageConfig(CheckedFields, dg.Config):
         0  # T5 prompt tokens; 0: the family's default (FLUX.1-dev 512, SD3 256)
     )
     flag_threshold: float = imagegen.DEFAULT_THRESHOLD
+    speed: SpeedConfig = SpeedConfig()  # diffusers backends only; see core/imagegen/speed.py
 
     _counts = checked("steps", "batch_size", check=at_least(1))
     _non_negative = checked("guidance", "max_sequence_length", check=at_least(0))
@@ -55,7 +84,13 @@ class ImageConfig(CheckedFields, dg.Config):
 
 
 def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
+    speed = config.speed.options()
     if config.backend in ("render", "render_composite"):
+        if speed != imagegen.SpeedOptions():
+            raise InputError(
+                f"ImageConfig.speed = {speed.as_params()} applies to the diffusers backends "
+                f"{imagegen.GENERATIVE}; backend {config.backend!r} has no speed options"
+            )
         return {
             "subdivisions": settings.subdivisions
         }  # the control renders' mesh, so the albedo fills their mask
@@ -68,6 +103,7 @@ def _generator_options(config: ImageConfig, settings: GenZooSettings) -> dict:
         "batch_size": config.batch_size,
         "device": settings.torch_device(),
         "resolution": settings.resolution,
+        "speed": speed,
         **(
             {"max_sequence_length": config.max_sequence_length}
             if config.max_sequence_length

@@ -45,7 +45,9 @@ class CaptionConfig(CheckedFields, dg.Config):
 
 class PromptConfig(CheckedFields, dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
-    model_dir: str = ""  # llm: local transformers chat model directory
+    model_dir: str = (
+        ""  # llm: a local chat model folder or cached repo id; "" = Qwen/Qwen2.5-7B-Instruct
+    )
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
     max_fallback_rate: float = (
         0.1  # llm: share of prompts the template fallback may write (the check's ceiling)

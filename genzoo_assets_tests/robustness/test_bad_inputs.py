@@ -773,6 +773,10 @@ SETTING_CASES = {
         lambda w: ImageConfig(flag_threshold=2.0),
         ["flag_threshold = 2.0", "[0.0, 1.0]"],
     ),
+    "images-unknown-speed-option": (
+        lambda w: ImageConfig(speed={"turbo": True}),
+        ["ImageConfig.speed", "unknown speed options ['turbo']"],
+    ),
     "prompts-zero-tokens": (
         lambda w: PromptConfig(max_tokens=0),
         ["max_tokens = 0", "[1, 512] tokens"],
