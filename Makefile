@@ -12,7 +12,8 @@ export PYOPENGL_PLATFORM ?= egl
 .PHONY: demo test test-fast lint ui bench gpu-check system-deps venv deps test-deps clean
 
 # Debian libraries for headless rendering (EGL + Mesa) and, for the tests, chromium (the browser
-# test) and slurm-wlm + munge (the SLURM executor's tests start a local cluster).
+# test), slurm-wlm + munge (the SLURM executor's tests start a local cluster) and g++ (torch.compile
+# on CPU emits C++: the regional compile test).
 # Installed only when missing; needs root or sudo on a fresh machine.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
@@ -37,7 +38,7 @@ $(VENV)/.test-deps: $(VENV)/.deps
 
 deps: system-deps $(VENV)/.deps
 
-test-deps: EXTRA_DEBS = chromium slurm-wlm munge
+test-deps: EXTRA_DEBS = chromium slurm-wlm munge g++
 test-deps: system-deps $(VENV)/.test-deps
 
 demo: deps

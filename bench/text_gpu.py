@@ -3,20 +3,23 @@
     python bench/text_gpu.py --random-weights --layers 2      # CPU: real width, truncated depth
     python bench/text_gpu.py --random-weights --full          # a GPU: full depth, batch 8
 
-Qwen2.5-VL-7B-Instruct (the captioner) and Qwen2.5-7B-Instruct (the prompter) are built from their
-released configs (``bench/configs/*.json``) in bf16, random-initialised on the device: no download.
-Each runs ``generate`` at the stage's real lengths:
+Qwen2.5-VL-7B-Instruct (the captioner, role ``captioner``), Qwen3-VL-8B-Instruct (the captioner
+SAM 3D Animal's Herd3D uses, role ``captioner-qwen3-vl``) and Qwen2.5-7B-Instruct (the prompter) are
+built from their released configs (``bench/configs/*.json``) in bf16, random-initialised on the
+device: no download. Each runs ``generate`` at the stage's real lengths:
 
-- captioner: one 1024² control render through the release's image processor (max_pixels
-  12845056: 1036² after rounding to 28 px, 5476 patches, 1369 image tokens after the 2×2 merge),
-  the chat template and ``vlm_question``; greedy, ``max_new_tokens`` (48) tokens forced.
+- captioner: one 1024² control render through the release's image processor (Qwen2.5-VL:
+  max_pixels 12845056, 1036² after rounding to 28 px, 5476 patches, 1369 image tokens after the
+  2×2 merge; Qwen3-VL: 16 px patches, 1024² kept, 4096 patches, 1024 image tokens), the chat
+  template and ``vlm_question``; greedy, ``max_new_tokens`` (48) tokens forced.
 - prompter: the chat template with ``llm_system`` and ``llm_user`` filled for a drawn sample;
   sampled, ``max_new_tokens`` (96) tokens forced.
 
 Text lengths are counted as words and punctuation marks (about one Qwen BPE token each in
-English). Without ``--full`` the text model keeps ``--layers`` of its 28 decoder layers and the
-vision tower ``round(layers·32/28)`` of its 32 blocks; the same model is timed again with no
-layers at all, and full depth is extrapolated linearly: ``t_full = t_0 + (t_n − t_0)·28/n``.
+English). Without ``--full`` the text model keeps ``--layers`` of its L decoder layers (28; 36 for
+Qwen3-VL) and the vision tower the same share of its blocks (``round(layers·32/28)`` of 32;
+Qwen3-VL's DeepStack taps scaled to the kept blocks); the same model is timed again with no layers
+at all, and full depth is extrapolated linearly: ``t_full = t_0 + (t_n − t_0)·L/n``.
 
 Fixed cost per step (the issue's target: ≤ 5 %): ``(process start + load) / (load + k ·
 partition generation)`` with k partitions per load, where process start is a fresh interpreter
@@ -44,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 CONFIGS = ROOT / "bench" / "configs"
 VLM_CONFIG = CONFIGS / "qwen2_5_vl_7b_instruct.json"
+QWEN3_VL_CONFIG = CONFIGS / "qwen3_vl_8b_instruct.json"
 LLM_CONFIG = CONFIGS / "qwen2_5_7b_instruct.json"
 # Qwen/Qwen2.5-VL-7B-Instruct's preprocessor_config.json
 VL_PREPROCESSOR = dict(
@@ -55,18 +59,36 @@ VL_PREPROCESSOR = dict(
     image_mean=[0.48145466, 0.4578275, 0.40821073],
     image_std=[0.26862954, 0.26130258, 0.27577711],
 )
-CHAT_OVERHEAD = {  # tokens the Qwen2.5 chat templates add around the messages
+# Qwen/Qwen3-VL-8B-Instruct's preprocessor_config.json (size counts pixels: 256² to 4096²)
+QWEN3_VL_PREPROCESSOR = dict(
+    size={"shortest_edge": 65536, "longest_edge": 16777216},
+    patch_size=16,
+    temporal_patch_size=2,
+    merge_size=2,
+    image_mean=[0.5, 0.5, 0.5],
+    image_std=[0.5, 0.5, 0.5],
+)
+CHAT_OVERHEAD = {  # tokens the Qwen chat templates add around the messages
     "captioner": len(
         "<|im_start|> system You are a helpful assistant. <|im_end|> <|im_start|> user "
         "<|vision_start|> <|vision_end|> <|im_end|> <|im_start|> assistant".split()
+    ),
+    # Qwen3-VL's template adds no default system message
+    "captioner-qwen3-vl": len(
+        "<|im_start|> user <|vision_start|> <|vision_end|> <|im_end|> <|im_start|> assistant".split()
     ),
     "prompter": len(
         "<|im_start|> system <|im_end|> <|im_start|> user <|im_end|> <|im_start|> assistant".split()
     ),
 }
+VISION_MODELS = {  # captioner roles: (config, image preprocessor)
+    "captioner": (VLM_CONFIG, VL_PREPROCESSOR),
+    "captioner-qwen3-vl": (QWEN3_VL_CONFIG, QWEN3_VL_PREPROCESSOR),
+}
 STEP_IMPORTS = (
     "import genzoo_assets.definitions, transformers; "
-    "from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2ForCausalLM"
+    "from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2ForCausalLM, "
+    "Qwen3VLForConditionalGeneration"
 )
 TARGET = 0.05
 
@@ -78,10 +100,12 @@ def text_tokens(text: str) -> int:
 
 def load_config(path: Path, layers: int | None):
     """The released config; with ``layers`` the text model keeps that many decoder layers and the
-    vision tower the same share of its blocks (its last kept block does full attention)."""
+    vision tower the same share of its blocks (Qwen2.5-VL: its last kept block does full attention;
+    Qwen3-VL: its DeepStack taps move to the same share of the kept blocks). Keys starting with
+    ``_`` (the file's notes) are not config values."""
     from transformers import AutoConfig
 
-    values = json.loads(path.read_text())
+    values = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
     config = AutoConfig.for_model(values.pop("model_type"), **values)
     if layers is None:
         return config
@@ -97,22 +121,39 @@ def load_config(path: Path, layers: int | None):
     vision = getattr(config, "vision_config", None)
     if vision is not None:
         depth = max(1, round(layers * vision.depth / full))
-        vision.fullatt_block_indexes = [depth - 1]
+        if hasattr(vision, "fullatt_block_indexes"):
+            vision.fullatt_block_indexes = [depth - 1]
+        if getattr(vision, "deepstack_visual_indexes", None):
+            vision.deepstack_visual_indexes = sorted(
+                {
+                    min(depth - 1, round(i * depth / vision.depth))
+                    for i in vision.deepstack_visual_indexes
+                }
+            )
         vision.depth = depth
     return config
 
 
 def build(path: Path, layers: int | None, device: str):
     """Random bf16 weights, created on ``device`` (no copy from the CPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, Qwen2_5_VLForConditionalGeneration
+    return build_model(load_config(path, layers), device)
 
-    config = load_config(path, layers)
+
+def build_model(config, device: str):
+    """A model of ``config`` (from :func:`load_config`) with random bf16 weights on ``device``."""
+    import torch
+    import transformers
+
+    vision_classes = {
+        "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+        "qwen3_vl": "Qwen3VLForConditionalGeneration",
+    }
     with torch.device(device):
-        if config.model_type == "qwen2_5_vl":
-            model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        if config.model_type in vision_classes:
+            model_class = getattr(transformers, vision_classes[config.model_type])
+            model = model_class._from_config(config, dtype=torch.bfloat16)
         else:
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     return model.eval()
 
 
@@ -125,7 +166,7 @@ def full_size_bytes(path: Path) -> int:
     return sum(p.numel() for p in model.parameters()) * torch.finfo(torch.bfloat16).bits // 8
 
 
-def captioner_inputs(batch: int, image_size: int, device: str):
+def captioner_inputs(batch: int, image_size: int, device: str, role: str = "captioner"):
     import numpy as np
     import torch
     from PIL import Image
@@ -133,16 +174,17 @@ def captioner_inputs(batch: int, image_size: int, device: str):
 
     from genzoo_assets.core.text.vocabulary import load_data
 
-    config = json.loads(VLM_CONFIG.read_text())
-    processor = Qwen2VLImageProcessorPil(**VL_PREPROCESSOR)
+    path, preprocessor = VISION_MODELS[role]
+    config = json.loads(path.read_text())
+    processor = Qwen2VLImageProcessorPil(**preprocessor)
     render = Image.fromarray(
         np.random.default_rng(0).integers(0, 256, (image_size, image_size, 3), np.uint8)
     )
     vision = processor(images=[render] * batch, return_tensors="pt")
     grid = vision["image_grid_thw"]
-    image_tokens = int(grid[0].prod()) // VL_PREPROCESSOR["merge_size"] ** 2
+    image_tokens = int(grid[0].prod()) // preprocessor["merge_size"] ** 2
     question = load_data("instructions.yaml")["vlm_question"].format(animal="snow leopard")
-    n_text = CHAT_OVERHEAD["captioner"] + text_tokens(question)
+    n_text = CHAT_OVERHEAD[role] + text_tokens(question)
     gen = torch.Generator().manual_seed(0)
     text = torch.randint(1000, 150000, (batch, n_text), generator=gen)
     image = torch.full((batch, image_tokens), config["image_token_id"])
@@ -209,6 +251,7 @@ def strip_layers(model) -> None:
     if visual is not None:
         visual.blocks = torch.nn.ModuleList()
         visual.fullatt_block_indexes = []
+        visual.deepstack_visual_indexes = []
 
 
 def load_throughput(model, device: str) -> tuple[float, int]:
@@ -247,17 +290,19 @@ def note(message: str) -> None:
 
 
 def bench_role(role: str, args, device: str) -> dict:
-    path, new_tokens, sample = {
-        "captioner": (VLM_CONFIG, args.caption_tokens, False),
-        "prompter": (LLM_CONFIG, args.prompt_tokens, True),
-    }[role]
+    path, new_tokens, sample = (
+        (VISION_MODELS[role][0], args.caption_tokens, False)
+        if role in VISION_MODELS
+        else (LLM_CONFIG, args.prompt_tokens, True)
+    )
     layers = None if args.full else args.layers
+    full_layers = load_config(path, None).get_text_config().num_hidden_layers
     note(f"{role}: building")
     model = build(path, layers, device)
     note(f"{role}: built")
     inputs, prompt = (
-        captioner_inputs(args.batch, args.image_size, device)
-        if role == "captioner"
+        captioner_inputs(args.batch, args.image_size, device, role)
+        if role in VISION_MODELS
         else prompter_inputs(args.batch, device)
     )
     if device.startswith("cuda"):
@@ -267,11 +312,11 @@ def bench_role(role: str, args, device: str) -> dict:
     note(f"{role}: generated ({prefill:.1f} s prefill, {total:.1f} s in all)")
     gbps, _ = load_throughput(model, device)
     note(f"{role}: read back at {gbps:.2f} GB/s")
-    row = dict(role=role, layers=layers or 28, prompt=prompt, prefill=prefill, total=total)
+    row = dict(role=role, layers=layers or full_layers, prompt=prompt, prefill=prefill, total=total)
     if layers is not None:
         strip_layers(model)
         base = timed_generate(model, inputs, new_tokens, sample, device)
-        row["total_full"] = base + (total - base) * 28 / layers
+        row["total_full"] = base + (total - base) * full_layers / layers
         row["base"] = base
     else:
         row["total_full"] = total
@@ -281,17 +326,17 @@ def bench_role(role: str, args, device: str) -> dict:
 
 
 def report(rows: list[dict], start_s: float, args, device: str) -> None:
-    depth = "full depth" if args.full else f"{args.layers} of 28 layers"
+    depth = "full depth" if args.full else f"{args.layers} layers (28; 36 for Qwen3-VL)"
     print(f"device {device}; bf16 random weights, real width, {depth}; batch {args.batch}")
     print(f"process start (fresh interpreter, step imports): {start_s:.2f} s")
     print(
-        f"{'role':<10} {'prompt tokens':>22} {'out':>4} {'prefill s':>9} {'batch s':>8} "
+        f"{'role':<18} {'prompt tokens':>22} {'out':>4} {'prefill s':>9} {'batch s':>8} "
         f"{'out tok/s':>9} {'full-depth batch s':>18} {'load GB/s':>9}"
     )
     for r in rows:
         out_rate = args.batch * r["new_tokens"] / r["total"]
         print(
-            f"{r['role']:<10} {r['prompt']:>22} {r['new_tokens']:>4} {r['prefill']:>9.2f} "
+            f"{r['role']:<18} {r['prompt']:>22} {r['new_tokens']:>4} {r['prefill']:>9.2f} "
             f"{r['total']:>8.2f} {out_rate:>9.1f} {r['total_full']:>18.2f} {r['gbps']:>9.2f}"
         )
     print(f"fixed cost at the paper's sizes ({args.samples} samples a partition, bf16 weights):")
@@ -319,14 +364,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-weights", action="store_true", required=True)
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--layers", type=int, default=2, help="decoder layers kept (default 2)")
-    depth.add_argument("--full", action="store_true", help="all 28 layers (needs a GPU)")
+    depth.add_argument("--full", action="store_true", help="all layers (needs a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, help="samples a batch (default: 8 on CUDA, 1 on CPU)")
     parser.add_argument("--samples", type=int, default=64, help="samples a partition")
     parser.add_argument("--image-size", type=int, default=1024, help="control render side, px")
     parser.add_argument("--caption-tokens", type=int, default=48)
     parser.add_argument("--prompt-tokens", type=int, default=96)
-    parser.add_argument("--roles", nargs="+", default=["captioner", "prompter"])
+    parser.add_argument(
+        "--roles",
+        nargs="+",
+        choices=[*VISION_MODELS, "prompter"],
+        default=["captioner", "captioner-qwen3-vl", "prompter"],
+    )
     parser.add_argument(
         "--storage-gbps",
         type=float,
@@ -338,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     if args.full and not device.startswith("cuda"):
-        print("text_gpu: --full builds two 7-8 B models at full depth and needs a CUDA GPU")
+        print("text_gpu: --full builds 7-9 B models at full depth and needs a CUDA GPU")
         return 2
     if args.layers < 1:
         print(f"text_gpu: --layers must be at least 1, got {args.layers}")

@@ -17,7 +17,20 @@ def body_model():
 SERIAL_GROUPS = {"slurm": ("slurm/", "deploy/test_slurm.py")}
 
 
+def _expected_length(item) -> tuple[float, bool]:
+    """A test that needs its own longer timeout is long, a ``slow`` one longer than the rest."""
+    timeout = item.get_closest_marker("timeout")
+    return (
+        float(timeout.args[0]) if timeout and timeout.args else 0.0,
+        bool(item.get_closest_marker("slow")),
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    # Longest first (a stable sort, so files stay together otherwise): the workers take the long
+    # tests at the start and the short ones fill in, instead of one long test starting last and
+    # running alone at the end.
+    items.sort(key=_expected_length, reverse=True)
     for item in items:
         path = item.nodeid.split("::", 1)[0].removeprefix("genzoo_assets_tests/")
         for group, prefixes in SERIAL_GROUPS.items():

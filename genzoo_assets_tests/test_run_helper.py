@@ -9,9 +9,10 @@ import time
 import dagster as dg
 import pytest
 
-from genzoo_assets.app import run
+from genzoo_assets.app import cli, run
 from genzoo_assets.app.signals import Stopped
 from genzoo_assets.core.errors import InputError, input_error, is_input_error
+from genzoo_assets.core.oom import HalvingBatches, OutOfMemory
 from genzoo_assets.core.sampling.pose_bank import PoseBankError
 from genzoo_assets.defs.resources import fail_fast_on_input_errors
 
@@ -81,8 +82,20 @@ def interrupted() -> None:
     raise KeyboardInterrupt  # what Dagster raises in a step on SIGTERM or SIGINT
 
 
+def _always_oom(batch):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+
+@dg.asset(retry_policy=RETRY)
+@fail_fast_on_input_errors
+def out_of_memory() -> None:
+    HalvingBatches(4, step="images species=zebra shard=000").map(_always_oom, [1, 2, 3])
+
+
 @pytest.mark.parametrize(
-    ("asset", "retries"), [(retried_input_error, 0), (retried_bug, 1)], ids=["input", "bug"]
+    ("asset", "retries"),
+    [(retried_input_error, 0), (retried_bug, 1), (out_of_memory, 0)],
+    ids=["input", "bug", "oom"],
 )
 def test_only_a_bug_keeps_the_retry_policy(asset, retries):
     with dg.instance_for_test() as instance:
@@ -113,3 +126,16 @@ def test_input_error_is_found_through_wrappers_and_builtins_are_not_input_errors
     for bug in (KeyError("k"), TypeError("t"), RuntimeError("r"), ValueError("v"), OSError("o")):
         assert not is_input_error(bug), bug
     assert issubclass(InputError, ValueError)
+
+
+def test_an_oom_at_a_batch_of_one_is_one_line_naming_step_device_and_batch(capfd, monkeypatch):
+    with dg.instance_for_test() as instance, pytest.raises(dg.Failure) as caught:
+        run.materialize([out_of_memory], instance, say=print)
+    assert isinstance(input_error(caught.value), OutOfMemory)
+    assert cli.report(caught.value) == 2
+    out, err = capfd.readouterr()
+    (line,) = err.splitlines()
+    assert line.startswith("genzoo: error: images species=zebra shard=000: CUDA out of memory on ")
+    assert "batch_size 4" in line and "Traceback" not in out + err
+    monkeypatch.setenv("GENZOO_DEBUG", "1")
+    assert cli.report(caught.value) is None  # main() lets it through with its traceback

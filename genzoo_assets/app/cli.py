@@ -287,6 +287,10 @@ def _catalog(args) -> int:
     return 0
 
 
+def _say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # stdout stays the command's result line
+
+
 def _export(args) -> int:
     from genzoo_assets.defs.resources import settings_from_env
 
@@ -299,17 +303,22 @@ def _export(args) -> int:
         folder = pin_export(shards, args.name, release=args.release)
         print(f"{'released' if args.release else 'pinned'} {folder}")
         return 0
+    from genzoo_assets.app.progress import ProgressLines
+
     settings = settings_from_env(data_dir=args.data_dir, body_model=args.body_model)
     root, body = settings.root(), settings.body_model
+    progress = ProgressLines(f"genzoo export {args.export_command}", _say_on_stderr)
     if args.export_command == "animal3d":
         from genzoo_assets.core.dataset.animal3d import export_animal3d
 
-        result = _with_catalog(root, lambda: export_animal3d(root, args.out, body))
+        result = _with_catalog(
+            root, lambda: export_animal3d(root, args.out, body, progress=progress)
+        )
         print(f"{result['count']} samples -> {result['json']}")
     else:
         from genzoo_assets.core.dataset.hf import export_hf
 
-        result = _with_catalog(root, lambda: export_hf(root, args.out, body))
+        result = _with_catalog(root, lambda: export_hf(root, args.out, body, progress=progress))
         print(
             ", ".join(f"{split} {n}" for split, n in result["counts"].items())
             + f" -> {result['card']}"

@@ -55,6 +55,14 @@ def resolve_location(
     raise ModelDirectoryError(f"{role} model folder {path} does not exist")
 
 
+def model_label(location, folder: Path) -> str:
+    """The name a backend records: the folder's, or the repo's for a cached ``owner/name`` id
+    (whose folder is a snapshot hash)."""
+    if folder.parent.name == "snapshots" and not Path(str(location)).expanduser().exists():
+        return str(location).rstrip("/").split("/")[-1]
+    return folder.name
+
+
 def _read_json(path: Path, role: str) -> dict:
     if not path.is_file():
         raise ModelDirectoryError(f"{role} model folder {path.parent} has no {path.name}")

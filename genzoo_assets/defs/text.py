@@ -1,11 +1,13 @@
 """Orientation captions (geometric or VLM) and image prompts (template or LLM)."""
 
 import dagster as dg
+import pandas as pd
 
 from genzoo_assets.core.checks import fallback_rate
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.core.text import is_fallback
 from genzoo_assets.core.text import partition as text
+from genzoo_assets.core.text_limits import MAX_CAPTION_CHARS, MAX_PROMPT_CHARS
 from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     backend_metadata,
@@ -15,7 +17,8 @@ from genzoo_assets.defs.io import (
     read_partition,
     write_partition,
 )
-from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
+from genzoo_assets.defs.partition_range import MODEL_BACKFILL, each_partition
+from genzoo_assets.defs.partitions import sample_partitions
 from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import (
     GPU_STEP,
@@ -42,7 +45,9 @@ class CaptionConfig(CheckedFields, dg.Config):
 
 class PromptConfig(CheckedFields, dg.Config):
     backend: str = "template"  # template (offline default) | llm (the paper: Qwen2.5-7B-Instruct)
-    model_dir: str = ""  # llm: local transformers chat model directory
+    model_dir: str = (
+        ""  # llm: a local chat model folder or cached repo id; "" = Qwen/Qwen2.5-7B-Instruct
+    )
     max_tokens: int = 77  # FLUX's CLIP text encoder limit
     max_fallback_rate: float = (
         0.1  # llm: share of prompts the template fallback may write (the check's ceiling)
@@ -50,6 +55,15 @@ class PromptConfig(CheckedFields, dg.Config):
 
     _max_tokens = checked("max_tokens", check=between(1, 512, " tokens"))
     _fallback = checked("max_fallback_rate", check=between(0.0, 1.0))
+
+
+def _warn_truncated(context: dg.AssetExecutionContext, df, what: str, limit: int) -> None:
+    cut = df.loc[df[f"{what}_truncated"], "sample_id"].tolist()
+    if cut:
+        context.log.warning(
+            f"{len(cut)} {what}s were longer than {limit} characters and were cut at a word "
+            f"boundary (first: sample {cut[0]}; `{what}_truncated` marks them)"
+        )
 
 
 MODEL_BACKENDS = ("vlm", "llm")  # the backends that fall back per sample
@@ -64,11 +78,20 @@ def _fallback_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
+def _backends(df, backend_column: str) -> dict:
+    """Which backends made the samples, and how many fell back (per partition and per step)."""
+    return {
+        **backend_metadata(df[backend_column]),
+        "fallbacks": int(df[backend_column].map(is_fallback).sum()),
+    }
+
+
 def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: dict):
-    """The materialisation, with the fallback check only for the model backends."""
-    fell_back = df[backend_column].map(is_fallback)
+    """The materialisation of the step's partitions, with the fallback check (over all of them)
+    only for the model backends. Each partition's own metadata was added by ``each_partition``."""
     checks = []
     if config.backend in MODEL_BACKENDS:
+        fell_back = df[backend_column].map(is_fallback)
         checks.append(
             check_result(
                 "fallback_rate_below_ceiling",
@@ -78,11 +101,7 @@ def _results(asset: str, df, backend_column: str, config: dg.Config, metadata: d
     yield dg.MaterializeResult(
         asset_key=asset,
         check_results=checks,
-        metadata={
-            **metadata,
-            **backend_metadata(df[backend_column]),
-            "fallbacks": int(fell_back.sum()),
-        },
+        metadata={**metadata, **_backends(df, backend_column)},
     )
 
 
@@ -108,28 +127,34 @@ def _model_options(config: dg.Config, settings: GenZooSettings) -> dict:
     partitions_def=sample_partitions,
     check_specs=[_fallback_spec("captions")],
     can_subset=True,
+    backfill_policy=MODEL_BACKFILL,
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
 @on_leased_gpu
 def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings: GenZooSettings):
-    species_key, shard = species_and_shard(context)
     root = settings.root()
-    rows = read_merged(root, ["pose_params", "control_renders"], species_key, shard)
-    captioner = text.make_captioner(config.backend, **_model_options(config, settings))
-    df = text.caption_partition(rows, captioner, settings.body().canonical_rotation, data_dir=root)
-    path = write_partition(root, "captions", species_key, shard, df)
-    yield from _results(
-        "captions",
-        df,
-        "caption_backend",
-        config,
-        {
+
+    def one(species_key: str, shard: str):
+        # Made per partition, as in a run of one; a model-backed captioner's model is resident.
+        captioner = text.make_captioner(config.backend, **_model_options(config, settings))
+        rows = read_merged(root, ["pose_params", "control_renders"], species_key, shard)
+        df = text.caption_partition(
+            rows, captioner, settings.body().canonical_rotation, data_dir=root
+        )
+        _warn_truncated(context, df, "caption", MAX_CAPTION_CHARS)
+        path = write_partition(root, "captions", species_key, shard, df)
+        return df, {
             "num_samples": len(df),
+            "truncated": int(df["caption_truncated"].sum()),
+            **_backends(df, "caption_backend"),
             "path": dg.MetadataValue.path(str(path)),
             "examples": frame_markdown(df[["sample_id", "caption"]], max_rows=8),
-        },
-    )
+        }
+
+    run = each_partition(context, "captions", one)
+    df = pd.concat(run.outputs, ignore_index=True)
+    yield from _results("captions", df, "caption_backend", config, run.metadata)
 
 
 @dg.multi_asset(
@@ -145,31 +170,30 @@ def captions(context: dg.AssetExecutionContext, config: CaptionConfig, settings:
     partitions_def=sample_partitions,
     check_specs=[_fallback_spec("prompts")],
     can_subset=True,
+    backfill_policy=MODEL_BACKFILL,
     **GPU_STEP,
 )
 @fail_fast_on_input_errors
 @on_leased_gpu
 def prompts(context: dg.AssetExecutionContext, config: PromptConfig, settings: GenZooSettings):
-    species_key, shard = species_and_shard(context)
     root = settings.root()
-    rows = read_partition(root, "captions", species_key, shard)
-    prompter = text.make_prompter(config.backend, **_model_options(config, settings))
-    df = text.prompt_partition(
-        rows,
-        frame.species_row(root, species_key),
-        prompter,
-        text.TokenBudget(max_tokens=config.max_tokens),
-    )
-    path = write_partition(root, "prompts", species_key, shard, df)
-    yield from _results(
-        "prompts",
-        df,
-        "prompt_backend",
-        config,
-        {
+    budget = text.TokenBudget(max_tokens=config.max_tokens)
+
+    def one(species_key: str, shard: str):
+        prompter = text.make_prompter(config.backend, **_model_options(config, settings))
+        rows = read_partition(root, "captions", species_key, shard)
+        df = text.prompt_partition(rows, frame.species_row(root, species_key), prompter, budget)
+        _warn_truncated(context, df, "prompt", MAX_PROMPT_CHARS)
+        path = write_partition(root, "prompts", species_key, shard, df)
+        return df, {
             "num_samples": len(df),
+            "truncated": int(df["prompt_truncated"].sum()),
+            **_backends(df, "prompt_backend"),
             "max_tokens": int(df["num_tokens"].max()),
             "path": dg.MetadataValue.path(str(path)),
             "examples": frame_markdown(df[["sample_id", "prompt"]], max_rows=6),
-        },
-    )
+        }
+
+    run = each_partition(context, "prompts", one)
+    df = pd.concat(run.outputs, ignore_index=True)
+    yield from _results("prompts", df, "prompt_backend", config, run.metadata)

@@ -23,7 +23,7 @@ from genzoo_assets.core.regressor.validation import ValidationSplit, bytes_per_s
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.gpu import on_leased_gpu
-from genzoo_assets.defs.io import image_markdown
+from genzoo_assets.defs.io import image_markdown, progress_log
 from genzoo_assets.defs.resources import (
     GPU_STEP,
     CheckedFields,
@@ -54,6 +54,12 @@ class ExportConfig(CheckedFields, dg.Config):
     _camera = checked("camera_version", check=one_of("v1", "v2"))
 
 
+def _shard_progress(context: dg.AssetExecutionContext):
+    """The export's ``progress`` as "WebDataset shards written i/n" lines (``progress_log``)."""
+    log = progress_log(context, "WebDataset shards written", every=8)
+    return lambda samples, total, shards, n_shards: log(shards, n_shards)
+
+
 @dg.asset(
     deps=[catalog],
     group_name="training",
@@ -80,6 +86,7 @@ def dataset_shards(
         maxcount=config.maxcount,
         camera_version=config.camera_version,
         body_model=settings.body(),
+        progress=_shard_progress(context),
     )
     return dg.MaterializeResult(
         metadata={

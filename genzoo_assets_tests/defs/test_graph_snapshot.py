@@ -1,5 +1,5 @@
-"""The asset graph as a reviewed file: a change to keys, partitions, deps, pools, checks or tags
-shows up as a diff of ``asset_graph.snapshot.yaml`` next to this test.
+"""The asset graph as a reviewed file: a change to keys, partitions, backfill policies, deps,
+pools, checks or tags shows up as a diff of ``asset_graph.snapshot.yaml`` next to this test.
 
 After an intended change to the graph, regenerate the file and commit it with the change::
 
@@ -61,6 +61,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "group": node.group_name,
             "kinds": sorted(node.kinds),
             "partitions": _partitions(node.partitions_def),
+            "backfill": str(node.backfill_policy) if node.backfill_policy else None,
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "pool": op.pool if op is not None else None,
             "op_tags": _tags(op.tags) if op is not None else {},

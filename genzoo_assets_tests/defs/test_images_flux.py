@@ -35,7 +35,7 @@ def tiny_flux(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """species, then shard 000 and 001 of one species up to prompts, in one Dagster instance."""
+    """species, then shards 000 to 002 of one species up to prompts, in one Dagster instance."""
     settings = GenZooSettings(
         data_dir=str(tmp_path_factory.mktemp("data")),
         samples_per_shard=2,
@@ -46,7 +46,7 @@ def chain(tmp_path_factory):
         assert dg.materialize(
             [species], instance=instance, resources={"settings": settings}
         ).success
-        for shard in ("000", "001"):
+        for shard in ("000", "001", "002"):
             result = dg.materialize(
                 UPSTREAM,
                 instance=instance,
@@ -57,7 +57,7 @@ def chain(tmp_path_factory):
         yield instance, settings
 
 
-def _flux_config(base, canny, depth) -> dict:
+def _flux_config(base, canny, depth, **extra) -> dict:
     return {
         "ops": {
             "images": {
@@ -69,6 +69,7 @@ def _flux_config(base, canny, depth) -> dict:
                     "steps": 2,
                     "max_sequence_length": 64,
                     "batch_size": 2,
+                    **extra,
                 }
             }
         }
@@ -153,3 +154,23 @@ def test_incomplete_base_model_fails_fast_before_any_image(chain, tiny_flux, tmp
     assert not (root / "images" / SPECIES / "001.parquet").exists()
     image_dir = root / "images" / SPECIES / "001"
     assert not image_dir.exists() or not any(image_dir.iterdir())
+
+
+def test_speed_options_reach_the_generator_and_every_image_provenance(chain, tiny_flux):
+    """A lossy opt-in set in the run config (the other options keep their defaults)."""
+    result = _materialize_images(
+        chain,
+        "002",
+        _flux_config(tiny_flux.base, tiny_flux.canny, tiny_flux.depth, speed={"vae_tiling": True}),
+    )
+    assert result.success
+    df = pd.read_parquet(chain[1].root() / "images" / SPECIES / "002.parquet")
+    assert len(df) == 2
+    for raw in df["provenance"]:
+        assert json.loads(raw)["params"]["speed"] == {
+            "reproduce_notebook": False,
+            "compile": "off",
+            "fp8_storage": False,
+            "vae_tiling": True,
+            "lossy": True,
+        }

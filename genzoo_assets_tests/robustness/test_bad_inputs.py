@@ -109,6 +109,7 @@ def _write_bad_files(bad: Path) -> None:
     lion = "Panthera_leo,{name},Laurasiatheria,CARNIVORA,FELIDAE,0,0\n"
     (bad / "huge_field.csv").write_text(MDD_V2 + lion.format(name="L" * 5000))
     (bad / "long_line.csv").write_text(MDD_V2 + lion.format(name="L" * 70_000))
+    (bad / "long_name.csv").write_text(MDD_V2 + lion.format(name="L" * 300))
     np.savez(
         bad / "attributes.npz",
         animals=np.array(["Canis lupus"]),
@@ -307,6 +308,10 @@ CLI_CASES = {
     "mdd-long-line": (
         ["species", "import-mdd", "{bad}/long_line.csv"],
         ["{bad}/long_line.csv", "line 2", "longer than"],
+    ),
+    "mdd-long-name": (
+        ["species", "import-mdd", "{bad}/long_name.csv"],
+        ["{bad}/long_name.csv", "data row 1", "'mainCommonName'", "300 characters", "200"],
     ),
     "species-long-name": (["species", "add", "x" * 300], ["300 characters", "200"]),
     "sql-drop": (["catalog", "sql", "DROP TABLE samples"], ["DROP TABLE samples", "read-only"]),
@@ -767,6 +772,10 @@ SETTING_CASES = {
     "images-threshold-above-one": (
         lambda w: ImageConfig(flag_threshold=2.0),
         ["flag_threshold = 2.0", "[0.0, 1.0]"],
+    ),
+    "images-unknown-speed-option": (
+        lambda w: ImageConfig(speed={"turbo": True}),
+        ["ImageConfig.speed", "unknown speed options ['turbo']"],
     ),
     "prompts-zero-tokens": (
         lambda w: PromptConfig(max_tokens=0),

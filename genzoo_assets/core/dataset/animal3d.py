@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
+from genzoo_assets.core.dataset.common import (
+    ExportProgress,
+    as_body_model,
+    catalog_samples,
+    fresh_output,
+)
 from genzoo_assets.core.dataset.records import image_jpeg
 from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
@@ -86,20 +91,25 @@ def animal3d_item(row, category: int, data_dir: Path, out: Path) -> dict:
 
 
 def export_animal3d(
-    data_dir, out_dir, body_model, samples: pd.DataFrame | None = None, **split_options
+    data_dir,
+    out_dir,
+    body_model,
+    samples: pd.DataFrame | None = None,
+    progress: ExportProgress | None = None,
+    **split_options,
 ) -> dict:
     """Write the Animal3D-layout export of the catalog (or ``samples``) into the new folder ``out_dir``.
 
     ``body_model``: the model the dataset was made with (a ``BodyModel`` or a spec for
-    :func:`as_body_model`); ``split_options`` go to :func:`catalog_samples`. Returns
-    ``{"json", "count", "categories"}``.
+    :func:`as_body_model`); ``split_options`` go to :func:`catalog_samples`; ``progress`` is called
+    after each sample's files (no shards). Returns ``{"json", "count", "categories"}``.
     """
     body_model = as_body_model(body_model)
     _check_body_model(body_model)
     data_dir = Path(data_dir)
     with fresh_output(out_dir) as tmp:
         rows = catalog_samples(data_dir, samples, **split_options)
-        data, categories = _items(rows, body_model, data_dir, tmp)
+        data, categories = _items(rows, body_model, data_dir, tmp, progress)
         doc = {
             "info": {
                 "description": "GenZoo-style synthetic animals (genzoo-assets)",
@@ -114,7 +124,11 @@ def export_animal3d(
 
 
 def _items(
-    rows: pd.DataFrame, body_model, data_dir: Path, out: Path
+    rows: pd.DataFrame,
+    body_model,
+    data_dir: Path,
+    out: Path,
+    progress: ExportProgress | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Every row's ``data`` item (files written under ``out``) and the family → supercategory ids."""
     wrong = [
@@ -133,6 +147,9 @@ def _items(
         else pd.Series("unknown", index=rows.index)
     )
     categories = {name: i for i, name in enumerate(sorted(set(families)))}
-    return [
-        animal3d_item(row, categories[families.loc[i]], data_dir, out) for i, row in rows.iterrows()
-    ], categories
+    items = []
+    for i, row in rows.iterrows():
+        items.append(animal3d_item(row, categories[families.loc[i]], data_dir, out))
+        if progress is not None:
+            progress(len(items), len(rows), 0, 0)
+    return items, categories

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +13,9 @@ from genzoo_assets.core.dataset.splits import DEFAULT_HELDOUT_FAMILIES, assign_s
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.paths import atomic_dir, check_file_name, stored_path
 
+ExportProgress = Callable[[int, int, int, int], None]
+"""``progress(samples_written, samples_total, shards_written, shards_total)``, called by an export
+after each sample it wrote; ``shards_total`` is 0 for a layout without shards (Animal3D's)."""
 SAMPLES_SQL = "SELECT * FROM samples ORDER BY sample_id"
 FILE_COLUMNS = ("image_path", "mask_path")  # the stored paths an export reads
 

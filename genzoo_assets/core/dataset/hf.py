@@ -23,7 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from genzoo_assets.core.dataset.common import as_body_model, catalog_samples, fresh_output
+from genzoo_assets.core.dataset.common import (
+    ExportProgress,
+    as_body_model,
+    catalog_samples,
+    fresh_output,
+)
 from genzoo_assets.core.dataset.records import image_jpeg
 from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
@@ -237,12 +242,14 @@ def export_hf(
     body_model,
     samples: pd.DataFrame | None = None,
     rows_per_file: int = 500,
+    progress: ExportProgress | None = None,
     **split_options,
 ) -> dict:
     """Write the Parquet shards and ``README.md`` of the catalog (or ``samples``) into the new folder ``out_dir``.
 
     ``body_model``: the model the dataset was made with (a ``BodyModel`` or a spec for
-    :func:`as_body_model`), named in the card. Returns ``{"files": {split: [relative paths]},
+    :func:`as_body_model`), named in the card; ``progress`` is called after each sample (a Parquet
+    file is a shard). Returns ``{"files": {split: [relative paths]},
     "counts": {split: n}, "card": path}``.
     """
     body_model = as_body_model(body_model)
@@ -255,18 +262,27 @@ def export_hf(
         arrow_schema, features = schema(rows)
         columns = _columns(rows)
         (tmp / "data").mkdir()
+        n_shards = sum(
+            -(-int((rows["split"] == ours).sum()) // rows_per_file) for ours in HF_SPLITS
+        )
+        done = shards = 0
         for ours, hf in HF_SPLITS.items():
             part = rows[rows["split"] == ours]
             n_files = -(-len(part) // rows_per_file)
             for k in range(n_files):
                 chunk = part.iloc[k * rows_per_file : (k + 1) * rows_per_file]
-                table = pa.Table.from_pylist(
-                    [_record(r, data_dir, columns) for _, r in chunk.iterrows()],
-                    schema=arrow_schema,
-                )
+                records = []
+                for _, r in chunk.iterrows():
+                    records.append(_record(r, data_dir, columns))
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(rows), shards, n_shards)
                 rel = f"data/{hf}-{k:05d}-of-{n_files:05d}.parquet"
-                pq.write_table(table, tmp / rel)
+                pq.write_table(pa.Table.from_pylist(records, schema=arrow_schema), tmp / rel)
                 files.setdefault(hf, []).append(rel)
+                shards += 1
+                if progress is not None:
+                    progress(done, len(rows), shards, n_shards)
         (tmp / "README.md").write_text(dataset_card(rows, files, features, body_model))
     counts = {hf: int((rows["split"] == ours).sum()) for ours, hf in HF_SPLITS.items()}
     return {"files": files, "counts": counts, "card": str(Path(out_dir) / "README.md")}

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import webdataset as wds
 
+from genzoo_assets.core.dataset.common import ExportProgress
 from genzoo_assets.core.dataset.records import (
     CAMERA_CONVENTIONS,
     CAMERA_VERSIONS,
@@ -443,14 +444,16 @@ def export_shards(
     camera_version: str = "v2",
     body_model=None,
     keep_last: int = KEEP_LAST,
+    progress: ExportProgress | None = None,
 ) -> dict:
     """Write a complete export (shards, ``index.parquet``, ``manifest.json``) and make it current.
 
     ``body_model`` (optional) fixes the shape-space size every row's ``betas`` must have and is
     recorded in the manifest; without it every row must have the same length. Nothing is written
     until every row has been checked; a failed export removes its folder (a killed one's is
-    removed by the next run). Returns ``{"counts", "excluded", "shards": [(path, [sample_id, ...])],
-    "manifest", "export_dir", "written", "reused"}``.
+    removed by the next run). ``progress`` is called after each shard (written or reused).
+    Returns ``{"counts", "excluded", "shards": [(path, [sample_id, ...])], "manifest",
+    "export_dir", "written", "reused"}``.
     """
     if camera_version not in CAMERA_VERSIONS:
         raise InputError(f"camera_version must be one of {CAMERA_VERSIONS}, got {camera_version!r}")
@@ -505,6 +508,8 @@ def export_shards(
                 ids = [str(s) for s in part["sample_id"]]
                 index_rows += [{"split": split, "shard": name, "sample_id": s} for s in ids]
                 shards.append((str(final / name), ids))
+                if progress is not None:
+                    progress(len(index_rows), len(rows), len(shards), len(plan))
             names = {s: [n for sp, n, _ in plan if sp == s] for s in SPLITS}
             manifest = {
                 "format": FORMAT,

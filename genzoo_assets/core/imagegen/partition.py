@@ -4,6 +4,13 @@ Either every image of the partition becomes visible or none does: images are wri
 temporary names next to their targets and renamed only after the whole partition generated and
 scored; on any failure the temporaries are removed and the error propagates. A rerun therefore
 never mixes images of two runs, and a failed run leaves the folder as it found it.
+
+A blank image (empty, or one colour everywhere) fails its sample only: it is not stored and its
+row is left out of the ``images`` table, so the catalog shows that sample with ``image_path`` NULL
+and every export (which reads ``image_path IS NOT NULL``) skips it. The ids are in the returned
+table's ``attrs["blank_samples"]``. Only a partition whose every image is blank fails, with
+:class:`BlankImageError`, an input error: the seeds make it deterministic, so a retry would
+generate the same blank images.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from genzoo_assets.core.errors import MissingInputError
+from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.imagegen.alignment import DEFAULT_THRESHOLD, alignment_score
 from genzoo_assets.core.imagegen.base import GenerationRequest, ImageGenerator
-from genzoo_assets.core.oom import HalvingBatches
+from genzoo_assets.core.oom import HalvingBatches, step_label
 from genzoo_assets.core.paths import new_temp_file, raise_if_disk_full
 from genzoo_assets.core.provenance import provenance, provenance_json
 from genzoo_assets.core.seeds import derive_seed
+from genzoo_assets.core.text_limits import MAX_PROMPT_CHARS, check_length
 
 REQUIRED_COLUMNS = (
     "sample_id",
@@ -128,7 +136,9 @@ def _requests(
         reqs.append(
             GenerationRequest(
                 sample_id=row["sample_id"],
-                prompt=str(row["prompt"]),
+                prompt=check_length(
+                    str(row["prompt"]), MAX_PROMPT_CHARS, f"sample {row['sample_id']}: prompt"
+                ),
                 seed=image_seed(row["sample_id"], base_seed),
                 species=str(row["species"]),
                 species_info=info,
@@ -156,21 +166,30 @@ def _write_hidden(target: Path, data: bytes) -> Path:
     return tmp
 
 
-class BlankImageError(RuntimeError):
-    """A generator returned an empty or single-colour image (FLUX's NaN latents decode to black)."""
+class BlankImageError(InputError):
+    """Every image a generator returned for a partition was empty or one colour (FLUX's NaN latents
+    decode to black). An input error: the generator's parameters or weights are wrong, and the same
+    seeds would give the same images, so the step is not retried."""
 
 
-def check_not_blank(image: Image.Image, generator: ImageGenerator, sample_id: str) -> None:
-    """Refuse an image with no pixels or one colour everywhere: it would be stored as a training
-    image of an animal that is not in it. A BlankImageError names the sample and the generator's
-    parameters (a NaN or extreme guidance, too few steps)."""
+def blank_reason(image: Image.Image) -> str | None:
+    """Why ``image`` (H×W or H×W×C pixels) is not an image of anything, or None when it is one:
+    no pixels, or one value everywhere (a single colour)."""
     pixels = np.asarray(image)
-    if pixels.size == 0 or int(pixels.max()) == int(pixels.min()):
-        what = "empty" if pixels.size == 0 else f"a single colour ({int(pixels.min())})"
-        raise BlankImageError(
-            f"sample {sample_id}: generator {generator.name} returned an image that is {what} "
-            f"(parameters {dict(generator.params)}); no image of this partition was stored"
-        )
+    if pixels.size == 0:
+        return "empty"
+    if int(pixels.max()) == int(pixels.min()):
+        return f"a single colour ({int(pixels.min())})"
+    return None
+
+
+def _all_blank(generator: ImageGenerator, blank: dict[str, str]) -> BlankImageError:
+    first, reason = next(iter(blank.items()))
+    return BlankImageError(
+        f"generator {generator.name} returned a blank image for every one of the {len(blank)} "
+        f"samples of this partition (sample {first}: {reason}; parameters {dict(generator.params)}): "
+        "check its steps, guidance and model files; no image of this partition was stored"
+    )
 
 
 def generate_partition(
@@ -194,6 +213,8 @@ def generate_partition(
     ``rows`` are the merged per-sample rows (prompts ⋈ control_renders, plus pose_params and
     shape_params when ``body_model`` is given, so render backends get the posed mesh).
     ``species_info`` maps a species slug to taxon fields (family, order, breed, ...).
+    A blank image leaves its row out: ``attrs["blank_samples"]`` maps its id to why it is blank. A
+    partition of blank images only raises :class:`BlankImageError`.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
@@ -214,9 +235,11 @@ def generate_partition(
         )
     )
     out_rows: list[dict] = []
+    blank: dict[str, str] = {}  # sample id -> why its image is blank
     pending: list[tuple[Path, Path]] = []  # (temporary, final)
     total = len(rows)
-    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
+    # a CUDA OOM halves the batch within the step
+    batches = HalvingBatches(batch_size, step=step_label("images", rows))
     try:
         for start in range(0, total, batch_size):
             chunk = rows.iloc[start : start + batch_size]
@@ -227,7 +250,12 @@ def generate_partition(
                     f"generator {generator.name} returned {len(images)} images for {len(reqs)} requests"
                 )
             for (_, row), req, image in zip(chunk.iterrows(), reqs, images):
-                check_not_blank(image, generator, row["sample_id"])
+                reason = blank_reason(image)
+                if reason is not None:
+                    blank[row["sample_id"]] = reason
+                    if progress is not None:
+                        progress(len(out_rows) + len(blank), total)
+                    continue
                 h, w = req.size  # the control resolution: the frame of the keypoints and bbox
                 image = (
                     image
@@ -258,7 +286,9 @@ def generate_partition(
                     }
                 )
                 if progress is not None:
-                    progress(len(out_rows), total)
+                    progress(len(out_rows) + len(blank), total)
+        if total and len(blank) == total:
+            raise _all_blank(generator, blank)
         done: list[Path] = []
         try:
             for tmp, final in pending:
@@ -271,4 +301,6 @@ def generate_partition(
     finally:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
-    return pd.DataFrame(out_rows, columns=list(OUTPUT_COLUMNS))
+    table = pd.DataFrame(out_rows, columns=list(OUTPUT_COLUMNS))
+    table.attrs["blank_samples"] = blank
+    return table

@@ -6,9 +6,9 @@ configs kept in ``configs/`` — no download, no weight files. Every module is c
 ``torch.device(device)`` with ``dtype`` as the default dtype, so a 12 B-parameter transformer is
 born on the GPU in bf16 (never materialised in float32 on the host).
 
-``layers`` truncates depth (blocks of each transformer, ControlNet, text encoder and vision tower)
-while keeping every width: the CPU mode of the bench and its slow tests run the real per-block
-shapes at 1024² with one or two blocks each.
+``layers`` truncates depth (blocks of each transformer, ControlNet, text encoder and vision tower,
+and the VAE's resnets per resolution) while keeping every width: the CPU mode of the bench and its
+slow tests run the real per-block shapes at 1024² with one or two blocks each.
 
 The tokenizers are small in-memory vocabularies (the real ones are downloads); they pad to the
 same lengths as the real ones (CLIP 77, T5 ``max_sequence_length``), so the sequence lengths the
@@ -110,6 +110,7 @@ def flux_configs(layers: int | None = None) -> tuple[dict, list[dict]]:
         base["text_encoder"]["num_hidden_layers"], layers
     )
     base["text_encoder_2"]["num_layers"] = _cut(base["text_encoder_2"]["num_layers"], layers)
+    base["vae"]["layers_per_block"] = _cut(base["vae"]["layers_per_block"], layers)
     nets = [load_config("xlabs_canny"), load_config("xlabs_depth")]
     for net in nets:
         net["num_layers"] = _cut(net["num_layers"], layers)

@@ -32,6 +32,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from genzoo_assets.core.errors import InputError
+
 COMPILE_MODES = ("off", "regional", "full")
 
 
@@ -44,11 +46,11 @@ class SpeedOptions:
 
     def __post_init__(self):
         if self.compile not in COMPILE_MODES:
-            raise ValueError(
+            raise InputError(
                 f"speed option compile={self.compile!r}: expected one of {COMPILE_MODES}"
             )
         if self.reproduce_notebook and (self.compile != "off" or self.lossy):
-            raise ValueError(
+            raise InputError(
                 "speed option reproduce_notebook=True reproduces GenZoo's notebook exactly and "
                 f"cannot be combined with compile={self.compile!r}, fp8_storage={self.fp8_storage}, "
                 f"vae_tiling={self.vae_tiling}"
@@ -64,11 +66,11 @@ class SpeedOptions:
         if isinstance(value, dict):
             unknown = sorted(set(value) - set(cls.__dataclass_fields__))
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"unknown speed options {unknown}; known: {sorted(cls.__dataclass_fields__)}"
                 )
             return cls(**value)
-        raise ValueError(
+        raise InputError(
             f"speed options must be a dict or SpeedOptions, got {type(value).__name__}"
         )
 

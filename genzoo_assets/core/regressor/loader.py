@@ -53,8 +53,14 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader over ``data`` (map-style or iterable); ``shuffle`` applies to map-style data
     (a stream shuffles itself, ``data.load_split``). Workers are started afresh each epoch, so an
-    epoch set on the dataset (``set_epoch``) before iterating reaches them."""
+    epoch set on the dataset (``set_epoch``) before iterating reaches them.
+
+    Examples already decoded in memory (a ``list``, as ``data.materialize`` returns) get no
+    workers: there is nothing to decode, and a worker would only pickle them through a pipe,
+    started afresh every epoch (every step, when an epoch is one batch)."""
     iterable = isinstance(data, IterableDataset)
+    if isinstance(data, list):
+        num_workers = 0
     return DataLoader(
         data,
         batch_size=batch_size,

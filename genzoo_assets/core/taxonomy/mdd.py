@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from genzoo_assets.core.errors import InputError
+from genzoo_assets.core.text_limits import MAX_NAME_CHARS
 
 COLUMNS = (
     "scientific_name",
@@ -204,11 +205,21 @@ def load_mdd(path: str | os.PathLike) -> pd.DataFrame:
     if (sci == "").any():
         i = int((sci == "").to_numpy().nonzero()[0][0])
         raise MDDFormatError(f"MDD file {path}: empty sciName on data row {i + 1}")
+    common = _clean(raw["mainCommonName"])
+    for column, names in (("sciName", sci), ("mainCommonName", common)):
+        long = names.str.len() > MAX_NAME_CHARS
+        if long.any():
+            i = int(long.to_numpy().nonzero()[0][0])
+            raise MDDFormatError(
+                f"MDD file {path}: data row {i + 1}, column {column!r} holds a name of "
+                f"{len(names.iloc[i])} characters, more than the {MAX_NAME_CHARS} a species name "
+                "can be (names go into every prompt)"
+            )
     genus = _clean(raw["genus"]) if "genus" in raw else sci.str.split(" ").str[0]
     out = pd.DataFrame(
         {
             "scientific_name": sci,
-            "common_name": _clean(raw["mainCommonName"]),
+            "common_name": common,
             "order": _title(raw["order"]),
             "family": _title(raw["family"]),
             "genus": genus.where(genus != "", sci.str.split(" ").str[0]),

@@ -23,6 +23,7 @@ import pandas as pd
 
 from genzoo_assets.core.errors import InputError
 from genzoo_assets.core.taxonomy.bundled import bundled_species, dog_breeds
+from genzoo_assets.core.text_limits import MAX_NAME_CHARS  # a species name a user types
 
 TABLE_COLUMNS = (
     "key",
@@ -213,9 +214,6 @@ def build_species_table(
     others = others if dog_fraction < 1 else None
     rows = _dedupe_keys(pd.concat([others, dogs], ignore_index=True))
     return _plan(rows, n_dog, dataset_size - n_dog, samples_per_shard)
-
-
-MAX_NAME_CHARS = 200  # a species name (scientific or common) a user types
 
 
 def _norm(text: object) -> str:

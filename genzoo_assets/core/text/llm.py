@@ -1,7 +1,8 @@
 """GenZoo's prompter: a chat LLM writes one coherent photo prompt from the sample's ingredients.
 
-The paper used Qwen2.5-7B-Instruct; any transformers causal chat model in a local folder works,
-loaded offline (``AutoModelForCausalLM`` + ``AutoTokenizer``) and driven through its own chat
+The default model is :data:`DEFAULT_LLM`, Qwen2.5-7B-Instruct, looked up offline in the local
+Hugging Face cache like the VLM's default; any transformers causal chat model in a local folder
+or cached repo works (``AutoModelForCausalLM`` + ``AutoTokenizer``), driven through its own chat
 template. The model gets the species, the caption's orientation and a setting drawn from the item
 seed exactly as :class:`TemplatePrompter` draws it, and samples with a generator seeded from the
 batch's item seeds (``batch_size=1`` makes every prompt depend on its own seed alone).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
 from genzoo_assets.core.errors import InputError
-from genzoo_assets.core.model_dirs import check_transformers_dir
+from genzoo_assets.core.model_dirs import check_transformers_dir, model_label
 from genzoo_assets.core.provenance import file_sha256
 from genzoo_assets.core.residency import resident
 from genzoo_assets.core.seeds import derive_seed
@@ -36,6 +37,12 @@ from genzoo_assets.core.text.prompters import (
     setting_slots,
 )
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
+
+# Why this default: GenZoo's released code (github.com/x-tomasz/genzoo: genzoo_pipeline.ipynb) writes
+# no prompt with a model, its notebook hard-codes one; the LLM this project attributes to the paper
+# is Qwen2.5-7B-Instruct, a ``qwen2`` model that transformers 5 runs natively (Qwen2ForCausalLM,
+# no remote code), so it is taken as is. Its config is bench/configs/qwen2_5_7b_instruct.json.
+DEFAULT_LLM = "Qwen/Qwen2.5-7B-Instruct"  # a cached Hugging Face repo id or a local folder
 
 _LABEL = re.compile(r"^\s*(?:prompt|image prompt|answer|here is[^:]*)\s*:\s*", re.I)
 _QUOTES = "\"'`“”‘’"
@@ -120,7 +127,8 @@ class LLMPrompter:
         budget: TokenBudget | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        folder = check_transformers_dir(model_dir, "LLM prompter")
+        role = "LLM prompter" if model_dir else "LLM prompter (model_dir empty: the default)"
+        folder = check_transformers_dir(model_dir or DEFAULT_LLM, role)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
@@ -132,7 +140,7 @@ class LLMPrompter:
         self.tokenizer, self.model, sha256 = resident(
             key, lambda: load_llm(folder, self.device, self.dtype, bool(trust_remote_code))
         )
-        self.name = f"llm:{folder.name}"
+        self.name = f"llm:{model_label(model_dir or DEFAULT_LLM, folder)}"
         self.model_files = {
             "llm": sha256,
             "instructions": data_sha256("instructions.yaml"),

@@ -15,13 +15,20 @@ import numpy as np
 import pandas as pd
 
 from genzoo_assets.core.errors import MissingInputError
-from genzoo_assets.core.oom import HalvingBatches
+from genzoo_assets.core.oom import HalvingBatches, step_label
 from genzoo_assets.core.paths import data_dir as default_data_dir
 from genzoo_assets.core.seeds import derive_seed
 from genzoo_assets.core.text.backends import make_captioner, make_prompter
 from genzoo_assets.core.text.budget import Clause, TokenBudget
 from genzoo_assets.core.text.captioners import Captioner, CaptionInput
 from genzoo_assets.core.text.prompters import FittedPrompt, Prompter, PromptInput
+from genzoo_assets.core.text_limits import (
+    MAX_CAPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_PROMPT_CHARS,
+    check_length,
+    truncate_at_word,
+)
 
 __all__ = [
     "CAPTION_COLUMNS",
@@ -34,8 +41,8 @@ __all__ = [
     "render_loader",
 ]
 
-CAPTION_COLUMNS = ["sample_id", "caption", "caption_backend"]
-PROMPT_COLUMNS = ["sample_id", "prompt", "prompt_backend", "num_tokens"]
+CAPTION_COLUMNS = ["sample_id", "caption", "caption_backend", "caption_truncated"]
+PROMPT_COLUMNS = ["sample_id", "prompt", "prompt_backend", "num_tokens", "prompt_truncated"]
 PROMPT_STREAM = "prompt"
 
 
@@ -105,6 +112,7 @@ def caption_partition(
 
     Captioners that look at the render (``needs_images``) get it from ``images_loader(sample_id)``,
     or, without one, from the rows' ``rgb_path`` under ``data_dir`` (merged control_renders rows).
+    A caption over ``MAX_CAPTION_CHARS`` is cut at a word boundary (``caption_truncated``).
     """
     _require(rows, ["sample_id", "global_orient"], "pose_params")
     if images_loader is None and getattr(captioner, "needs_images", False):
@@ -118,7 +126,8 @@ def caption_partition(
     sample_ids = rows["sample_id"].astype(str).tolist()
     tagged = getattr(captioner, "caption_batch_with_backend", None)
     captions: list[tuple[str, str]] = []
-    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
+    # a CUDA OOM halves the batch within the step
+    batches = HalvingBatches(batch_size, step=step_label("captions", rows))
     for start in range(0, len(rows), batch_size):
         ids = sample_ids[start : start + batch_size]
         items = [
@@ -140,11 +149,13 @@ def caption_partition(
         raise RuntimeError(
             f"captioner {captioner.name!r} returned {len(captions)} captions for {len(rows)} rows"
         )
+    cut = [truncate_at_word(str(c), MAX_CAPTION_CHARS) for c, _ in captions]
     return pd.DataFrame(
         {
             "sample_id": sample_ids,
-            "caption": [c for c, _ in captions],
+            "caption": [c for c, _ in cut],
             "caption_backend": [b for _, b in captions],
+            "caption_truncated": [t for _, t in cut],
         },
         columns=CAPTION_COLUMNS,
     )
@@ -156,8 +167,12 @@ def prompt_inputs(rows: pd.DataFrame, species_row: dict, base_seed: int = 0) -> 
     name = str(species_row.get("common_name") or "").strip()
     if not name:
         raise KeyError(f"species row {species_row.get('key', species_row)!r} has no common_name")
+    key = species_row.get("key", name[:40])
+    check_length(name, MAX_NAME_CHARS, f"species {key}: common_name")
     breed = species_row.get("breed")
     breed = str(breed).strip() if isinstance(breed, str) and breed.strip() else None
+    if breed is not None:
+        check_length(breed, MAX_NAME_CHARS, f"species {key}: breed")
     is_dog = bool(species_row.get("is_dog", False))
     return [
         PromptInput(
@@ -176,11 +191,13 @@ def prompt_partition(
     base_seed: int = 0,
     batch_size: int = 32,
 ) -> pd.DataFrame:
-    """One prompt per caption row, fitted to ``budget`` (default: CLIP's 77 tokens, estimated)."""
+    """One prompt per caption row, fitted to ``budget`` (default: CLIP's 77 tokens, estimated), and
+    cut at a word boundary when over ``MAX_PROMPT_CHARS`` (``prompt_truncated``)."""
     budget = budget or TokenBudget()
     items = prompt_inputs(rows, species_row, base_seed)
     fitted: list[FittedPrompt] = []
-    batches = HalvingBatches(batch_size)  # a CUDA OOM halves the batch within the step
+    # a CUDA OOM halves the batch within the step
+    batches = HalvingBatches(batch_size, step=step_label("prompts", rows))
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         if hasattr(prompter, "fitted_batch"):
@@ -197,12 +214,14 @@ def prompt_partition(
                         prompter.name,
                     )
                 )
+    cut = [truncate_at_word(str(f.text), MAX_PROMPT_CHARS) for f in fitted]
     return pd.DataFrame(
         {
             "sample_id": rows["sample_id"].astype(str).tolist(),
-            "prompt": [f.text for f in fitted],
+            "prompt": [p for p, _ in cut],
             "prompt_backend": [f.backend for f in fitted],
             "num_tokens": np.asarray([f.num_tokens for f in fitted], dtype=np.int64),
+            "prompt_truncated": [t for _, t in cut],
         },
         columns=PROMPT_COLUMNS,
     )

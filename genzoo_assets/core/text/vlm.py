@@ -19,11 +19,11 @@ import re
 import numpy as np
 
 from genzoo_assets.core.device import resolve_device, resolve_dtype
-from genzoo_assets.core.model_dirs import check_transformers_dir
+from genzoo_assets.core.model_dirs import check_transformers_dir, model_label
 from genzoo_assets.core.residency import resident
 from genzoo_assets.core.text.captioners import CaptionInput, GeometricCaptioner
 from genzoo_assets.core.text.fallback import fallback_name
-from genzoo_assets.core.text.vlm_loading import DEFAULT_VLM, MOLMO_TYPE, load_vlm, model_label
+from genzoo_assets.core.text.vlm_loading import DEFAULT_VLM, MOLMO_TYPE, load_vlm
 from genzoo_assets.core.text.vocabulary import data_sha256, load_data
 
 _ANSWER_PREFIX = re.compile(r"^\s*(answer|assistant|a)\s*:\s*", re.I)

@@ -60,14 +60,6 @@ def model_type(folder: Path) -> str:
         ) from exc
 
 
-def model_label(location, folder: Path) -> str:
-    """The name a backend records: the folder's, or the repo's for a cached ``owner/name`` id
-    (whose folder is a snapshot hash)."""
-    if folder.parent.name == "snapshots" and not Path(str(location)).expanduser().exists():
-        return str(location).rstrip("/").split("/")[-1]
-    return folder.name
-
-
 def transformers_version() -> tuple[int, int]:
     import transformers
 

@@ -13,8 +13,12 @@ from genzoo_assets_tests.core.dataset.conftest import make_catalog_rows
 def test_export_round_trips_through_our_animal3d_loader(smal41, tmp_path):
     rows = make_catalog_rows(smal41, tmp_path / "data")
     out = tmp_path / "animal3d"
-    result = export_animal3d(tmp_path / "data", out, smal41, samples=rows)
+    calls = []
+    result = export_animal3d(
+        tmp_path / "data", out, smal41, samples=rows, progress=lambda *c: calls.append(c)
+    )
     assert result["count"] == len(rows)
+    assert calls == [(i, len(rows), 0, 0) for i in range(1, len(rows) + 1)]
     a3d = load_animal3d(out / "train.json", smal41)
     by_id = rows.set_index("sample_id")
     items = json.loads((out / "train.json").read_text())["data"]

@@ -13,8 +13,16 @@ from genzoo_assets_tests.core.dataset.conftest import make_catalog_rows
 def exported(body_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
     rows = make_catalog_rows(body_model, root / "data")
-    result = export_hf(root / "data", root / "out", body_model, samples=rows, rows_per_file=1)
-    return rows, root / "out", result
+    calls = []
+    result = export_hf(
+        root / "data",
+        root / "out",
+        body_model,
+        samples=rows,
+        rows_per_file=1,
+        progress=lambda *call: calls.append(call),
+    )
+    return rows, root / "out", result | {"progress": calls}
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +75,12 @@ def test_load_dataset_reads_the_card(exported, tmp_path):
         datasets.Features._from_yaml_list(card["dataset_info"]["features"]) == ds["train"].features
     )
     assert "| felis_catus | 0 | 0 | 2 |" in (out / "README.md").read_text()
+
+
+def test_progress_counts_samples_and_shards(exported):
+    rows, _, result = exported
+    n = len(rows)  # one row per Parquet file: as many shards as samples
+    assert result["progress"][0] == (1, n, 0, n)
+    assert result["progress"][-1] == (n, n, n, n)
+    done = [c[0] for c in result["progress"]]
+    assert done == sorted(done) and len(result["progress"]) == 2 * n

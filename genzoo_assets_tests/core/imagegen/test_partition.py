@@ -8,11 +8,18 @@ from PIL import Image
 
 from genzoo_assets.core.body.rotations import matrix_to_axis_angle
 from genzoo_assets.core.checks import image_resolution
+from genzoo_assets.core.errors import is_input_error
 from genzoo_assets.core.imagegen.flux import FluxControlNetGenerator
-from genzoo_assets.core.imagegen.partition import OUTPUT_COLUMNS, generate_partition
+from genzoo_assets.core.imagegen.partition import (
+    OUTPUT_COLUMNS,
+    BlankImageError,
+    blank_reason,
+    generate_partition,
+)
 from genzoo_assets.core.imagegen.render_composite import RenderCompositeGenerator
 from genzoo_assets.core.render.renderer import ControlRenderer
 from genzoo_assets.core.sampling.camera_model import Camera, view_rotation
+from genzoo_assets.core.text_limits import TextTooLongError
 
 SIZE = 96
 
@@ -228,3 +235,65 @@ def test_flux_partition_on_tiny_models_and_a_failing_pipeline(tmp_path, body_mod
     finally:
         handle.remove()
     assert _files(out) == []
+
+
+class _BlankFor:
+    """Returns a black image for the samples in ``blank`` and the inner generator's for the rest."""
+
+    def __init__(self, inner, blank):
+        self.inner, self.blank = inner, set(blank)
+        self.name, self.model_hashes, self.params = inner.name, inner.model_hashes, inner.params
+
+    def generate(self, batch):
+        images = self.inner.generate(batch)
+        return [
+            Image.new("RGB", im.size) if req.sample_id in self.blank else im
+            for req, im in zip(batch, images)
+        ]
+
+
+def test_a_blank_image_fails_its_sample_only(tmp_path, body_model):
+    rows = _write_partition(tmp_path, body_model, n=3)
+    blank_id = rows["sample_id"].iloc[1]
+    seen = []
+    df = generate_partition(
+        rows,
+        _BlankFor(RenderCompositeGenerator(subdivisions=1), [blank_id]),
+        tmp_path,
+        batch_size=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert df["sample_id"].tolist() == [s for s in rows["sample_id"] if s != blank_id]
+    assert df.attrs["blank_samples"] == {blank_id: "a single colour (0)"}
+    assert [p.stem for p in _files(tmp_path)] == df["sample_id"].tolist()
+    assert seen[-1] == (3, 3)
+
+
+def test_a_partition_of_blank_images_fails_once_as_an_input_error(tmp_path, body_model):
+    rows = _write_partition(tmp_path, body_model, n=2)
+    generator = _BlankFor(RenderCompositeGenerator(subdivisions=1), rows["sample_id"])
+    with pytest.raises(BlankImageError, match="every one of the 2 samples") as caught:
+        generate_partition(rows, generator, tmp_path)
+    assert is_input_error(caught.value) and "\n" not in str(caught.value)
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "pixels, reason",
+    [
+        (np.zeros((0, 0, 3), np.uint8), "empty"),
+        (np.full((4, 4, 3), 255, np.uint8), "a single colour (255)"),
+        (np.eye(4, dtype=np.uint8)[..., None].repeat(3, -1), None),
+    ],
+)
+def test_blank_reason(pixels, reason):
+    image = Image.fromarray(pixels) if pixels.size else Image.new("RGB", (0, 0))
+    assert blank_reason(image) == reason
+
+
+def test_a_prompt_over_the_limit_is_refused_naming_its_sample(tmp_path, body_model):
+    rows = _write_partition(tmp_path, body_model, n=1)
+    rows.loc[0, "prompt"] = "a zebra " * 1000
+    with pytest.raises(TextTooLongError, match=f"sample {rows['sample_id'][0]}: prompt is 8000"):
+        generate_partition(rows, RenderCompositeGenerator(subdivisions=1), tmp_path)
+    assert _files(tmp_path) == []

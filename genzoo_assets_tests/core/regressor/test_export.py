@@ -129,10 +129,18 @@ def test_v2_perspective_export_and_reader(catalog, tmp_path):
     rows = catalog["samples"].iloc[:5].copy()
     rows["camera_model"] = "perspective"
     rows["fov_deg"] = 40.0
+    calls = []
     result = export_shards(
-        rows, catalog["data_dir"], tmp_path, heldout_families=(), val_fraction=0.0
+        rows,
+        catalog["data_dir"],
+        tmp_path,
+        heldout_families=(),
+        val_fraction=0.0,
+        progress=lambda *call: calls.append(call),
     )
     assert result["counts"] == {"train": 4, "val": 0, "heldout": 0}  # row 3 is flagged
+    n = len(result["shards"])  # progress after each shard: samples so far of 4, shards of n
+    assert [c[2:] for c in calls] == [(i, n) for i in range(1, n + 1)] and calls[-1][:2] == (4, 4)
     rec = next(iter(wds.WebDataset(result["shards"][0][0], shardshuffle=False, empty_check=False)))
     npz = np.load(io.BytesIO(rec["npz"]))
     assert float(npz["fovs"]) == pytest.approx(genzoo_fov_deg(40.0)) and "scales" not in npz

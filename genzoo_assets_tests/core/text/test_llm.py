@@ -121,3 +121,44 @@ def test_two_partitions_share_one_bf16_load(qwen_dirs):
     for out in outs:
         assert out["prompt_backend"].str.startswith(prompter.name).all()
         assert out["prompt"].str.contains("Snow leopard facing left").all()
+
+
+def _hf_cache(monkeypatch, tmp_path):
+    """An empty Hugging Face hub cache in ``tmp_path``, the one every offline lookup reads."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_empty_model_dir_resolves_the_default_llm_from_the_hf_cache(monkeypatch, tmp_path):
+    """The cache layout ``huggingface-cli download Qwen/Qwen2.5-7B-Instruct`` leaves."""
+    from genzoo_assets.core.text.llm import DEFAULT_LLM
+    from genzoo_assets.defs.resources import GenZooSettings
+    from genzoo_assets.defs.text import PromptConfig, _model_options
+
+    assert DEFAULT_LLM == "Qwen/Qwen2.5-7B-Instruct"
+    repo = _hf_cache(monkeypatch, tmp_path) / "models--Qwen--Qwen2.5-7B-Instruct"
+    save_tiny_qwen2(repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+
+    options = _model_options(PromptConfig(backend="llm"), GenZooSettings(device="cpu"))
+    assert "model_dir" not in options
+    prompter = make_prompter("llm", max_new_tokens=8, **options)
+    assert prompter.name == "llm:Qwen2.5-7B-Instruct"
+    assert "Snow leopard" in prompter.prompt_batch(_items([1]))[0]
+
+
+def test_a_default_llm_missing_from_the_cache_is_one_clear_line(monkeypatch, tmp_path):
+    _hf_cache(monkeypatch, tmp_path)
+    with pytest.raises(ModelDirectoryError) as info:
+        make_prompter("llm", device="cpu")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "LLM prompter (model_dir empty: the default) model 'Qwen/Qwen2.5-7B-Instruct' is neither "
+        "a local folder nor a repo in the local Hugging Face cache"
+    )

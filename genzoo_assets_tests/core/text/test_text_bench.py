@@ -3,7 +3,15 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+
+from genzoo_assets.core import residency
+from genzoo_assets.core.text import make_captioner
+from genzoo_assets.core.text.captioners import CaptionInput
+
+from .tiny import QWEN3_VL_PREPROCESSOR, qwen_vl_tokenizer, save_qwen_vl, use_tokenizer
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "text_gpu.py"
 
@@ -39,3 +47,52 @@ def test_full_depth_is_refused_without_a_gpu(bench, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert bench.main(["--random-weights", "--full", "--device", "cpu"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().out
+
+
+def test_qwen3_vl_config_is_the_released_size(bench):
+    # Qwen3-VL-8B-Instruct: 8.77 B parameters (36 layers of 4096; a 27-block, 1152-wide vision tower)
+    assert bench.full_size_bytes(bench.QWEN3_VL_CONFIG) == 2 * 8_767_123_696
+    config = bench.load_config(bench.QWEN3_VL_CONFIG, 9)
+    text, vision = config.get_text_config(), config.vision_config
+    assert (text.num_hidden_layers, text.hidden_size, text.intermediate_size) == (9, 4096, 12288)
+    assert (vision.depth, vision.hidden_size, vision.deepstack_visual_indexes) == (
+        7,
+        1152,
+        [2, 4, 6],
+    )
+    assert "captioner-qwen3-vl" in bench.VISION_MODELS
+
+
+@pytest.mark.slow
+def test_qwen3_vl_at_real_width_captions_in_bf16_through_the_captioner(bench, tmp_path):
+    """bench's Qwen3-VL-8B config at one layer (vision: one block), real width, built by the bench's
+    builder, saved as a released folder (the test tokenizer's vocabulary and token ids) and run
+    through the project's VLM captioner: loading, processor, chat template, bf16 generation."""
+    config = bench.load_config(bench.QWEN3_VL_CONFIG, 1)
+    text, vision = config.get_text_config(), config.vision_config
+    assert (text.num_hidden_layers, text.hidden_size, text.num_attention_heads) == (1, 4096, 32)
+    assert (vision.depth, vision.hidden_size, vision.deepstack_visual_indexes) == (1, 1152, [0])
+    tok, ids = qwen_vl_tokenizer()
+    torch.manual_seed(0)
+    model = bench.build_model(use_tokenizer(config, tok, ids), "cpu")
+    folder = save_qwen_vl(tmp_path / "Qwen3-VL-8B-1-layer", model, tok, ids, QWEN3_VL_PREPROCESSOR)
+    del model
+    try:
+        captioner = make_captioner(
+            "vlm", model_dir=folder, device="cpu", dtype="bfloat16", max_new_tokens=5
+        )
+        model = captioner.model
+        assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+        assert model.dtype == torch.bfloat16 and model.config.get_text_config().hidden_size == 4096
+        rng = np.random.default_rng(5)
+        items = [
+            CaptionInput(
+                np.eye(3), np.eye(3), "standing", rng.integers(0, 256, (96, 128, 3), np.uint8)
+            )
+            for _ in range(2)
+        ]
+        answers = captioner.caption_batch_with_backend(items)
+        assert [backend for _, backend in answers] == [captioner.name] * 2  # parsed, no fallback
+        assert all(caption for caption, _ in answers)
+    finally:
+        residency.release_all()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from genzoo_assets.core import residency
+from genzoo_assets.core.model_dirs import model_label
 from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.core.render.renderer import ControlRenderer
 from genzoo_assets.core.text import GeometricCaptioner, caption_partition, make_captioner
@@ -17,7 +18,6 @@ from genzoo_assets.core.text.captioners import CaptionInput
 from genzoo_assets.core.text.vlm_loading import (
     DEFAULT_VLM,
     UnsupportedVLMError,
-    model_label,
     transformers_version,
 )
 from genzoo_assets_tests.core.render.conftest import make_pose_df

@@ -219,6 +219,26 @@ def _qwen_vl_config(family: str, vocab_size: int, ids: dict[str, int]):
     raise ValueError(f"unknown Qwen VL family {family!r}")
 
 
+def qwen_vl_tokenizer():
+    """A word tokenizer with Qwen-VL's role and vision tokens, and their ids."""
+    tok = word_tokenizer(bos_eos=False, roles=True)
+    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_VL_SPECIAL + ["<|im_end|>"]}
+    return tok, ids
+
+
+def use_tokenizer(config, tok, ids: dict[str, int]):
+    """``config`` (e.g. a released one) with the vocabulary and special token ids of ``tok``."""
+    text = config.get_text_config()
+    text.vocab_size = len(tok)
+    text.pad_token_id, text.eos_token_id, text.bos_token_id = 0, ids["<|im_end|>"], None
+    config.image_token_id = ids["<|image_pad|>"]
+    config.video_token_id = ids["<|video_pad|>"]
+    config.vision_start_token_id = ids["<|vision_start|>"]
+    config.vision_end_token_id = ids["<|vision_end|>"]
+    return config
+
+
 def save_tiny_qwen_vl(folder: Path, family: str = "qwen2_5_vl", answers: bool = True) -> Path:
     """Qwen2.5-VL's (or Qwen3-VL's) real architecture class at tiny width and depth, saved file for
     file as the released folder is laid out (config, safetensors, tokenizer,
@@ -227,24 +247,25 @@ def save_tiny_qwen_vl(folder: Path, family: str = "qwen2_5_vl", answers: bool = 
     ``answers``: special tokens are suppressed, so the random model always answers in words;
     otherwise everything but end-of-turn is, so every answer is empty.
     """
-    import json
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration
 
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen3VLForConditionalGeneration,
-    )
-
-    tok = word_tokenizer(bos_eos=False, roles=True)
-    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
-    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_VL_SPECIAL + ["<|im_end|>"]}
+    tok, ids = qwen_vl_tokenizer()
     config, preprocessor = _qwen_vl_config(family, len(tok), ids)
     torch.manual_seed(0)
     model_class = {
         "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
         "qwen3_vl": Qwen3VLForConditionalGeneration,
     }[family]
-    model = model_class(config)
+    return save_qwen_vl(folder, model_class(config), tok, ids, preprocessor, answers)
+
+
+def save_qwen_vl(folder: Path, model, tok, ids, preprocessor: dict, answers: bool = True) -> Path:
+    """``model`` (built with ``tok``'s ids) saved as a released Qwen-VL folder; see
+    :func:`save_tiny_qwen_vl` for ``answers``."""
+    import json
+
+    from transformers import GenerationConfig
+
     special = [tok.convert_tokens_to_ids(t) for t in SPECIAL + QWEN_VL_SPECIAL]
     eos = ids["<|im_end|>"]
     model.generation_config = GenerationConfig(
