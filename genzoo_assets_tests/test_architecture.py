@@ -10,6 +10,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import genzoo_assets
 
 PACKAGE = Path(genzoo_assets.__file__).parent
@@ -134,3 +136,44 @@ def test_only_the_layout_module_spells_data_directory_paths():
         if LAYOUT_LITERAL.search(line)
     ]
     assert hits == [], "spell these through genzoo_assets.core.layout:\n" + "\n".join(hits)
+
+
+CONFLICT_MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)  # "=======" is also a heading rule
+
+
+def test_the_conflict_marker_regex_catches_a_planted_one():
+    assert CONFLICT_MARKER.search("| row |\n<<<<<<< HEAD\n| a |\n=======\n| b |\n>>>>>>> branch\n")
+    assert not CONFLICT_MARKER.search("a heading\n=======\n\ntext ======= text\n")
+
+
+def test_no_tracked_text_file_holds_a_merge_conflict_marker():
+    """ruff fails on a marker in Python; this catches the README, docs and configs too."""
+    import subprocess
+
+    root = Path(genzoo_assets.__file__).resolve().parents[1]
+    listed = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "*.md",
+            "*.py",
+            "*.toml",
+            "*.yaml",
+            "*.yml",
+            "*.json",
+            "*.sh",
+            "Makefile",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    found = [
+        name
+        for name in listed.stdout.split()
+        if (root / name).is_file()
+        and CONFLICT_MARKER.search((root / name).read_text(errors="replace"))
+    ]
+    assert not found, f"merge conflict markers in {found}"
