@@ -27,6 +27,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError, DagsterUnknow
 
 from genzoo_assets.app.signals import Stopped, check_stopped
 from genzoo_assets.core.errors import InputError, debug, one_line
+from genzoo_assets.defs.partition_range import ignore_mixed_policy_warning
 from genzoo_assets.defs.pool_slots import (
     HOST_TAG,
     PID_TAG,
@@ -37,6 +38,8 @@ from genzoo_assets.defs.pool_slots import (
     say_on_stderr,
 )
 from genzoo_assets.defs.resources import INTERRUPTED
+
+ignore_mixed_policy_warning()  # a command's selection spans both backfill policies
 
 WAIT_REPORT_EVERY_S = 30.0  # how often a waiting run says again what it waits for
 WATCH_POLL_S = 2.0  # how often a `genzoo` run checks its pending steps and the slots' holders

@@ -18,6 +18,7 @@ claims a partition that was not written nor misses one that was.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,18 @@ PARTITION_TAG = (
     "dagster/partition"  # + /<dimension>: what Dagster tags a multi-partition event with
 )
 MODEL_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=MODEL_PARTITIONS_PER_RUN)
+
+
+def ignore_mixed_policy_warning() -> None:
+    """Silence Dagster's warning for a job that spans both policies (``generate_samples``, and
+    any ad-hoc selection such as a ``genzoo`` command's): it runs one partition a run, which is
+    what those requests mean; several partitions a run come from asset backfills, which group the
+    assets by policy. Called by ``definitions.py`` and the run helper (``app/run.py``)."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Asset job \S+ materializes assets with varying BackfillPolicies",
+        category=UserWarning,
+    )
 
 
 def step_partitions(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
