@@ -76,25 +76,9 @@ def flux_block_state() -> dict:
 
 def load_gbps(directory: str, device: str) -> tuple[float, int]:
     """GB/s reading one real layer back from storage with safetensors onto ``device``."""
-    import torch
-    from safetensors.torch import load_file, save_file
+    from bench.text_gpu import read_back_gbps
 
-    state = flux_block_state()
-    size = sum(t.numel() * t.element_size() for t in state.values())
-    with tempfile.TemporaryDirectory(prefix="fixed-cost-", dir=directory) as tmp:
-        path = os.path.join(tmp, "layer.safetensors")
-        save_file(state, path)
-        del state
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        start = time.perf_counter()
-        loaded = load_file(path, device=device)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        del loaded
-    return size / seconds / 1e9, size
+    return read_back_gbps(flux_block_state(), device, directory)
 
 
 def measured_image_seconds() -> float:

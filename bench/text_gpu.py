@@ -256,15 +256,22 @@ def strip_layers(model) -> None:
 
 def load_throughput(model, device: str) -> tuple[float, int]:
     """GB/s reading the model's weights from a safetensors file not in the page cache."""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return read_back_gbps(state, device)
+
+
+def read_back_gbps(state: dict, device: str, directory: str | None = None) -> tuple[float, int]:
+    """(GB/s, bytes) reading ``state`` back onto ``device`` from a safetensors file written to
+    ``directory`` (the system temp dir when None), fsynced and dropped from the page cache first,
+    so the read comes from storage. ``state`` is consumed: the caller's reference is the last."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     size = sum(t.numel() * t.element_size() for t in state.values())
-    with tempfile.TemporaryDirectory(prefix="text-gpu-bench-") as tmp:
-        path = os.path.join(tmp, "model.safetensors")
+    with tempfile.TemporaryDirectory(prefix="read-back-", dir=directory) as tmp:
+        path = os.path.join(tmp, "weights.safetensors")
         save_file(state, path)
-        del state
+        state.clear()
         with open(path, "rb") as f:
             os.fsync(f.fileno())
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)

@@ -60,7 +60,9 @@ def _diffusers_model(config: dict):
     return getattr(diffusers, config["_class_name"]).from_config(cfg)
 
 
-def _clip_t5_tokenizers(t5_max_length: int):
+def clip_t5_tokenizers(t5_max_length: int):
+    """In-memory CLIP and T5 tokenizers over a letters-only vocabulary, padding like the real ones
+    (CLIP 77, T5 ``t5_max_length``); also the tiny test pipelines' (``genzoo_assets_tests/fixtures/tiny_flux.py``)."""
     from transformers import CLIPTokenizer, T5Tokenizer
 
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
@@ -140,7 +142,7 @@ def build_flux(base: dict, nets: list[dict], device: str, dtype):
     def strip(cfg):
         return {k: v for k, v in cfg.items() if not k.startswith("_")}
 
-    tok_clip, tok_t5 = _clip_t5_tokenizers(512)
+    tok_clip, tok_t5 = clip_t5_tokenizers(512)
     with _born_on(device, dtype):
         transformer = _diffusers_model(base["transformer"])
         controlnet = FluxMultiControlNetModel([_diffusers_model(n) for n in nets])

@@ -96,3 +96,13 @@ def test_qwen3_vl_at_real_width_captions_in_bf16_through_the_captioner(bench, tm
         assert all(caption for caption, _ in answers)
     finally:
         residency.release_all()
+
+
+def test_load_throughput_reads_every_weight_back_from_a_file(bench, tmp_path):
+    """The shared read-back (also bench/fixed_cost.py's): every byte counted, the file removed."""
+    model = torch.nn.Linear(64, 32).to(torch.bfloat16)
+    gbps, size = bench.load_throughput(model, "cpu")
+    assert size == (64 * 32 + 32) * 2 and gbps > 0
+    state = {"w": torch.ones(8, 8)}
+    gbps, size = bench.read_back_gbps(state, "cpu", str(tmp_path))
+    assert size == 8 * 8 * 4 and gbps > 0 and state == {} and list(tmp_path.iterdir()) == []
