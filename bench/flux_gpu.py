@@ -22,16 +22,20 @@ default setting's (same seed: 0 for a bit-exact setting).
 FLOPs model (forward only, the denoising networks; text encoders and VAE excluded, a few % at 1024²,
 so MFU slightly understates the whole pipeline):
 
-    tokens        T = (H/16)·(W/16) image tokens + L text tokens
-    per network   F = 2·P·T + 4·T²·d·B
+    tokens        T = I + L: I = (H/16)·(W/16) image tokens, L text tokens
+    per network   F = Σ 2·n_in·n_out·rows over the Linear layers of its blocks + 4·T²·d·B
     FLUX-dev      steps · (F_transformer + F_canny + F_depth)       (guidance-distilled: one pass)
     Qwen-Image    steps · (2·F_transformer + 2·F_union)             (true CFG: two transformer passes;
                                                                     the union net runs once per control)
 
-P = weights of the Linear layers inside the network's transformer blocks, d = hidden width, B =
-number of blocks; 4·T²·d counts QKᵀ and attention·V. For FLUX.1-dev + two XLabs ControlNets at 1024²
-with L = 512: T = 4608, 124 TFLOP per transformer step + 2 × 6.8 per ControlNet step, so 28 steps ≈
-3.85 PFLOP per image. MFU = images/s × FLOPs per image ÷ peak (``--peak-tflops`` or the table).
+rows = the tokens a Linear sees: 1 for the AdaLN modulation (one conditioning vector per image), L
+for a double-stream block's text stream, I for its image stream, T in a single-stream block; d =
+hidden width, B = number of blocks; 4·T²·d counts QKᵀ and attention·V of the joint attention.
+(Counting every Linear weight for every token, as 2·P·T does, overstates FLUX by 1.7×: a token
+passes through one stream of a double block, and the modulation weights see one vector.) For
+FLUX.1-dev + two XLabs ControlNets at 1024² with L = 512: T = 4608, 74.4 TFLOP per transformer step
++ 2 × 2.61 per ControlNet step, so 28 steps ≈ 2.23 PFLOP per image. MFU = images/s × FLOPs per
+image ÷ peak (``--peak-tflops`` or the table).
 """
 
 from __future__ import annotations
@@ -77,17 +81,39 @@ def peak_for(device_name: str) -> float | None:
     return None
 
 
-def network_flops(model, tokens: int) -> float:
+# Linear layers that do not see every token of the joint sequence (diffusers' module names):
+# the AdaLN modulation maps the one conditioning vector per image; in a double-stream block the
+# text stream's layers see the text tokens and every other layer the image tokens.
+MODULATION = ("norm1", "norm1_context", "norm", "img_mod", "txt_mod")
+TEXT_STREAM = ("add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff_context", "txt_mlp")
+
+
+def linear_rows(name: str, single: bool, image_tokens: int, text_tokens: int) -> int:
+    """Rows (tokens per image) the Linear called ``name`` inside a block multiplies."""
+    parts = name.split(".")
+    if parts[0] in MODULATION:
+        return 1
+    if single:
+        return image_tokens + text_tokens
+    return text_tokens if any(p in TEXT_STREAM for p in parts) else image_tokens
+
+
+def network_flops(model, image_tokens: int, text_tokens: int) -> float:
+    """Forward FLOPs per image of the transformer blocks of a FLUX or Qwen-Image network (or
+    ControlNet): each Linear at the rows it sees, plus joint attention over all tokens."""
     import torch
 
-    blocks = list(getattr(model, "transformer_blocks", [])) + list(
-        getattr(model, "single_transformer_blocks", [])
-    )
-    params = sum(
-        m.weight.numel() for b in blocks for m in b.modules() if isinstance(m, torch.nn.Linear)
-    )
+    tokens = image_tokens + text_tokens
+    flops, blocks = 0.0, 0
+    for attr, single in (("transformer_blocks", False), ("single_transformer_blocks", True)):
+        for block in getattr(model, attr, []):
+            blocks += 1
+            for name, m in block.named_modules():
+                if isinstance(m, torch.nn.Linear):
+                    rows = linear_rows(name, single, image_tokens, text_tokens)
+                    flops += 2.0 * m.in_features * m.out_features * rows
     width = model.config.num_attention_heads * model.config.attention_head_dim
-    return 2.0 * params * tokens + 4.0 * tokens**2 * width * len(blocks)
+    return flops + 4.0 * tokens**2 * width * blocks
 
 
 def text_tokens(gen, prompt: str) -> int:
@@ -101,13 +127,15 @@ def text_tokens(gen, prompt: str) -> int:
 
 def flops_per_image(gen, height: int, width: int, prompt: str = "") -> float:
     pipe = gen.pipeline
-    tokens = (height // 16) * (width // 16) + text_tokens(gen, prompt)
+    image, text = (height // 16) * (width // 16), text_tokens(gen, prompt)
     nets = list(pipe.controlnet.nets)
     if gen.family_name == "qwenimage":  # true CFG; the union net runs once per control image
-        per_step = 2 * network_flops(pipe.transformer, tokens) + 2 * network_flops(nets[0], tokens)
+        per_step = 2 * network_flops(pipe.transformer, image, text) + 2 * network_flops(
+            nets[0], image, text
+        )
     else:
-        per_step = network_flops(pipe.transformer, tokens) + sum(
-            network_flops(n, tokens) for n in nets
+        per_step = network_flops(pipe.transformer, image, text) + sum(
+            network_flops(n, image, text) for n in nets
         )
     return gen.steps * per_step
 

@@ -1,6 +1,17 @@
 """Fixtures shared by the whole suite."""
 
+import os
+
 import pytest
+
+# pytest-xdist workers already share the cores out: each gets cores / workers intra-op threads
+# (torch's OpenMP and MKL pools; the processes a test starts inherit it), not a pool as wide as the
+# machine whose threads spin waiting for cores the other workers hold. Set before any test module
+# imports torch; an explicit OMP_NUM_THREADS wins.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(_threads))
 
 
 @pytest.fixture(scope="session")

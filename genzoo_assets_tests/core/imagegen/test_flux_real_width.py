@@ -1,47 +1,87 @@
-"""The project's own FLUX generator on FLUX.1-dev's real widths (3072 hidden, 24 heads × 128,
-T5-XXL's 4096, the 16-channel VAE at full width), one block of each (one resnet per VAE
-resolution), bf16, 1024²: the shapes and dtype the GPU run uses, on CPU. This CPU has no bf16
-units, so bf16 convolutions run ~5× slower than fp32: the VAE decoder at two resnets per
-resolution alone took most of the test's seven minutes, hence its truncation too."""
+"""``bench/flux_gpu.py --random-weights`` on CPU: the project's own FLUX generator at 1024² on
+FLUX.1-dev's real widths (3072 hidden, 24 heads × 128, T5-XXL's 4096, the 16-channel VAE at full
+width), one block of each network (one resnet per VAE encoder resolution, two per decoder
+resolution), bf16: the shapes and dtype the
+GPU run uses, through the command a lab runs on its first node.
 
-import numpy as np
+One generation serves both: the bench's table is checked, and the generator it built is caught on
+its way out of ``random_generator`` to check what it built and drew. This CPU has no bf16 units
+(bf16 matmuls and convolutions run at about a fifth of fp32's rate), so this one image costs about
+six minutes of one core, most of it the VAE decoder at 1024²; a second real-width build and image
+(a separate bench test at 256², as before) cost another 70 s of the suite for nothing new."""
+
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from genzoo_assets.core.imagegen.base import GenerationRequest
-from genzoo_assets.core.imagegen.random_weights import flux_configs, random_generator
+from genzoo_assets.core.imagegen import random_weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
+REPO = Path(__file__).resolve().parents[3]
 
-def test_flux_generator_real_width_bf16_1024():
-    base, nets = flux_configs(layers=1)
+
+@pytest.fixture
+def built(monkeypatch):
+    """Every generator ``random_generator`` builds, with the images its ``generate`` returns."""
+    out = []
+    real = random_weights.random_generator
+
+    def spy(*args, **kwargs):
+        gen = real(*args, **kwargs)
+        images = []
+        generate = gen.generate
+
+        def recording(requests):
+            images.extend(result := generate(requests))
+            return result
+
+        gen.generate = recording
+        out.append((gen, images))
+        return gen
+
+    monkeypatch.setattr(random_weights, "random_generator", spy)
+    return out
+
+
+def test_flux_bench_at_1024_runs_the_generator_on_real_width_bf16_weights(
+    built, monkeypatch, capsys
+):
+    base, nets = random_weights.flux_configs(layers=1)
     assert (
         base["transformer"]["num_attention_heads"] * base["transformer"]["attention_head_dim"]
         == 3072
     )
     assert base["text_encoder_2"]["d_model"] == 4096 and nets[0]["num_layers"] == 1
-    gen = random_generator(
-        "flux", device="cpu", dtype=torch.bfloat16, layers=1, steps=1, batch_size=1, resolution=1024
-    )
+    monkeypatch.syspath_prepend(str(REPO))
+    from bench import flux_gpu
+
+    assert flux_gpu.main(["--random-weights", "--device", "cpu", "--settings", "default"]) == 0
+    out = capsys.readouterr().out
+
+    ((gen, images),) = built
     pipe = gen.pipeline
     assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder_2.dtype == torch.bfloat16
-    assert len(pipe.controlnet.nets) == 2
-    size = 256  # controls at another size are resized by the pipeline, as in production
-    mask = np.zeros((size, size), bool)
-    mask[64:192, 48:208] = True
-    req = GenerationRequest(
-        "real_width.0",
-        "a photo of a dog",
-        (mask * 255).astype(np.uint8),
-        (mask * 200).astype(np.uint8),
-        mask,
-        np.zeros((size, size, 3), np.uint8),
-        0,
-    )
-    (image,) = gen.generate([req])
-    assert image.size == (1024, 1024) and image.mode == "RGB"
+    assert pipe.vae.dtype == torch.bfloat16 and len(pipe.controlnet.nets) == 2
     assert (
         gen.params["dtype"] == "bfloat16"
         and gen.model_hashes["base"] == "random:flux1_dev/layers=1"
     )
+    (image,) = images
+    assert image.size == (1024, 1024) and image.mode == "RGB"
+
+    assert "1024x1024  steps: 1  random weights, 1 block(s) per network" in out, out
+    assert "dtype: bfloat16" in out, out
+    row = re.search(r"^default\s+1\s+([\d.]+)\s+([\d.]+)\s+([\d.e+-]+)", out, re.M)
+    assert row, out
+    images_per_hour, seconds, tflop = map(float, row.groups())
+    assert images_per_hour == pytest.approx(3600 / seconds, rel=0.01)
+    # T = 64² image + 512 text tokens; four real-width blocks (a double and a single block in the
+    # transformer, a double block in each ControlNet) at 1.30 TFLOP each
+    assert tflop == pytest.approx(
+        flux_gpu.flops_per_image(gen, 1024, 1024, flux_gpu.PROMPT) / 1e12, rel=1e-3
+    )
+    assert tflop == pytest.approx(5.219, rel=1e-3)
+    assert "best default batch size: 1" in out
