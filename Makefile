@@ -45,12 +45,13 @@ demo: deps
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/genzoo demo
 
-# Two pytest-xdist workers (tests that share the local SLURM cluster run on one of them; see
-# genzoo_assets_tests/conftest.py). PYTEST_WORKERS=0 runs the suite in one process.
+# Two pytest-xdist workers, each with cores / workers torch threads (a worker that runs SLURM tests
+# starts its own local cluster; see genzoo_assets_tests/conftest.py). Three workers on two cores
+# were slower (more CPU time in contention). PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 2
 test: test-deps lint
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 # ruff keeps the style (config in pyproject.toml); part of `make test`, so CI fails on a violation.
 lint: test-deps
@@ -60,7 +61,7 @@ lint: test-deps
 # Skips @pytest.mark.slow (the demo, the browser, subprocess robustness, tiny FLUX, training).
 test-fast: test-deps
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS)
 
 ui: deps
 	mkdir -p $(DAGSTER_HOME)

@@ -22,10 +22,9 @@ def body_model():
     return procedural_body_model()
 
 
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Tests that share one
-# local SLURM cluster (a session fixture that starts munged, slurmctld and slurmd) stay on one
-# worker, so the machine runs one cluster, not one per worker.
-SERIAL_GROUPS = {"slurm": ("slurm/", "deploy/test_slurm.py")}
+# Each pytest-xdist worker is its own session: a worker that runs SLURM tests starts its own local
+# cluster (``slurm/conftest.py``: its own ports and state directory), so SLURM tests run on any
+# worker, and their waits (a job's one-minute time limit, sleeping GPU jobs) overlap other tests.
 
 
 def _expected_length(item) -> tuple[float, bool]:
@@ -42,8 +41,3 @@ def pytest_collection_modifyitems(config, items):
     # tests at the start and the short ones fill in, instead of one long test starting last and
     # running alone at the end.
     items.sort(key=_expected_length, reverse=True)
-    for item in items:
-        path = item.nodeid.split("::", 1)[0].removeprefix("genzoo_assets_tests/")
-        for group, prefixes in SERIAL_GROUPS.items():
-            if path.startswith(prefixes):
-                item.add_marker(pytest.mark.xdist_group(group))
