@@ -50,6 +50,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.notes import heartbeat, note  # noqa: E402 - after the path insert
+
 PEAK_BF16_TFLOPS = {  # dense (no sparsity) tensor-core bf16
     "H200": 989.0,
     "H100 SXM": 989.0,
@@ -263,6 +265,7 @@ def main(argv=None) -> int:
         speed = SETTINGS[setting]
         mutates = bool(speed.get("compile") or speed.get("fp8_storage"))
         options = dict(common, batch_size=batch_sizes[0], speed=speed)
+        note(f"{setting}: building the pipeline")
         start = time.perf_counter()
         if mutates:  # compiled or fp8-cast modules: a fresh pipeline, the previous one freed first
             shared = None
@@ -280,19 +283,24 @@ def main(argv=None) -> int:
         for bs in batch_sizes:
             gen.batch_size = bs
             reqs = _requests(bs, res)
+            calls = f"{repeats} timed call(s)" + (" after a warm-up" if warmup else "")
+            note(f"{setting}, batch {bs}: {calls}")
             try:
-                if warmup:
-                    gen.generate(reqs)  # kernels, allocator, compilation
-                _sync(device)
-                start = time.perf_counter()
-                for _ in range(repeats):
-                    images = gen.generate(reqs)
-                _sync(device)
-                elapsed = time.perf_counter() - start
+                with heartbeat(f"{setting}, batch {bs}"):
+                    if warmup:
+                        gen.generate(reqs)  # kernels, allocator, compilation
+                    _sync(device)
+                    start = time.perf_counter()
+                    for _ in range(repeats):
+                        images = gen.generate(reqs)
+                    _sync(device)
+                    elapsed = time.perf_counter() - start
             except torch.OutOfMemoryError:
+                note(f"{setting}, batch {bs}: out of memory")
                 rows.append((setting, bs, None, None, None, None, None, build_s))
                 torch.cuda.empty_cache()
                 continue
+            note(f"{setting}, batch {bs}: {elapsed:.1f} s")
             ips = bs * repeats / elapsed
             fpi = flops_per_image(gen, res, res, PROMPT)
             achieved = ips * fpi / 1e12

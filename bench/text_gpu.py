@@ -45,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.notes import heartbeat, note  # noqa: E402 - after the path insert
+
 CONFIGS = ROOT / "bench" / "configs"
 VLM_CONFIG = CONFIGS / "qwen2_5_vl_7b_instruct.json"
 QWEN3_VL_CONFIG = CONFIGS / "qwen3_vl_8b_instruct.json"
@@ -292,10 +294,6 @@ def process_start_seconds() -> float:
     return time.perf_counter() - start
 
 
-def note(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def bench_role(role: str, args, device: str) -> dict:
     path, new_tokens, sample = (
         (VISION_MODELS[role][0], args.caption_tokens, False)
@@ -312,10 +310,11 @@ def bench_role(role: str, args, device: str) -> dict:
         if role in VISION_MODELS
         else prompter_inputs(args.batch, device)
     )
-    if device.startswith("cuda"):
-        timed_generate(model, inputs, 2, sample, device)  # kernels, allocator, autotuning
-    prefill = timed_generate(model, inputs, 1, sample, device)
-    total = timed_generate(model, inputs, new_tokens, sample, device)
+    with heartbeat(f"{role}: generating"):
+        if device.startswith("cuda"):
+            timed_generate(model, inputs, 2, sample, device)  # kernels, allocator, autotuning
+        prefill = timed_generate(model, inputs, 1, sample, device)
+        total = timed_generate(model, inputs, new_tokens, sample, device)
     note(f"{role}: generated ({prefill:.1f} s prefill, {total:.1f} s in all)")
     gbps, _ = load_throughput(model, device)
     note(f"{role}: read back at {gbps:.2f} GB/s")

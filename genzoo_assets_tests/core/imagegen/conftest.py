@@ -5,17 +5,16 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 import pytest
 
-from genzoo_assets_tests.fixtures.tiny_flux import build_tiny_flux
+from genzoo_assets_tests.fixtures.tiny_flux import (
+    TINY_QWEN_DIMS,
+    TINY_QWEN_TRANSFORMER,
+    build_tiny_flux,
+)
 
 
 @pytest.fixture(scope="session")
 def tiny_flux_dirs(tmp_path_factory):
     return build_tiny_flux(tmp_path_factory.mktemp("tiny_flux"))
-
-
-TINY_QWEN_DIMS = dict(
-    attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=[4, 6, 6]
-)
 
 
 @pytest.fixture(scope="session")
@@ -29,15 +28,7 @@ def tiny_qwenimage_dirs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny_qwenimage")
     base = {
-        "transformer": {
-            "_class_name": "QwenImageTransformer2DModel",
-            "patch_size": 2,
-            "in_channels": 64,
-            "out_channels": 16,
-            "num_layers": 2,
-            "guidance_embeds": False,
-            **TINY_QWEN_DIMS,
-        },
+        "transformer": {"_class_name": "QwenImageTransformer2DModel", **TINY_QWEN_TRANSFORMER},
         "vae": {
             "_class_name": "AutoencoderKLQwenImage",
             "base_dim": 8,

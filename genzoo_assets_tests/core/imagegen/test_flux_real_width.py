@@ -59,7 +59,10 @@ def test_flux_bench_at_1024_runs_the_generator_on_real_width_bf16_weights(
     from bench import flux_gpu
 
     assert flux_gpu.main(["--random-weights", "--device", "cpu", "--settings", "default"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "default: building the pipeline" in err and "default, batch 1: 1 timed call(s)" in err
+    assert re.search(r"default, batch 1: still running \(\d+ s\)", err), err  # minutes on CPU
+    assert re.search(r"default, batch 1: [\d.]+ s$", err, re.M), err
 
     ((gen, images),) = built
     pipe = gen.pipeline

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,53 +77,52 @@ def _block_linear_flops(model, forward) -> float:
 def test_the_flops_model_counts_what_torch_counts_in_the_blocks(monkeypatch, family):
     """Each Linear at the tokens it sees (torch's counter; CPU attention is not in its table)."""
     monkeypatch.syspath_prepend(str(REPO))
-    from diffusers import FluxTransformer2DModel, QwenImageTransformer2DModel
+    from diffusers import QwenImageTransformer2DModel
 
     from bench.flux_gpu import network_flops
+    from genzoo_assets_tests.fixtures.tiny_flux import TINY_QWEN_TRANSFORMER, tiny_transformer
 
     torch.manual_seed(0)
-    image, text, heads, head_dim = 12, 5, 2, 8
-    width = heads * head_dim
-    if family == "flux":
-        model = FluxTransformer2DModel(
-            num_layers=2,
-            num_single_layers=3,
-            attention_head_dim=head_dim,
-            num_attention_heads=heads,
-            joint_attention_dim=16,
-            pooled_projection_dim=8,
-            in_channels=16,
-            axes_dims_rope=(2, 2, 4),
-        ).eval()
+    image, text = 12, 5
+    if family == "flux":  # two double-stream and three single-stream blocks
+        model = tiny_transformer(num_layers=2, num_single_layers=3).eval()
         kwargs = dict(
-            pooled_projections=torch.randn(1, 8),
+            pooled_projections=torch.randn(1, model.config.pooled_projection_dim),
+            guidance=torch.tensor([3.5]),
             img_ids=torch.zeros(image, 3),
             txt_ids=torch.zeros(text, 3),
         )
     else:
-        model = QwenImageTransformer2DModel(
-            num_layers=2,
-            attention_head_dim=head_dim,
-            num_attention_heads=heads,
-            joint_attention_dim=16,
-            in_channels=16,
-            out_channels=4,
-            axes_dims_rope=(2, 2, 4),
-        ).eval()
-        kwargs = dict(
-            encoder_hidden_states_mask=torch.ones(1, text),
-            img_shapes=[(1, 3, 4)],
-        )
+        model = QwenImageTransformer2DModel(**TINY_QWEN_TRANSFORMER).eval()
+        kwargs = dict(encoder_hidden_states_mask=torch.ones(1, text), img_shapes=[(1, 3, 4)])
+    cfg = model.config
 
     def forward():
         model(
-            hidden_states=torch.randn(1, image, 16),
-            encoder_hidden_states=torch.randn(1, text, 16),
+            hidden_states=torch.randn(1, image, cfg.in_channels),
+            encoder_hidden_states=torch.randn(1, text, cfg.joint_attention_dim),
             timestep=torch.tensor([0.5]),
             **kwargs,
         )
 
     counted = _block_linear_flops(model, forward)
     blocks = len(model.transformer_blocks) + len(getattr(model, "single_transformer_blocks", []))
+    width = cfg.num_attention_heads * cfg.attention_head_dim
     attention = 4.0 * (image + text) ** 2 * width * blocks
     assert counted > 0 and network_flops(model, image, text) == counted + attention
+
+
+def test_a_bench_heartbeat_notes_a_long_call_and_stops_with_it(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(REPO))
+    from bench.notes import heartbeat
+
+    with heartbeat("default, batch 1", every_s=0.05):
+        time.sleep(0.3)
+    during = capsys.readouterr().err.splitlines()
+    assert len(during) >= 2
+    assert all(
+        re.search(r"^\[[\d:]{8}\] default, batch 1: still running \(\d+ s\)$", line)
+        for line in during
+    )
+    time.sleep(0.15)
+    assert capsys.readouterr().err == ""  # the thread ended with the block

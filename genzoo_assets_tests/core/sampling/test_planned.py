@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genzoo_assets.core.planning.proposal import bounded_proposal
 from genzoo_assets.core.sampling.partition import sample_poses_partition, sample_shapes_partition
 from genzoo_assets.core.sampling.planned import (
     PITCH_BINS,
@@ -22,24 +21,14 @@ from genzoo_assets.core.sampling.planned import (
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.seeds import rng_for
+from genzoo_assets_tests.core.sampling.plans import favouring_plan
 
 ROW = {"species": "red-fox", "family": "Canidae"}
 
 
-def _plan(ratio=3.0, species_weight=0.8) -> PartitionPlan:
+def _plan() -> PartitionPlan:
     """A plan that favours lying and the back views strongly."""
-    base = base_distribution()
-    hard = {
-        "posture": {"lying": 5.0, "sitting": 2.0},
-        "yaw_bin": {YAW_BINS[0]: 5.0, YAW_BINS[-1]: 5.0},
-        "pitch_bin": {PITCH_BINS[2]: 5.0},
-    }
-    factors = {}
-    for factor, levels in base.items():
-        err = {k: hard[factor].get(k, 1.0) for k in levels}
-        q = bounded_proposal(levels, err, ratio, sharpness=2.0)
-        factors[factor] = {k: (levels[k], q[k]) for k in levels}
-    return PartitionPlan("p" * 16, 1, species_weight, factors)
+    return favouring_plan("p" * 16, ratio=3.0, species_weight=0.8)
 
 
 def test_planned_views_follow_the_proposal_and_stay_in_range():

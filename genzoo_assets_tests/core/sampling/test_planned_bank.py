@@ -10,20 +10,20 @@ import pytest
 import torch
 
 from genzoo_assets.core.body.rotations import axis_angle_to_matrix, matrix_to_rot6d
-from genzoo_assets.core.planning.proposal import bounded_proposal, tilted_proposal
+from genzoo_assets.core.planning.proposal import tilted_proposal
 from genzoo_assets.core.sampling.camera_model import view_angles, view_rotation
 from genzoo_assets.core.sampling.partition import sample_poses_partition, sample_shapes_partition
 from genzoo_assets.core.sampling.planned import (
     PITCH_BINS,
     YAW_BINS,
     PartitionPlan,
-    base_distribution,
     pitch_bin,
     yaw_bin,
 )
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.seeds import rng_for
+from genzoo_assets_tests.core.sampling.plans import favouring_plan
 
 RATIO = 3.0
 # A bank whose posture frequencies are not the procedural base's: 30 standing, 6 lying, 12 sitting,
@@ -33,18 +33,7 @@ POSTURES = ["standing"] * 30 + ["lying"] * 6 + ["sitting"] * 12 + ["rearing"] * 
 
 def _plan() -> PartitionPlan:
     """A plan that favours lying, the back views and mid pitch, bounded by RATIO."""
-    base = base_distribution()
-    hard = {
-        "posture": {"lying": 5.0, "sitting": 2.0},
-        "yaw_bin": {YAW_BINS[0]: 5.0, YAW_BINS[-1]: 5.0},
-        "pitch_bin": {PITCH_BINS[2]: 5.0},
-    }
-    factors = {}
-    for factor, levels in base.items():
-        err = {k: hard[factor].get(k, 1.0) for k in levels}
-        q = bounded_proposal(levels, err, RATIO, sharpness=2.0)
-        factors[factor] = {k: (levels[k], q[k]) for k in levels}
-    return PartitionPlan("b" * 16, 1, 1.0, factors)
+    return favouring_plan("b" * 16, ratio=RATIO, species_weight=1.0)
 
 
 @pytest.fixture(scope="module")
