@@ -21,7 +21,7 @@ from genzoo_assets.core.sampling.planned import (
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.seeds import rng_for
-from genzoo_assets_tests.core.sampling.plans import favouring_plan
+from genzoo_assets_tests.core.sampling.plans import favouring_plan, without_run_identity
 
 ROW = {"species": "red-fox", "family": "Canidae"}
 
@@ -84,22 +84,12 @@ def shapes(body_model):
     )
 
 
-def _strip(df):
-    """The table without what legitimately differs between runs: provenance's run id and clock."""
-    prov = [json.loads(p) for p in df["provenance"]]
-    for p in prov:
-        p.pop("created_at"), p.pop("run_id")
-    return df.drop(columns="provenance").assign(
-        provenance=[json.dumps(p, sort_keys=True) for p in prov]
-    )
-
-
 def test_a_planned_partition_reruns_identically_and_records_its_plan(body_model, shapes):
     plan = _plan()
     sampler = make_pose_sampler("procedural", body_model)
     a = sample_poses_partition(shapes, body_model, sampler, resolution=128, run_id="a", plan=plan)
     b = sample_poses_partition(shapes, body_model, sampler, resolution=128, run_id="b", plan=plan)
-    pd.testing.assert_frame_equal(_strip(a), _strip(b))
+    pd.testing.assert_frame_equal(without_run_identity(a), without_run_identity(b))
     assert (a["round"] == 1).all() and (a["plan_id"] == plan.plan_id).all()
     prov = json.loads(a["provenance"].iloc[0])["plan"]
     assert prov["plan_id"] == plan.plan_id and prov["planned"] == [

@@ -23,7 +23,7 @@ from genzoo_assets.core.sampling.planned import (
 from genzoo_assets.core.sampling.poses import make_pose_sampler
 from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.seeds import rng_for
-from genzoo_assets_tests.core.sampling.plans import favouring_plan
+from genzoo_assets_tests.core.sampling.plans import favouring_plan, without_run_identity
 
 RATIO = 3.0
 # A bank whose posture frequencies are not the procedural base's: 30 standing, 6 lying, 12 sitting,
@@ -138,22 +138,13 @@ def shapes(body_model):
     )
 
 
-def _strip(df):
-    prov = [json.loads(p) for p in df["provenance"]]
-    for p in prov:
-        p.pop("created_at"), p.pop("run_id")
-    return df.drop(columns="provenance").assign(
-        provenance=[json.dumps(p, sort_keys=True) for p in prov]
-    )
-
-
 @pytest.mark.parametrize("orientation", ["bank", "view"])
 def test_a_planned_bank_partition_reruns_identically(body_model, shapes, bank_file, orientation):
     sampler = make_pose_sampler("bank", body_model, path=bank_file, orientation=orientation)
     plan = _plan()
     a = sample_poses_partition(shapes, body_model, sampler, resolution=128, run_id="a", plan=plan)
     b = sample_poses_partition(shapes, body_model, sampler, resolution=128, run_id="b", plan=plan)
-    pd.testing.assert_frame_equal(_strip(a), _strip(b))
+    pd.testing.assert_frame_equal(without_run_identity(a), without_run_identity(b))
     assert (a["plan_id"] == plan.plan_id).all() and (a["round"] == 1).all()
     prov = json.loads(a["provenance"].iloc[0])["plan"]
     assert prov["planned"] == ["species", "posture", "yaw_bin", "pitch_bin"]
