@@ -81,8 +81,18 @@ def fake_gpu_count(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
-def local_gpu_count() -> int:
-    """GPUs torch sees in this process (it honours ``CUDA_VISIBLE_DEVICES``); 0 without CUDA."""
+GPU_DRIVER_NODES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+
+
+def local_gpu_count(driver_nodes: tuple[str, ...] = GPU_DRIVER_NODES) -> int:
+    """GPUs torch sees in this process (it honours ``CUDA_VISIBLE_DEVICES``); 0 without CUDA.
+
+    Without a GPU driver (no NVIDIA or ROCm device node) the answer is 0 without importing torch:
+    commands such as ``genzoo species add`` open the instance, which sizes the ``gpu`` pool from
+    this count, and torch's import was 2 of their 5 seconds on a CPU-only machine.
+    """
+    if not any(os.path.exists(node) for node in driver_nodes):
+        return 0
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

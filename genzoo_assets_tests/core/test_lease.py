@@ -175,3 +175,21 @@ def test_a_process_gets_the_device_it_held_last_when_it_is_free(tmp_path, monkey
     other.release()
     with lease.hold(env=env) as again:
         assert again.device.key == "1"  # not 0, though 0 is free now and first in the list
+
+
+def test_without_a_gpu_driver_the_count_is_zero_and_torch_stays_unimported(tmp_path):
+    code = (
+        "import sys; from genzoo_assets.core import lease; "
+        f"print(lease.local_gpu_count(({str(tmp_path / 'no-driver')!r},)), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"]
+
+
+def test_with_a_gpu_driver_node_torch_counts(tmp_path):
+    import torch
+
+    node = tmp_path / "nvidiactl"
+    node.touch()
+    expected = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert lease.local_gpu_count((str(node),)) == expected

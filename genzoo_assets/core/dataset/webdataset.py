@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import webdataset as wds
 
 from genzoo_assets.core.dataset.common import ExportProgress
 from genzoo_assets.core.dataset.records import (
@@ -150,6 +149,8 @@ def _brace_urls(names: list[str], split: str) -> str | None:
 
 def _write_shard(path: Path, part: pd.DataFrame, data_dir: Path, camera_version: str) -> None:
     families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
+    import webdataset as wds  # imports torch: only where shards are written
+
     with wds.TarWriter(str(path)) as sink:
         for idx, row in part.iterrows():
             family = families.loc[idx]
