@@ -177,3 +177,20 @@ def test_no_tracked_text_file_holds_a_merge_conflict_marker():
         and CONFLICT_MARKER.search((root / name).read_text(errors="replace"))
     ]
     assert not found, f"merge conflict markers in {found}"
+
+
+HEAVY = ("torch", "pyrender", "matplotlib", "diffusers", "transformers", "webdataset")
+
+
+def test_loading_the_definitions_imports_no_model_or_render_stack():
+    """The web UI's code server, the daemon, every run and step process and every `genzoo` command
+    load the definitions: torch, pyrender and matplotlib come in with the step that uses them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import genzoo_assets.definitions as d; d.defs(); "
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []

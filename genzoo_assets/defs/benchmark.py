@@ -1,23 +1,9 @@
 """The benchmark: the trained regressor on held-out synthetic species and, when configured, Animal3D."""
 
 import dagster as dg
-import torch
 
 from genzoo_assets.core import layout
-from genzoo_assets.core.body import load_body_model
 from genzoo_assets.core.errors import InputError
-from genzoo_assets.core.evaluate import (
-    benchmark_set_from_animal3d,
-    load_animal3d,
-    mean_pose_baseline,
-    run_benchmark,
-)
-from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
-from genzoo_assets.core.evaluate.gallery import select_gallery
-from genzoo_assets.core.evaluate.report import write_report
-from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set, training_pose_statistics
-from genzoo_assets.core.regressor.checkpoint import load_regressor
-from genzoo_assets.core.regressor.model import build_regressor
 from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.partitions import test_set_partitions
@@ -64,6 +50,10 @@ def _test_set(
     name: str, config: BenchmarkConfig, settings: GenZooSettings, release: Animal3DRelease
 ):
     """(test set, its ground-truth body model)."""
+    from genzoo_assets.core.body import load_body_model
+    from genzoo_assets.core.evaluate import benchmark_set_from_animal3d, load_animal3d
+    from genzoo_assets.core.evaluate.synthetic import heldout_benchmark_set
+
     root = settings.root()
     if name in ("heldout", "val"):  # val: the validation species, what `sampling_plan` learns from
         return heldout_benchmark_set(layout.shards_dir(root), split=name), settings.body()
@@ -105,6 +95,16 @@ def benchmark(
     animal3d: Animal3DRelease,
 ):
     """PCK@{0.10,0.15,0.5}, AUC, S-/PA-MPJPE, S-/PA-V2V against the mean-pose and untrained baselines."""
+    import torch
+
+    from genzoo_assets.core.evaluate import mean_pose_baseline, run_benchmark
+    from genzoo_assets.core.evaluate.adapters import regressor_predict_fn
+    from genzoo_assets.core.evaluate.gallery import select_gallery
+    from genzoo_assets.core.evaluate.report import write_report
+    from genzoo_assets.core.evaluate.synthetic import training_pose_statistics
+    from genzoo_assets.core.regressor.checkpoint import load_regressor
+    from genzoo_assets.core.regressor.model import build_regressor
+
     root = settings.root()
     test_set, gt_body = _test_set(context.partition_key, config, settings, animal3d)
     body = settings.body()  # the regressor's: its betas and poses live in this model

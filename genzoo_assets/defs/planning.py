@@ -7,7 +7,6 @@ import pandas as pd
 from genzoo_assets.core import layout
 from genzoo_assets.core.planning.inputs import read_plan_inputs
 from genzoo_assets.core.planning.plan import PlanSettings, make_plan, record_round, sample_errors
-from genzoo_assets.core.planning.plots import plot_error_by_factor, plot_weights
 from genzoo_assets.defs.catalog import catalog
 from genzoo_assets.defs.io import frame_markdown, image_markdown
 from genzoo_assets.defs.resources import CheckedFields, GenZooSettings, at_least, checked, one_of
@@ -45,6 +44,8 @@ def sampling_plan(context: dg.AssetExecutionContext, config: PlanConfig, setting
     """Validation errors (never the test set's) joined with each sample's factors; shrunk per-level
     means; a proposal over species, posture, yaw and pitch bins bounded by `ratio`; the next
     round's partitions recorded in `planning/rounds.parquet` (once per distinct plan)."""
+    from genzoo_assets.core.planning.plots import plot_error_by_factor, plot_weights  # matplotlib
+
     root = settings.root()
     inputs = read_plan_inputs(root, config.metric)
     plan_settings = PlanSettings(

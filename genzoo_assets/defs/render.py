@@ -4,7 +4,6 @@ import dagster as dg
 
 from genzoo_assets.core.checks import REPROJECTION_TOL_PX, keypoint_reprojection
 from genzoo_assets.core.render.contact_sheet import write_contact_sheet
-from genzoo_assets.core.render.partition import render_partition
 from genzoo_assets.defs.gpu import on_leased_gpu
 from genzoo_assets.defs.io import (
     check_result,
@@ -54,6 +53,8 @@ def control_renders(
     context: dg.AssetExecutionContext, config: RenderConfig, settings: GenZooSettings
 ):
     """pyrender offscreen (EGL), one renderer per partition; files written atomically."""
+    from genzoo_assets.core.render.partition import render_partition  # pyrender: in the step only
+
     species_key, shard = species_and_shard(context)
     root = settings.root()
     rows = read_merged(root, ["pose_params", "shape_params"], species_key, shard)

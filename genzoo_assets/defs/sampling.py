@@ -4,9 +4,6 @@ import dagster as dg
 
 from genzoo_assets.core.checks import betas_within_bound
 from genzoo_assets.core.planning.plan import partition_plan
-from genzoo_assets.core.sampling.partition import sample_poses_partition, sample_shapes_partition
-from genzoo_assets.core.sampling.poses import make_pose_sampler
-from genzoo_assets.core.sampling.shapes import make_shape_sampler
 from genzoo_assets.core.taxonomy import frame
 from genzoo_assets.defs.io import backend_metadata, check_result, read_partition, write_partition
 from genzoo_assets.defs.partitions import sample_partitions, species_and_shard
@@ -57,6 +54,9 @@ def _options(config: dg.Config, backend_field: str = "backend") -> dict:
 )
 def shape_params(context: dg.AssetExecutionContext, config: ShapeConfig, settings: GenZooSettings):
     """Betas per sample from the species' shape distribution (seeded by sample id)."""
+    from genzoo_assets.core.sampling.partition import sample_shapes_partition  # torch
+    from genzoo_assets.core.sampling.shapes import make_shape_sampler
+
     species_key, shard = species_and_shard(context)
     root = settings.root()
     row = frame.species_row(root, species_key)
@@ -94,6 +94,9 @@ def pose_params(context: dg.AssetExecutionContext, config: PoseConfig, settings:
 
     A partition of a planned round (`planning/rounds.parquet`) draws its posture and viewpoint bins
     from that plan's proposal and records `round`, `plan_id` and `importance_weight`."""
+    from genzoo_assets.core.sampling.partition import sample_poses_partition  # torch
+    from genzoo_assets.core.sampling.poses import make_pose_sampler
+
     species_key, shard = species_and_shard(context)
     root = settings.root()
     shapes = read_partition(root, "shape_params", species_key, shard)

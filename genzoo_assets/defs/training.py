@@ -3,23 +3,16 @@
 import json
 import math
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import pydantic
 
 from genzoo_assets.core import layout
-from genzoo_assets.core.body.mirror import checked_reflection
 from genzoo_assets.core.catalog import query
 from genzoo_assets.core.dataset import webdataset
 from genzoo_assets.core.dataset.splits import DEFAULT_HELDOUT_FAMILIES
 from genzoo_assets.core.errors import InputError
-from genzoo_assets.core.regressor.data import Augmentation, CachedSplit, load_split
-from genzoo_assets.core.regressor.loader import resolve_num_workers
-from genzoo_assets.core.regressor.losses import LossWeights
-from genzoo_assets.core.regressor.model import RegressorConfig
-from genzoo_assets.core.regressor.train import TrainConfig, progress_line, train
-from genzoo_assets.core.regressor.validation import ValidationSplit, bytes_per_sample
 from genzoo_assets.core.tables import read_table, write_table_atomic
 from genzoo_assets.defs.catalog import EAGER_ALLOW_MISSING, catalog
 from genzoo_assets.defs.gpu import on_leased_gpu
@@ -36,6 +29,11 @@ from genzoo_assets.defs.resources import (
     fail_fast_on_input_errors,
     one_of,
 )
+
+# The regressor's modules import torch: the step imports them, not the definitions when they load.
+if TYPE_CHECKING:
+    from genzoo_assets.core.regressor.data import Augmentation
+    from genzoo_assets.core.regressor.train import TrainConfig
 
 SAMPLES_SQL = "SELECT * FROM samples WHERE image_path IS NOT NULL ORDER BY sample_id"
 
@@ -167,16 +165,23 @@ PRETRAINED_NEEDS_HUGE = (
 )
 
 
-def train_augmentation(cfg: RegressorTrainConfig, body_model) -> Augmentation:
+def train_augmentation(cfg: RegressorTrainConfig, body_model) -> "Augmentation":
     """The training crops' jitter: ``Augmentation``'s defaults with the run's grey-crop and flip rates
     (flips only for a mirror-symmetric ``body_model``: a ValueError names the model otherwise)."""
+    from genzoo_assets.core.body.mirror import checked_reflection
+    from genzoo_assets.core.regressor.data import Augmentation
+
     if not cfg.flip:
         return Augmentation(grayscale=cfg.grayscale)
     reflection = tuple(float(v) for v in checked_reflection(body_model).ravel())
     return Augmentation(grayscale=cfg.grayscale, flip=cfg.flip, reflection=reflection)
 
 
-def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> TrainConfig:
+def _train_config(cfg: RegressorTrainConfig, num_betas: int, device: str) -> "TrainConfig":
+    from genzoo_assets.core.regressor.losses import LossWeights
+    from genzoo_assets.core.regressor.model import RegressorConfig
+    from genzoo_assets.core.regressor.train import TrainConfig
+
     huge = cfg.size == "huge" or (cfg.size == "auto" and device.startswith("cuda"))
     if cfg.pretrained_backbone and not huge:
         raise SettingError(
@@ -215,6 +220,10 @@ def regressor(
     context: dg.AssetExecutionContext, config: RegressorTrainConfig, settings: GenZooSettings
 ):
     """The GenZoo regressor (ViTPose + HMR2-style head) trained on the synthetic shards only."""
+    from genzoo_assets.core.regressor.loader import resolve_num_workers
+    from genzoo_assets.core.regressor.train import progress_line, train
+    from genzoo_assets.core.regressor.validation import ValidationSplit, bytes_per_sample
+
     root = settings.root()
     shards, out_dir = (
         webdataset.resolve_export(layout.shards_dir(root)),
@@ -279,15 +288,17 @@ def _require_splits(shards: Path) -> None:
 CACHE_BYTES = 2 << 30  # decode the training split into memory when it fits in 2 GiB
 
 
-def _train_split(shards: Path, hw, resolution: int, augment: Augmentation):
+def _train_split(shards: Path, hw, resolution: int, augment: "Augmentation"):
     """Small splits are decoded once (CachedSplit); large ones stream from the tar shards."""
+    from genzoo_assets.core.regressor.data import CachedSplit, load_split
+
     count = int(webdataset.read_manifest(shards)["counts"].get("train", 0))
     if count * resolution * resolution * 3 <= CACHE_BYTES:
         return CachedSplit(shards, "train", input_hw=hw, augment=augment)
     return load_split(shards, "train", input_hw=hw, augment=augment, shuffle=1024)
 
 
-def _record_lineage(export_dir: Path, out_dir: Path, tcfg: TrainConfig, run_id: str) -> int:
+def _record_lineage(export_dir: Path, out_dir: Path, tcfg: "TrainConfig", run_id: str) -> int:
     """Which shards and catalog rows trained this checkpoint (`regressor/lineage.parquet`)."""
     lineage = read_table(export_dir / webdataset.INDEX).assign(
         export=export_dir.name,

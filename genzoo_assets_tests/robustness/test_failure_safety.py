@@ -22,8 +22,8 @@ import pytest
 
 from genzoo_assets.core.catalog import query, refresh
 from genzoo_assets.core.dataset import webdataset
+from genzoo_assets.core.render import partition as render_core
 from genzoo_assets.core.taxonomy import frame
-from genzoo_assets.defs import render as render_defs
 from genzoo_assets.defs.partitions import sample_partition_key
 from genzoo_assets.defs.render import control_renders
 from genzoo_assets.defs.resources import GPU_RETRY, GenZooSettings
@@ -304,7 +304,7 @@ def _fast_retries(monkeypatch):
 def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
     instance, settings, key = sampled
     _fast_retries(monkeypatch)
-    real, calls = render_defs.render_partition, []
+    real, calls = render_core.render_partition, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -312,7 +312,7 @@ def test_transient_gpu_fault_is_retried_then_succeeds(sampled, monkeypatch):
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(render_defs, "render_partition", flaky)
+    monkeypatch.setattr(render_core, "render_partition", flaky)  # the asset imports it per call
     result = dg.materialize(
         [control_renders], instance=instance, resources={"settings": settings}, partition_key=key
     )

@@ -12,9 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
-from genzoo_assets.core.body.rotations import axis_angle_to_matrix
 from genzoo_assets.core.errors import InputError, MissingInputError
 from genzoo_assets.core.paths import stored_path
 from genzoo_assets.core.sampling.camera_model import genzoo_fov_deg, genzoo_weak_offsets
@@ -123,6 +121,10 @@ def camera_fields(row, camera_version: str) -> dict:
 
 def sample_record(row, data_dir: Path, camera_version: str = "v2", family: str = "") -> dict:
     """One WebDataset sample (``__key__``, ``jpg`` bytes, ``npz`` bytes) from a ``samples`` row."""
+    import torch  # here, not at the top: the definitions import this module when they load
+
+    from genzoo_assets.core.body.rotations import axis_angle_to_matrix
+
     sid = str(row["sample_id"])
     betas = np.asarray(row["betas"], dtype=np.float32).reshape(-1)
     aa = np.concatenate([_vector(row, "global_orient", 3), _vector(row, "body_pose", 102)]).reshape(
