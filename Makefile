@@ -48,10 +48,14 @@ demo: deps
 # Two pytest-xdist workers, each with cores / workers torch threads (a worker that runs SLURM tests
 # starts its own local cluster; see genzoo_assets_tests/conftest.py). Three workers on two cores
 # were slower (more CPU time in contention). PYTEST_WORKERS=0 runs the suite in one process.
+# --maxschedchunk 2: xdist's load scheduler first hands each worker a quarter of its share, in the
+# suite's longest-first order, so ~115 slow tests queued behind the 1024² FLUX test while the other
+# worker ran out (docs/experiments/test-time.md); two at a time, a worker takes what is next.
 PYTEST_WORKERS ?= 2
+PYTEST_SCHEDULE = --maxschedchunk 2
 test: test-deps lint
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_SCHEDULE)
 
 # ruff keeps the style (config in pyproject.toml); part of `make test`, so CI fails on a violation.
 lint: test-deps
@@ -61,7 +65,7 @@ lint: test-deps
 # Skips @pytest.mark.slow (the demo, the browser, subprocess robustness, tiny FLUX, training).
 test-fast: test-deps
 	mkdir -p $(DAGSTER_HOME)
-	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) $(PYTEST_SCHEDULE)
 
 ui: deps
 	mkdir -p $(DAGSTER_HOME)
