@@ -148,9 +148,9 @@ def _brace_urls(names: list[str], split: str) -> str | None:
 
 
 def _write_shard(path: Path, part: pd.DataFrame, data_dir: Path, camera_version: str) -> None:
-    families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
     import webdataset as wds  # imports torch: only where shards are written
 
+    families = part["family"] if "family" in part.columns else pd.Series("", index=part.index)
     with wds.TarWriter(str(path)) as sink:
         for idx, row in part.iterrows():
             family = families.loc[idx]
